@@ -1,0 +1,309 @@
+//! CPU kernels, f32 throughout. Buffers are row-major slices; shapes are in the comments.
+//! Each kernel has a plain scalar reference in `tests` below and a tolerance test.
+
+use crate::model::quant::QTensor;
+
+use super::parallel::{for_each_index, SyncPtr};
+
+/// Weight rows dequantized per task: 64 rows × up to 1536 columns = 384 KiB of f32 scratch,
+/// small enough to stay in L2 while the whole activation block streams past it.
+pub const MATMUL_ROW_CHUNK: usize = 64;
+/// Query rows per attention task: the score tile is (ATTN_QUERY_TILE, kv_len), never n × n.
+pub const ATTN_QUERY_TILE: usize = 64;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `out = x · wᵀ` with `x` (n, cols) and `w` (rows, cols) quantized: out is (n, rows).
+///
+/// Rows of `w` are dequantized `MATMUL_ROW_CHUNK` at a time into a per-thread scratch and
+/// multiplied with `matrixmultiply`'s sgemm; tasks own disjoint column blocks of `out`.
+pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
+    let (rows, cols) = (w.rows, w.cols);
+    assert_eq!(x.len(), n * cols, "matmul_qt: x has {} values, expected {n} × {cols}", x.len());
+    assert_eq!(out.len(), n * rows);
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    let chunks = rows.div_ceil(MATMUL_ROW_CHUNK);
+    for_each_index(chunks, |c| {
+        let r0 = c * MATMUL_ROW_CHUNK;
+        let nr = MATMUL_ROW_CHUNK.min(rows - r0);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < nr * cols {
+                s.resize(nr * cols, 0.0);
+            }
+            let wc = &mut s[..nr * cols]; // (nr, cols)
+            w.dequantize_rows(r0, nr, wc);
+            // SAFETY: A = x (n × cols), B = wcᵀ (cols × nr) read through strides of live
+            // slices of exactly those sizes; C is the (n × nr) block of `out` at column r0
+            // with row stride `rows`, inside `out`, and no other task writes columns r0..r0+nr.
+            unsafe {
+                matrixmultiply::sgemm(
+                    n,
+                    cols,
+                    nr,
+                    1.0,
+                    x.as_ptr(),
+                    cols as isize,
+                    1,
+                    wc.as_ptr(),
+                    1,
+                    cols as isize,
+                    0.0,
+                    out_ptr.get().add(r0),
+                    rows as isize,
+                    1,
+                );
+            }
+        });
+    });
+}
+
+/// RMSNorm per row: `out = x / sqrt(mean(x²) + eps) * weight`. x, out: (n, d).
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for ((o, v), w) in or.iter_mut().zip(xr).zip(weight) {
+            *o = v * inv * w;
+        }
+    }
+}
+
+/// Rotary embedding in place, llama.cpp NORM pairing: within each head, pairs
+/// `(x[2i], x[2i+1])` for `2i < rope_dim` rotate by `pos · base^(-2i/rope_dim)`.
+/// x: (n, n_heads * head_dim); row p is position `pos0 + p`.
+pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, rope_dim: usize, base: f32, pos0: usize) {
+    let row = n_heads * head_dim;
+    let half = rope_dim / 2;
+    // Inverse frequencies as Hugging Face computes them: f32 `1 / base^(2i/d)`.
+    let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / base.powf((2 * i) as f32 / rope_dim as f32)).collect();
+    for (p, xr) in x.chunks_exact_mut(row).enumerate() {
+        let pos = (pos0 + p) as f32;
+        for (i, f) in inv_freq.iter().enumerate() {
+            let angle = pos * f;
+            let (sin, cos) = angle.sin_cos();
+            for h in 0..n_heads {
+                let at = h * head_dim + 2 * i;
+                let (a, b) = (xr[at], xr[at + 1]);
+                xr[at] = a * cos - b * sin;
+                xr[at + 1] = a * sin + b * cos;
+            }
+        }
+    }
+}
+
+/// `gate = silu(gate) * up`, elementwise (SwiGLU).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Causal multi-head attention with GQA, tiled over query rows.
+///
+/// q: (n, n_head * hd), k and v: (n, n_kv * hd), out: (n, n_head * hd),
+/// lse: (n_head, n) — each query row's log-sum-exp of its scaled scores, from which any
+/// probability is recomputed later as `exp(q·k / sqrt(hd) - lse)`.
+///
+/// Query head `h` reads KV head `h / (n_head / n_kv)` (the grouping of Hugging Face's
+/// `repeat_kv` and llama.cpp's GQA broadcast).
+pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize, n_kv: usize, hd: usize, out: &mut [f32], lse: &mut [f32]) {
+    let (q_row, kv_row) = (n_head * hd, n_kv * hd);
+    assert_eq!(q.len(), n * q_row);
+    assert_eq!(k.len(), n * kv_row);
+    assert_eq!(v.len(), n * kv_row);
+    assert_eq!(out.len(), n * q_row);
+    assert_eq!(lse.len(), n_head * n);
+    let group = n_head / n_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let tiles = n.div_ceil(ATTN_QUERY_TILE);
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    let lse_ptr = SyncPtr(lse.as_mut_ptr());
+    for_each_index(n_head * tiles, |task| {
+        let (h, t) = (task / tiles, task % tiles);
+        let g = h / group;
+        let q0 = t * ATTN_QUERY_TILE;
+        let rows = ATTN_QUERY_TILE.min(n - q0);
+        let kv_len = q0 + rows; // causal: the tile's last row sees keys 0..q0+rows
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < rows * kv_len {
+                s.resize(rows * kv_len, 0.0);
+            }
+            let scores = &mut s[..rows * kv_len]; // (rows, kv_len)
+            // SAFETY: A = q rows q0.. of head h (rows × hd, row stride q_row); B = kᵀ of KV
+            // head g (hd × kv_len); C = scores. All inside their slices.
+            unsafe {
+                matrixmultiply::sgemm(rows, hd, kv_len, scale, q.as_ptr().add(q0 * q_row + h * hd), q_row as isize, 1, k.as_ptr().add(g * hd), 1, kv_row as isize, 0.0, scores.as_mut_ptr(), kv_len as isize, 1);
+            }
+            for r in 0..rows {
+                let i = q0 + r;
+                let row = &mut scores[r * kv_len..(r + 1) * kv_len];
+                let visible = &mut row[..=i];
+                let max = visible.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0f32;
+                for s in visible.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                for s in visible.iter_mut() {
+                    *s *= inv;
+                }
+                row[i + 1..].fill(0.0);
+                // SAFETY: lse[h, i] belongs to this (h, tile) task only.
+                unsafe { *lse_ptr.get().add(h * n + i) = max + sum.ln() };
+            }
+            // SAFETY: A = probabilities (rows × kv_len); B = v of KV head g (kv_len × hd);
+            // C = out rows q0.. of head h, written by this task only.
+            unsafe {
+                matrixmultiply::sgemm(rows, kv_len, hd, 1.0, scores.as_ptr(), kv_len as isize, 1, v.as_ptr().add(g * hd), kv_row as isize, 1, 0.0, out_ptr.get().add(q0 * q_row + h * hd), q_row as isize, 1);
+            }
+        });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gguf::GgmlType;
+    use crate::model::quant::quantize;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Plain triple-loop attention, f64 accumulation: the reference.
+    fn reference_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize, n_kv: usize, hd: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0; n * n_head * hd];
+        let mut lse = vec![0.0; n_head * n];
+        let scale = 1.0 / (hd as f64).sqrt();
+        for h in 0..n_head {
+            let g = h / (n_head / n_kv);
+            for i in 0..n {
+                let s: Vec<f64> = (0..=i)
+                    .map(|j| (0..hd).map(|d| q[i * n_head * hd + h * hd + d] as f64 * k[j * n_kv * hd + g * hd + d] as f64).sum::<f64>() * scale)
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+                lse[h * n + i] = (m + z.ln()) as f32;
+                for d in 0..hd {
+                    out[i * n_head * hd + h * hd + d] = (0..=i).map(|j| (s[j] - m).exp() / z * v[j * n_kv * hd + g * hd + d] as f64).sum::<f64>() as f32;
+                }
+            }
+        }
+        (out, lse)
+    }
+
+    #[test]
+    fn attention_matches_reference_on_edge_sizes() {
+        let (n_head, n_kv, hd) = (9, 3, 64);
+        for n in [1, 2, 31, 32, 33, 64, 65, 257] {
+            let q: Vec<f32> = values(n * n_head * hd, 1).iter().map(|x| x * 3.0).collect();
+            let k: Vec<f32> = values(n * n_kv * hd, 2).iter().map(|x| x * 3.0).collect();
+            let v = values(n * n_kv * hd, 3);
+            let mut out = vec![0.0; q.len()];
+            let mut lse = vec![0.0; n_head * n];
+            causal_attention(&q, &k, &v, n, n_head, n_kv, hd, &mut out, &mut lse);
+            let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd);
+            let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(eo < 1e-5 && el < 1e-4, "n={n}: out err {eo}, lse err {el}");
+        }
+    }
+
+    #[test]
+    fn attention_1000_tokens_matches_reference_on_sampled_rows() {
+        let (n, n_head, n_kv, hd) = (1000, 2, 1, 64);
+        let q = values(n * n_head * hd, 4);
+        let k = values(n * n_kv * hd, 5);
+        let v = values(n * n_kv * hd, 6);
+        let mut out = vec![0.0; q.len()];
+        let mut lse = vec![0.0; n_head * n];
+        causal_attention(&q, &k, &v, n, n_head, n_kv, hd, &mut out, &mut lse);
+        let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd);
+        for i in [0, 1, 63, 64, 500, 999] {
+            for h in 0..n_head {
+                assert!((lse[h * n + i] - rl[h * n + i]).abs() < 1e-4);
+                for d in 0..hd {
+                    let at = i * n_head * hd + h * hd + d;
+                    assert!((out[at] - ro[at]).abs() < 1e-5, "row {i} head {h}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantized_matmul_matches_dequantized_reference() {
+        for (ty, rows, cols, n) in [(GgmlType::Q4_1, 65, 96, 1), (GgmlType::Q8_0, 130, 64, 33), (GgmlType::Q4_0, 7, 32, 5), (GgmlType::F32, 64, 33, 3)] {
+            let w = values(rows * cols, 7);
+            let data = match ty {
+                GgmlType::Q4_1 => quantize::q4_1(&w),
+                GgmlType::Q8_0 => quantize::q8_0(&w),
+                GgmlType::Q4_0 => quantize::q4_0(&w),
+                _ => quantize::f32_bytes(&w),
+            };
+            let qt = QTensor::new("w", ty, rows, cols, data).unwrap();
+            let wf = qt.to_f32();
+            let x = values(n * cols, 8);
+            let mut out = vec![0.0; n * rows];
+            matmul_qt(&x, n, &qt, &mut out);
+            for i in 0..n {
+                for r in 0..rows {
+                    let expect: f64 = (0..cols).map(|c| x[i * cols + c] as f64 * wf[r * cols + c] as f64).sum();
+                    assert!((out[i * rows + r] as f64 - expect).abs() < 1e-4, "{} ({rows}x{cols}, n={n}) [{i},{r}]", ty.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rope_rotates_adjacent_pairs_and_keeps_norm() {
+        let (hd, heads) = (8, 2);
+        let mut x = values(3 * heads * hd, 9);
+        let orig = x.clone();
+        rope(&mut x, heads, hd, hd, 10000.0, 0);
+        // Position 0 is the identity.
+        assert_eq!(&x[..heads * hd], &orig[..heads * hd]);
+        // Position 2, pair 0 rotates by 2 radians.
+        let (a, b) = (orig[2 * heads * hd], orig[2 * heads * hd + 1]);
+        let (s, c) = 2f32.sin_cos();
+        assert!((x[2 * heads * hd] - (a * c - b * s)).abs() < 1e-6);
+        assert!((x[2 * heads * hd + 1] - (a * s + b * c)).abs() < 1e-6);
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
+        assert!((norm(&x) - norm(&orig)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn rms_norm_and_swiglu_match_formulas() {
+        let x = vec![1.0, 2.0, 3.0, 4.0];
+        let w = vec![1.0, 0.5, 2.0, 1.0];
+        let mut out = vec![0.0; 4];
+        rms_norm(&x, &w, 1e-5, &mut out);
+        let inv = 1.0 / (7.5f32 + 1e-5).sqrt();
+        for i in 0..4 {
+            assert!((out[i] - x[i] * inv * w[i]).abs() < 1e-6);
+        }
+        let mut g = vec![0.0, 1.0, -2.0];
+        swiglu(&mut g, &[1.0, 2.0, 3.0]);
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 2.0 / (1.0 + (-1f32).exp())).abs() < 1e-6);
+        assert!((g[2] - 3.0 * -2.0 / (1.0 + 2f32.exp())).abs() < 1e-6);
+    }
+}

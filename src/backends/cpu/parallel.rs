@@ -1,0 +1,41 @@
+//! Data parallelism: rayon's pool natively, a plain loop on wasm32 (the page runs the CPU
+//! engine in one Web Worker; threads there need SharedArrayBuffer and COOP/COEP headers).
+
+/// Runs `f(i)` for every `i` in `0..n`, in parallel where threads exist.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn for_each_index<F: Fn(usize) + Sync + Send>(n: usize, f: F) {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().for_each(f);
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn for_each_index<F: Fn(usize)>(n: usize, f: F) {
+    (0..n).for_each(f);
+}
+
+/// Number of threads the CPU backend will use.
+pub fn threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
+}
+
+/// A raw pointer that tasks may share because each writes a disjoint region (every use
+/// states which region in its SAFETY comment).
+#[derive(Clone, Copy)]
+pub struct SyncPtr(pub *mut f32);
+// SAFETY: see the type's documentation; the pointer is only dereferenced for disjoint writes.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// Accessor (closures must capture the wrapper, not its raw field).
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}

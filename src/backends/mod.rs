@@ -1,0 +1,108 @@
+//! Backends run the forward pass of one [`Model`]; all of them return the same
+//! [`ForwardOutput`], so analysis, the CLI and the UI never care which one ran.
+//!
+//! - [`cpu::CpuBackend`]: exact f32 forward on the CPU (threads natively, single-threaded
+//!   SIMD128 on wasm32).
+//! - the WebGPU backend (its own issue) plugs in behind the same [`Backend`] trait.
+
+pub mod cpu;
+
+use crate::analysis::trace::AttentionTrace;
+use crate::model::Model;
+use ndarray::Array2;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum EngineError {
+    #[error("the text is empty: there is nothing to run")]
+    EmptyInput,
+    #[error("the text has {n} tokens, more than this model's context of {max} tokens")]
+    TooLong { n: usize, max: usize },
+    #[error("capturing attention for {n} tokens needs about {needed_mib} MiB, more than the {limit_mib} MiB allowed; shorten the text")]
+    OutOfMemoryBudget { n: usize, needed_mib: usize, limit_mib: usize },
+    #[error("token id {id} is outside the vocabulary of {vocab}")]
+    BadTokenId { id: u32, vocab: usize },
+    #[error("backend '{0}' is not available: {1}")]
+    Unavailable(String, String),
+}
+
+/// Which positions get logits (the `vocab`-wide projection is the costliest single matmul,
+/// so prefill benchmarks ask only for the last one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogitsFor {
+    Last,
+    All,
+    Positions(Vec<usize>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    /// Keep per-layer Q, K and each row's log-sum-exp for attention analysis.
+    pub capture_attention: bool,
+    pub logits_for: LogitsFor,
+    /// Refuse inputs whose capture would exceed this many bytes.
+    pub capture_budget_bytes: usize,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30 }
+    }
+}
+
+/// Milliseconds spent in each stage of one forward pass.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ForwardTimings {
+    pub embed_ms: f64,
+    pub layers_ms: f64,
+    pub logits_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    pub backend: String,
+    /// Positions whose logits are in `logits`, in order.
+    pub logit_positions: Vec<usize>,
+    pub logits: Array2<f32>, // (logit_positions.len(), vocab)
+    /// L2 norm of the final hidden state (after `output_norm`) at the last position.
+    pub final_hidden_norm_last: f32,
+    pub trace: Option<AttentionTrace>,
+    pub timings: ForwardTimings,
+}
+
+impl ForwardOutput {
+    /// Logits at `pos`, if that position was requested.
+    pub fn logits_at(&self, pos: usize) -> Option<ndarray::ArrayView1<'_, f32>> {
+        self.logit_positions.iter().position(|&p| p == pos).map(|i| self.logits.row(i))
+    }
+}
+
+/// A way to run the model.
+pub trait Backend {
+    /// Short name: "cpu", "webgpu".
+    fn name(&self) -> &'static str;
+    /// Human description (threads, adapter name).
+    fn describe(&self) -> String;
+    fn forward(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError>;
+}
+
+/// Checks that do not depend on the backend.
+pub fn validate_input(model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<(), EngineError> {
+    let c = &model.config;
+    if ids.is_empty() {
+        return Err(EngineError::EmptyInput);
+    }
+    if ids.len() > c.context_length {
+        return Err(EngineError::TooLong { n: ids.len(), max: c.context_length });
+    }
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab_size) {
+        return Err(EngineError::BadTokenId { id, vocab: c.vocab_size });
+    }
+    if opts.capture_attention {
+        let needed = AttentionTrace::bytes_for(c, ids.len());
+        if needed > opts.capture_budget_bytes {
+            return Err(EngineError::OutOfMemoryBudget { n: ids.len(), needed_mib: needed >> 20, limit_mib: opts.capture_budget_bytes >> 20 });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! `attnlab`: tokenize, inspect attention, and benchmark from the command line.
+//!
+//! ```text
+//! attnlab tokenize --text "Hello" --json
+//! attnlab inspect --text "The dog chased the cat" --heads 0.0,29.8 --json
+//! attnlab bench
+//! ```
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use attnlab::analysis::report::{inspect, HeadSelection};
+use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions, LogitsFor};
+use attnlab::util::Clock;
+use attnlab::{Model, DEFAULT_MODEL_PATH};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "attnlab", version, about = "See where every attention head of a real LLM looks")]
+struct Cli {
+    /// GGUF model file (Llama family).
+    #[arg(long, global = true, default_value = DEFAULT_MODEL_PATH)]
+    model: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    Cpu,
+    Gpu,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Split text into the model's tokens.
+    Tokenize {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the model and report attention, sink mass and next-token logits.
+    Inspect {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        /// Heads whose full maps are reported: `all`, `none`, or `L.H,L.H`.
+        #[arg(long, default_value = "all")]
+        heads: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prefill speed and memory.
+    Bench {
+        /// Token counts to time.
+        #[arg(long, value_delimiter = ',', default_value = "128,512")]
+        tokens: Vec<usize>,
+        /// Timed repetitions per configuration (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+}
+
+fn read_text(t: &str) -> Result<String, String> {
+    if t == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(s)
+    } else {
+        Ok(t.to_string())
+    }
+}
+
+fn load(path: &str) -> Result<(Model, f64), String> {
+    let clock = Clock::start();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read model '{path}': {e} (run `make setup` to fetch the default model)"))?;
+    let model = Model::from_gguf_bytes(&bytes).map_err(|e| format!("cannot load '{path}': {e}"))?;
+    Ok((model, clock.ms()))
+}
+
+fn backend(choice: BackendChoice) -> Result<Box<dyn Backend>, String> {
+    match choice {
+        BackendChoice::Cpu => Ok(Box::new(CpuBackend::new())),
+        BackendChoice::Gpu => Err("the GPU backend is not built yet (issue: WebGPU engine); use --backend cpu".into()),
+    }
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Tokenize { text, json } => {
+            let text = read_text(&text)?;
+            let (model, _) = load(&cli.model)?;
+            let ids = model.tokenizer.encode(&text);
+            let tokens: Vec<String> = ids.iter().map(|&i| model.tokenizer.token_text(i)).collect();
+            if json {
+                println!("{}", serde_json::json!({ "text": text, "ids": ids, "tokens": tokens }));
+            } else {
+                for (id, t) in ids.iter().zip(&tokens) {
+                    println!("{id:>6}  {t:?}");
+                }
+                println!("{} tokens", ids.len());
+            }
+        }
+        Command::Inspect { text, backend: choice, heads, json } => {
+            let text = read_text(&text)?;
+            let heads = HeadSelection::parse(&heads).map_err(|e| e.to_string())?;
+            let (model, _) = load(&cli.model)?;
+            let b = backend(choice)?;
+            let report = inspect(&model, b.as_ref(), &text, &heads).map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            println!("{} — {} tokens on {}", report.model, report.ids.len(), b.describe());
+            println!("tokens: {}", report.tokens.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(" "));
+            println!("\nnext-token candidates:");
+            for (id, logit) in report.last_logits_top.iter().take(8) {
+                let p = (logit - report.last_logsumexp).exp();
+                println!("  {:>6.2}%  {:?}", p * 100.0, model.tokenizer.token_text(*id));
+            }
+            let mut sinks: Vec<(usize, usize, f32)> = report
+                .sink_mass_key0
+                .iter()
+                .enumerate()
+                .flat_map(|(l, hs)| hs.iter().enumerate().filter_map(move |(h, m)| m.map(|m| (l, h, m))))
+                .collect();
+            sinks.sort_by(|a, b| b.2.total_cmp(&a.2));
+            if !sinks.is_empty() {
+                let mean = sinks.iter().map(|s| s.2).sum::<f32>() / sinks.len() as f32;
+                println!("\nattention sink (mass on the first token, mean over queries 1..n-1): mean {mean:.3}; strongest heads:");
+                for (l, h, m) in sinks.iter().take(8) {
+                    println!("  layer {l:>2} head {h}: {m:.3}");
+                }
+            }
+            let t = &report.timings_ms;
+            println!("\ntimings: tokenize {:.1} ms, forward {:.1} ms, analysis {:.1} ms", t.tokenize, t.forward, t.analysis);
+        }
+        Command::Bench { tokens, reps } => {
+            let (model, load_ms) = load(&cli.model)?;
+            println!("model: {} ({:.1} MiB file), load {:.0} ms", model.info.name, model.info.file_bytes as f64 / 1048576.0, load_ms);
+            println!("| backend | threads | tokens | best ms | tokens/s |");
+            println!("|---|---|---|---|---|");
+            // A deterministic text: repeat a sentence until long enough.
+            let base = model.tokenizer.encode("The quick brown fox jumps over the lazy dog while the cat watches from the warm window. ");
+            let max_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let mut thread_counts = vec![1];
+            if max_threads > 1 {
+                thread_counts.push(max_threads);
+            }
+            for &threads in &thread_counts {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| e.to_string())?;
+                for &n in &tokens {
+                    let ids: Vec<u32> = base.iter().cycle().take(n).copied().collect();
+                    let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
+                    let b = CpuBackend::new();
+                    let mut best = f64::INFINITY;
+                    for _ in 0..reps.max(1) {
+                        let out = pool.install(|| b.forward(&model, &ids, &opts)).map_err(|e| e.to_string())?;
+                        best = best.min(out.timings.total_ms);
+                    }
+                    println!("| cpu | {threads} | {n} | {best:.0} | {:.1} |", n as f64 / best * 1e3);
+                }
+            }
+            if let Some(m) = peak_rss_mib() {
+                println!("\npeak resident memory: {m:.0} MiB (model file {:.0} MiB)", model.info.file_bytes as f64 / 1048576.0);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("attnlab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

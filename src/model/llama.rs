@@ -1,0 +1,265 @@
+//! The Llama architecture as stored in GGUF: hyper-parameters and weights.
+//!
+//! Field names mirror the GGUF tensor names (`blk.N.attn_q.weight` → `layers[N].attn_q`) and
+//! every hyper-parameter is read from `{arch}.*` metadata, failing with the key's name, so any
+//! Llama-family file (SmolLM2-135M/360M, TinyLlama-style BPE models) loads without code
+//! changes, and what we cannot run is refused with the reason.
+//!
+//! Conventions inherited from llama.cpp's converter (`convert_hf_to_gguf.py`, `LlamaModel`):
+//! - Q and K weights are permuted so that RoPE rotates *adjacent* pairs `(x[2i], x[2i+1])`
+//!   (ggml `GGML_ROPE_TYPE_NORM`), not the two halves of the head as Hugging Face's
+//!   `rotate_half` does; attention scores are identical either way.
+//! - Without an `output.weight` tensor the output projection is tied to `token_embd.weight`.
+
+use super::gguf::{GgmlType, Gguf, GgufError, TensorInfo};
+use super::quant::{dequantize, QTensor, QuantError};
+use super::tokenizer::{Tokenizer, TokenizerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read the GGUF file: {0}")]
+    Gguf(#[from] GgufError),
+    #[error("cannot build the tokenizer: {0}")]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    #[error("architecture '{0}' is not supported: attnlab runs Llama-family models (general.architecture = \"llama\")")]
+    UnknownArchitecture(String),
+    #[error("tensor '{0}' is missing")]
+    MissingTensor(String),
+    #[error("hyper-parameter '{key}' = {value} cannot be run: {why}")]
+    BadHyperParameter { key: String, value: String, why: String },
+    #[error("this model uses {0}, which attnlab does not run")]
+    UnsupportedFeature(String),
+}
+
+/// Hyper-parameters, each from the GGUF key named beside it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LlamaConfig {
+    /// `{arch}.block_count`
+    pub n_layer: usize,
+    /// `{arch}.embedding_length`
+    pub n_embd: usize,
+    /// `{arch}.feed_forward_length`
+    pub n_ff: usize,
+    /// `{arch}.attention.head_count`
+    pub n_head: usize,
+    /// `{arch}.attention.head_count_kv` (GQA; defaults to `n_head`)
+    pub n_head_kv: usize,
+    /// `n_embd / n_head`
+    pub head_dim: usize,
+    /// `{arch}.rope.dimension_count` (defaults to `head_dim`)
+    pub rope_dim: usize,
+    /// `{arch}.rope.freq_base` (defaults to 10000)
+    pub rope_base: f32,
+    /// `{arch}.attention.layer_norm_rms_epsilon`
+    pub rms_eps: f32,
+    /// `{arch}.context_length`
+    pub context_length: usize,
+    /// rows of `token_embd.weight`
+    pub vocab_size: usize,
+}
+
+impl LlamaConfig {
+    pub fn from_gguf(g: &Gguf, arch: &str) -> Result<Self, ModelError> {
+        let key = |k: &str| format!("{arch}.{k}");
+        let usize_of = |k: &str| -> Result<usize, ModelError> {
+            let v = g.get_u64(&key(k))?;
+            if v == 0 || v > (1 << 24) {
+                return Err(ModelError::BadHyperParameter { key: key(k), value: v.to_string(), why: "out of range".into() });
+            }
+            Ok(v as usize)
+        };
+        let n_layer = usize_of("block_count")?;
+        let n_embd = usize_of("embedding_length")?;
+        let n_ff = usize_of("feed_forward_length")?;
+        let n_head = usize_of("attention.head_count")?;
+        let n_head_kv = match g.get(&key("attention.head_count_kv")) {
+            Ok(_) => usize_of("attention.head_count_kv")?,
+            Err(_) => n_head,
+        };
+        if n_embd % n_head != 0 {
+            return Err(ModelError::BadHyperParameter { key: key("attention.head_count"), value: n_head.to_string(), why: format!("does not divide embedding_length {n_embd}") });
+        }
+        if n_head % n_head_kv != 0 {
+            return Err(ModelError::BadHyperParameter { key: key("attention.head_count_kv"), value: n_head_kv.to_string(), why: format!("does not divide head_count {n_head}") });
+        }
+        let head_dim = n_embd / n_head;
+        let rope_dim = match g.get(&key("rope.dimension_count")) {
+            Ok(_) => usize_of("rope.dimension_count")?,
+            Err(_) => head_dim,
+        };
+        if rope_dim > head_dim || rope_dim % 2 != 0 {
+            return Err(ModelError::BadHyperParameter { key: key("rope.dimension_count"), value: rope_dim.to_string(), why: format!("must be even and at most the head size {head_dim}") });
+        }
+        let rope_base = g.get_f32(&key("rope.freq_base")).unwrap_or(10000.0);
+        if !(rope_base.is_finite() && rope_base > 1.0) {
+            return Err(ModelError::BadHyperParameter { key: key("rope.freq_base"), value: rope_base.to_string(), why: "must be finite and > 1".into() });
+        }
+        let rms_eps = g.get_f32(&key("attention.layer_norm_rms_epsilon"))?;
+        if !(rms_eps.is_finite() && rms_eps > 0.0) {
+            return Err(ModelError::BadHyperParameter { key: key("attention.layer_norm_rms_epsilon"), value: rms_eps.to_string(), why: "must be finite and > 0".into() });
+        }
+        let context_length = usize_of("context_length")?;
+        if let Ok(kind) = g.get_str(&key("rope.scaling.type")) {
+            if kind != "none" {
+                return Err(ModelError::UnsupportedFeature(format!("RoPE scaling '{kind}' ({})", key("rope.scaling.type"))));
+            }
+        }
+        let embd = g.tensor("token_embd.weight").ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
+        let vocab_size = embd.dims.get(1).copied().unwrap_or(0) as usize;
+        Ok(LlamaConfig { n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, rope_dim, rope_base, rms_eps, context_length, vocab_size })
+    }
+
+    /// Query heads per KV head.
+    pub fn group_size(&self) -> usize {
+        self.n_head / self.n_head_kv
+    }
+}
+
+/// One transformer block; names mirror `blk.N.*`.
+#[derive(Debug, Clone)]
+pub struct LlamaLayer {
+    pub attn_norm: Vec<f32>,   // (n_embd)
+    pub attn_q: QTensor,       // (n_head * head_dim, n_embd)
+    pub attn_k: QTensor,       // (n_head_kv * head_dim, n_embd)
+    pub attn_v: QTensor,       // (n_head_kv * head_dim, n_embd)
+    pub attn_output: QTensor,  // (n_embd, n_head * head_dim)
+    pub ffn_norm: Vec<f32>,    // (n_embd)
+    pub ffn_gate: QTensor,     // (n_ff, n_embd)
+    pub ffn_up: QTensor,       // (n_ff, n_embd)
+    pub ffn_down: QTensor,     // (n_embd, n_ff)
+}
+
+#[derive(Debug, Clone)]
+pub struct LlamaWeights {
+    pub token_embd: QTensor,     // (vocab, n_embd)
+    pub layers: Vec<LlamaLayer>,
+    pub output_norm: Vec<f32>,   // (n_embd)
+    /// `None`: tied to `token_embd` (SmolLM2).
+    pub output: Option<QTensor>, // (vocab, n_embd)
+}
+
+impl LlamaWeights {
+    /// The output projection, tied or not.
+    pub fn output(&self) -> &QTensor {
+        self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+}
+
+/// Descriptive facts for the UI and the CLI.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub architecture: String,
+    pub file_bytes: usize,
+    pub weight_bytes: usize,
+    pub tensor_types: Vec<(String, usize)>,
+    pub tied_output: bool,
+}
+
+/// A loaded model: hyper-parameters, quantized weights, tokenizer.
+#[derive(Debug)]
+pub struct Model {
+    pub config: LlamaConfig,
+    pub weights: LlamaWeights,
+    pub tokenizer: Tokenizer,
+    pub info: ModelInfo,
+}
+
+fn find<'g>(g: &'g Gguf, name: &str) -> Result<&'g TensorInfo, ModelError> {
+    g.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))
+}
+
+fn check_dims(t: &TensorInfo, expected: &[usize]) -> Result<(), ModelError> {
+    let exp: Vec<u64> = expected.iter().map(|&d| d as u64).collect();
+    if t.dims != exp {
+        return Err(QuantError::WrongShape { name: t.name.clone(), expected: exp, found: t.dims.clone() }.into());
+    }
+    Ok(())
+}
+
+/// A 2-D weight `(rows, cols)`; GGUF stores it as dims `[cols, rows]`.
+fn matrix(g: &Gguf, bytes: &[u8], name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+    let t = find(g, name)?;
+    check_dims(t, &[cols, rows])?;
+    Ok(QTensor::new(name, t.ty, rows, cols, bytes[t.data_range.clone()].to_vec())?)
+}
+
+/// A 1-D vector (norm weights) as f32.
+fn vector(g: &Gguf, bytes: &[u8], name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    let t = find(g, name)?;
+    check_dims(t, &[len])?;
+    if !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return Err(QuantError::UnsupportedType { name: name.into(), ty: t.ty.name() }.into());
+    }
+    let mut out = vec![0.0; len];
+    dequantize(t.ty, &bytes[t.data_range.clone()], &mut out);
+    Ok(out)
+}
+
+impl Model {
+    /// Loads a model from the bytes of a GGUF file. The weights are copied out still
+    /// quantized, so the caller may drop `bytes` afterwards.
+    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        let g = Gguf::parse(bytes)?;
+        let arch = g.get_str("general.architecture")?.to_string();
+        if arch != "llama" {
+            return Err(ModelError::UnknownArchitecture(arch));
+        }
+        let c = LlamaConfig::from_gguf(&g, &arch)?;
+        for t in &g.tensors {
+            if t.name.ends_with(".bias") {
+                return Err(ModelError::UnsupportedFeature(format!("bias tensors ('{}')", t.name)));
+            }
+            if t.name == "rope_freqs.weight" {
+                return Err(ModelError::UnsupportedFeature("per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 style)".into()));
+            }
+        }
+        let tokenizer = Tokenizer::from_gguf(&g)?;
+        if tokenizer.vocab_size() != c.vocab_size {
+            return Err(ModelError::BadHyperParameter {
+                key: "tokenizer.ggml.tokens".into(),
+                value: tokenizer.vocab_size().to_string(),
+                why: format!("the vocabulary size differs from token_embd.weight's {} rows", c.vocab_size),
+            });
+        }
+        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let token_embd = matrix(&g, bytes, "token_embd.weight", c.vocab_size, d)?;
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(LlamaLayer {
+                attn_norm: vector(&g, bytes, &n("attn_norm"), d)?,
+                attn_q: matrix(&g, bytes, &n("attn_q"), q_dim, d)?,
+                attn_k: matrix(&g, bytes, &n("attn_k"), kv_dim, d)?,
+                attn_v: matrix(&g, bytes, &n("attn_v"), kv_dim, d)?,
+                attn_output: matrix(&g, bytes, &n("attn_output"), d, q_dim)?,
+                ffn_norm: vector(&g, bytes, &n("ffn_norm"), d)?,
+                ffn_gate: matrix(&g, bytes, &n("ffn_gate"), c.n_ff, d)?,
+                ffn_up: matrix(&g, bytes, &n("ffn_up"), c.n_ff, d)?,
+                ffn_down: matrix(&g, bytes, &n("ffn_down"), d, c.n_ff)?,
+            });
+        }
+        let output_norm = vector(&g, bytes, "output_norm.weight", d)?;
+        let output = match g.tensor("output.weight") {
+            Some(_) => Some(matrix(&g, bytes, "output.weight", c.vocab_size, d)?),
+            None => None,
+        };
+        let mut types = std::collections::BTreeMap::new();
+        for t in &g.tensors {
+            *types.entry(t.ty.name().to_string()).or_insert(0usize) += 1;
+        }
+        let weights = LlamaWeights { token_embd, layers, output_norm, output };
+        let weight_bytes = g.tensors.iter().map(|t| t.data_range.len()).sum();
+        let info = ModelInfo {
+            name: g.get_str("general.name").unwrap_or("unnamed").to_string(),
+            architecture: arch,
+            file_bytes: bytes.len(),
+            weight_bytes,
+            tensor_types: types.into_iter().collect(),
+            tied_output: weights.output.is_none(),
+        };
+        Ok(Model { config: c, weights, tokenizer, info })
+    }
+}

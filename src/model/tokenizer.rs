@@ -1,0 +1,338 @@
+//! Byte-level BPE tokenizer built from GGUF metadata (`tokenizer.ggml.*`).
+//!
+//! Pipeline, as llama.cpp (`llama-vocab.cpp`) and Hugging Face `tokenizers` run it for
+//! GPT-2-style vocabularies:
+//! 1. control / user-defined tokens written literally in the text (`<|im_start|>`) are
+//!    matched whole, longest first, and never split;
+//! 2. the rest is pre-tokenized by the regexes named by `tokenizer.ggml.pre` (for `smollm`:
+//!    every numeric character isolated, then the GPT-2 regex); text between matches is kept
+//!    as its own piece;
+//! 3. each piece's UTF-8 bytes are mapped to GPT-2's printable byte alphabet and merged by
+//!    `tokenizer.ggml.merges` rank (lowest rank first, leftmost on ties).
+//!
+//! Every token carries the byte span of the input it came from, so the UI can highlight it.
+
+use std::collections::{BinaryHeap, HashMap};
+
+use super::gguf::{Gguf, GgufError};
+use fancy_regex::Regex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("tokenizer model '{0}' is not supported (attnlab runs byte-level BPE vocabularies: tokenizer.ggml.model = \"gpt2\")")]
+    UnsupportedModel(String),
+    #[error("pre-tokenizer '{0}' is not supported (known: smollm, gpt2, llama-bpe/llama3, default)")]
+    UnsupportedPre(String),
+    #[error("tokenizer metadata is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("token id {0} is outside the vocabulary")]
+    BadId(u32),
+}
+
+/// llama.cpp's GPT-2 pattern (`LLAMA_VOCAB_PRE_TYPE_GPT2`); the trailing `\s+` of the HF
+/// version changes nothing because unmatched text is kept as a piece anyway.
+const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+/// llama.cpp's `LLAMA_VOCAB_PRE_TYPE_LLAMA3`.
+const LLAMA3_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GPT-2's reversible map from bytes to printable characters (`bytes_to_unicode`).
+fn byte_to_char_table() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut n = 0u32;
+    for b in 0..256u32 {
+        let printable = (b'!' as u32..=b'~' as u32).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+        table[b as usize] = if printable {
+            char::from_u32(b).unwrap_or('\0')
+        } else {
+            n += 1;
+            char::from_u32(255 + n).unwrap_or('\0')
+        };
+    }
+    table
+}
+
+/// One token of an encoded text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Token {
+    pub id: u32,
+    /// Byte range of the input this token covers (a token holding part of a multi-byte
+    /// character covers the bytes it holds).
+    pub start: usize,
+    pub end: usize,
+}
+
+pub struct Tokenizer {
+    /// id -> vocabulary string (in the GPT-2 byte alphabet for normal tokens).
+    tokens: Vec<String>,
+    token_to_id: HashMap<String, u32>,
+    /// (left id, right id) -> (rank, merged id).
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// Control and user-defined tokens, matched literally, longest first.
+    specials: Vec<(String, u32)>,
+    pre: Vec<Regex>,
+    pre_name: String,
+    /// Token of each byte's printable character; a vocabulary may lack some (SmolLM2 has no
+    /// token for most control bytes): those become `unk_id`, or are dropped without one.
+    byte_to_id: [Option<u32>; 256],
+    pub unk_id: Option<u32>,
+    char_to_byte: HashMap<char, u8>,
+    pub bos_id: Option<u32>,
+    pub eos_id: Option<u32>,
+    pub add_bos: bool,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer").field("vocab", &self.tokens.len()).field("pre", &self.pre_name).finish()
+    }
+}
+
+impl Tokenizer {
+    pub fn from_gguf(g: &Gguf) -> Result<Self, TokenizerError> {
+        let model = g.get_str("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(TokenizerError::UnsupportedModel(model.to_string()));
+        }
+        let pre_name = g.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
+        let patterns: Vec<&str> = match pre_name.as_str() {
+            "smollm" => vec![r"\p{N}", GPT2_PATTERN],
+            "gpt2" | "default" | "gpt-2" => vec![GPT2_PATTERN],
+            "llama-bpe" | "llama3" | "llama-v3" => vec![LLAMA3_PATTERN],
+            other => return Err(TokenizerError::UnsupportedPre(other.to_string())),
+        };
+        let pre = patterns
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| TokenizerError::Inconsistent(format!("regex: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let tokens: Vec<String> = g.get_str_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
+        if tokens.is_empty() || tokens.len() > u32::MAX as usize / 2 {
+            return Err(TokenizerError::Inconsistent(format!("{} tokens", tokens.len())));
+        }
+        let types = match g.get_i64_array("tokenizer.ggml.token_type") {
+            Ok(t) if t.len() == tokens.len() => t,
+            Ok(t) => return Err(TokenizerError::Inconsistent(format!("{} token types for {} tokens", t.len(), tokens.len()))),
+            Err(GgufError::MissingKey(_)) => vec![1; tokens.len()],
+            Err(e) => return Err(e.into()),
+        };
+        let mut token_to_id = HashMap::with_capacity(tokens.len());
+        for (i, t) in tokens.iter().enumerate() {
+            // First occurrence wins, as in llama.cpp.
+            token_to_id.entry(t.clone()).or_insert(i as u32);
+        }
+        let mut merges = HashMap::new();
+        for (rank, m) in g.get_str_array("tokenizer.ggml.merges")?.into_iter().enumerate() {
+            let Some((a, b)) = m.split_once(' ') else {
+                return Err(TokenizerError::Inconsistent(format!("merge #{rank} '{m}' has no space")));
+            };
+            let (Some(&ia), Some(&ib)) = (token_to_id.get(a), token_to_id.get(b)) else { continue };
+            let Some(&im) = token_to_id.get(&format!("{a}{b}")) else { continue };
+            merges.entry((ia, ib)).or_insert((rank as u32, im));
+        }
+        let table = byte_to_char_table();
+        let mut byte_to_id = [None; 256];
+        for (b, c) in table.iter().enumerate() {
+            byte_to_id[b] = token_to_id.get(&c.to_string()).copied();
+        }
+        let char_to_byte = table.iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
+        // 3 = CONTROL, 4 = USER_DEFINED (llama.cpp `llama_token_type`).
+        let mut specials: Vec<(String, u32)> = types
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| t == 3 || t == 4)
+            .map(|(i, _)| (tokens[i].clone(), i as u32))
+            .filter(|(s, _)| !s.is_empty())
+            .collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+
+        let id_opt = |key: &str| g.get_u64(key).ok().filter(|&v| v < tokens.len() as u64).map(|v| v as u32);
+        Ok(Tokenizer {
+            unk_id: id_opt("tokenizer.ggml.unknown_token_id"),
+            bos_id: id_opt("tokenizer.ggml.bos_token_id"),
+            eos_id: id_opt("tokenizer.ggml.eos_token_id"),
+            add_bos: g.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+            tokens,
+            token_to_id,
+            merges,
+            specials,
+            pre,
+            pre_name,
+            byte_to_id,
+            char_to_byte,
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn pre_tokenizer(&self) -> &str {
+        &self.pre_name
+    }
+
+    pub fn id_of(&self, token: &str) -> Option<u32> {
+        self.token_to_id.get(token).copied()
+    }
+
+    /// Ids of `text` (no BOS: callers add it when the model wants one).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        self.encode_with_spans(text).into_iter().map(|t| t.id).collect()
+    }
+
+    /// Tokens of `text` with their byte spans.
+    pub fn encode_with_spans(&self, text: &str) -> Vec<Token> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < text.len() {
+            // Earliest special token at or after `pos`; longest wins at the same start.
+            let next = self
+                .specials
+                .iter()
+                .filter_map(|(s, id)| text[pos..].find(s.as_str()).map(|at| (pos + at, s.len(), *id)))
+                .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            let (plain_end, special) = match next {
+                Some((at, len, id)) => (at, Some((at, len, id))),
+                None => (text.len(), None),
+            };
+            self.encode_plain(text, pos, plain_end, &mut out);
+            match special {
+                Some((at, len, id)) => {
+                    out.push(Token { id, start: at, end: at + len });
+                    pos = at + len;
+                }
+                None => pos = text.len(),
+            }
+        }
+        out
+    }
+
+    /// Pre-tokenizes `text[start..end]` and appends its BPE tokens.
+    fn encode_plain(&self, text: &str, start: usize, end: usize, out: &mut Vec<Token>) {
+        if start >= end {
+            return;
+        }
+        let mut pieces = vec![(start, end)];
+        for re in &self.pre {
+            let mut next = Vec::with_capacity(pieces.len() * 2);
+            for &(s, e) in &pieces {
+                let piece = &text[s..e];
+                let mut last = 0;
+                for m in re.find_iter(piece) {
+                    let Ok(m) = m else { break };
+                    if m.start() > last {
+                        next.push((s + last, s + m.start()));
+                    }
+                    if m.end() > m.start() {
+                        next.push((s + m.start(), s + m.end()));
+                    }
+                    last = m.end();
+                }
+                if last < piece.len() {
+                    next.push((s + last, e));
+                }
+            }
+            pieces = next;
+        }
+        for (s, e) in pieces {
+            self.bpe(text.as_bytes(), s, e, out);
+        }
+    }
+
+    /// Merges the bytes of one piece by rank. A linked list of symbols and a heap of
+    /// candidate pairs keep it O(m log m) even on a long run without spaces.
+    fn bpe(&self, bytes: &[u8], start: usize, end: usize, out: &mut Vec<Token>) {
+        struct Sym {
+            id: u32,
+            start: usize,
+            end: usize,
+            prev: usize,
+            next: usize,
+            alive: bool,
+        }
+        const NONE: usize = usize::MAX;
+        let mut syms: Vec<Sym> = Vec::with_capacity(end - start);
+        for at in start..end {
+            let Some(id) = self.byte_to_id[bytes[at] as usize].or(self.unk_id) else { continue };
+            let i = syms.len();
+            syms.push(Sym { id, start: at, end: at + 1, prev: if i == 0 { NONE } else { i - 1 }, next: i + 1, alive: true });
+        }
+        let n = syms.len();
+        if let Some(last) = syms.last_mut() {
+            last.next = NONE;
+        }
+        // Min-heap on (rank, left position); entries are re-checked when popped.
+        let mut heap = BinaryHeap::new();
+        let push = |heap: &mut BinaryHeap<std::cmp::Reverse<(u32, usize, u32, u32)>>, syms: &Vec<Sym>, l: usize| {
+            let r = syms[l].next;
+            if r == NONE {
+                return;
+            }
+            if let Some(&(rank, _)) = self.merges.get(&(syms[l].id, syms[r].id)) {
+                heap.push(std::cmp::Reverse((rank, l, syms[l].id, syms[r].id)));
+            }
+        };
+        for i in 0..n.saturating_sub(1) {
+            push(&mut heap, &syms, i);
+        }
+        while let Some(std::cmp::Reverse((_, l, lid, rid))) = heap.pop() {
+            let r = syms[l].next;
+            if !syms[l].alive || r == NONE || syms[l].id != lid || syms[r].id != rid {
+                continue;
+            }
+            let (_, merged) = self.merges[&(lid, rid)];
+            syms[l].id = merged;
+            syms[l].end = syms[r].end;
+            syms[l].next = syms[r].next;
+            syms[r].alive = false;
+            let nn = syms[l].next;
+            if nn != NONE {
+                syms[nn].prev = l;
+            }
+            let p = syms[l].prev;
+            if p != NONE {
+                push(&mut heap, &syms, p);
+            }
+            push(&mut heap, &syms, l);
+        }
+        let mut i = if n == 0 { NONE } else { 0 };
+        while i != NONE {
+            out.push(Token { id: syms[i].id, start: syms[i].start, end: syms[i].end });
+            i = syms[i].next;
+        }
+    }
+
+    /// The raw bytes a token stands for.
+    pub fn token_bytes(&self, id: u32) -> Result<Vec<u8>, TokenizerError> {
+        let s = self.tokens.get(id as usize).ok_or(TokenizerError::BadId(id))?;
+        if self.specials.iter().any(|(_, sid)| *sid == id) {
+            return Ok(s.as_bytes().to_vec());
+        }
+        let mut out = Vec::with_capacity(s.len());
+        for c in s.chars() {
+            match self.char_to_byte.get(&c) {
+                Some(b) => out.push(*b),
+                None => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Text of a sequence of ids (invalid UTF-8 from split characters becomes U+FFFD).
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        let mut bytes = Vec::new();
+        for &id in ids {
+            bytes.extend(self.token_bytes(id)?);
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// One token decoded alone, as the UI labels it.
+    pub fn token_text(&self, id: u32) -> String {
+        self.decode(&[id]).unwrap_or_else(|_| format!("<bad id {id}>"))
+    }
+}
