@@ -15,3 +15,6 @@ pub use model::{Model, ModelError};
 
 /// Where `make setup` puts the default model.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod app;

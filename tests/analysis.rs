@@ -1,0 +1,67 @@
+//! Quantities recomputed from the LSE capture agree with each other and with the rows.
+
+mod common;
+
+use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions};
+use attnlab::Model;
+
+fn trace(n: usize) -> attnlab::analysis::trace::AttentionTrace {
+    let model = Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
+    let ids: Vec<u32> = (0..n as u32).map(|i| (i * 31 + 7) % 260).collect();
+    CpuBackend::new().forward(&model, &ids, &ForwardOptions::default()).unwrap().trace.unwrap()
+}
+
+#[test]
+fn rows_are_distributions() {
+    let t = trace(33);
+    for l in 0..t.n_layer {
+        for h in 0..t.n_head {
+            for (i, row) in t.head_rows(l, h).unwrap().iter().enumerate() {
+                assert_eq!(row.len(), i + 1);
+                let s: f32 = row.iter().sum();
+                assert!((s - 1.0).abs() < 1e-5, "{l}.{h} row {i} sums to {s}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sink_and_span_mass_agree_with_rows() {
+    let t = trace(40);
+    let rows = t.head_rows(1, 3).unwrap();
+    let sink: f32 = rows[1..].iter().map(|r| r[0]).sum::<f32>() / 39.0;
+    assert!((t.sink_mass(1, 3, 1).unwrap().unwrap() - sink).abs() < 1e-6);
+    let sink4: f32 = rows[1..].iter().map(|r| r.iter().take(4).sum::<f32>()).sum::<f32>() / 39.0;
+    assert!((t.sink_mass(1, 3, 4).unwrap().unwrap() - sink4).abs() < 1e-6);
+    let span: f32 = [20usize, 39].iter().map(|&i| rows[i][10..=15].iter().sum::<f32>()).sum::<f32>() / 2.0;
+    assert!((t.span_mass(1, 3, [20, 39], 10..16).unwrap().unwrap() - span).abs() < 1e-6);
+    // A single token has no query row that can choose: no sink mass.
+    assert_eq!(trace(1).sink_mass(0, 0, 1).unwrap(), None);
+    assert_eq!(t.sink_mass_all(1).len(), t.n_layer);
+    assert!(t.row(0, 9, 0).is_err() && t.row(5, 0, 0).is_err() && t.row(0, 0, 40).is_err());
+}
+
+#[test]
+fn pooled_maps_keep_max_and_causal_mean() {
+    let t = trace(65);
+    let rows = t.head_rows(0, 1).unwrap();
+    let p = t.pooled(0, 1, 8).unwrap();
+    assert_eq!(p.side, 9);
+    for ti in 0..p.side {
+        for tj in 0..p.side {
+            let cells: Vec<f32> = (ti * 8..((ti + 1) * 8).min(65)).flat_map(|i| (tj * 8..((tj + 1) * 8).min(i + 1)).map(|j| rows[i][j]).collect::<Vec<_>>()).collect();
+            let at = ti * p.side + tj;
+            if cells.is_empty() {
+                assert!(p.mean[at].is_nan());
+                assert_eq!(p.max[at], 0.0);
+            } else {
+                let mean = cells.iter().sum::<f32>() / cells.len() as f32;
+                assert!((p.mean[at] - mean).abs() < 1e-6);
+                assert_eq!(p.max[at], cells.iter().cloned().fold(0.0, f32::max));
+            }
+        }
+    }
+    // 65 tokens into at most 16 tiles a side.
+    assert!(t.pooled_to_fit(0, 1, 16).unwrap().side <= 16);
+    assert_eq!(t.pooled(0, 1, 1).unwrap().max.len(), 65 * 65);
+}

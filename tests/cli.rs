@@ -1,0 +1,78 @@
+//! The `attnlab` binary end to end on the real model: the JSON contract of `tokenize` and
+//! `inspect`, stdin input, and clear failures.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn attnlab(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn tokenize_json_from_stdin() {
+    let (ok, out, err) = attnlab(&["tokenize", "--text", "-", "--json"], Some("Hello, world!"));
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["text"], "Hello, world!");
+    assert_eq!(v["ids"], serde_json::json!([19556, 28, 905, 17]));
+    assert_eq!(v["tokens"], serde_json::json!(["Hello", ",", " world", "!"]));
+}
+
+#[test]
+fn inspect_json_has_the_documented_schema() {
+    let (ok, out, err) = attnlab(&["inspect", "--text", "The dog chased the cat because it was hungry.", "--heads", "0.0,29.8", "--json"], None);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = v["ids"].as_array().unwrap().len();
+    assert_eq!(n, 10);
+    assert_eq!(v["backend"], "cpu");
+    assert_eq!(v["tokens"].as_array().unwrap().len(), n);
+    let att = v["attention"].as_object().unwrap();
+    assert_eq!(att.keys().collect::<Vec<_>>(), vec!["0.0", "29.8"]);
+    for rows in att.values() {
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), n);
+        for (i, r) in rows.iter().enumerate() {
+            let r = r.as_array().unwrap();
+            assert_eq!(r.len(), i + 1);
+            let sum: f64 = r.iter().map(|x| x.as_f64().unwrap()).sum();
+            assert!((sum - 1.0).abs() < 1e-4, "row {i} sums to {sum}");
+        }
+    }
+    assert_eq!(v["sink_mass_key0"].as_array().unwrap().len(), 30);
+    assert_eq!(v["sink_mass_key0"][0].as_array().unwrap().len(), 9);
+    let top = v["last_logits_top"].as_array().unwrap();
+    assert_eq!(top.len(), 64);
+    assert!(top[0][1].as_f64().unwrap() >= top[63][1].as_f64().unwrap());
+    assert_eq!(v["argmax_per_position"].as_array().unwrap().len(), n);
+    assert!(v["timings_ms"]["forward"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn readable_summary_and_clear_errors() {
+    let (ok, out, _) = attnlab(&["inspect", "--text", "Hello, world!", "--heads", "none"], None);
+    assert!(ok);
+    assert!(out.contains("next-token candidates") && out.contains("attention sink"), "{out}");
+
+    let (ok, _, err) = attnlab(&["inspect", "--text", "", "--json"], None);
+    assert!(!ok && err.contains("empty"), "{err}");
+    let (ok, _, err) = attnlab(&["inspect", "--text", "hi", "--heads", "0-0"], None);
+    assert!(!ok && err.contains("bad head selection"), "{err}");
+    let (ok, _, err) = attnlab(&["inspect", "--text", "hi", "--model", "Cargo.toml"], None);
+    assert!(!ok && err.contains("not a GGUF file"), "{err}");
+    let (ok, _, err) = attnlab(&["inspect", "--text", "hi", "--model", "no/such.gguf"], None);
+    assert!(!ok && err.contains("make setup"), "{err}");
+}
