@@ -67,9 +67,9 @@ test-rust:
 
 # The page compiles and Trunk builds the site.
 test-web:
-	cargo check --release --target wasm32-unknown-unknown --features web --bin attnlab-web
 	trunk build --release
 	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE)
+	node tests/web/smoke.mjs dist
 
 bench: setup
 	cargo run --release --bin attnlab -- bench

@@ -37,7 +37,7 @@ pub fn App() -> impl IntoView {
     leptos::task::spawn_local(async move {
         let progress = move |received: f64, total: Option<f64>| set_state.set(ModelState::Loading { received, total });
         let result = loader::fetch_bytes(DEFAULT_MODEL_URL, progress).await;
-        set_state.set(match result.and_then(|b: Vec<u8>| Model::from_gguf_bytes(&b).map_err(|e| e.to_string())) {
+        set_state.set(match result.and_then(|b: Vec<u8>| Model::from_gguf_vec(b).map_err(|e| e.to_string())) {
             Ok(m) => ModelState::Ready(Rc::new(m)),
             Err(e) => ModelState::Failed(e),
         });

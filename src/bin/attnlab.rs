@@ -78,7 +78,7 @@ fn read_text(t: &str) -> Result<String, String> {
 fn load(path: &str) -> Result<(Model, f64), String> {
     let clock = Clock::start();
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read model '{path}': {e} (run `make setup` to fetch the default model)"))?;
-    let model = Model::from_gguf_bytes(&bytes).map_err(|e| format!("cannot load '{path}': {e}"))?;
+    let model = Model::from_gguf_vec(bytes).map_err(|e| format!("cannot load '{path}': {e}"))?;
     Ok((model, clock.ms()))
 }
 

@@ -11,6 +11,8 @@
 //!   `rotate_half` does; attention scores are identical either way.
 //! - Without an `output.weight` tensor the output projection is tied to `token_embd.weight`.
 
+use std::sync::Arc;
+
 use super::gguf::{GgmlType, Gguf, GgufError, TensorInfo};
 use super::quant::{dequantize, QTensor, QuantError};
 use super::tokenizer::{Tokenizer, TokenizerError};
@@ -180,10 +182,10 @@ fn check_dims(t: &TensorInfo, expected: &[usize]) -> Result<(), ModelError> {
 }
 
 /// A 2-D weight `(rows, cols)`; GGUF stores it as dims `[cols, rows]`.
-fn matrix(g: &Gguf, bytes: &[u8], name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+fn matrix(g: &Gguf, file: &Arc<Vec<u8>>, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
     let t = find(g, name)?;
     check_dims(t, &[cols, rows])?;
-    Ok(QTensor::new(name, t.ty, rows, cols, bytes[t.data_range.clone()].to_vec())?)
+    Ok(QTensor::from_shared(name, t.ty, rows, cols, file.clone(), t.data_range.clone())?)
 }
 
 /// A 1-D vector (norm weights) as f32.
@@ -199,9 +201,16 @@ fn vector(g: &Gguf, bytes: &[u8], name: &str, len: usize) -> Result<Vec<f32>, Mo
 }
 
 impl Model {
-    /// Loads a model from the bytes of a GGUF file. The weights are copied out still
-    /// quantized, so the caller may drop `bytes` afterwards.
+    /// Loads a model from a copy of the bytes of a GGUF file.
     pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        Self::from_gguf_vec(bytes.to_vec())
+    }
+
+    /// Loads a model from a GGUF file's bytes, keeping them: the weights stay where they are,
+    /// still quantized, so resident memory is the file plus activations.
+    pub fn from_gguf_vec(file: Vec<u8>) -> Result<Model, ModelError> {
+        let file = Arc::new(file);
+        let bytes: &[u8] = &file;
         let g = Gguf::parse(bytes)?;
         let arch = g.get_str("general.architecture")?.to_string();
         if arch != "llama" {
@@ -225,25 +234,25 @@ impl Model {
             });
         }
         let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
-        let token_embd = matrix(&g, bytes, "token_embd.weight", c.vocab_size, d)?;
+        let token_embd = matrix(&g, &file, "token_embd.weight", c.vocab_size, d)?;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(LlamaLayer {
                 attn_norm: vector(&g, bytes, &n("attn_norm"), d)?,
-                attn_q: matrix(&g, bytes, &n("attn_q"), q_dim, d)?,
-                attn_k: matrix(&g, bytes, &n("attn_k"), kv_dim, d)?,
-                attn_v: matrix(&g, bytes, &n("attn_v"), kv_dim, d)?,
-                attn_output: matrix(&g, bytes, &n("attn_output"), d, q_dim)?,
+                attn_q: matrix(&g, &file, &n("attn_q"), q_dim, d)?,
+                attn_k: matrix(&g, &file, &n("attn_k"), kv_dim, d)?,
+                attn_v: matrix(&g, &file, &n("attn_v"), kv_dim, d)?,
+                attn_output: matrix(&g, &file, &n("attn_output"), d, q_dim)?,
                 ffn_norm: vector(&g, bytes, &n("ffn_norm"), d)?,
-                ffn_gate: matrix(&g, bytes, &n("ffn_gate"), c.n_ff, d)?,
-                ffn_up: matrix(&g, bytes, &n("ffn_up"), c.n_ff, d)?,
-                ffn_down: matrix(&g, bytes, &n("ffn_down"), d, c.n_ff)?,
+                ffn_gate: matrix(&g, &file, &n("ffn_gate"), c.n_ff, d)?,
+                ffn_up: matrix(&g, &file, &n("ffn_up"), c.n_ff, d)?,
+                ffn_down: matrix(&g, &file, &n("ffn_down"), d, c.n_ff)?,
             });
         }
         let output_norm = vector(&g, bytes, "output_norm.weight", d)?;
         let output = match g.tensor("output.weight") {
-            Some(_) => Some(matrix(&g, bytes, "output.weight", c.vocab_size, d)?),
+            Some(_) => Some(matrix(&g, &file, "output.weight", c.vocab_size, d)?),
             None => None,
         };
         let mut types = std::collections::BTreeMap::new();

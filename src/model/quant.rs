@@ -13,6 +13,8 @@
 //! In the 4-bit formats byte `j` holds element `j` in its low nibble and element `j + 16`
 //! in its high nibble.
 
+use std::sync::Arc;
+
 use super::gguf::GgmlType;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -97,8 +99,11 @@ pub struct QTensor {
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
-    /// (rows, cols / block) blocks, row-major.
-    pub data: Vec<u8>,
+    /// The bytes this tensor's blocks live in (the whole GGUF file when loaded by
+    /// [`crate::Model::from_gguf_vec`], so weights are never copied).
+    store: Arc<Vec<u8>>,
+    /// Where in `store`: (rows, cols / block) blocks, row-major.
+    range: std::ops::Range<usize>,
 }
 
 impl QTensor {
@@ -106,13 +111,28 @@ impl QTensor {
         matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
     }
 
+    /// A tensor owning its encoded blocks.
     pub fn new(name: &str, ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, QuantError> {
+        let len = data.len();
+        Self::from_shared(name, ty, rows, cols, Arc::new(data), 0..len)
+    }
+
+    /// A tensor whose blocks are `store[range]`.
+    pub fn from_shared(name: &str, ty: GgmlType, rows: usize, cols: usize, store: Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Result<Self, QuantError> {
         if !Self::is_supported(ty) {
             return Err(QuantError::UnsupportedType { name: name.into(), ty: ty.name() });
         }
-        let t = QTensor { name: name.into(), ty, rows, cols, data };
-        debug_assert_eq!(t.data.len(), t.row_bytes() * rows);
+        let t = QTensor { name: name.into(), ty, rows, cols, store, range };
+        let expected = t.row_bytes() * rows;
+        if t.range.len() != expected || t.range.end > t.store.len() {
+            return Err(QuantError::WrongShape { name: name.into(), expected: vec![expected as u64], found: vec![t.range.len() as u64] });
+        }
         Ok(t)
+    }
+
+    /// The encoded blocks.
+    pub fn data(&self) -> &[u8] {
+        &self.store[self.range.clone()]
     }
 
     /// Bytes of one row in the encoded form.
@@ -124,7 +144,7 @@ impl QTensor {
     /// Dequantizes row `r` into `out` (`out.len() == cols`).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let rb = self.row_bytes();
-        dequantize(self.ty, &self.data[r * rb..(r + 1) * rb], out);
+        dequantize(self.ty, &self.data()[r * rb..(r + 1) * rb], out);
     }
 
     /// Dequantizes rows `r0..r0 + n` into `out` (n × cols, row-major).
