@@ -85,7 +85,10 @@ fn load(path: &str) -> Result<(Model, f64), String> {
 fn backend(choice: BackendChoice) -> Result<Box<dyn Backend>, String> {
     match choice {
         BackendChoice::Cpu => Ok(Box::new(CpuBackend::new())),
-        BackendChoice::Gpu => Err("the GPU backend is not built yet (issue: WebGPU engine); use --backend cpu".into()),
+        BackendChoice::Gpu => match attnlab::backends::gpu::GpuBackend::new() {
+            Ok(b) => Ok(Box::new(b)),
+            Err(e) => Err(format!("{e}; use --backend cpu, or WGPU_BACKEND=vulkan with Mesa's lavapipe (mesa-vulkan-drivers) for a software GPU")),
+        },
     }
 }
 

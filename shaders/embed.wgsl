@@ -1,0 +1,28 @@
+// Embedding gather: out (n, d) = rows ids[t] of the token embedding matrix (vocab, d).
+// One invocation per output element; dispatch (ceil(n * d / WG), 1, 1).
+struct Params {
+    n: u32,
+    d: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> quants: array<u32>;
+@group(0) @binding(2) var<storage, read> scales: array<f32>;
+@group(0) @binding(3) var<storage, read> mins: array<f32>;
+@group(0) @binding(4) var<storage, read> ids: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 256u;
+
+@compute @workgroup_size(256, 1, 1)
+fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = gid.x;
+    if (e >= p.n * p.d) {
+        return;
+    }
+    let t = e / p.d;
+    let c = e % p.d;
+    out[e] = dequant(ids[t] * p.d + c);
+}

@@ -1,0 +1,116 @@
+// Causal multi-head attention, FlashAttention-2 style: online softmax over K/V tiles staged in
+// workgroup memory; no n × n matrix exists anywhere. Writes O and each row's log-sum-exp.
+//
+//   q:   (n, n_head * HEAD_DIM)   after RoPE
+//   k,v: (n, n_kv * HEAD_DIM)     after RoPE (k)
+//   o:   (n, n_head * HEAD_DIM)
+//   lse: (n_head, n)              log Σ_j exp(q·k_j · scale)
+//
+// A workgroup owns one KV head g and a tile of q_tile query positions; its WG invocations are
+// (query, head-in-group) pairs, so the `group` query heads that share KV head g (GQA) all
+// use each staged K/V tile. Keys past the tile's last query are never loaded (causal skip).
+// Per K/V tile: scores for BC keys, tile max, one rescale of the running sum and accumulator.
+// Workgroup memory: 2 · BC · HEAD_DIM · 4 bytes = 8 KiB at HEAD_DIM = 64 (limit 16 KiB).
+// Dispatch: (ceil(n / q_tile), n_kv, 1) with q_tile = WG / group. The host prepends
+// `const HEAD_DIM: u32 = …;`.
+struct Params {
+    n: u32,
+    n_head: u32,
+    n_kv: u32,
+    group: u32,
+    q_tile: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+
+const WG: u32 = 64u;   // invocations: (query, head-in-group) pairs
+const BC: u32 = 16u;   // keys per staged tile
+const NEG_BIG: f32 = -3.0e38;
+
+var<workgroup> k_tile: array<f32, BC * HEAD_DIM>; // (BC, HEAD_DIM)
+var<workgroup> v_tile: array<f32, BC * HEAD_DIM>; // (BC, HEAD_DIM)
+
+@compute @workgroup_size(64, 1, 1)
+fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = wg.y;
+    let q0 = wg.x * p.q_tile;
+    let qi = q0 + li / p.group;
+    let h = g * p.group + li % p.group;
+    let in_range = li < p.q_tile * p.group && qi < p.n;
+    let q_row = p.n_head * HEAD_DIM;
+    let kv_row = p.n_kv * HEAD_DIM;
+
+    var qv: array<f32, HEAD_DIM>;
+    var acc: array<f32, HEAD_DIM>;
+    if (in_range) {
+        for (var d = 0u; d < HEAD_DIM; d++) {
+            qv[d] = q[qi * q_row + h * HEAD_DIM + d];
+        }
+    }
+    var m = NEG_BIG;
+    var l = 0.0;
+    let last_q = min(q0 + p.q_tile, p.n) - 1u; // uniform across the workgroup
+    for (var k0 = 0u; k0 <= last_q; k0 += BC) {
+        for (var s = li; s < BC * HEAD_DIM; s += WG) {
+            let key = k0 + s / HEAD_DIM;
+            let d = s % HEAD_DIM;
+            var kk = 0.0;
+            var vv = 0.0;
+            if (key < p.n) {
+                kk = k[key * kv_row + g * HEAD_DIM + d];
+                vv = v[key * kv_row + g * HEAD_DIM + d];
+            }
+            k_tile[s] = kk;
+            v_tile[s] = vv;
+        }
+        workgroupBarrier();
+        if (in_range && k0 <= qi) {
+            var scores: array<f32, BC>;
+            var tile_max = NEG_BIG;
+            for (var j = 0u; j < BC; j++) {
+                var s = NEG_BIG;
+                if (k0 + j <= qi) {
+                    var dot = 0.0;
+                    for (var d = 0u; d < HEAD_DIM; d++) {
+                        dot = fma(qv[d], k_tile[j * HEAD_DIM + d], dot);
+                    }
+                    s = dot * p.scale;
+                }
+                scores[j] = s;
+                tile_max = max(tile_max, s);
+            }
+            let m_new = max(m, tile_max);
+            let corr = exp(m - m_new);
+            l = l * corr;
+            for (var d = 0u; d < HEAD_DIM; d++) {
+                acc[d] = acc[d] * corr;
+            }
+            for (var j = 0u; j < BC; j++) {
+                if (k0 + j <= qi) {
+                    let pj = exp(scores[j] - m_new);
+                    l += pj;
+                    for (var d = 0u; d < HEAD_DIM; d++) {
+                        acc[d] = fma(pj, v_tile[j * HEAD_DIM + d], acc[d]);
+                    }
+                }
+            }
+            m = m_new;
+        }
+        workgroupBarrier();
+    }
+    if (in_range) {
+        let inv = 1.0 / l;
+        for (var d = 0u; d < HEAD_DIM; d++) {
+            o[qi * q_row + h * HEAD_DIM + d] = acc[d] * inv;
+        }
+        lse[h * p.n + qi] = m + log(l);
+    }
+}

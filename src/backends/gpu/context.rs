@@ -1,0 +1,266 @@
+//! The GPU context: one struct owning the device, the queue and every compute pipeline.
+//!
+//! Set-up, in order: an instance (backends from `WGPU_BACKEND`, else all native ones), an
+//! adapter (high performance), a device with the adapter's buffer limits (so large weights
+//! fit), then pipelines built on first use from `shaders/*.wgsl` and cached by name.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+/// Kernel sources, embedded at build time.
+pub mod sources {
+    pub const DEQUANT: &str = include_str!("../../../shaders/dequant.wgsl");
+    pub const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
+    pub const EMBED: &str = include_str!("../../../shaders/embed.wgsl");
+    pub const RMSNORM: &str = include_str!("../../../shaders/rmsnorm.wgsl");
+    pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
+    pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+    pub const FLASH_ATTENTION: &str = include_str!("../../../shaders/flash_attention.wgsl");
+    pub const NAIVE_ATTENTION: &str = include_str!("../../../shaders/naive_attention.wgsl");
+
+    /// A weight-reading kernel specialised to one storage format.
+    pub fn with_format(kernel: &str, format: u32) -> String {
+        format!("const FORMAT: u32 = {format}u;\n{DEQUANT}\n{kernel}")
+    }
+
+    /// An attention kernel specialised to one head size.
+    pub fn with_head_dim(kernel: &str, head_dim: usize) -> String {
+        format!("const HEAD_DIM: u32 = {head_dim}u;\n{kernel}")
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum GpuError {
+    #[error("no GPU adapter was found ({0})")]
+    NoAdapter(String),
+    #[error("the GPU refused to open a device: {0}")]
+    Device(String),
+    #[error("the GPU lacks what attnlab needs: {0}")]
+    Limits(String),
+    #[error("a GPU operation failed: {0}")]
+    Operation(String),
+    #[error("the GPU device was lost: {0}")]
+    Lost(String),
+}
+
+/// How a kernel sees each binding (explicit layouts, so unused bindings are allowed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    kernels: Mutex<HashMap<String, Arc<Kernel>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Opens the first high-performance adapter. `WGPU_BACKEND=vulkan` selects lavapipe on CI.
+    pub async fn new() -> Result<GpuContext, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let available = adapter.limits();
+        // Weights are bound whole where the adapter allows it; larger tensors are split.
+        let required_limits = wgpu::Limits {
+            max_storage_buffer_binding_size: available.max_storage_buffer_binding_size,
+            max_buffer_size: available.max_buffer_size,
+            max_storage_buffers_per_shader_stage: 8.min(available.max_storage_buffers_per_shader_stage),
+            ..wgpu::Limits::downlevel_defaults()
+        };
+        if available.max_compute_workgroup_storage_size < 16384 || available.max_compute_invocations_per_workgroup < 256 {
+            return Err(GpuError::Limits(format!(
+                "{} offers {} bytes of workgroup memory and {} invocations per workgroup (16384 and 256 needed)",
+                info.name, available.max_compute_workgroup_storage_size, available.max_compute_invocations_per_workgroup
+            )));
+        }
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor { label: Some("attnlab device"), required_limits: required_limits.clone(), ..Default::default() })
+            .await
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_flag.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost })
+    }
+
+    /// Blocking variant for native callers (CLI, tests).
+    pub fn new_blocking() -> Result<GpuContext, GpuError> {
+        pollster::block_on(Self::new())
+    }
+
+    /// "name (backend)" of the adapter.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?})", self.adapter_info.name, self.adapter_info.backend)
+    }
+
+    pub fn check_lost(&self) -> Result<(), GpuError> {
+        match self.lost.lock().ok().and_then(|l| l.clone()) {
+            Some(why) => Err(GpuError::Lost(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// The kernel `entry` of `source`, built once and cached under `key`.
+    pub fn kernel(&self, key: &str, source: impl FnOnce() -> String, entry: &str, slots: &[Slot]) -> Arc<Kernel> {
+        let mut cache = self.kernels.lock().expect("kernel cache poisoned");
+        if let Some(k) = cache.get(key) {
+            return k.clone();
+        }
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(key), source: wgpu::ShaderSource::Wgsl(source().into()) });
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match s {
+                    Slot::Uniform => wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+                    Slot::Read => wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only: true }, has_dynamic_offset: false, min_binding_size: None },
+                    Slot::ReadWrite => wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only: false }, has_dynamic_offset: false, min_binding_size: None },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(key), entries: &entries });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(key), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(key),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let k = Arc::new(Kernel { pipeline, layout });
+        cache.insert(key.to_string(), k.clone());
+        k
+    }
+
+    /// A storage buffer holding `data`.
+    pub fn upload<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        // Zero-length bindings are invalid: keep at least 4 bytes.
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let padded;
+        let contents = if bytes.len() < 4 {
+            padded = [0u8; 4];
+            &padded[..]
+        } else {
+            bytes
+        };
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// An uninitialised storage buffer of `len` f32.
+    pub fn scratch(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytemuck::bytes_of(value), usage: wgpu::BufferUsages::UNIFORM })
+    }
+
+    /// Records one dispatch of `kernel` with `buffers` bound in slot order.
+    pub fn dispatch(&self, encoder: &mut wgpu::CommandEncoder, label: &str, kernel: &Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &kernel.layout, entries: &entries });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+
+    /// Copies `len` f32 of each source into mappable buffers within `encoder`; after submit,
+    /// [`GpuContext::read_staged`] returns them.
+    pub fn stage(&self, encoder: &mut wgpu::CommandEncoder, sources: &[(&wgpu::Buffer, usize)]) -> Vec<(wgpu::Buffer, usize)> {
+        let with_offsets: Vec<(&wgpu::Buffer, usize, usize)> = sources.iter().map(|(b, len)| (*b, 0, *len)).collect();
+        self.stage_ranges(encoder, &with_offsets)
+    }
+
+    /// Like [`GpuContext::stage`] for `(buffer, first f32, count)` ranges.
+    pub fn stage_ranges(&self, encoder: &mut wgpu::CommandEncoder, sources: &[(&wgpu::Buffer, usize, usize)]) -> Vec<(wgpu::Buffer, usize)> {
+        sources
+            .iter()
+            .map(|(src, offset, len)| {
+                let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback staging"),
+                    size: (len.max(&1) * 4) as u64,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                if *len > 0 {
+                    encoder.copy_buffer_to_buffer(src, (*offset * 4) as u64, &staging, 0, (*len * 4) as u64);
+                }
+                (staging, *len)
+            })
+            .collect()
+    }
+
+    /// Maps staged buffers and returns their contents (waits for the GPU natively).
+    pub fn read_staged(&self, staged: Vec<(wgpu::Buffer, usize)>) -> Result<Vec<Vec<f32>>, GpuError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, (buf, _)) in staged.iter().enumerate() {
+            let tx = tx.clone();
+            buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send((i, r.map_err(|e| e.to_string())));
+            });
+        }
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Operation(e.to_string()))?;
+        self.check_lost()?;
+        for _ in 0..staged.len() {
+            let (_, r) = rx.recv().map_err(|e| GpuError::Operation(e.to_string()))?;
+            r.map_err(GpuError::Operation)?;
+        }
+        staged
+            .into_iter()
+            .map(|(buf, len)| {
+                let out = {
+                    let view = buf.slice(..).get_mapped_range().map_err(|e| GpuError::Operation(e.to_string()))?;
+                    bytemuck::pod_collect_to_vec::<u8, f32>(&view[..len * 4])
+                };
+                buf.unmap();
+                Ok(out)
+            })
+            .collect()
+    }
+
+    /// Submits and waits (benchmarks).
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<(), GpuError> {
+        self.queue.submit([encoder.finish()]);
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Operation(e.to_string()))?;
+        self.check_lost()
+    }
+
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+}

@@ -1,0 +1,191 @@
+//! One function per kernel: its uniform parameters, its bindings and its dispatch maths.
+//! Each records into a caller's encoder, so a whole forward pass is one submission.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::context::{sources, GpuContext, Slot};
+use super::weights::GpuMatrix;
+
+/// Workgroup geometry, mirrored from the WGSL constants.
+pub const MATMUL_TILE_ROWS: u32 = 64;
+pub const MATMUL_TILE_TOKENS: u32 = 32;
+pub const ELEMENTWISE_WG: u32 = 256;
+pub const FLASH_WG: u32 = 64;
+pub const NAIVE_TILE: u32 = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MatmulParams {
+    n: u32,
+    rows: u32,
+    cols: u32,
+    x_row0: u32,
+    out_stride: u32,
+    out_col0: u32,
+    _pad: [u32; 2],
+}
+
+const WEIGHT_SLOTS: [Slot; 6] = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite];
+
+/// `y[t, :] = x[x_row0 + t, :] · Wᵀ` for t < n.  x: (*, cols), y: (n, w.rows).
+pub fn matmul(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, x_row0: usize, n: usize, w: &GpuMatrix, y: &wgpu::Buffer) {
+    let k = ctx.kernel(&format!("matmul/{}", w.format), || sources::with_format(sources::MATMUL, w.format), "matmul", &WEIGHT_SLOTS);
+    for part in &w.parts {
+        let p = MatmulParams { n: n as u32, rows: part.rows as u32, cols: w.cols as u32, x_row0: x_row0 as u32, out_stride: w.rows as u32, out_col0: part.row0 as u32, _pad: [0; 2] };
+        let u = ctx.uniform("matmul params", &p);
+        let groups = ((part.rows as u32).div_ceil(MATMUL_TILE_ROWS), (n as u32).div_ceil(MATMUL_TILE_TOKENS), 1);
+        ctx.dispatch(enc, &w.name, &k, &[&u, &part.quants, &part.scales, &part.mins, x, y], groups);
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Dims4 {
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+}
+
+/// out (n, d) = rows `ids` of the embedding matrix.
+pub fn embed(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, ids: &wgpu::Buffer, n: usize, w: &GpuMatrix, out: &wgpu::Buffer) {
+    let k = ctx.kernel(&format!("embed/{}", w.format), || sources::with_format(sources::EMBED, w.format), "embed", &WEIGHT_SLOTS);
+    // The embedding is one part unless it exceeds the binding limit; gathering across parts
+    // would need the row's part, which the default model never needs.
+    let part = &w.parts[0];
+    assert_eq!(w.parts.len(), 1, "embedding split across buffers is not supported");
+    let u = ctx.uniform("embed params", &Dims4 { a: n as u32, b: w.cols as u32, c: 0, d: 0 });
+    let groups = (((n * w.cols) as u32).div_ceil(ELEMENTWISE_WG), 1, 1);
+    ctx.dispatch(enc, "embed", &k, &[&u, &part.quants, &part.scales, &part.mins, ids, out], groups);
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct NormParams {
+    n: u32,
+    d: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+/// y (n, d) = RMSNorm(x) · w.
+pub fn rmsnorm(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, n: usize, d: usize, eps: f32) {
+    let k = ctx.kernel("rmsnorm", || sources::RMSNORM.to_string(), "rmsnorm", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite]);
+    let u = ctx.uniform("rmsnorm params", &NormParams { n: n as u32, d: d as u32, eps, _pad: 0 });
+    ctx.dispatch(enc, "rmsnorm", &k, &[&u, x, w, y], (n as u32, 1, 1));
+}
+
+/// RoPE in place on x (n, heads · head_dim) with a host-made (n, half, 2) cos/sin table.
+pub fn rope(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, table: &wgpu::Buffer, n: usize, heads: usize, head_dim: usize, rope_dim: usize) {
+    let k = ctx.kernel("rope", || sources::ROPE.to_string(), "rope", &[Slot::Uniform, Slot::Read, Slot::ReadWrite]);
+    let half = rope_dim / 2;
+    let u = ctx.uniform("rope params", &Dims4 { a: n as u32, b: heads as u32, c: head_dim as u32, d: half as u32 });
+    ctx.dispatch(enc, "rope", &k, &[&u, table, x], (((n * heads * half) as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
+}
+
+/// The (n, rope_dim/2, 2) cos/sin table, computed exactly as the CPU engine does.
+pub fn rope_table(n: usize, rope_dim: usize, base: f32) -> Vec<f32> {
+    let half = rope_dim / 2;
+    let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / base.powf((2 * i) as f32 / rope_dim as f32)).collect();
+    let mut t = Vec::with_capacity(n * half * 2);
+    for p in 0..n {
+        for f in &inv_freq {
+            let (s, c) = (p as f32 * f).sin_cos();
+            t.push(c);
+            t.push(s);
+        }
+    }
+    t
+}
+
+fn elementwise(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, entry: &str, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
+    let k = ctx.kernel(&format!("elementwise/{entry}"), || sources::ELEMENTWISE.to_string(), entry, &[Slot::Uniform, Slot::Read, Slot::ReadWrite]);
+    let u = ctx.uniform("elementwise params", &Dims4 { a: len as u32, b: 0, c: 0, d: 0 });
+    ctx.dispatch(enc, entry, &k, &[&u, b, a], ((len as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
+}
+
+/// a += b (len values).
+pub fn add(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
+    elementwise(ctx, enc, "add", a, b, len)
+}
+
+/// gate = silu(gate) · up (len values).
+pub fn swiglu(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, gate: &wgpu::Buffer, up: &wgpu::Buffer, len: usize) {
+    elementwise(ctx, enc, "swiglu", gate, up, len)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AttnParams {
+    n: u32,
+    n_head: u32,
+    n_kv: u32,
+    group: u32,
+    q_tile_or_h0: u32,
+    scale: f32,
+    _pad: [u32; 2],
+}
+
+/// Attention shapes.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnShape {
+    pub n: usize,
+    pub n_head: usize,
+    pub n_kv: usize,
+    pub head_dim: usize,
+}
+
+impl AttnShape {
+    fn group(&self) -> usize {
+        self.n_head / self.n_kv
+    }
+    /// Query positions per flash workgroup.
+    pub fn flash_q_tile(&self) -> usize {
+        (FLASH_WG as usize / self.group()).max(1)
+    }
+}
+
+/// Flash attention: o (n, n_head·hd) and lse (n_head, n) from q, k, v. Scratch: none beyond
+/// 8 KiB of workgroup memory per workgroup.
+pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
+    assert!(s.group() <= FLASH_WG as usize, "more than {FLASH_WG} query heads per KV head");
+    let kern = ctx.kernel(&format!("flash/{}", s.head_dim), || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim), "flash_attention", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite]);
+    let q_tile = s.flash_q_tile();
+    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), _pad: [0; 2] };
+    let u = ctx.uniform("flash params", &p);
+    ctx.dispatch(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1));
+}
+
+/// Heads per naive pass so that S = (heads, n, n) fits one binding.
+pub fn naive_heads_per_pass(ctx: &GpuContext, s: AttnShape) -> usize {
+    let per_head = (s.n * s.n * 4) as u64;
+    ((ctx.limits.max_storage_buffer_binding_size as u64 / per_head.max(1)) as usize).clamp(1, s.n_head)
+}
+
+/// Bytes of the S buffer the naive kernel needs.
+pub fn naive_scratch_bytes(ctx: &GpuContext, s: AttnShape) -> usize {
+    naive_heads_per_pass(ctx, s) * s.n * s.n * 4
+}
+
+/// Naive attention: materialises S for `naive_heads_per_pass` heads at a time in `scratch`
+/// (at least `naive_scratch_bytes`).
+pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer, scratch: &wgpu::Buffer) {
+    let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
+    let src = || sources::with_head_dim(sources::NAIVE_ATTENTION, s.head_dim);
+    let k_scores = ctx.kernel(&format!("naive/scores/{}", s.head_dim), src, "scores", &slots);
+    let k_softmax = ctx.kernel(&format!("naive/softmax/{}", s.head_dim), src, "softmax", &slots);
+    let k_pv = ctx.kernel(&format!("naive/pv/{}", s.head_dim), src, "pv", &slots);
+    let per_pass = naive_heads_per_pass(ctx, s);
+    let n = s.n as u32;
+    let mut h0 = 0;
+    while h0 < s.n_head {
+        let heads = per_pass.min(s.n_head - h0) as u32;
+        let p = AttnParams { n, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: h0 as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), _pad: [0; 2] };
+        let u = ctx.uniform("naive params", &p);
+        let b: [&wgpu::Buffer; 7] = [&u, q, k, v, o, lse, scratch];
+        ctx.dispatch(enc, "naive scores", &k_scores, &b, (n.div_ceil(NAIVE_TILE), n.div_ceil(NAIVE_TILE), heads));
+        ctx.dispatch(enc, "naive softmax", &k_softmax, &b, (n, heads, 1));
+        ctx.dispatch(enc, "naive pv", &k_pv, &b, ((s.head_dim as u32).div_ceil(NAIVE_TILE), n.div_ceil(NAIVE_TILE), heads));
+        h0 += heads as usize;
+    }
+}
