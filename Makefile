@@ -62,8 +62,9 @@ build: setup
 test: setup test-rust test-web
 
 # Release profile: a 135M-parameter forward pass in a debug build is far too slow.
+# GPU tests run on Mesa's lavapipe (Vulkan on the CPU) where no real GPU is present.
 test-rust:
-	cargo test --release --all-targets
+	WGPU_BACKEND=$${WGPU_BACKEND:-vulkan} cargo test --release --all-targets
 
 # The page compiles and Trunk builds the site.
 test-web:

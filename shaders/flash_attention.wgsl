@@ -11,8 +11,12 @@
 // use each staged K/V tile. Keys past the tile's last query are never loaded (causal skip).
 // Per K/V tile: scores for BC keys, tile max, one rescale of the running sum and accumulator.
 // Workgroup memory: 2 · BC · HEAD_DIM · 4 bytes = 8 KiB at HEAD_DIM = 64 (limit 16 KiB).
-// Dispatch: (ceil(n / q_tile), n_kv, 1) with q_tile = WG / group. The host prepends
-// `const HEAD_DIM: u32 = …;`.
+// Dispatch: (ceil(n / q_tile), n_kv, 1) with q_tile = WG / group.
+//
+// The host prepends `const HEAD_DIM: u32 = …;` and expands the `UNROLLED_*` markers into
+// straight-line vec4 code over the head dimension (HD4 = HEAD_DIM / 4 terms): per key, the
+// inner work then has no loop, which is faster on GPUs and keeps each invocation far below
+// llvmpipe's per-invocation loop-iteration limit (65535), where long inputs otherwise stop.
 struct Params {
     n: u32,
     n_head: u32,
@@ -25,18 +29,19 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 
 const WG: u32 = 64u;   // invocations: (query, head-in-group) pairs
 const BC: u32 = 16u;   // keys per staged tile
+const HD4: u32 = HEAD_DIM / 4u;
 const NEG_BIG: f32 = -3.0e38;
 
-var<workgroup> k_tile: array<f32, BC * HEAD_DIM>; // (BC, HEAD_DIM)
-var<workgroup> v_tile: array<f32, BC * HEAD_DIM>; // (BC, HEAD_DIM)
+var<workgroup> k_tile: array<vec4<f32>, BC * HD4>; // (BC, HEAD_DIM)
+var<workgroup> v_tile: array<vec4<f32>, BC * HD4>; // (BC, HEAD_DIM)
 
 @compute @workgroup_size(64, 1, 1)
 fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -45,28 +50,28 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let qi = q0 + li / p.group;
     let h = g * p.group + li % p.group;
     let in_range = li < p.q_tile * p.group && qi < p.n;
-    let q_row = p.n_head * HEAD_DIM;
-    let kv_row = p.n_kv * HEAD_DIM;
+    let q_row4 = p.n_head * HD4;
+    let kv_row4 = p.n_kv * HD4;
 
-    var qv: array<f32, HEAD_DIM>;
-    var acc: array<f32, HEAD_DIM>;
+    var qv: array<vec4<f32>, HD4>;
+    var acc: array<vec4<f32>, HD4>;
     if (in_range) {
-        for (var d = 0u; d < HEAD_DIM; d++) {
-            qv[d] = q[qi * q_row + h * HEAD_DIM + d];
+        for (var d = 0u; d < HD4; d++) {
+            qv[d] = q[qi * q_row4 + h * HD4 + d];
         }
     }
     var m = NEG_BIG;
     var l = 0.0;
     let last_q = min(q0 + p.q_tile, p.n) - 1u; // uniform across the workgroup
     for (var k0 = 0u; k0 <= last_q; k0 += BC) {
-        for (var s = li; s < BC * HEAD_DIM; s += WG) {
-            let key = k0 + s / HEAD_DIM;
-            let d = s % HEAD_DIM;
-            var kk = 0.0;
-            var vv = 0.0;
+        for (var s = li; s < BC * HD4; s += WG) {
+            let key = k0 + s / HD4;
+            let d = s % HD4;
+            var kk = vec4<f32>(0.0);
+            var vv = vec4<f32>(0.0);
             if (key < p.n) {
-                kk = k[key * kv_row + g * HEAD_DIM + d];
-                vv = v[key * kv_row + g * HEAD_DIM + d];
+                kk = k[key * kv_row4 + g * HD4 + d];
+                vv = v[key * kv_row4 + g * HD4 + d];
             }
             k_tile[s] = kk;
             v_tile[s] = vv;
@@ -78,11 +83,8 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             for (var j = 0u; j < BC; j++) {
                 var s = NEG_BIG;
                 if (k0 + j <= qi) {
-                    var dot = 0.0;
-                    for (var d = 0u; d < HEAD_DIM; d++) {
-                        dot = fma(qv[d], k_tile[j * HEAD_DIM + d], dot);
-                    }
-                    s = dot * p.scale;
+                    let kb = j * HD4;
+                    s = (UNROLLED_DOT) * p.scale;
                 }
                 scores[j] = s;
                 tile_max = max(tile_max, s);
@@ -90,16 +92,13 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             let m_new = max(m, tile_max);
             let corr = exp(m - m_new);
             l = l * corr;
-            for (var d = 0u; d < HEAD_DIM; d++) {
-                acc[d] = acc[d] * corr;
-            }
+            UNROLLED_RESCALE
             for (var j = 0u; j < BC; j++) {
                 if (k0 + j <= qi) {
                     let pj = exp(scores[j] - m_new);
                     l += pj;
-                    for (var d = 0u; d < HEAD_DIM; d++) {
-                        acc[d] = fma(pj, v_tile[j * HEAD_DIM + d], acc[d]);
-                    }
+                    let kb = j * HD4;
+                    UNROLLED_ACCUMULATE
                 }
             }
             m = m_new;
@@ -108,8 +107,8 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     }
     if (in_range) {
         let inv = 1.0 / l;
-        for (var d = 0u; d < HEAD_DIM; d++) {
-            o[qi * q_row + h * HEAD_DIM + d] = acc[d] * inv;
+        for (var d = 0u; d < HD4; d++) {
+            o[qi * q_row4 + h * HD4 + d] = acc[d] * inv;
         }
         lse[h * p.n + qi] = m + log(l);
     }

@@ -25,9 +25,15 @@ pub mod sources {
         format!("const FORMAT: u32 = {format}u;\n{DEQUANT}\n{kernel}")
     }
 
-    /// An attention kernel specialised to one head size.
+    /// An attention kernel specialised to one head size, with its `UNROLLED_*` markers
+    /// expanded into straight-line vec4 code over the head dimension.
     pub fn with_head_dim(kernel: &str, head_dim: usize) -> String {
-        format!("const HEAD_DIM: u32 = {head_dim}u;\n{kernel}")
+        let hd4 = head_dim / 4;
+        let dot = (0..hd4).map(|i| format!("dot(qv[{i}], k_tile[kb + {i}u])")).collect::<Vec<_>>().join(" + ");
+        let rescale = (0..hd4).map(|i| format!("acc[{i}] = acc[{i}] * corr;")).collect::<Vec<_>>().join(" ");
+        let accumulate = (0..hd4).map(|i| format!("acc[{i}] = fma(vec4<f32>(pj), v_tile[kb + {i}u], acc[{i}]);")).collect::<Vec<_>>().join(" ");
+        let body = kernel.replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);
+        format!("const HEAD_DIM: u32 = {head_dim}u;\n{body}")
     }
 }
 

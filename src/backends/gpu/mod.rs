@@ -163,6 +163,10 @@ impl Backend for GpuBackend {
 
     fn forward(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
         validate_input(model, ids, opts)?;
+        let c = &model.config;
+        if c.head_dim % 4 != 0 || c.group_size() > ops::FLASH_WG as usize {
+            return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
+        }
         Ok(self.run(model, ids, opts)?)
     }
 }

@@ -71,6 +71,11 @@ pub fn repack_rows(t: &QTensor, r0: usize, n: usize) -> (u32, Vec<u32>, Vec<f32>
 
 impl GpuMatrix {
     pub fn upload(ctx: &GpuContext, t: &QTensor) -> GpuMatrix {
+        Self::upload_with_limit(ctx, t, ctx.limits.max_storage_buffer_binding_size as usize)
+    }
+
+    /// Uploads with parts of at most `max_binding_bytes` (tests force splits with this).
+    pub fn upload_with_limit(ctx: &GpuContext, t: &QTensor, max_binding_bytes: usize) -> GpuMatrix {
         // Bytes per row of the largest array (quants).
         let row_bytes = match t.ty {
             GgmlType::Q4_1 | GgmlType::Q4_0 => t.cols / 2,
@@ -78,7 +83,7 @@ impl GpuMatrix {
             _ => t.cols * 4,
         }
         .max(4);
-        let max_rows = ((ctx.limits.max_storage_buffer_binding_size as usize) / row_bytes).max(1);
+        let max_rows = (max_binding_bytes / row_bytes).max(1);
         let mut parts = Vec::new();
         let mut format = FORMAT_F32;
         let mut r0 = 0;
