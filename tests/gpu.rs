@@ -149,3 +149,36 @@ fn gpu_forward_matches_cpu_on_tiny_models_and_the_reference_on_the_real_one() {
         assert_eq!(report.argmax_per_position, argmax, "{text}");
     }
 }
+
+#[test]
+fn gpu_attention_maps_match_the_cpu_trace() {
+    let backend = GpuBackend::with_context(GpuContext::new_blocking().expect("GPU adapter"));
+    let tiny = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
+    let n = 65;
+    let ids: Vec<u32> = (0..n as u32).map(|i| (i * 31 + 7) % 261).collect();
+    let trace = backend.forward(&tiny, &ids, &ForwardOptions::default()).unwrap().trace.unwrap();
+    for (layer, head) in [(0, 0), (1, 3)] {
+        let probs = backend.head_probs(layer, head).unwrap();
+        let rows = trace.head_rows(layer, head).unwrap();
+        for i in 0..n {
+            for j in 0..n {
+                let expect = if j <= i { rows[i][j] } else { 0.0 };
+                assert!((probs[i * n + j] - expect).abs() < 1e-5, "{layer}.{head} [{i}][{j}]");
+            }
+        }
+        let gp = backend.head_pooled(layer, head, 8).unwrap();
+        let cp = trace.pooled(layer, head, 8).unwrap();
+        assert_eq!(gp.side, cp.side);
+        assert!(max_diff(&gp.max, &cp.max) < 1e-5);
+        for (a, b) in gp.mean.iter().zip(&cp.mean) {
+            assert!((a.is_nan() && b.is_nan()) || (a - b).abs() < 1e-5);
+        }
+        let mass = backend.row_mass(layer, 0..1).unwrap();
+        let sink = mass[head * n + 1..(head + 1) * n].iter().sum::<f32>() / (n - 1) as f32;
+        assert!((sink - trace.sink_mass(layer, head, 1).unwrap().unwrap()).abs() < 1e-5);
+        let span = backend.row_mass(layer, 10..20).unwrap();
+        let gpu_span = (span[head * n + 30] + span[head * n + 64]) / 2.0;
+        assert!((gpu_span - trace.span_mass(layer, head, [30, 64], 10..20).unwrap().unwrap()).abs() < 1e-5);
+    }
+    assert!(backend.head_probs(0, 99).is_err());
+}

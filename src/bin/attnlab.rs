@@ -31,6 +31,12 @@ enum BackendChoice {
     Gpu,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchWhat {
+    Prefill,
+    Attention,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Split text into the model's tokens.
@@ -54,11 +60,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Prefill speed and memory.
+    /// Benchmarks: `prefill` (CPU with 1 and all threads, and the GPU when one is found) or
+    /// `attention` (GPU flash vs naive kernels).
     Bench {
-        /// Token counts to time.
+        #[arg(value_enum, default_value = "prefill")]
+        what: BenchWhat,
+        /// Token counts for prefill.
         #[arg(long, value_delimiter = ',', default_value = "128,512")]
         tokens: Vec<usize>,
+        /// Sequence lengths for the attention benchmark.
+        #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
+        n: Vec<usize>,
         /// Timed repetitions per configuration (the best is reported).
         #[arg(long, default_value_t = 3)]
         reps: usize,
@@ -150,7 +162,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let t = &report.timings_ms;
             println!("\ntimings: tokenize {:.1} ms, forward {:.1} ms, analysis {:.1} ms", t.tokenize, t.forward, t.analysis);
         }
-        Command::Bench { tokens, reps } => {
+        Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
+        Command::Bench { what: BenchWhat::Prefill, tokens, reps, .. } => {
             let (model, load_ms) = load(&cli.model)?;
             println!("model: {} ({:.1} MiB file), load {:.0} ms", model.info.name, model.info.file_bytes as f64 / 1048576.0, load_ms);
             println!("| backend | threads | tokens | best ms | tokens/s |");
@@ -176,10 +189,71 @@ fn run(cli: Cli) -> Result<(), String> {
                     println!("| cpu | {threads} | {n} | {best:.0} | {:.1} |", n as f64 / best * 1e3);
                 }
             }
+            match attnlab::backends::gpu::GpuBackend::new() {
+                Ok(gpu) => {
+                    let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
+                    gpu.prepare(&model);
+                    for &n in &tokens {
+                        let ids: Vec<u32> = base.iter().cycle().take(n).copied().collect();
+                        gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?; // warm-up: pipelines
+                        let mut best = f64::INFINITY;
+                        for _ in 0..reps.max(1) {
+                            best = best.min(gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?.timings.total_ms);
+                        }
+                        println!("| gpu: {} | - | {n} | {best:.0} | {:.1} |", gpu.ctx.describe(), n as f64 / best * 1e3);
+                    }
+                }
+                Err(e) => println!("| gpu | - | - | - | not measured: {e} |"),
+            }
             if let Some(m) = peak_rss_mib() {
                 println!("\npeak resident memory: {m:.0} MiB (model file {:.0} MiB)", model.info.file_bytes as f64 / 1048576.0);
             }
         }
+    }
+    Ok(())
+}
+
+/// GPU flash vs naive attention on random inputs shaped like SmolLM2-135M (9 query heads,
+/// 3 KV heads, head size 64).
+fn bench_attention(ns: &[usize], reps: usize) -> Result<(), String> {
+    use attnlab::backends::gpu::context::GpuContext;
+    use attnlab::backends::gpu::ops::{self, AttnShape};
+    let ctx = GpuContext::new_blocking().map_err(|e| e.to_string())?;
+    println!("adapter: {}", ctx.describe());
+    println!("| n | flash ms | naive ms | speed-up | flash scratch | naive scratch (S) | scratch ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let (n_head, n_kv, hd) = (9usize, 3usize, 64usize);
+    let mib = |b: usize| format!("{:.2} MiB", b as f64 / 1048576.0);
+    for &n in ns {
+        let fill = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed)) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect() };
+        let shape = AttnShape { n, n_head, n_kv, head_dim: hd };
+        let (q, k, v) = (ctx.upload("q", &fill(n * n_head * hd, 1)), ctx.upload("k", &fill(n * n_kv * hd, 2)), ctx.upload("v", &fill(n * n_kv * hd, 3)));
+        let (o, lse) = (ctx.scratch("o", n * n_head * hd), ctx.scratch("lse", n_head * n));
+        let s_bytes = ops::naive_scratch_bytes(&ctx, shape);
+        let s = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("S"), size: s_bytes as u64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+        let time = |flash: bool| -> Result<f64, String> {
+            let mut best = f64::INFINITY;
+            for rep in 0..=reps.max(1) {
+                let mut enc = ctx.encoder("bench attention");
+                if flash {
+                    ops::flash_attention(&ctx, &mut enc, shape, &q, &k, &v, &o, &lse);
+                } else {
+                    ops::naive_attention(&ctx, &mut enc, shape, &q, &k, &v, &o, &lse, &s);
+                }
+                let clock = Clock::start();
+                ctx.submit_and_wait(enc).map_err(|e| e.to_string())?;
+                if rep > 0 {
+                    best = best.min(clock.ms()); // rep 0 warms up (pipeline build)
+                }
+            }
+            Ok(best)
+        };
+        let (tf, tn) = (time(true)?, time(false)?);
+        // Flash keeps only the per-row LSE beyond its output, plus 8 KiB of workgroup memory
+        // per workgroup (counted as if all were resident at once).
+        let workgroups = n.div_ceil(shape.flash_q_tile()) * n_kv;
+        let flash_scratch = n_head * n * 4 + workgroups * 8192;
+        println!("| {n} | {tf:.1} | {tn:.1} | {:.2}× | {} | {} | {:.0}× |", tn / tf, mib(flash_scratch), mib(s_bytes), s_bytes as f64 / flash_scratch as f64);
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub mod sources {
     pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
     pub const FLASH_ATTENTION: &str = include_str!("../../../shaders/flash_attention.wgsl");
     pub const NAIVE_ATTENTION: &str = include_str!("../../../shaders/naive_attention.wgsl");
+    pub const ATTENTION_MAPS: &str = include_str!("../../../shaders/attention_maps.wgsl");
 
     /// A weight-reading kernel specialised to one storage format.
     pub fn with_format(kernel: &str, format: u32) -> String {
@@ -29,7 +30,13 @@ pub mod sources {
     /// expanded into straight-line vec4 code over the head dimension.
     pub fn with_head_dim(kernel: &str, head_dim: usize) -> String {
         let hd4 = head_dim / 4;
-        let dot = (0..hd4).map(|i| format!("dot(qv[{i}], k_tile[kb + {i}u])")).collect::<Vec<_>>().join(" + ");
+        // flash_attention.wgsl keeps q in registers (qv) and k in workgroup memory (k_tile);
+        // attention_maps.wgsl reads both from storage at offsets qb and kb.
+        let dot = if kernel.contains("var<workgroup> k_tile") {
+            (0..hd4).map(|i| format!("dot(qv[{i}], k_tile[kb + {i}u])")).collect::<Vec<_>>().join(" + ")
+        } else {
+            (0..hd4).map(|i| format!("dot(q[qb + {i}u], k[kb + {i}u])")).collect::<Vec<_>>().join(" + ")
+        };
         let rescale = (0..hd4).map(|i| format!("acc[{i}] = acc[{i}] * corr;")).collect::<Vec<_>>().join(" ");
         let accumulate = (0..hd4).map(|i| format!("acc[{i}] = fma(vec4<f32>(pj), v_tile[kb + {i}u], acc[{i}]);")).collect::<Vec<_>>().join(" ");
         let body = kernel.replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);

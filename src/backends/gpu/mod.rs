@@ -26,16 +26,85 @@ impl From<GpuError> for EngineError {
 pub struct GpuBackend {
     pub ctx: GpuContext,
     weights: Mutex<Option<GpuWeights>>,
+    /// The last captured forward pass, still on the device, for GPU-side analysis.
+    last_trace: Mutex<Option<GpuTrace>>,
+}
+
+/// Per-layer post-RoPE Q, K and LSE of a forward pass, resident on the device.
+pub struct GpuTrace {
+    pub shape: AttnShape,
+    pub layers: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>, // q (n, n_head·hd), k (n, n_kv·hd), lse (n_head, n)
+}
+
+impl GpuBackend {
+    fn with_last_trace<T>(&self, layer: usize, f: impl FnOnce(&GpuContext, AttnShape, &(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)) -> Result<T, GpuError>) -> Result<T, EngineError> {
+        let guard = self.last_trace.lock().expect("trace lock");
+        let t = guard.as_ref().ok_or_else(|| EngineError::Unavailable("gpu".into(), "no captured forward pass yet".into()))?;
+        let l = t.layers.get(layer).ok_or_else(|| EngineError::Unavailable("gpu".into(), format!("layer {layer} does not exist")))?;
+        Ok(f(&self.ctx, t.shape, l)?)
+    }
+
+    fn check_head(&self, head: usize) -> Result<(), EngineError> {
+        let guard = self.last_trace.lock().expect("trace lock");
+        match guard.as_ref() {
+            Some(t) if head < t.shape.n_head => Ok(()),
+            _ => Err(EngineError::Unavailable("gpu".into(), format!("head {head} does not exist or nothing was captured"))),
+        }
+    }
+
+    /// One head's full (n, n) probability map from the last pass, computed on the GPU.
+    pub fn head_probs(&self, layer: usize, head: usize) -> Result<Vec<f32>, EngineError> {
+        self.check_head(head)?;
+        self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
+            let out = ctx.scratch("probs", s.n * s.n);
+            let mut enc = ctx.encoder("head probs");
+            ops::attention_probs(ctx, &mut enc, s, q, k, lse, head, &out);
+            let staged = ctx.stage(&mut enc, &[(&out, s.n * s.n)]);
+            ctx.queue.submit([enc.finish()]);
+            Ok(ctx.read_staged(staged)?.remove(0))
+        })
+    }
+
+    /// One head's map pooled over `block`² tiles, computed on the GPU (same layout as
+    /// [`crate::analysis::trace::PooledMap`], NaN above the diagonal).
+    pub fn head_pooled(&self, layer: usize, head: usize, block: usize) -> Result<crate::analysis::trace::PooledMap, EngineError> {
+        self.check_head(head)?;
+        let block = block.max(1);
+        self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
+            let side = s.n.div_ceil(block);
+            let out = ctx.scratch("pooled", 2 * side * side);
+            let mut enc = ctx.encoder("pooled map");
+            ops::attention_pooled(ctx, &mut enc, s, q, k, lse, head, block, &out);
+            let staged = ctx.stage(&mut enc, &[(&out, 2 * side * side)]);
+            ctx.queue.submit([enc.finish()]);
+            let v = ctx.read_staged(staged)?.remove(0);
+            let mean = v[side * side..].iter().map(|&m| if m < 0.0 { f32::NAN } else { m }).collect();
+            Ok(crate::analysis::trace::PooledMap { n_tokens: s.n, block, side, max: v[..side * side].to_vec(), mean })
+        })
+    }
+
+    /// (n_head, n): every row's mass on `keys` in `layer`, computed on the GPU. Sink mass
+    /// is the mean of rows 1..n with keys 0..1.
+    pub fn row_mass(&self, layer: usize, keys: std::ops::Range<usize>) -> Result<Vec<f32>, EngineError> {
+        self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
+            let out = ctx.scratch("row mass", s.n_head * s.n);
+            let mut enc = ctx.encoder("row mass");
+            ops::attention_row_mass(ctx, &mut enc, s, q, k, lse, keys, &out);
+            let staged = ctx.stage(&mut enc, &[(&out, s.n_head * s.n)]);
+            ctx.queue.submit([enc.finish()]);
+            Ok(ctx.read_staged(staged)?.remove(0))
+        })
+    }
 }
 
 impl GpuBackend {
     /// Opens the GPU (native: blocking).
     pub fn new() -> Result<Self, GpuError> {
-        Ok(GpuBackend { ctx: GpuContext::new_blocking()?, weights: Mutex::new(None) })
+        Ok(Self::with_context(GpuContext::new_blocking()?))
     }
 
     pub fn with_context(ctx: GpuContext) -> Self {
-        GpuBackend { ctx, weights: Mutex::new(None) }
+        GpuBackend { ctx, weights: Mutex::new(None), last_trace: Mutex::new(None) }
     }
 
     /// Uploads `model`'s weights unless they are already resident.
@@ -138,6 +207,10 @@ impl GpuBackend {
             }
             t
         });
+        if opts.capture_attention {
+            let layers = qs.into_iter().zip(ks).zip(lses).map(|((q, k), l)| (q, k, l)).collect();
+            *self.last_trace.lock().expect("trace lock") = Some(GpuTrace { shape, layers });
+        }
         let total_ms = clock.ms();
         Ok(ForwardOutput {
             backend: self.name().to_string(),

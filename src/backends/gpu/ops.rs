@@ -189,3 +189,64 @@ pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
         h0 += heads as usize;
     }
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MapParams {
+    n: u32,
+    n_head: u32,
+    n_kv: u32,
+    group: u32,
+    head: u32,
+    block: u32,
+    side: u32,
+    k_lo: u32,
+    k_hi: u32,
+    scale: f32,
+    _pad: [u32; 2],
+}
+
+fn map_kernel(ctx: &GpuContext, s: AttnShape, entry: &str) -> std::sync::Arc<super::context::Kernel> {
+    ctx.kernel(&format!("maps/{entry}/{}", s.head_dim), || sources::with_head_dim(sources::ATTENTION_MAPS, s.head_dim), entry, &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite])
+}
+
+fn map_params(s: AttnShape, head: usize, block: usize, side: usize, keys: std::ops::Range<usize>) -> MapParams {
+    MapParams {
+        n: s.n as u32,
+        n_head: s.n_head as u32,
+        n_kv: s.n_kv as u32,
+        group: s.group() as u32,
+        head: head as u32,
+        block: block as u32,
+        side: side as u32,
+        k_lo: keys.start as u32,
+        k_hi: keys.end.min(u32::MAX as usize) as u32,
+        scale: 1.0 / (s.head_dim as f32).sqrt(),
+        _pad: [0; 2],
+    }
+}
+
+/// out (n, n): exact probabilities of one head, recomputed from q, k and lse.
+pub fn attention_probs(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, lse: &wgpu::Buffer, head: usize, out: &wgpu::Buffer) {
+    let kern = map_kernel(ctx, s, "probs");
+    let u = ctx.uniform("probs params", &map_params(s, head, 1, 0, 0..0));
+    let g = (s.n as u32).div_ceil(NAIVE_TILE);
+    ctx.dispatch(enc, "attention probs", &kern, &[&u, q, k, lse, out], (g, g, 1));
+}
+
+/// out (2, side, side): max then causal mean (−1 above the diagonal) over `block`² tiles.
+pub fn attention_pooled(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, lse: &wgpu::Buffer, head: usize, block: usize, out: &wgpu::Buffer) -> usize {
+    let side = s.n.div_ceil(block);
+    let kern = map_kernel(ctx, s, "pooled");
+    let u = ctx.uniform("pooled params", &map_params(s, head, block, side, 0..0));
+    let g = (side as u32).div_ceil(NAIVE_TILE);
+    ctx.dispatch(enc, "attention pooled", &kern, &[&u, q, k, lse, out], (g, g, 1));
+    side
+}
+
+/// out (n_head, n): each row's mass on keys `keys` (clipped to the causal range).
+pub fn attention_row_mass(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, lse: &wgpu::Buffer, keys: std::ops::Range<usize>, out: &wgpu::Buffer) {
+    let kern = map_kernel(ctx, s, "row_mass");
+    let u = ctx.uniform("row mass params", &map_params(s, 0, 1, 0, keys));
+    ctx.dispatch(enc, "attention row mass", &kern, &[&u, q, k, lse, out], ((s.n as u32).div_ceil(NAIVE_TILE), (s.n_head as u32).div_ceil(NAIVE_TILE), 1));
+}
