@@ -132,8 +132,17 @@ fn run(cli: Cli) -> Result<(), String> {
             let text = read_text(&text)?;
             let heads = HeadSelection::parse(&heads).map_err(|e| e.to_string())?;
             let (model, _) = load(&cli.model)?;
-            let b = backend(choice)?;
-            let report = inspect(&model, b.as_ref(), &text, &heads).map_err(|e| e.to_string())?;
+            let mut b = backend(choice)?;
+            let report = match inspect(&model, b.as_ref(), &text, &heads) {
+                // A GPU that fails mid-run (device lost, out of memory) must not lose the
+                // user's work: say so and run the same text on the CPU.
+                Err(attnlab::analysis::report::ReportError::Engine(attnlab::EngineError::Unavailable(name, why))) if choice == BackendChoice::Gpu => {
+                    eprintln!("attnlab: the {name} backend failed ({why}); running on the CPU instead");
+                    b = Box::new(CpuBackend::new());
+                    inspect(&model, b.as_ref(), &text, &heads).map_err(|e| e.to_string())?
+                }
+                r => r.map_err(|e| e.to_string())?,
+            };
             if json {
                 println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
                 return Ok(());
