@@ -6,7 +6,6 @@
 //! - the WebGPU backend (its own issue) plugs in behind the same [`Backend`] trait.
 
 pub mod cpu;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod gpu;
 
 use crate::analysis::trace::AttentionTrace;

@@ -118,6 +118,7 @@ impl GpuContext {
     }
 
     /// Blocking variant for native callers (CLI, tests).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new_blocking() -> Result<GpuContext, GpuError> {
         pollster::block_on(Self::new())
     }
@@ -238,21 +239,39 @@ impl GpuContext {
             .collect()
     }
 
-    /// Maps staged buffers and returns their contents (waits for the GPU natively).
-    pub fn read_staged(&self, staged: Vec<(wgpu::Buffer, usize)>) -> Result<Vec<Vec<f32>>, GpuError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (i, (buf, _)) in staged.iter().enumerate() {
-            let tx = tx.clone();
-            buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send((i, r.map_err(|e| e.to_string())));
-            });
-        }
+    /// Native: blocks until submitted work is done (fires map callbacks). In the browser the
+    /// event loop does this, so it is a no-op there.
+    pub fn wait_native(&self) -> Result<(), GpuError> {
+        #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Operation(e.to_string()))?;
-        self.check_lost()?;
-        for _ in 0..staged.len() {
-            let (_, r) = rx.recv().map_err(|e| GpuError::Operation(e.to_string()))?;
-            r.map_err(GpuError::Operation)?;
+        self.check_lost()
+    }
+
+    /// Maps staged buffers and returns their contents. Never blocks: natively call
+    /// [`GpuContext::wait_native`] first (or use [`GpuContext::read_staged`]); in the browser
+    /// the map callbacks resolve it.
+    pub async fn read_staged_async(&self, staged: Vec<(wgpu::Buffer, usize)>) -> Result<Vec<Vec<f32>>, GpuError> {
+        let maps: Vec<MapFuture> = staged
+            .iter()
+            .map(|(buf, _)| {
+                let fut = MapFuture::default();
+                let state = fut.state.clone();
+                buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                    if let Ok(mut s) = state.lock() {
+                        s.0 = Some(r.map_err(|e| e.to_string()));
+                        if let Some(w) = s.1.take() {
+                            w.wake();
+                        }
+                    }
+                });
+                fut
+            })
+            .collect();
+        self.wait_native()?;
+        for m in maps {
+            m.await.map_err(GpuError::Operation)?;
         }
+        self.check_lost()?;
         staged
             .into_iter()
             .map(|(buf, len)| {
@@ -266,14 +285,40 @@ impl GpuContext {
             .collect()
     }
 
-    /// Submits and waits (benchmarks).
+    /// Blocking read for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_staged(&self, staged: Vec<(wgpu::Buffer, usize)>) -> Result<Vec<Vec<f32>>, GpuError> {
+        pollster::block_on(self.read_staged_async(staged))
+    }
+
+    /// Submits and waits (native benchmarks).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<(), GpuError> {
         self.queue.submit([encoder.finish()]);
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Operation(e.to_string()))?;
-        self.check_lost()
+        self.wait_native()
     }
 
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
         self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+}
+
+/// Resolves when a buffer's `map_async` callback has fired.
+#[derive(Default)]
+struct MapFuture {
+    state: Arc<Mutex<(Option<Result<(), String>>, Option<std::task::Waker>)>>,
+}
+
+impl std::future::Future for MapFuture {
+    type Output = Result<(), String>;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let mut s = self.state.lock().expect("map state poisoned");
+        match s.0.take() {
+            Some(r) => std::task::Poll::Ready(r),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
     }
 }

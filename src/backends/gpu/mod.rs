@@ -8,7 +8,9 @@ pub mod weights;
 
 use std::sync::Mutex;
 
-use super::{validate_input, Backend, EngineError, ForwardOptions, ForwardOutput, ForwardTimings, LogitsFor};
+#[cfg(not(target_arch = "wasm32"))]
+use super::Backend;
+use super::{validate_input, EngineError, ForwardOptions, ForwardOutput, ForwardTimings, LogitsFor};
 use crate::analysis::trace::{AttentionTrace, LayerTrace};
 use crate::model::Model;
 use crate::util::Clock;
@@ -37,6 +39,7 @@ pub struct GpuTrace {
 }
 
 impl GpuBackend {
+    #[cfg(not(target_arch = "wasm32"))]
     fn with_last_trace<T>(&self, layer: usize, f: impl FnOnce(&GpuContext, AttnShape, &(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)) -> Result<T, GpuError>) -> Result<T, EngineError> {
         let guard = self.last_trace.lock().expect("trace lock");
         let t = guard.as_ref().ok_or_else(|| EngineError::Unavailable("gpu".into(), "no captured forward pass yet".into()))?;
@@ -44,6 +47,7 @@ impl GpuBackend {
         Ok(f(&self.ctx, t.shape, l)?)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn check_head(&self, head: usize) -> Result<(), EngineError> {
         let guard = self.last_trace.lock().expect("trace lock");
         match guard.as_ref() {
@@ -52,6 +56,7 @@ impl GpuBackend {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     /// One head's full (n, n) probability map from the last pass, computed on the GPU.
     pub fn head_probs(&self, layer: usize, head: usize) -> Result<Vec<f32>, EngineError> {
         self.check_head(head)?;
@@ -61,10 +66,11 @@ impl GpuBackend {
             ops::attention_probs(ctx, &mut enc, s, q, k, lse, head, &out);
             let staged = ctx.stage(&mut enc, &[(&out, s.n * s.n)]);
             ctx.queue.submit([enc.finish()]);
-            Ok(ctx.read_staged(staged)?.remove(0))
+            Ok(pollster::block_on(ctx.read_staged_async(staged))?.remove(0))
         })
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     /// One head's map pooled over `block`² tiles, computed on the GPU (same layout as
     /// [`crate::analysis::trace::PooledMap`], NaN above the diagonal).
     pub fn head_pooled(&self, layer: usize, head: usize, block: usize) -> Result<crate::analysis::trace::PooledMap, EngineError> {
@@ -77,12 +83,13 @@ impl GpuBackend {
             ops::attention_pooled(ctx, &mut enc, s, q, k, lse, head, block, &out);
             let staged = ctx.stage(&mut enc, &[(&out, 2 * side * side)]);
             ctx.queue.submit([enc.finish()]);
-            let v = ctx.read_staged(staged)?.remove(0);
+            let v = pollster::block_on(ctx.read_staged_async(staged))?.remove(0);
             let mean = v[side * side..].iter().map(|&m| if m < 0.0 { f32::NAN } else { m }).collect();
             Ok(crate::analysis::trace::PooledMap { n_tokens: s.n, block, side, max: v[..side * side].to_vec(), mean })
         })
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     /// (n_head, n): every row's mass on `keys` in `layer`, computed on the GPU. Sink mass
     /// is the mean of rows 1..n with keys 0..1.
     pub fn row_mass(&self, layer: usize, keys: std::ops::Range<usize>) -> Result<Vec<f32>, EngineError> {
@@ -92,13 +99,14 @@ impl GpuBackend {
             ops::attention_row_mass(ctx, &mut enc, s, q, k, lse, keys, &out);
             let staged = ctx.stage(&mut enc, &[(&out, s.n_head * s.n)]);
             ctx.queue.submit([enc.finish()]);
-            Ok(ctx.read_staged(staged)?.remove(0))
+            Ok(pollster::block_on(ctx.read_staged_async(staged))?.remove(0))
         })
     }
 }
 
 impl GpuBackend {
-    /// Opens the GPU (native: blocking).
+    /// Opens the GPU (native: blocking; in the browser use `GpuContext::new().await`).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self, GpuError> {
         Ok(Self::with_context(GpuContext::new_blocking()?))
     }
@@ -115,11 +123,22 @@ impl GpuBackend {
         }
     }
 
-    fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
+    /// The forward pass; awaits only the final readback (no blocking poll in the browser).
+    pub async fn forward_async(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
+        validate_input(model, ids, opts)?;
+        let c = &model.config;
+        if c.head_dim % 4 != 0 || c.group_size() > ops::FLASH_WG as usize {
+            return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
+        }
+        Ok(self.run(model, ids, opts).await?)
+    }
+
+    async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
         let clock = Clock::start();
         self.prepare(model);
         let guard = self.weights.lock().expect("weights lock");
         let w = guard.as_ref().expect("prepared above");
+        self.ctx.check_lost()?;
         let ctx = &self.ctx;
         let c = &model.config;
         let n = ids.len();
@@ -187,7 +206,7 @@ impl GpuBackend {
         let staged = ctx.stage_ranges(&mut enc, &reads);
         let record_ms = clock.ms();
         ctx.queue.submit([enc.finish()]);
-        let mut data = ctx.read_staged(staged)?.into_iter();
+        let mut data = ctx.read_staged_async(staged).await?.into_iter();
         let gpu_ms = clock.ms() - record_ms;
 
         let span_logits = data.next().expect("logits staged");
@@ -213,7 +232,7 @@ impl GpuBackend {
         }
         let total_ms = clock.ms();
         Ok(ForwardOutput {
-            backend: self.name().to_string(),
+            backend: "gpu".to_string(),
             logit_positions: positions,
             logits,
             final_hidden_norm_last: last_hidden.iter().map(|v| v * v).sum::<f32>().sqrt(),
@@ -225,6 +244,7 @@ impl GpuBackend {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Backend for GpuBackend {
     fn name(&self) -> &'static str {
         "gpu"
@@ -235,11 +255,6 @@ impl Backend for GpuBackend {
     }
 
     fn forward(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
-        validate_input(model, ids, opts)?;
-        let c = &model.config;
-        if c.head_dim % 4 != 0 || c.group_size() > ops::FLASH_WG as usize {
-            return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
-        }
-        Ok(self.run(model, ids, opts)?)
+        pollster::block_on(self.forward_async(model, ids, opts))
     }
 }
