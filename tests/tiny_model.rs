@@ -173,3 +173,20 @@ fn missing_tensor_and_bad_hyper_parameters_name_the_key() {
     let e = Model::from_gguf_bytes(&attnlab::model::gguf::writer::write_gguf(&meta_all, &short)).unwrap_err();
     assert!(e.to_string().contains("blk.1.ffn_up.weight"), "{e}");
 }
+
+#[test]
+fn pre_tokenizer_is_chosen_by_metadata() {
+    let tok = |pre: &str| Model::from_gguf_bytes(&tiny_model_bytes(&TinySpec { pre: pre.into(), ..TinySpec::default() })).map(|m| m.tokenizer);
+    let id = |t: &attnlab::model::tokenizer::Tokenizer, s: &str| t.id_of(s).unwrap();
+    // smollm isolates every digit, so "123" never merges; gpt2 keeps digit runs together.
+    let smollm = tok("smollm").unwrap();
+    assert_eq!(smollm.encode("123"), vec![id(&smollm, "1"), id(&smollm, "2"), id(&smollm, "3")]);
+    let gpt2 = tok("gpt2").unwrap();
+    assert_eq!(gpt2.encode("123"), vec![id(&gpt2, "123")]);
+    // llama-bpe groups digits by three: "1234" is "123" + "4".
+    let llama = tok("llama-bpe").unwrap();
+    assert_eq!(llama.encode("1234"), vec![id(&llama, "123"), id(&llama, "4")]);
+    assert_eq!(gpt2.encode(" the"), vec![id(&gpt2, "Ġthe")]);
+    let e = tok("qwen2").unwrap_err().to_string();
+    assert!(e.contains("pre-tokenizer 'qwen2' is not supported"), "{e}");
+}

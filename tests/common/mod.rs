@@ -44,11 +44,13 @@ pub struct TinySpec {
     /// Type of the block matrices.
     pub matrix_type: GgmlType,
     pub tied: bool,
+    /// `tokenizer.ggml.pre`.
+    pub pre: String,
 }
 
 impl Default for TinySpec {
     fn default() -> Self {
-        TinySpec { n_layer: 2, n_embd: 64, n_ff: 96, n_head: 4, n_head_kv: 2, context: 128, arch: "llama".into(), matrix_type: GgmlType::Q4_1, tied: true }
+        TinySpec { n_layer: 2, n_embd: 64, n_ff: 96, n_head: 4, n_head_kv: 2, context: 128, arch: "llama".into(), matrix_type: GgmlType::Q4_1, tied: true, pre: "smollm".into() }
     }
 }
 
@@ -83,7 +85,7 @@ pub fn tiny_vocab() -> (Vec<String>, Vec<i32>, Vec<String>) {
         tokens.push(c.to_string());
         types.push(1);
     }
-    let merges = vec!["Ġ t", "h e", "Ġt he", "a b"];
+    let merges = vec!["Ġ t", "h e", "Ġt he", "a b", "1 2", "12 3"];
     for m in &merges {
         tokens.push(m.replace(' ', ""));
         types.push(1);
@@ -110,7 +112,7 @@ pub fn tiny_model_bytes(spec: &TinySpec) -> Vec<u8> {
         (format!("{a}.rope.freq_base"), MetaValue::F32(10000.0)),
         (format!("{a}.attention.layer_norm_rms_epsilon"), MetaValue::F32(1e-5)),
         ("tokenizer.ggml.model".to_string(), s("gpt2")),
-        ("tokenizer.ggml.pre".to_string(), s("smollm")),
+        ("tokenizer.ggml.pre".to_string(), s(&spec.pre)),
         ("tokenizer.ggml.tokens".to_string(), MetaValue::Array(tokens.iter().map(|t| s(t)).collect())),
         ("tokenizer.ggml.token_type".to_string(), MetaValue::Array(types.iter().map(|&t| MetaValue::I32(t)).collect())),
         ("tokenizer.ggml.merges".to_string(), MetaValue::Array(merges.iter().map(|t| s(t)).collect())),
