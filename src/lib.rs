@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod backends;
 pub mod model;
 pub mod util;
+pub mod worker;
 
 pub use analysis::report::{inspect, HeadSelection, InspectReport};
 pub use backends::{cpu::CpuBackend, Backend, EngineError, ForwardOptions, ForwardOutput, LogitsFor};

@@ -65,3 +65,29 @@ fn pooled_maps_keep_max_and_causal_mean() {
     assert!(t.pooled_to_fit(0, 1, 16).unwrap().side <= 16);
     assert_eq!(t.pooled(0, 1, 1).unwrap().max.len(), 65 * 65);
 }
+
+#[test]
+fn region_max_zooms_exactly() {
+    let t = trace(65);
+    let rows = t.head_rows(1, 2).unwrap();
+    // Small enough to be exact.
+    let (v, sq, sk, bq, bk) = t.region_max(1, 2, 40..50, 10..45, 64).unwrap();
+    assert_eq!((sq, sk, bq, bk), (10, 35, 1, 1));
+    for i in 0..10 {
+        for j in 0..35 {
+            let (qi, kj) = (40 + i, 10 + j);
+            let got = v[i * sk + j];
+            if kj <= qi {
+                assert_eq!(got, rows[qi][kj]);
+            } else {
+                assert!(got.is_nan());
+            }
+        }
+    }
+    // Pooled: each cell is the max of its block.
+    let (v, sq, sk, bq, bk) = t.region_max(1, 2, 0..65, 0..65, 16).unwrap();
+    assert_eq!((bq, bk, sq, sk), (5, 5, 13, 13));
+    let expect = (10..15).flat_map(|i| (5..10).filter(move |&j| j <= i).map(move |j| (i, j))).map(|(i, j)| rows[i][j]).fold(0.0, f32::max);
+    assert_eq!(v[2 * sk + 1], expect);
+    assert!(t.region_max(1, 2, 70..80, 0..5, 8).is_err());
+}

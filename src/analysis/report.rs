@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::backends::{Backend, EngineError, ForwardOptions, LogitsFor};
+use crate::backends::{Backend, EngineError, ForwardOptions, ForwardOutput, LogitsFor};
+use crate::model::tokenizer::Token;
 use crate::model::Model;
 use crate::util::Clock;
 
@@ -52,7 +53,7 @@ impl HeadSelection {
     }
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReportTimings {
     pub tokenize: f64,
     pub forward: f64,
@@ -61,7 +62,7 @@ pub struct ReportTimings {
 }
 
 /// Everything `inspect` reports. Field names are a stable contract (tests, exports).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InspectReport {
     pub model: String,
     pub text: String,
@@ -107,14 +108,26 @@ pub fn log_sum_exp(values: &[f32]) -> f32 {
     m + s.ln() as f32
 }
 
+/// Options of the forward pass a report needs (all logits, attention captured).
+pub fn report_forward_options() -> ForwardOptions {
+    ForwardOptions { logits_for: LogitsFor::All, ..Default::default() }
+}
+
 /// Tokenizes `text`, runs `backend`, and builds the report.
 pub fn inspect(model: &Model, backend: &dyn Backend, text: &str, heads: &HeadSelection) -> Result<InspectReport, ReportError> {
     let clock = Clock::start();
     let toks = model.tokenizer.encode_with_spans(text);
     let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
     let tokenize = clock.ms();
-    let out = backend.forward(model, &ids, &ForwardOptions { logits_for: LogitsFor::All, ..Default::default() })?;
+    let out = backend.forward(model, &ids, &report_forward_options())?;
     let forward = clock.ms() - tokenize;
+    build_report(model, text, &toks, &out, heads, tokenize, forward)
+}
+
+/// Builds the report from a finished forward pass (the browser awaits the GPU pass itself).
+pub fn build_report(model: &Model, text: &str, toks: &[Token], out: &ForwardOutput, heads: &HeadSelection, tokenize_ms: f64, forward_ms: f64) -> Result<InspectReport, ReportError> {
+    let clock = Clock::start();
+    let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
     let c = &model.config;
     let trace = out.trace.as_ref().expect("capture was requested");
     let mut attention = BTreeMap::new();
@@ -124,7 +137,9 @@ pub fn inspect(model: &Model, backend: &dyn Backend, text: &str, heads: &HeadSel
     let last = out.logits.row(out.logits.nrows() - 1);
     let last = last.as_slice().expect("contiguous row");
     let argmax_per_position = out.logits.rows().into_iter().map(|r| top_k(r.as_slice().expect("contiguous row"), 1)[0].0).collect();
-    let report = InspectReport {
+    let sink_mass_key0 = trace.sink_mass_all(1);
+    let analysis = clock.ms();
+    Ok(InspectReport {
         model: model.info.name.clone(),
         text: text.to_string(),
         backend: out.backend.clone(),
@@ -135,13 +150,11 @@ pub fn inspect(model: &Model, backend: &dyn Backend, text: &str, heads: &HeadSel
         token_spans: toks.iter().map(|t| [t.start, t.end]).collect(),
         ids,
         attention,
-        sink_mass_key0: trace.sink_mass_all(1),
+        sink_mass_key0,
         last_logits_top: top_k(last, 64),
         last_logsumexp: log_sum_exp(last),
         argmax_per_position,
         final_hidden_norm_last: out.final_hidden_norm_last,
-        timings_ms: ReportTimings::default(),
-    };
-    let total = clock.ms();
-    Ok(InspectReport { timings_ms: ReportTimings { tokenize, forward, analysis: total - tokenize - forward, total }, ..report })
+        timings_ms: ReportTimings { tokenize: tokenize_ms, forward: forward_ms, analysis, total: tokenize_ms + forward_ms + analysis },
+    })
 }

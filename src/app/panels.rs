@@ -1,0 +1,182 @@
+//! The token strip, the model view (every head as a thumbnail) and the attention-sink panel.
+
+use leptos::html;
+use leptos::prelude::*;
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+
+use super::heatmap::ramp;
+use crate::worker::protocol::{HeadMap, MASKED};
+
+/// Tokens as the model sees them; shaded by the chosen query's attention when one is chosen.
+#[component]
+pub fn TokenStrip(
+    /// Token texts.
+    #[prop(into)]
+    tokens: Signal<Vec<String>>,
+    /// The chosen query row.
+    query: RwSignal<Option<usize>>,
+    /// Attention of the chosen query over keys 0..=query (exact rows of the current head).
+    #[prop(into)]
+    row: Signal<Option<Vec<f32>>>,
+) -> impl IntoView {
+    view! {
+        <div class="tokens" role="listbox" aria-label="tokens: choose the query row">
+            {move || {
+                let r = row.get();
+                let max = r.as_ref().map(|r| r.iter().cloned().fold(0.0f32, f32::max)).unwrap_or(1.0).max(1e-9);
+                tokens.get().into_iter().enumerate().map(|(i, t)| {
+                    let weight = r.as_ref().and_then(|r| r.get(i)).copied();
+                    let style = weight.map(|w| { let [r, g, b] = ramp(w / max); let fg = if w / max > 0.55 { "#fff" } else { "#1d2330" }; format!("background:rgb({r},{g},{b});color:{fg}") }).unwrap_or_default();
+                    let title = match weight { Some(w) => format!("token {i}: attention {w:.6}"), None => format!("token {i}") };
+                    let shown = t.replace('\n', "⏎");
+                    view! {
+                        <button class="token" class:selected=move || query.get() == Some(i) style=style title=title
+                            role="option" aria-selected=move || (query.get() == Some(i)).to_string()
+                            on:click=move |_| query.set(Some(i))>{shown}</button>
+                    }
+                }).collect_view()
+            }}
+        </div>
+    }
+}
+
+fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap) {
+    canvas.set_width(m.side_k as u32);
+    canvas.set_height(m.side_q as u32);
+    let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
+    let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
+    let max = m.values.iter().cloned().fold(0.0f32, f32::max).max(1e-9);
+    let mut px = vec![0u8; m.values.len() * 4];
+    for (i, v) in m.values.iter().enumerate() {
+        let rgb = if *v == MASKED { [236, 238, 242] } else { ramp(*v / max) };
+        px[i * 4..i * 4 + 3].copy_from_slice(&rgb);
+        px[i * 4 + 3] = 255;
+    }
+    if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), m.side_k as u32, m.side_q as u32) {
+        let _ = ctx.put_image_data(&img, 0.0, 0.0);
+    }
+}
+
+#[component]
+fn Thumb(
+    /// The pooled head map.
+    map: HeadMap,
+    /// Whether this head is the one open in the heatmap.
+    #[prop(into)]
+    selected: Signal<bool>,
+    /// Opens this head.
+    on_open: Callback<(usize, usize)>,
+) -> impl IntoView {
+    let canvas: NodeRef<html::Canvas> = NodeRef::new();
+    let (layer, head) = (map.layer, map.head);
+    let m = map.clone();
+    Effect::new(move |_| {
+        if let Some(c) = canvas.get() {
+            draw_thumb(&c, &m);
+        }
+    });
+    view! {
+        <button class="thumb" class:selected=selected title=format!("layer {layer}, head {head}") aria-label=format!("open layer {layer} head {head}")
+            on:click=move |_| on_open.run((layer, head))>
+            <canvas node_ref=canvas></canvas>
+        </button>
+    }
+}
+
+/// Every head of the model as a thumbnail, a row per layer, query heads grouped under the
+/// KV head they share (GQA).
+#[component]
+pub fn ModelView(
+    /// Pooled maps of every head, layer-major.
+    #[prop(into)]
+    thumbs: Signal<Option<Vec<HeadMap>>>,
+    /// Query heads per layer and KV heads per layer.
+    n_head: usize,
+    n_kv_head: usize,
+    /// The open head.
+    #[prop(into)]
+    current: Signal<(usize, usize)>,
+    on_open: Callback<(usize, usize)>,
+) -> impl IntoView {
+    let group = (n_head / n_kv_head.max(1)).max(1);
+    view! {
+        <div class="model-view">
+            <p class="muted">{format!("Each row is a layer; each box holds the {group} query heads that share one key/value head (grouped-query attention). Click a head to open it.")}</p>
+            {move || match thumbs.get() {
+                None => view! { <p class="muted">"Computing thumbnails…"</p> }.into_any(),
+                Some(all) => {
+                    let layers = all.len() / n_head.max(1);
+                    (0..layers).map(|l| {
+                        let groups = (0..n_kv_head).map(|g| {
+                            let heads = (0..group).map(|k| {
+                                let h = g * group + k;
+                                let m = all[l * n_head + h].clone();
+                                view! { <Thumb map=m selected=Signal::derive(move || current.get() == (l, h)) on_open=on_open/> }
+                            }).collect_view();
+                            view! { <div class="kv-group" title=format!("KV head {g}")>{heads}</div> }
+                        }).collect_view();
+                        view! { <div class="layer-row"><span class="layer-label">{format!("L{l}")}</span>{groups}</div> }
+                    }).collect_view().into_any()
+                }
+            }}
+        </div>
+    }
+}
+
+/// Sink mass as a layer × head heatmap, and per layer against the uniform baseline.
+#[component]
+pub fn SinkPanel(
+    /// `[layer][head]` mass on key 0.
+    #[prop(into)]
+    sink: Signal<Vec<Vec<Option<f32>>>>,
+    /// Mean over heads, per layer.
+    #[prop(into)]
+    per_layer: Signal<Vec<f32>>,
+    /// Mean over rows 1..n−1 of 1/(i+1).
+    #[prop(into)]
+    baseline: Signal<f32>,
+    on_open: Callback<(usize, usize)>,
+) -> impl IntoView {
+    let chart = move || {
+        let v = per_layer.get();
+        let b = baseline.get();
+        let (w, h) = (560.0, 180.0);
+        let n = v.len().max(2);
+        let x = |i: usize| 30.0 + i as f64 * (w - 40.0) / (n - 1) as f64;
+        let y = |m: f32| h - 20.0 - m as f64 * (h - 40.0);
+        let line: String = v.iter().enumerate().map(|(i, m)| format!("{:.1},{:.1}", x(i), y(*m))).collect::<Vec<_>>().join(" ");
+        let dots = v.iter().enumerate().map(|(i, m)| view! { <circle cx=x(i) cy=y(*m) r="3" fill="#3b5bdb"><title>{format!("layer {i}: {m:.3}")}</title></circle> }).collect_view();
+        view! {
+            <svg class="sink-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label="sink mass per layer against the uniform baseline">
+                <line x1="30" x2=w - 10.0 y1=y(0.0) y2=y(0.0) stroke="#ccd"/>
+                <line x1="30" x2=w - 10.0 y1=y(1.0) y2=y(1.0) stroke="#eee"/>
+                <text x="2" y=y(1.0) + 4.0 font-size="10">"1.0"</text>
+                <text x="2" y=y(0.0) + 4.0 font-size="10">"0"</text>
+                <line x1="30" x2=w - 10.0 y1=y(b) y2=y(b) stroke="#e8590c" stroke-dasharray="4 3"/>
+                <text x=w - 12.0 y=y(b) - 4.0 font-size="10" text-anchor="end" fill="#e8590c">{format!("uniform baseline {b:.3}")}</text>
+                <polyline points=line fill="none" stroke="#3b5bdb" stroke-width="2"/>
+                {dots}
+                <text x=w / 2.0 y=h - 2.0 font-size="10" text-anchor="middle">"layer"</text>
+            </svg>
+        }
+    };
+    view! {
+        <div class="sink-panel">
+            <p class="muted">"How much of each query's attention lands on the very first token (mean over query positions 1…n−1). A head that spread its attention evenly would give it the dashed baseline; far above it is an attention sink."</p>
+            {chart}
+            <div class="sink-grid" role="grid" aria-label="sink mass by layer and head">
+                {move || sink.get().into_iter().enumerate().map(|(l, heads)| {
+                    let cells = heads.into_iter().enumerate().map(|(h, m)| {
+                        let v = m.unwrap_or(0.0);
+                        let [r, g, b] = ramp(v);
+                        let fg = if v > 0.55 { "#fff" } else { "#1d2330" };
+                        view! { <button class="sink-cell" style=format!("background:rgb({r},{g},{b});color:{fg}") title=format!("layer {l}, head {h}: {v:.4}")
+                            on:click=move |_| on_open.run((l, h))>{format!("{:.2}", v)}</button> }
+                    }).collect_view();
+                    view! { <div class="sink-row"><span class="layer-label">{format!("L{l}")}</span>{cells}</div> }
+                }).collect_view()}
+            </div>
+        </div>
+    }
+}

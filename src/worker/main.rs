@@ -1,0 +1,4 @@
+//! Entry point of the engine's Web Worker (built by Trunk as `attnlab-worker`).
+fn main() {
+    attnlab::worker::runtime::start();
+}

@@ -1,0 +1,88 @@
+//! Messages between the page (main thread) and the engine's Web Worker, as JSON.
+//! Model bytes travel beside the JSON as a transferred `ArrayBuffer`.
+
+use crate::analysis::report::InspectReport;
+
+/// Page → worker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Fetch (through the Cache API) and load a model.
+    LoadUrl { url: String },
+    /// Load the model whose bytes come with the message (a dropped or opened file).
+    LoadBytes { name: String },
+    /// Tokenize and run `text`; return the report and the map of `layer.head`.
+    Run { text: String, layer: usize, head: usize, max_side: usize },
+    /// The map of another head, or a zoomed region of it, from the last run.
+    Head { layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)> },
+    /// Small pooled maps of every head of the last run (the model view).
+    Thumbs { side: usize },
+}
+
+/// Worker → page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// The worker is listening (messages sent before this would be lost).
+    Ready,
+    Progress { phase: String, done: f64, total: Option<f64> },
+    Loaded { model: ModelSummary, backend: String, adapter: String, note: Option<String> },
+    Result { run: Box<RunResult> },
+    /// `exact_rows`: row i holds keys 0..=i (absent for zoomed regions and long inputs).
+    Head { map: HeadMap, exact_rows: Option<Vec<Vec<f32>>> },
+    Thumbs { thumbs: Vec<HeadMap> },
+    /// Something failed; `phase` says what was being done. The worker stays usable.
+    Error { phase: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub context_length: usize,
+    pub file_bytes: usize,
+}
+
+/// A head's map, or a region of it, possibly max-pooled. Cells above the causal diagonal
+/// hold [`MASKED`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HeadMap {
+    pub layer: usize,
+    pub head: usize,
+    pub n_tokens: usize,
+    /// Query rows `rows.0 .. rows.1` and keys `cols.0 .. cols.1` of the full map.
+    pub rows: (usize, usize),
+    pub cols: (usize, usize),
+    /// Cells per side and tokens per cell.
+    pub side_q: usize,
+    pub side_k: usize,
+    pub block_q: usize,
+    pub block_k: usize,
+    /// (side_q, side_k), row-major.
+    pub values: Vec<f32>,
+}
+
+/// Marks cells the causal mask hides.
+pub const MASKED: f32 = -1.0;
+
+impl HeadMap {
+    pub fn pooled(&self) -> bool {
+        self.block_q > 1 || self.block_k > 1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunResult {
+    /// `attention` holds the exact rows of the selected head only.
+    pub report: InspectReport,
+    pub map: HeadMap,
+    /// Per layer: mean over heads of the sink mass on key 0.
+    pub sink_per_layer: Vec<f32>,
+    /// What a query spreading evenly would give key 0, averaged like the sink mass:
+    /// mean over rows i = 1..n−1 of 1/(i+1).
+    pub sink_uniform_baseline: f32,
+    /// The likeliest next tokens after the text: (decoded text, probability).
+    pub next_tokens: Vec<(String, f32)>,
+}

@@ -1,0 +1,213 @@
+//! The worker's wasm glue: receives requests, fetches the model (with progress, through the
+//! Cache API so a second visit needs no network), picks WebGPU or the CPU, and answers.
+//! Requests are handled one at a time, in arrival order.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use js_sys::{ArrayBuffer, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use super::protocol::{Request, Response};
+use super::session::{run_on_cpu, summary, Session};
+use crate::analysis::report::report_forward_options;
+use crate::backends::gpu::context::GpuContext;
+use crate::backends::gpu::GpuBackend;
+use crate::backends::EngineError;
+use crate::util::Clock;
+use crate::Model;
+
+const CACHE_NAME: &str = "attnlab-models-v1";
+
+#[derive(Default)]
+struct State {
+    session: Option<Session>,
+    gpu: Option<GpuBackend>,
+    /// Why the CPU runs instead of WebGPU, when it does.
+    note: Option<String>,
+    gpu_tried: bool,
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(r: &Response) {
+    let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"phase\":\"protocol\",\"message\":\"{e}\"}}"));
+    let _ = scope().post_message(&JsValue::from_str(&json));
+}
+
+fn js_err(e: JsValue) -> String {
+    e.as_string().or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()))).unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Starts listening for requests.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let queue: Rc<RefCell<VecDeque<(String, Option<ArrayBuffer>)>>> = Rc::default();
+    let busy = Rc::new(Cell::new(false));
+    let state = Rc::new(RefCell::new(State::default()));
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        let data = ev.data();
+        let json = Reflect::get(&data, &"json".into()).ok().and_then(|j| j.as_string()).unwrap_or_default();
+        let bytes = Reflect::get(&data, &"bytes".into()).ok().and_then(|b| b.dyn_into::<ArrayBuffer>().ok());
+        queue.borrow_mut().push_back((json, bytes));
+        if busy.get() {
+            return;
+        }
+        busy.set(true);
+        let (queue, busy, state) = (queue.clone(), busy.clone(), state.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                let next = queue.borrow_mut().pop_front();
+                let Some((json, bytes)) = next else { break };
+                match serde_json::from_str::<Request>(&json) {
+                    Ok(req) => handle(&state, req, bytes).await,
+                    Err(e) => post(&Response::Error { phase: "protocol".into(), message: format!("bad request: {e}") }),
+                }
+            }
+            busy.set(false);
+        });
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&Response::Ready);
+}
+
+async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuffer>) {
+    match req {
+        Request::LoadUrl { url } => match fetch_cached(&url).await {
+            Ok(b) => load(state, b).await,
+            Err(e) => post(&Response::Error { phase: "download".into(), message: e }),
+        },
+        Request::LoadBytes { name } => match bytes {
+            Some(b) => load(state, Uint8Array::new(&b).to_vec()).await,
+            None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
+        },
+        Request::Run { text, layer, head, max_side } => run(state, &text, layer, head, max_side).await,
+        Request::Head { layer, head, max_side, rows, cols } => match &state.borrow().session {
+            Some(s) => post(&s.head(layer, head, max_side, rows, cols)),
+            None => post(&Response::Error { phase: "map".into(), message: "no model is loaded".into() }),
+        },
+        Request::Thumbs { side } => match &state.borrow().session {
+            Some(s) => post(&s.thumbs(side)),
+            None => post(&Response::Error { phase: "thumbnails".into(), message: "no model is loaded".into() }),
+        },
+    }
+}
+
+/// Parses the model; the previous model stays loaded if this one fails.
+async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
+    post(&Response::Progress { phase: "parse".into(), done: 0.0, total: None });
+    let model = match Model::from_gguf_vec(bytes) {
+        Ok(m) => m,
+        Err(e) => return post(&Response::Error { phase: "load".into(), message: e.to_string() }),
+    };
+    if !state.borrow().gpu_tried {
+        state.borrow_mut().gpu_tried = true;
+        match GpuContext::new().await {
+            Ok(ctx) => state.borrow_mut().gpu = Some(GpuBackend::with_context(ctx)),
+            Err(crate::backends::gpu::context::GpuError::NoAdapter(_)) => state.borrow_mut().note = Some("no WebGPU adapter in this browser; running on the CPU".into()),
+            Err(e) => state.borrow_mut().note = Some(format!("WebGPU unavailable ({e}); running on the CPU")),
+        }
+    }
+    let model_summary = summary(&model);
+    let mut st = state.borrow_mut();
+    if let Some(gpu) = &st.gpu {
+        post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
+        gpu.prepare(&model);
+    }
+    st.session = Some(Session::new(model));
+    let (backend, adapter) = match &st.gpu {
+        Some(g) => ("webgpu".to_string(), g.ctx.describe()),
+        None => ("cpu".to_string(), "CPU (WebAssembly, one thread)".to_string()),
+    };
+    post(&Response::Loaded { model: model_summary, backend, adapter, note: st.note.clone() });
+}
+
+async fn run(state: &Rc<RefCell<State>>, text: &str, layer: usize, head: usize, max_side: usize) {
+    let mut st = state.borrow_mut();
+    let st = &mut *st;
+    let Some(session) = st.session.as_mut() else {
+        return post(&Response::Error { phase: "run".into(), message: "no model is loaded".into() });
+    };
+    if let Some(gpu) = &st.gpu {
+        let clock = Clock::start();
+        let toks = session.tokenize(text);
+        let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
+        let tokenize_ms = clock.ms();
+        match gpu.forward_async(&session.model, &ids, &report_forward_options()).await {
+            Ok(out) => {
+                let forward_ms = clock.ms() - tokenize_ms;
+                return post(&session.finish_run(text, &toks, out, "webgpu", layer, head, max_side, tokenize_ms, forward_ms));
+            }
+            // The GPU failed (device lost, out of memory): say so and continue on the CPU.
+            Err(EngineError::Unavailable(_, why)) => {
+                st.note = Some(format!("WebGPU failed ({why}); switched to the CPU"));
+                st.gpu = None;
+                post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: st.note.clone() });
+            }
+            Err(e) => return post(&Response::from(e)),
+        }
+    }
+    post(&run_on_cpu(session, text, layer, head, max_side));
+}
+
+/// Fetches `url` through the Cache API, posting progress.
+async fn fetch_cached(url: &str) -> Result<Vec<u8>, String> {
+    let scope = scope();
+    let cache: Option<web_sys::Cache> = match scope.caches() {
+        Ok(caches) => JsFuture::from(caches.open(CACHE_NAME)).await.ok().map(|c| c.unchecked_into()),
+        Err(_) => None,
+    };
+    let mut from_cache = false;
+    let mut response: Option<web_sys::Response> = None;
+    if let Some(c) = &cache {
+        if let Ok(hit) = JsFuture::from(c.match_with_str(url)).await {
+            if !hit.is_undefined() {
+                response = Some(hit.unchecked_into());
+                from_cache = true;
+            }
+        }
+    }
+    let resp = match response {
+        Some(r) => r,
+        None => {
+            let r: web_sys::Response = JsFuture::from(scope.fetch_with_str(url)).await.map_err(|e| format!("network error: {}", js_err(e)))?.unchecked_into();
+            if !r.ok() {
+                return Err(format!("{url}: HTTP {}", r.status()));
+            }
+            if let (Some(c), Ok(copy)) = (&cache, r.clone()) {
+                // Stored while we read; a full cache only costs the next visit a download.
+                let _ = c.put_with_str(url, &copy);
+            }
+            r
+        }
+    };
+    let phase = if from_cache { "cache" } else { "download" };
+    let total = resp.headers().get("content-length").ok().flatten().and_then(|s| s.parse::<f64>().ok());
+    let body = resp.body().ok_or("empty response")?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
+    let mut last_post = 0.0;
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| format!("download interrupted: {}", js_err(e)))?;
+        if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(js_err)?.unchecked_into();
+        let start = bytes.len();
+        bytes.resize(start + value.length() as usize, 0);
+        value.copy_to(&mut bytes[start..]);
+        if bytes.len() as f64 - last_post > 1e6 {
+            last_post = bytes.len() as f64;
+            post(&Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
+        }
+    }
+    post(&Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
+    Ok(bytes)
+}

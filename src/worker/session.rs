@@ -1,0 +1,149 @@
+//! What the engine worker does with each request, independent of the browser: it holds the
+//! model and the last run's attention capture and answers from them. The wasm runtime
+//! (`runtime.rs`) only moves messages, bytes and GPU futures around this.
+
+use crate::analysis::report::{build_report, report_forward_options, HeadSelection};
+use crate::analysis::trace::AttentionTrace;
+use crate::backends::{EngineError, ForwardOutput};
+use crate::model::tokenizer::Token;
+use crate::util::Clock;
+use crate::Model;
+
+use super::protocol::{HeadMap, ModelSummary, Response, RunResult, MASKED};
+
+/// Largest map side sent to the page (a canvas cell per value).
+pub const MAX_SIDE: usize = 512;
+/// Inputs up to this many tokens also get their selected head's exact rows (for export).
+pub const EXACT_ROWS_LIMIT: usize = 2048;
+
+pub struct Session {
+    pub model: Model,
+    last: Option<AttentionTrace>,
+}
+
+pub fn summary(model: &Model) -> ModelSummary {
+    let c = &model.config;
+    ModelSummary { name: model.info.name.clone(), n_layer: c.n_layer, n_head: c.n_head, n_kv_head: c.n_head_kv, context_length: c.context_length, file_bytes: model.info.file_bytes }
+}
+
+fn error(phase: &str, e: impl std::fmt::Display) -> Response {
+    Response::Error { phase: phase.into(), message: e.to_string() }
+}
+
+impl Session {
+    pub fn new(model: Model) -> Self {
+        Session { model, last: None }
+    }
+
+    /// Tokens of `text` (the worker then runs the forward pass on its backend).
+    pub fn tokenize(&self, text: &str) -> Vec<Token> {
+        self.model.tokenizer.encode_with_spans(text)
+    }
+
+    /// Builds the page's result from a finished forward pass and keeps its capture.
+    pub fn finish_run(&mut self, text: &str, toks: &[Token], out: ForwardOutput, backend_name: &str, layer: usize, head: usize, max_side: usize, tokenize_ms: f64, forward_ms: f64) -> Response {
+        let c = &self.model.config;
+        let (layer, head) = (layer.min(c.n_layer - 1), head.min(c.n_head - 1));
+        let mut report = match build_report(&self.model, text, toks, &out, &HeadSelection::List(vec![(layer, head)]), tokenize_ms, forward_ms) {
+            Ok(r) => r,
+            Err(e) => return error("analysis", e),
+        };
+        report.backend = backend_name.to_string();
+        let Some(trace) = out.trace else { return error("analysis", "the forward pass kept no attention capture") };
+        let n = trace.n_tokens;
+        let sink_per_layer = report
+            .sink_mass_key0
+            .iter()
+            .map(|hs| {
+                let v: Vec<f32> = hs.iter().flatten().copied().collect();
+                if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 }
+            })
+            .collect();
+        let sink_uniform_baseline = if n > 1 { (1..n).map(|i| 1.0 / (i as f32 + 1.0)).sum::<f32>() / (n - 1) as f32 } else { 0.0 };
+        let map = match head_map(&trace, layer, head, max_side, None, None) {
+            Ok(m) => m,
+            Err(e) => return error("analysis", e),
+        };
+        self.last = Some(trace);
+        let next_tokens = report.last_logits_top.iter().take(8).map(|(id, l)| (self.model.tokenizer.token_text(*id), (l - report.last_logsumexp).exp())).collect();
+        Response::Result { run: Box::new(RunResult { report, map, sink_per_layer, sink_uniform_baseline, next_tokens }) }
+    }
+
+    /// A head (or a region of it) from the last run.
+    pub fn head(&self, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Response {
+        match &self.last {
+            None => error("map", "run a text first"),
+            Some(t) => match head_map(t, layer, head, max_side, rows, cols) {
+                Ok(map) => {
+                    // Exact rows for export (`window.attnlab.exportJson`), unless the input is long.
+                    let exact_rows = (rows.is_none() && cols.is_none() && t.n_tokens <= EXACT_ROWS_LIMIT).then(|| t.head_rows(layer, head).ok()).flatten();
+                    Response::Head { map, exact_rows }
+                }
+                Err(e) => error("map", e),
+            },
+        }
+    }
+
+    /// Every head pooled to at most `side` cells a side, from at most 2·side sampled query
+    /// rows (exact values; sampling keeps long inputs fast on one CPU thread).
+    pub fn thumbs(&self, side: usize) -> Response {
+        let Some(t) = &self.last else { return error("thumbnails", "run a text first") };
+        let side = side.clamp(1, 64);
+        let n = t.n_tokens;
+        let block = n.div_ceil(side);
+        let s = n.div_ceil(block);
+        let sample_every = n.div_ceil(2 * side).max(1);
+        let mut thumbs = Vec::with_capacity(t.n_layer * t.n_head);
+        for layer in 0..t.layers.len() {
+            for head in 0..t.n_head {
+                let mut values = vec![MASKED; s * s];
+                for i in (0..n).step_by(sample_every).chain(std::iter::once(n - 1)) {
+                    let Ok(row) = t.row(layer, head, i) else { continue };
+                    for (j, p) in row.iter().enumerate() {
+                        let cell = &mut values[(i / block) * s + j / block];
+                        *cell = cell.max(*p);
+                    }
+                }
+                thumbs.push(HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: s, side_k: s, block_q: block, block_k: block, values });
+            }
+        }
+        Response::Thumbs { thumbs }
+    }
+}
+
+/// The map of one head: exact when it fits `max_side`, max-pooled otherwise.
+pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Result<HeadMap, crate::analysis::trace::AnalysisError> {
+    let n = t.n_tokens;
+    let rows = rows.unwrap_or((0, n));
+    let cols = cols.unwrap_or((0, n));
+    let max_side = max_side.clamp(1, MAX_SIDE);
+    let (mut values, side_q, side_k, block_q, block_k) = t.region_max(layer, head, rows.0..rows.1, cols.0..cols.1, max_side)?;
+    for v in values.iter_mut() {
+        if v.is_nan() {
+            *v = MASKED;
+        }
+    }
+    Ok(HeadMap { layer, head, n_tokens: n, rows: (rows.0.min(n), rows.1.min(n)), cols: (cols.0.min(n), cols.1.min(n)), side_q, side_k, block_q, block_k, values })
+}
+
+/// Runs a request that needs no browser APIs, natively or in the worker, with the CPU backend.
+pub fn run_on_cpu(session: &mut Session, text: &str, layer: usize, head: usize, max_side: usize) -> Response {
+    use crate::backends::{cpu::CpuBackend, Backend};
+    let clock = Clock::start();
+    let toks = session.tokenize(text);
+    let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
+    let tokenize_ms = clock.ms();
+    match CpuBackend::new().forward(&session.model, &ids, &report_forward_options()) {
+        Ok(out) => {
+            let forward_ms = clock.ms() - tokenize_ms;
+            session.finish_run(text, &toks, out, "cpu", layer, head, max_side, tokenize_ms, forward_ms)
+        }
+        Err(e) => error("run", e),
+    }
+}
+
+impl From<EngineError> for Response {
+    fn from(e: EngineError) -> Self {
+        error("run", e)
+    }
+}
