@@ -70,7 +70,7 @@ test-rust:
 test-web:
 	trunk build --release
 	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE)
-	node tests/web/smoke.mjs dist
+	node --test --test-concurrency=1 tests/web/
 
 bench: setup
 	cargo run --release --bin attnlab -- bench

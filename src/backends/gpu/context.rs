@@ -125,7 +125,14 @@ impl GpuContext {
 
     /// "name (backend)" of the adapter.
     pub fn describe(&self) -> String {
-        format!("{} ({:?})", self.adapter_info.name, self.adapter_info.backend)
+        let i = &self.adapter_info;
+        if i.name.is_empty() {
+            // Browsers hide the adapter's name; say what we know.
+            let detail = [i.driver.as_str(), i.driver_info.as_str()].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" ");
+            if detail.is_empty() { format!("{:?} adapter", i.backend) } else { format!("{:?} adapter ({detail})", i.backend) }
+        } else {
+            format!("{} ({:?})", i.name, i.backend)
+        }
     }
 
     pub fn check_lost(&self) -> Result<(), GpuError> {

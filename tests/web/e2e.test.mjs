@@ -1,0 +1,143 @@
+// End-to-end tests of the built site (dist/) in Debian's Chromium, headless, through the
+// page's testing contract (URL parameters, data-attnlab-state/backend, window.attnlab).
+// Run by `make test` after `trunk build --release`: node --test tests/web/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { chromium } from 'playwright-core';
+import { serve, WEBGPU_ARGS, NO_WEBGPU_ARGS } from './serve.mjs';
+
+const reference = JSON.parse(fs.readFileSync(new URL('../data/forward.json', import.meta.url)));
+const srv = await serve(new URL('../../dist', import.meta.url).pathname);
+test.after(() => srv.close());
+
+async function open(args, query) {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss(); });
+  await page.goto(srv.url + (query ?? ''));
+  return { browser, page, errors };
+}
+
+const state = (page) => page.evaluate(() => document.documentElement.dataset.attnlabState);
+async function settle(page, timeout = 240_000) {
+  await page.waitForFunction(() => ['done', 'error', 'ready'].includes(document.documentElement.dataset.attnlabState), null, { timeout });
+  return state(page);
+}
+async function runUntilDone(page, timeout = 240_000) {
+  await page.waitForFunction(() => ['done', 'error'].includes(document.documentElement.dataset.attnlabState), null, { timeout });
+  return state(page);
+}
+
+function compareWithReference(result, layer, head) {
+  const c = reference.cases.find((c) => c.text === result.text);
+  assert.ok(c, 'a reference case for this text');
+  assert.deepEqual(result.ids, c.ids);
+  const rows = result.attention[`${layer}.${head}`];
+  assert.ok(rows, 'the selected head is exported');
+  let worst = 0;
+  c.attention[layer][head].forEach((row, i) => row.forEach((p, j) => { worst = Math.max(worst, Math.abs(rows[i][j] - p)); }));
+  assert.ok(worst <= 5e-4, `attention differs by ${worst}`);
+  let sink = 0;
+  c.sink_mass_key0.forEach((hs, l) => hs.forEach((m, h) => { sink = Math.max(sink, Math.abs(result.sink_mass_key0[l][h] - m)); }));
+  assert.ok(sink <= 1e-3, `sink mass differs by ${sink}`);
+  assert.equal(result.last_logits_top[0][0], c.last_logits_top64[0][0]);
+  assert.ok(Math.abs(result.last_logits_top[0][1] - c.last_logits_top64[0][1]) <= 2e-2);
+  return worst;
+}
+
+const TEXT = reference.cases[0].text;
+const RUN_QUERY = `?text=${encodeURIComponent(TEXT)}&layer=3&head=4&run=1`;
+
+test('CPU fallback in a worker (WebGPU off) reaches done with the reference numbers', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, RUN_QUERY);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.attnlabBackend), 'cpu');
+    assert.match(await page.textContent('.note'), /no WebGPU adapter/);
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.equal(result.backend, 'cpu');
+    compareWithReference(result, 3, 4);
+    // The heatmap is exact for a short text, and labelled.
+    assert.equal(await page.getAttribute('canvas[role=img]', 'data-pooled'), 'false');
+    // The URL holds the state.
+    assert.match(await page.evaluate(() => location.search), /layer=3&head=4/);
+    // Another head: exported rows follow the selection.
+    await page.fill('input[type=number] >> nth=1', '7');
+    await page.dispatchEvent('input[type=number] >> nth=1', 'change');
+    await runUntilDone(page);
+    const again = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    compareWithReference(again, 3, 7);
+    assert.match(await page.evaluate(() => location.search), /head=7/);
+    // Model view: every head as a thumbnail, grouped by KV head.
+    await page.click('nav.tabs button >> nth=1');
+    await page.waitForSelector('.thumb canvas', { timeout: 60_000 });
+    assert.equal((await page.$$('.thumb')).length, 270);
+    assert.equal((await page.$$('.kv-group')).length, 90);
+    // Sink panel: 30 layers × 9 heads and the per-layer curve.
+    await page.click('nav.tabs button >> nth=2');
+    assert.equal((await page.$$('.sink-cell')).length, 270);
+    assert.equal((await page.$$('.sink-chart circle')).length, 30);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('WebGPU (SwiftShader) runs the whole model in WGSL with the reference numbers', async () => {
+  const { browser, page, errors } = await open(WEBGPU_ARGS, RUN_QUERY);
+  try {
+    assert.equal(await runUntilDone(page, 300_000), 'done');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.attnlabBackend), 'webgpu');
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.equal(result.backend, 'webgpu');
+    compareWithReference(result, 3, 4);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a 2000-token input renders a pooled map and zooms', async () => {
+  const long = 'The quick brown fox jumps over the lazy dog. '.repeat(200);
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?text=${encodeURIComponent(long)}&layer=5&head=2&run=1`);
+  try {
+    assert.equal(await runUntilDone(page, 400_000), 'done');
+    const n = JSON.parse(await page.evaluate(() => window.attnlab.exportJson())).ids.length;
+    assert.ok(n >= 2000, `${n} tokens`);
+    assert.equal(await page.getAttribute('canvas[role=img]', 'data-pooled'), 'true');
+    // Click in the lower-left of the map: zoom to an exact 128-token window.
+    const canvas = await page.$('canvas[role=img]');
+    await canvas.hover({ position: { x: 120, y: 610 } });
+    assert.match(await page.textContent('.tooltip'), /queries \d+–\d+ → keys \d+–\d+: max 0\.\d+/);
+    await canvas.click({ position: { x: 120, y: 610 } });
+    await page.waitForFunction(() => document.querySelector('canvas[role=img]').dataset.pooled === 'false', null, { timeout: 120_000 });
+    assert.match(await page.textContent('.head-title'), /queries \d+–\d+, keys \d+–\d+/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a garbage GGUF shows an error and the app keeps working; pasted markup stays text', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '');
+  try {
+    assert.equal(await settle(page), 'ready');
+    await page.setInputFiles('input[type=file]', { name: 'broken.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from('GGUF\x03\x00\x00\x00 this is not a model at all') });
+    await page.waitForSelector('.error');
+    assert.equal(await state(page), 'error');
+    assert.match(await page.textContent('.error'), /truncated|not a GGUF|cannot read/);
+    // The loaded model still runs, and markup in the text is shown as text, never run.
+    await page.fill('#attnlab-text', '<script>alert(1)</script><b>bold</b>');
+    await page.click('button.primary');
+    assert.equal(await runUntilDone(page), 'done');
+    const strip = await page.$$eval('.token', (els) => els.map((e) => e.textContent).join(''));
+    assert.equal(strip, '<script>alert(1)</script><b>bold</b>');
+    assert.equal(await page.$$eval('.tokens b', (els) => els.length), 0);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
