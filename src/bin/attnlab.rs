@@ -198,6 +198,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     println!("| cpu | {threads} | {n} | {best:.0} | {:.1} |", n as f64 / best * 1e3);
                 }
             }
+            if let Some(m) = peak_rss_mib() {
+                println!("\npeak resident memory after the CPU runs: {m:.0} MiB (model file {:.0} MiB)\n", model.info.file_bytes as f64 / 1048576.0);
+            }
             match attnlab::backends::gpu::GpuBackend::new() {
                 Ok(gpu) => {
                     let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
@@ -215,7 +218,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(e) => println!("| gpu | - | - | - | not measured: {e} |"),
             }
             if let Some(m) = peak_rss_mib() {
-                println!("\npeak resident memory: {m:.0} MiB (model file {:.0} MiB)", model.info.file_bytes as f64 / 1048576.0);
+                println!("\npeak resident memory, GPU runs included: {m:.0} MiB");
             }
         }
     }
