@@ -1,5 +1,11 @@
-//! Entry point of the browser page (built by Trunk: `make serve`).
+//! Entry point of the page (built by Trunk: `make serve`). Mounts the playground into the
+//! element with id `attnlab` when the page has one (a course page embedding it), else into
+//! the body.
 fn main() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(attnlab::app::App);
+    let target = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("attnlab"));
+    match target.and_then(|el| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(el).ok()) {
+        Some(el) => attnlab::app::mount_playground(el, None),
+        None => leptos::mount::mount_to_body(attnlab::app::App),
+    }
 }
