@@ -32,6 +32,14 @@ enum BackendChoice {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Task {
+    /// Key-value retrieval (Liu et al.): which line holds the asked key.
+    Kv,
+    /// One pass-key sentence at a depth in filler text.
+    Passkey,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BenchWhat {
     Prefill,
     Attention,
@@ -59,6 +67,32 @@ enum Command {
         heads: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Lost in the middle: recall and attention to the answer by its position in the prompt.
+    Position {
+        #[arg(long, value_enum, default_value = "kv")]
+        task: Task,
+        /// Key-value lines in the prompt (kv).
+        #[arg(long, default_value_t = 40)]
+        pairs: usize,
+        /// Positions (kv: lines, evenly spaced from first to last; passkey: depths).
+        #[arg(long, default_value_t = 5)]
+        positions: usize,
+        /// Trials per position.
+        #[arg(long, default_value_t = 8)]
+        trials: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Filler sentences per prompt (passkey), one grid row each.
+        #[arg(long, value_delimiter = ',', default_value = "30,60,120")]
+        lengths: Vec<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+        /// Write every prompt and its gold answer (JSON lines) so others can re-score them.
+        #[arg(long)]
+        emit_prompts: Option<String>,
     },
     /// Benchmarks: `prefill` (CPU with 1 and all threads, and the GPU when one is found) or
     /// `attention` (GPU flash vs naive kernels).
@@ -172,6 +206,61 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("\ntimings: tokenize {:.1} ms, forward {:.1} ms, analysis {:.1} ms", t.tokenize, t.forward, t.analysis);
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
+        Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => {
+            use attnlab::analysis::position::{kv_trials, passkey_trials, score, summarise};
+            let (model, _) = load(&cli.model)?;
+            let b = backend(choice)?;
+            let clock = Clock::start();
+            // (row label, position index, relative position, trials)
+            let groups: Vec<(usize, usize, f32, Vec<attnlab::analysis::position::Trial>)> = match task {
+                Task::Kv => kv_trials(pairs, positions, trials, seed)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|(line, ts)| (pairs, line, line as f32 / (pairs.max(2) - 1) as f32, ts))
+                    .collect(),
+                Task::Passkey => passkey_trials(&lengths, positions, trials, seed).into_iter().map(|(len, depth, ts)| (len, depth, depth as f32 / len.max(1) as f32, ts)).collect(),
+            };
+            if let Some(path) = &emit_prompts {
+                let mut lines = String::new();
+                for (size, index, _, ts) in &groups {
+                    for (t, trial) in ts.iter().enumerate() {
+                        lines.push_str(&serde_json::json!({ "size": size, "position": index, "trial": t, "prompt": trial.prompt, "gold": trial.gold }).to_string());
+                        lines.push('\n');
+                    }
+                }
+                std::fs::write(path, lines).map_err(|e| format!("cannot write {path}: {e}"))?;
+            }
+            let total: usize = groups.iter().map(|g| g.3.len()).sum();
+            let mut done = 0;
+            let mut rows = vec![];
+            for (size, index, relative, ts) in &groups {
+                let mut scores = vec![];
+                for trial in ts {
+                    scores.push(score(&model, b.as_ref(), trial).map_err(|e| e.to_string())?);
+                    done += 1;
+                    if !json {
+                        eprint!("\r{done}/{total} trials");
+                    }
+                }
+                rows.push((*size, summarise(*index, *relative, &scores)));
+            }
+            if !json {
+                eprintln!();
+            }
+            let elapsed = clock.ms();
+            if json {
+                let positions: Vec<_> = rows.iter().map(|(size, s)| serde_json::json!({ "size": size, "summary": s })).collect();
+                println!("{}", serde_json::json!({ "task": if task == Task::Kv { "kv" } else { "passkey" }, "pairs": pairs, "trials": trials, "seed": seed, "backend": b.name(), "positions": positions, "elapsed_ms": elapsed }));
+            } else {
+                println!("| {} | position | relative | mean gold log-prob | std | accuracy | attention to gold (mean over layers) | tokens |", if task == Task::Kv { "pairs" } else { "sentences" });
+                println!("|---|---|---|---|---|---|---|---|");
+                for (size, s) in &rows {
+                    let att = s.attention_to_gold.iter().sum::<f32>() / s.attention_to_gold.len().max(1) as f32;
+                    println!("| {size} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.4} | {:.0} |", s.index, s.relative, s.mean_logprob, s.std_logprob, s.accuracy, att, s.mean_tokens);
+                }
+                println!("\n{total} trials in {:.1} s on {}", elapsed / 1e3, b.describe());
+            }
+        }
         Command::Bench { what: BenchWhat::Prefill, tokens, reps, .. } => {
             let (model, load_ms) = load(&cli.model)?;
             println!("model: {} ({:.1} MiB file), load {:.0} ms", model.info.name, model.info.file_bytes as f64 / 1048576.0, load_ms);
