@@ -150,39 +150,66 @@ pub fn locate(model: &Model, trial: &Trial) -> Result<(Vec<Token>, usize, std::o
     Ok((toks, n_prompt, line))
 }
 
+/// A trial ready to run: ids of prompt + answer, where the answer and the gold line are.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub ids: Vec<u32>,
+    pub n_prompt: usize,
+    pub line: std::ops::Range<usize>,
+}
+
+impl Prepared {
+    pub fn new(model: &Model, trial: &Trial) -> Result<Prepared, PositionError> {
+        let (toks, n_prompt, line) = locate(model, trial)?;
+        if n_prompt == 0 {
+            return Err(PositionError::Settings("empty prompt".into()));
+        }
+        Ok(Prepared { ids: toks.iter().map(|t| t.id).collect(), n_prompt, line })
+    }
+
+    /// Logits at the last prompt token and every answer token but the last predict the answer.
+    pub fn logit_positions(&self) -> Vec<usize> {
+        (self.n_prompt - 1..self.ids.len() - 1).collect()
+    }
+
+    /// The forward options the scoring needs.
+    pub fn options(&self) -> ForwardOptions {
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::Positions(self.logit_positions()), ..Default::default() }
+    }
+
+    /// Scores a finished forward pass over `self.ids` run with [`Prepared::options`].
+    pub fn score(&self, out: &crate::backends::ForwardOutput) -> TrialScore {
+        let mut logprob = 0f32;
+        let mut exact = true;
+        for (k, &p) in self.logit_positions().iter().enumerate() {
+            let row = out.logits.row(k);
+            let row = row.as_slice().expect("contiguous");
+            let gold = self.ids[p + 1] as usize;
+            logprob += row[gold] - log_sum_exp(row);
+            let argmax = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+            exact &= argmax == gold;
+        }
+        let trace = out.trace.as_ref().expect("capture requested");
+        let q = self.n_prompt - 1;
+        let attention_to_gold = (0..trace.n_layer)
+            .map(|l| {
+                let heads: Vec<f32> = (0..trace.n_head).filter_map(|h| trace.span_mass(l, h, [q], self.line.clone()).ok().flatten()).collect();
+                heads.iter().sum::<f32>() / heads.len().max(1) as f32
+            })
+            .collect();
+        TrialScore { gold_logprob: logprob, exact_match: exact, attention_to_gold, n_tokens: self.ids.len() }
+    }
+}
+
 /// Scores one trial with one forward pass (prompt and answer together, teacher forcing).
 pub fn score(model: &Model, backend: &dyn Backend, trial: &Trial) -> Result<TrialScore, PositionError> {
-    let (toks, n_prompt, line) = locate(model, trial)?;
-    let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
-    if n_prompt == 0 {
-        return Err(PositionError::Settings("empty prompt".into()));
-    }
-    // Logits at the last prompt token and every answer token but the last predict the answer.
-    let positions: Vec<usize> = (n_prompt - 1..ids.len() - 1).collect();
-    let out = backend.forward(model, &ids, &ForwardOptions { capture_attention: true, logits_for: LogitsFor::Positions(positions.clone()), ..Default::default() })?;
-    let mut logprob = 0f32;
-    let mut exact = true;
-    for (k, &p) in positions.iter().enumerate() {
-        let row = out.logits.row(k);
-        let row = row.as_slice().expect("contiguous");
-        let gold = ids[p + 1] as usize;
-        logprob += row[gold] - log_sum_exp(row);
-        let argmax = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
-        exact &= argmax == gold;
-    }
-    let trace = out.trace.as_ref().expect("capture requested");
-    let q = n_prompt - 1;
-    let attention_to_gold = (0..trace.n_layer)
-        .map(|l| {
-            let heads: Vec<f32> = (0..trace.n_head).filter_map(|h| trace.span_mass(l, h, [q], line.clone()).ok().flatten()).collect();
-            heads.iter().sum::<f32>() / heads.len().max(1) as f32
-        })
-        .collect();
-    Ok(TrialScore { gold_logprob: logprob, exact_match: exact, attention_to_gold, n_tokens: ids.len() })
+    let prep = Prepared::new(model, trial)?;
+    let out = backend.forward(model, &prep.ids, &prep.options())?;
+    Ok(prep.score(&out))
 }
 
 /// Summary of the trials at one position.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PositionSummary {
     /// Line index (kv) or needle depth in filler sentences (pass key).
     pub index: usize,
@@ -250,4 +277,51 @@ pub fn passkey_trials(lengths: &[usize], depths: usize, trials: usize, seed: u64
         }
     }
     out
+}
+
+/// Which experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    Kv,
+    Passkey,
+}
+
+/// An experiment's settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Experiment {
+    pub task: Task,
+    /// kv: lines in the prompt.
+    pub pairs: usize,
+    /// kv: lines tested; passkey: depths per length.
+    pub positions: usize,
+    pub trials: usize,
+    pub seed: u64,
+    /// passkey: filler sentences per prompt.
+    pub lengths: Vec<usize>,
+}
+
+/// One row of results: prompt size (pairs or sentences) and the position's summary.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResultRow {
+    pub size: usize,
+    pub summary: PositionSummary,
+}
+
+impl Experiment {
+    /// All trials, grouped: (size, position index, relative position, trials).
+    pub fn groups(&self) -> Result<Vec<(usize, usize, f32, Vec<Trial>)>, PositionError> {
+        Ok(match self.task {
+            Task::Kv => kv_trials(self.pairs, self.positions, self.trials, self.seed)?
+                .into_iter()
+                .map(|(line, ts)| (self.pairs, line, line as f32 / (self.pairs.max(2) - 1) as f32, ts))
+                .collect(),
+            Task::Passkey => {
+                if self.lengths.is_empty() || self.positions == 0 || self.trials == 0 {
+                    return Err(PositionError::Settings("lengths, positions and trials must be given".into()));
+                }
+                passkey_trials(&self.lengths, self.positions, self.trials, self.seed).into_iter().map(|(len, depth, ts)| (len, depth, depth as f32 / len.max(1) as f32, ts)).collect()
+            }
+        })
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`mount_playground`] mounts the whole playground into any element of a page.
 
 mod client;
+mod experiment;
 mod heatmap;
 mod panels;
 
@@ -22,6 +23,7 @@ use wasm_bindgen::JsCast;
 use crate::worker::protocol::{HeadMap, ModelSummary, Request, Response, RunResult, MASKED};
 use client::Client;
 use heatmap::Heatmap;
+use experiment::{outcome_csv, LostInTheMiddle, Outcome};
 use panels::{ModelView, SinkPanel, TokenStrip};
 
 /// The default model inside the built site (Trunk copies `models/` into `dist/`).
@@ -55,6 +57,7 @@ pub enum View {
     Head,
     Model,
     Sinks,
+    Position,
 }
 
 impl View {
@@ -63,12 +66,14 @@ impl View {
             View::Head => "head",
             View::Model => "model",
             View::Sinks => "sinks",
+            View::Position => "position",
         }
     }
     fn parse(s: &str) -> View {
         match s {
             "model" => View::Model,
             "sinks" => View::Sinks,
+            "position" => View::Position,
             _ => View::Head,
         }
     }
@@ -207,6 +212,9 @@ pub fn Playground(
     let error = RwSignal::new(None::<String>);
     let pending_run = StoredValue::new(url.run);
     let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
+    let exp_canvas: NodeRef<html::Canvas> = NodeRef::new();
+    let exp_progress = RwSignal::new(None::<(f64, f64)>);
+    let exp_outcome = RwSignal::new(None::<Outcome>);
     let client: StoredValue<Option<Client>, LocalStorage> = StoredValue::new_local(None);
 
     let send = move |req: Request| client.with_value(|c| if let Some(c) = c { c.send(&req) });
@@ -234,7 +242,12 @@ pub fn Playground(
 
     let on_response = move |r: Response| match r {
         Response::Ready => {}
+        Response::Progress { phase: p, done, total } if p == "experiment" => exp_progress.set(Some((done, total.unwrap_or(done)))),
         Response::Progress { phase: p, done, total } => progress.set((p, done, total)),
+        Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
+            exp_progress.set(None);
+            exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms }));
+        }
         Response::Loaded { model: m, backend: b, adapter, note } => {
             let (l, h) = (layer.get_untracked().min(m.n_layer - 1), head.get_untracked().min(m.n_head - 1));
             layer.set(l);
@@ -272,6 +285,9 @@ pub fn Playground(
         }
         Response::Thumbs { thumbs: t } => thumbs.set(Some(t)),
         Response::Error { phase: p, message } => {
+            if p == "experiment" {
+                exp_progress.set(None);
+            }
             error.set(Some(format!("{p}: {message}")));
             phase.set(Phase::Error);
         }
@@ -424,9 +440,9 @@ pub fn Playground(
             })}
             <TokenStrip tokens=tokens query=query row=query_row/>
             <nav class="tabs" role="tablist">
-                {[View::Head, View::Model, View::Sinks].into_iter().map(|v| view! {
+                {[View::Head, View::Model, View::Sinks, View::Position].into_iter().map(|v| view! {
                     <button role="tab" aria-selected=move || (view_sel.get() == v).to_string() class:active=move || view_sel.get() == v on:click=move |_| choose_view(v)>
-                        {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink" }}
+                        {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle" }}
                     </button>
                 }).collect_view()}
             </nav>
@@ -455,6 +471,19 @@ pub fn Playground(
                     per_layer=Signal::derive(move || run.with(|r| r.as_ref().map(|r| r.sink_per_layer.clone()).unwrap_or_default()))
                     baseline=Signal::derive(move || run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
                     on_open=open_head/>
+            </div>
+            <div class="panel" class:hidden=move || view_sel.get() != View::Position>
+                <LostInTheMiddle
+                    on_start=Callback::new(move |e| { exp_progress.set(Some((0.0, 1.0))); error.set(None); send(Request::Experiment { experiment: e }) })
+                    on_cancel=Callback::new(move |_| send(Request::Cancel))
+                    progress=exp_progress
+                    outcome=exp_outcome
+                    ready=Signal::derive(move || model.get().is_some())
+                    canvas_ref=exp_canvas/>
+                <div class="exports" class:hidden=move || exp_outcome.get().is_none()>
+                    <button on:click=move |_| if let Some(o) = exp_outcome.get_untracked() { download("attnlab-position.csv", "text/csv", &outcome_csv(&o)) }>"CSV"</button>
+                    <button on:click=move |_| if let Some(c) = exp_canvas.get_untracked() { if let Ok(u) = c.to_data_url() { download_url("attnlab-position-attention.png", &u) } }>"PNG"</button>
+                </div>
             </div>
             <footer class="muted">"Drop a Llama-family GGUF file anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>

@@ -207,19 +207,13 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
         Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => {
-            use attnlab::analysis::position::{kv_trials, passkey_trials, score, summarise};
+            use attnlab::analysis::position::{score, summarise, Experiment};
             let (model, _) = load(&cli.model)?;
             let b = backend(choice)?;
             let clock = Clock::start();
-            // (row label, position index, relative position, trials)
-            let groups: Vec<(usize, usize, f32, Vec<attnlab::analysis::position::Trial>)> = match task {
-                Task::Kv => kv_trials(pairs, positions, trials, seed)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|(line, ts)| (pairs, line, line as f32 / (pairs.max(2) - 1) as f32, ts))
-                    .collect(),
-                Task::Passkey => passkey_trials(&lengths, positions, trials, seed).into_iter().map(|(len, depth, ts)| (len, depth, depth as f32 / len.max(1) as f32, ts)).collect(),
-            };
+            let experiment = Experiment { task: if task == Task::Kv { attnlab::analysis::position::Task::Kv } else { attnlab::analysis::position::Task::Passkey }, pairs, positions, trials, seed, lengths };
+            // (prompt size, position index, relative position, trials)
+            let groups = experiment.groups().map_err(|e| e.to_string())?;
             if let Some(path) = &emit_prompts {
                 let mut lines = String::new();
                 for (size, index, _, ts) in &groups {

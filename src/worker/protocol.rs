@@ -1,6 +1,7 @@
 //! Messages between the page (main thread) and the engine's Web Worker, as JSON.
 //! Model bytes travel beside the JSON as a transferred `ArrayBuffer`.
 
+use crate::analysis::position::{Experiment, ResultRow};
 use crate::analysis::report::InspectReport;
 
 /// Page → worker.
@@ -17,6 +18,10 @@ pub enum Request {
     Head { layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)> },
     /// Small pooled maps of every head of the last run (the model view).
     Thumbs { side: usize },
+    /// A lost-in-the-middle experiment; progress is posted after every trial.
+    Experiment { experiment: Experiment },
+    /// Stops a running experiment after its current trial (handled out of turn).
+    Cancel,
 }
 
 /// Worker → page.
@@ -31,6 +36,8 @@ pub enum Response {
     /// `exact_rows`: row i holds keys 0..=i (absent for zoomed regions and long inputs).
     Head { map: HeadMap, exact_rows: Option<Vec<Vec<f32>>> },
     Thumbs { thumbs: Vec<HeadMap> },
+    /// An experiment's results (partial when `cancelled`).
+    Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
     /// Something failed; `phase` says what was being done. The worker stays usable.
     Error { phase: String, message: String },
 }

@@ -23,6 +23,19 @@ use crate::Model;
 
 const CACHE_NAME: &str = "attnlab-models-v1";
 
+thread_local! {
+    /// Set by a `Cancel` message; checked between experiment trials.
+    static CANCEL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lets the worker's event loop deliver messages (a cancel) between trials.
+async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 #[derive(Default)]
 struct State {
     session: Option<Session>,
@@ -54,6 +67,11 @@ pub fn start() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let data = ev.data();
         let json = Reflect::get(&data, &"json".into()).ok().and_then(|j| j.as_string()).unwrap_or_default();
+        // A cancel must not wait behind the experiment it stops.
+        if matches!(serde_json::from_str::<Request>(&json), Ok(Request::Cancel)) {
+            CANCEL.with(|c| c.set(true));
+            return;
+        }
         let bytes = Reflect::get(&data, &"bytes".into()).ok().and_then(|b| b.dyn_into::<ArrayBuffer>().ok());
         queue.borrow_mut().push_back((json, bytes));
         if busy.get() {
@@ -97,7 +115,59 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Some(s) => post(&s.thumbs(side)),
             None => post(&Response::Error { phase: "thumbnails".into(), message: "no model is loaded".into() }),
         },
+        Request::Experiment { experiment } => run_experiment(state, experiment).await,
+        Request::Cancel => {}
     }
+}
+
+/// Runs every trial, posting progress; stops early on `Cancel`.
+async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis::position::Experiment) {
+    use crate::analysis::position::{summarise, Prepared, ResultRow};
+    use crate::backends::{cpu::CpuBackend, Backend};
+    CANCEL.with(|c| c.set(false));
+    let clock = Clock::start();
+    let groups = match experiment.groups() {
+        Ok(g) => g,
+        Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
+    };
+    let total: usize = groups.iter().map(|g| g.3.len()).sum();
+    let mut done = 0;
+    let mut rows = vec![];
+    let mut cancelled = false;
+    post(&Response::Progress { phase: "experiment".into(), done: 0.0, total: Some(total as f64) });
+    'groups: for (size, index, relative, trials) in groups {
+        let mut scores = vec![];
+        for trial in trials {
+            yield_now().await;
+            if CANCEL.with(|c| c.get()) {
+                cancelled = true;
+                if !scores.is_empty() {
+                    rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
+                }
+                break 'groups;
+            }
+            let st = state.borrow();
+            let Some(session) = st.session.as_ref() else {
+                return post(&Response::Error { phase: "experiment".into(), message: "no model is loaded".into() });
+            };
+            let prep = match Prepared::new(&session.model, &trial) {
+                Ok(p) => p,
+                Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
+            };
+            let out = match &st.gpu {
+                Some(gpu) => gpu.forward_async(&session.model, &prep.ids, &prep.options()).await,
+                None => CpuBackend::new().forward(&session.model, &prep.ids, &prep.options()),
+            };
+            match out {
+                Ok(out) => scores.push(prep.score(&out)),
+                Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
+            }
+            done += 1;
+            post(&Response::Progress { phase: "experiment".into(), done: done as f64, total: Some(total as f64) });
+        }
+        rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
+    }
+    post(&Response::Experiment { experiment, rows, cancelled, elapsed_ms: clock.ms() });
 }
 
 /// Parses the model; the previous model stays loaded if this one fails.

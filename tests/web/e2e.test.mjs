@@ -141,3 +141,34 @@ test('a garbage GGUF shows an error and the app keeps working; pasted markup sta
     await browser.close();
   }
 });
+
+test('lost in the middle: an experiment runs with progress, draws the U-curve, and cancels', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=position');
+  try {
+    assert.equal(await settle(page), 'ready');
+    await page.click('nav.tabs button >> nth=3');
+    const inputs = '.experiment input[type=number]';
+    await page.fill(`${inputs} >> nth=0`, '6');
+    await page.dispatchEvent(`${inputs} >> nth=0`, 'change');
+    await page.fill(`${inputs} >> nth=1`, '3');
+    await page.dispatchEvent(`${inputs} >> nth=1`, 'change');
+    await page.fill(`${inputs} >> nth=2`, '1');
+    await page.dispatchEvent(`${inputs} >> nth=2`, 'change');
+    await page.click('.experiment button.primary');
+    await page.waitForSelector('.results tbody tr', { timeout: 180_000 });
+    assert.equal((await page.$$('.results tbody tr')).length, 3);
+    assert.equal((await page.$$('.u-curve circle')).length, 3);
+    assert.match(await page.textContent('.experiment'), /3 rows in/);
+    // A long run, cancelled after its first trial: partial results, and the app still works.
+    await page.fill(`${inputs} >> nth=2`, '20');
+    await page.dispatchEvent(`${inputs} >> nth=2`, 'change');
+    await page.click('.experiment button.primary');
+    await page.waitForFunction(() => /[1-9]\d* of 60 trials/.test(document.querySelector('.experiment .progress')?.textContent ?? ''), null, { timeout: 120_000 });
+    await page.click('.experiment button:has-text("Cancel")');
+    await page.waitForFunction(() => /cancelled/.test(document.querySelector('.experiment').textContent), null, { timeout: 120_000 });
+    assert.match(await page.evaluate(() => location.search), /view=position/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
