@@ -88,6 +88,37 @@ fn u_curve(rows: &[ResultRow]) -> impl IntoView {
     }
 }
 
+/// Pass key: depth across, prompt length down, each cell coloured by the gold log-probability
+/// (like the needle-in-a-haystack maps), with its accuracy.
+fn passkey_grid(rows: &[ResultRow]) -> impl IntoView {
+    let mut lengths: Vec<usize> = rows.iter().map(|r| r.size).collect();
+    lengths.dedup();
+    let worst = rows.iter().map(|r| r.summary.mean_logprob).fold(-1.0f32, f32::min);
+    let body = lengths
+        .into_iter()
+        .map(|len| {
+            let cells = rows
+                .iter()
+                .filter(|r| r.size == len)
+                .map(|r| {
+                    let m = &r.summary;
+                    let [cr, cg, cb] = ramp(1.0 - m.mean_logprob / worst);
+                    let fg = if m.mean_logprob / worst < 0.45 { "#fff" } else { "#1d2330" };
+                    view! { <td style=format!("background:rgb({cr},{cg},{cb});color:{fg}") title=format!("depth {:.0}%: log-prob {:.2}, accuracy {:.0}%", m.relative * 100.0, m.mean_logprob, m.accuracy * 100.0)>
+                        {format!("{:.1} · {:.0}%", m.mean_logprob, m.accuracy * 100.0)}</td> }
+                })
+                .collect_view();
+            let tokens = rows.iter().find(|r| r.size == len).map(|r| r.summary.mean_tokens).unwrap_or(0.0);
+            view! { <tr><th>{format!("{len} sentences (~{tokens:.0} tokens)")}</th>{cells}</tr> }
+        })
+        .collect_view();
+    view! {
+        <h3>"Pass key: depth × length"</h3>
+        <p class="muted">"Each cell: mean log-probability of the pass key · exact-match accuracy. Darker is better recalled; depth runs from the start (left) to the end (right)."</p>
+        <table class="results passkey-grid"><tbody>{body}</tbody></table>
+    }
+}
+
 /// The lost-in-the-middle tab.
 #[component]
 pub fn LostInTheMiddle(
@@ -178,8 +209,10 @@ pub fn LostInTheMiddle(
                     <tr><td>{r.size}</td><td>{m.index}</td><td>{format!("{:.2}", m.relative)}</td><td>{format!("{:.2} ± {:.2}", m.mean_logprob, m.std_logprob)}</td><td>{format!("{:.0}%", m.accuracy * 100.0)}</td><td>{format!("{:.0}", m.mean_tokens)}</td></tr>
                 } }).collect_view();
                 let size_label = if o.experiment.task == Task::Kv { "pairs" } else { "sentences" };
+                let grid = (o.experiment.task == Task::Passkey).then(|| passkey_grid(&o.rows));
                 view! {
                     <p class="muted">{format!("{} rows in {:.1} s{}", o.rows.len(), o.elapsed_ms / 1e3, if o.cancelled { " (cancelled: partial results)" } else { "" })}</p>
+                    {grid}
                     <h3>"Recall by position"</h3>
                     <p class="muted">"Solid: mean log-probability of the gold answer (bars: ±1 std). Dashed: exact-match accuracy (right axis)."</p>
                     {u_curve(&o.rows)}
