@@ -1,10 +1,12 @@
 // Embedding gather: out (n, d) = rows ids[t] of the token embedding matrix (vocab, d).
-// One invocation per output element; dispatch (ceil(n * d / WG), 1, 1).
+// The matrix may be split into row parts (see weights.rs); this dispatch holds rows
+// row0 .. row0 + rows and writes only the tokens whose id falls there.
+// One invocation per output element; dispatch (ceil(n * d / WG), 1, 1) per part.
 struct Params {
     n: u32,
     d: u32,
-    _pad0: u32,
-    _pad1: u32,
+    row0: u32,
+    rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,5 +26,9 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let t = e / p.d;
     let c = e % p.d;
-    out[e] = dequant(ids[t] * p.d + c);
+    let id = ids[t];
+    if (id < p.row0 || id >= p.row0 + p.rows) {
+        return;
+    }
+    out[e] = dequant((id - p.row0) * p.d + c);
 }

@@ -182,3 +182,22 @@ fn gpu_attention_maps_match_the_cpu_trace() {
     }
     assert!(backend.head_probs(0, 99).is_err());
 }
+
+#[test]
+fn embedding_gather_works_across_split_parts() {
+    let ctx = ctx();
+    let (vocab, d) = (70, 64);
+    let w = common::values(vocab * d, 21, 1.0);
+    let t = QTensor::new("token_embd.weight", GgmlType::Q8_0, vocab, d, quantize::q8_0(&w)).unwrap();
+    let reference = t.to_f32();
+    let ids: Vec<u32> = vec![0, 9, 10, 11, 35, 69, 9];
+    for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, t.row_bytes() * 10)] {
+        let (ib, out) = (ctx.upload("ids", &ids), ctx.scratch("embedded", ids.len() * d));
+        let mut enc = ctx.encoder("embed test");
+        ops::embed(ctx, &mut enc, &ib, ids.len(), &gm, &out);
+        let got = read(ctx, &[(&out, ids.len() * d)], enc).remove(0);
+        for (k, &id) in ids.iter().enumerate() {
+            assert_eq!(&got[k * d..(k + 1) * d], &reference[id as usize * d..(id as usize + 1) * d], "id {id}, {} parts", gm.parts.len());
+        }
+    }
+}

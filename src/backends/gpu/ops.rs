@@ -50,13 +50,13 @@ struct Dims4 {
 /// out (n, d) = rows `ids` of the embedding matrix.
 pub fn embed(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, ids: &wgpu::Buffer, n: usize, w: &GpuMatrix, out: &wgpu::Buffer) {
     let k = ctx.kernel(&format!("embed/{}", w.format), || sources::with_format(sources::EMBED, w.format), "embed", &WEIGHT_SLOTS);
-    // The embedding is one part unless it exceeds the binding limit; gathering across parts
-    // would need the row's part, which the default model never needs.
-    let part = &w.parts[0];
-    assert_eq!(w.parts.len(), 1, "embedding split across buffers is not supported");
-    let u = ctx.uniform("embed params", &Dims4 { a: n as u32, b: w.cols as u32, c: 0, d: 0 });
-    let groups = (((n * w.cols) as u32).div_ceil(ELEMENTWISE_WG), 1, 1);
-    ctx.dispatch(enc, "embed", &k, &[&u, &part.quants, &part.scales, &part.mins, ids, out], groups);
+    // One dispatch per row part (a vocabulary larger than one binding is split by rows);
+    // each writes the tokens whose ids fall in its rows.
+    for part in &w.parts {
+        let u = ctx.uniform("embed params", &Dims4 { a: n as u32, b: w.cols as u32, c: part.row0 as u32, d: part.rows as u32 });
+        let groups = (((n * w.cols) as u32).div_ceil(ELEMENTWISE_WG), 1, 1);
+        ctx.dispatch(enc, "embed", &k, &[&u, &part.quants, &part.scales, &part.mins, ids, out], groups);
+    }
 }
 
 #[repr(C)]
