@@ -275,10 +275,10 @@ pub fn Playground(
             }
         }
         Response::Head { map: m, exact_rows } => {
-            if exact_rows.is_some() || m.pooled() || m.rows != (0, m.n_tokens) {
-                if m.rows == (0, m.n_tokens) && m.cols == (0, m.n_tokens) {
-                    rows.set(exact_rows);
-                }
+            // A whole-map answer replaces the exported rows (None for long inputs); a zoomed
+            // region leaves them as they are.
+            if m.rows == (0, m.n_tokens) && m.cols == (0, m.n_tokens) {
+                rows.set(exact_rows);
             }
             map.set(Some(m));
             phase.set(Phase::Done);
