@@ -14,9 +14,9 @@ fn session() -> Session {
 #[test]
 fn run_then_heads_regions_and_thumbnails() {
     let mut s = session();
-    assert!(matches!(s.head(0, 0, 64, None, None), Response::Error { .. }), "no run yet");
+    assert!(matches!(s.head(0, 0, 0, 64, None, None), Response::Error { .. }), "no run yet");
     let text = "the cat ab the dog ".repeat(10);
-    let Response::Result { run } = run_on_cpu(&mut s, &text, 1, 3, 64) else { panic!("run failed") };
+    let Response::Result { run } = run_on_cpu(&mut s, 0, &text, 1, 3, 64) else { panic!("run failed") };
     let n = run.report.ids.len();
     assert!(n > 64);
     assert_eq!(run.report.backend, "cpu");
@@ -29,7 +29,7 @@ fn run_then_heads_regions_and_thumbnails() {
     assert_eq!(run.next_tokens.len(), 8);
 
     // Another head, whole: exact rows come with it for export.
-    let Response::Head { map, exact_rows } = s.head(0, 2, 512, None, None) else { panic!() };
+    let Response::Head { map, exact_rows } = s.head(0, 0, 2, 512, None, None) else { panic!() };
     assert!(!map.pooled());
     let rows = exact_rows.expect("exact rows");
     assert_eq!(rows.len(), n);
@@ -37,28 +37,84 @@ fn run_then_heads_regions_and_thumbnails() {
     assert_eq!(map.values[3 * n + 5], MASKED);
 
     // A zoomed region is exact and carries no rows.
-    let Response::Head { map, exact_rows } = s.head(0, 2, 64, Some((40, 60)), Some((0, 30))) else { panic!() };
+    let Response::Head { map, exact_rows } = s.head(0, 0, 2, 64, Some((40, 60)), Some((0, 30))) else { panic!() };
     assert_eq!((map.side_q, map.side_k, map.block_q, map.block_k), (20, 30, 1, 1));
     assert_eq!(map.values[0], rows[40][0]);
     assert!(exact_rows.is_none());
 
-    let Response::Thumbs { thumbs } = s.thumbs(16) else { panic!() };
+    let Response::Thumbs { thumbs } = s.thumbs(0, 16) else { panic!() };
     assert_eq!(thumbs.len(), 2 * 4);
     assert!(thumbs.iter().all(|t| t.side_q <= 16 && t.values.iter().any(|v| *v > 0.0)));
 
-    assert!(matches!(s.head(9, 0, 64, None, None), Response::Error { .. }));
+    assert!(matches!(s.head(0, 9, 0, 64, None, None), Response::Error { .. }));
 }
 
 #[test]
 fn protocol_is_json_both_ways() {
-    let req = Request::Run { text: "<b>hi</b>".into(), layer: 2, head: 1, max_side: 256 };
+    let req = Request::Run { text: "<b>hi</b>".into(), layer: 2, head: 1, max_side: 256, slot: 0 };
     let json = serde_json::to_string(&req).unwrap();
     assert!(json.contains("\"type\":\"run\""), "{json}");
     assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
     let mut s = session();
-    let resp = run_on_cpu(&mut s, "ab the", 0, 0, 32);
+    let resp = run_on_cpu(&mut s, 0, "ab the", 0, 0, 32);
     let back: Response = serde_json::from_str(&serde_json::to_string(&resp).unwrap()).unwrap();
     assert_eq!(back, resp);
-    let err = run_on_cpu(&mut s, "", 0, 0, 32);
+    let err = run_on_cpu(&mut s, 0, "", 0, 0, 32);
     assert!(matches!(err, Response::Error { ref message, .. } if message.contains("empty")), "{err:?}");
+}
+
+#[test]
+fn slots_keep_each_widgets_capture_apart() {
+    let mut s = session();
+    let Response::Result { run: a } = run_on_cpu(&mut s, 1, "the cat ab", 0, 1, 64) else { panic!() };
+    let Response::Result { run: b } = run_on_cpu(&mut s, 2, "the dog the dog the dog", 0, 1, 64) else { panic!() };
+    assert_ne!(a.report.ids.len(), b.report.ids.len());
+    // Slot 1 still answers with its own text's map after slot 2 ran.
+    let Response::Head { map, .. } = s.head(1, 1, 2, 64, None, None) else { panic!() };
+    assert_eq!(map.n_tokens, a.report.ids.len());
+    let Response::Head { map, .. } = s.head(2, 1, 2, 64, None, None) else { panic!() };
+    assert_eq!(map.n_tokens, b.report.ids.len());
+    let Response::Thumbs { thumbs } = s.thumbs(1, 8) else { panic!() };
+    assert_eq!(thumbs[0].n_tokens, a.report.ids.len());
+    // An unknown slot has nothing to show.
+    assert!(matches!(s.head(7, 0, 0, 64, None, None), Response::Error { .. }));
+    // Past the slot limit the oldest capture goes; the newest stays.
+    for slot in 10..10 + attnlab::worker::session::KEPT_SLOTS as u32 {
+        let _ = run_on_cpu(&mut s, slot, "ab", 0, 0, 8);
+    }
+    assert!(matches!(s.head(1, 0, 0, 64, None, None), Response::Error { .. }), "slot 1 was dropped");
+    assert!(matches!(s.head(10 + attnlab::worker::session::KEPT_SLOTS as u32 - 1, 0, 0, 64, None, None), Response::Head { .. }));
+}
+
+#[test]
+fn posters_draw_the_same_maps_as_the_live_path() {
+    use attnlab::worker::figure::{map_from_rows, parse_report, run_from_report, thumbs_from_report};
+    let mut s = session();
+    let text = "the cat ab the dog ".repeat(6);
+    let Response::Result { run } = run_on_cpu(&mut s, 0, &text, 1, 3, 16) else { panic!() };
+    let rows = &run.report.attention["1.3"];
+    // Pooled (n > 16) and exact maps from exported rows equal the live ones.
+    assert!(run.map.pooled());
+    assert_eq!(map_from_rows(rows, 1, 3, 16), run.map);
+    let Response::Head { map, .. } = s.head(0, 1, 3, 512, None, None) else { panic!() };
+    assert_eq!(map_from_rows(rows, 1, 3, 512), map);
+
+    // A poster from the export: same sink curve and baseline; a head it lacks falls back.
+    let json = serde_json::to_string(&run.report).unwrap();
+    let report = parse_report(&json).unwrap();
+    let (poster, found) = run_from_report(&report, 1, 3, 16);
+    assert!(found);
+    assert_eq!(poster.sink_per_layer, run.sink_per_layer);
+    assert_eq!(poster.sink_uniform_baseline, run.sink_uniform_baseline);
+    assert_eq!(poster.map, run.map);
+    let (other, found) = run_from_report(&report, 0, 0, 16);
+    assert!(!found);
+    assert_eq!((other.map.layer, other.map.head), (1, 3));
+    assert!(thumbs_from_report(&report, 8).is_none(), "one head is not every head");
+
+    // Hostile figures are refused with a reason, never drawn wrong.
+    assert!(parse_report("{").unwrap_err().to_string().contains("not an attnlab JSON export"));
+    let mut bad = run.report.clone();
+    bad.attention.get_mut("1.3").unwrap()[2].push(0.5);
+    assert!(parse_report(&serde_json::to_string(&bad).unwrap()).unwrap_err().to_string().contains("1.3"));
 }

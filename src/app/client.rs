@@ -1,6 +1,6 @@
-//! The page's side of the engine worker: spawn it, send requests, route responses.
+//! The page's side of the engine worker: spawn it, send requests with ids, route responses.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Object, Reflect};
@@ -10,8 +10,9 @@ use web_sys::{MessageEvent, Worker};
 
 use crate::worker::protocol::{Request, Response};
 
-/// Trunk builds the worker with a loader shim beside the page.
-pub const WORKER_URL: &str = "attnlab-worker_loader.js";
+/// Trunk builds the worker (wasm-bindgen `no-modules` output) beside the page.
+pub const WORKER_JS: &str = "attnlab-worker.js";
+pub const WORKER_WASM: &str = "attnlab-worker_bg.wasm";
 
 /// A message waiting for the worker to start: (message object, transferable bytes).
 type Pending = (JsValue, Option<js_sys::ArrayBuffer>);
@@ -21,24 +22,46 @@ pub struct Client {
     worker: Worker,
     /// Messages sent before the worker said `Ready`, in order.
     pending: Rc<RefCell<Option<Vec<Pending>>>>,
+    next_id: Rc<Cell<u64>>,
+}
+
+/// Starts the worker from `base` (an absolute URL ending in `/`). A worker script must come
+/// from the page's own origin, so the worker is a small same-origin `blob:` script that
+/// imports the engine from `base` (which may be another origin: it then needs CORS).
+fn start_worker(base: &str) -> Result<Worker, String> {
+    let boot = format!(
+        "importScripts({js:?});\nwasm_bindgen({{ module_or_path: {wasm:?} }}).catch((e) => postMessage({{ json: JSON.stringify({{ type: 'error', phase: 'worker', message: String(e) }}), id: 0 }}));\n",
+        js = format!("{base}{WORKER_JS}"),
+        wasm = format!("{base}{WORKER_WASM}")
+    );
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type("text/javascript");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&Array::of1(&JsValue::from_str(&boot)), &opts).map_err(|e| format!("{e:?}"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    let worker = Worker::new(&url).map_err(|e| format!("cannot start the engine worker (a Content-Security-Policy must allow worker-src blob:): {e:?}"));
+    let _ = web_sys::Url::revoke_object_url(&url);
+    worker
 }
 
 impl Client {
-    /// Starts the worker; `on_response` gets every message it sends.
-    pub fn spawn(base: &str, on_response: impl Fn(Response) + 'static) -> Result<Client, String> {
-        let worker = Worker::new(&format!("{base}{WORKER_URL}")).map_err(|e| format!("cannot start the engine worker: {e:?}"))?;
+    /// Starts the worker; `on_response` gets every message it sends with the id of the
+    /// request it answers (0 for messages that answer none).
+    pub fn spawn(base: &str, on_response: impl Fn(u64, Response) + 'static) -> Result<Client, String> {
+        let worker = start_worker(base)?;
         let pending: Rc<RefCell<Option<Vec<Pending>>>> = Rc::new(RefCell::new(Some(Vec::new())));
         let (w, p) = (worker.clone(), pending.clone());
         let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
-            let text = ev.data().as_string().unwrap_or_default();
+            let data = ev.data();
+            let text = Reflect::get(&data, &"json".into()).ok().and_then(|j| j.as_string()).unwrap_or_default();
+            let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0) as u64;
             match serde_json::from_str::<Response>(&text) {
                 Ok(Response::Ready) => {
                     for (msg, bytes) in p.borrow_mut().take().unwrap_or_default() {
                         post(&w, &msg, bytes);
                     }
                 }
-                Ok(r) => on_response(r),
-                Err(e) => on_response(Response::Error { phase: "protocol".into(), message: format!("bad message from the worker: {e}") }),
+                Ok(r) => on_response(id, r),
+                Err(e) => on_response(id, Response::Error { phase: "protocol".into(), message: format!("bad message from the worker: {e}") }),
             }
         });
         worker.set_onmessage(Some(handler.as_ref().unchecked_ref()));
@@ -48,24 +71,29 @@ impl Client {
         });
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
-        Ok(Client { worker, pending })
+        Ok(Client { worker, pending, next_id: Rc::new(Cell::new(1)) })
     }
 
-    pub fn send(&self, req: &Request) {
-        self.send_with_bytes(req, None);
+    /// Sends a request; returns its id.
+    pub fn send(&self, req: &Request) -> u64 {
+        self.send_with_bytes(req, None)
     }
 
-    /// Sends a request, transferring `bytes` (no copy) when given.
-    pub fn send_with_bytes(&self, req: &Request, bytes: Option<js_sys::ArrayBuffer>) {
+    /// Sends a request, transferring `bytes` (no copy) when given; returns its id.
+    pub fn send_with_bytes(&self, req: &Request, bytes: Option<js_sys::ArrayBuffer>) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
         let msg = Object::new();
         let json = serde_json::to_string(req).unwrap_or_default();
         let _ = Reflect::set(&msg, &"json".into(), &JsValue::from_str(&json));
+        let _ = Reflect::set(&msg, &"id".into(), &JsValue::from_f64(id as f64));
         let msg: JsValue = msg.into();
         if let Some(queue) = self.pending.borrow_mut().as_mut() {
             queue.push((msg, bytes));
-            return;
+            return id;
         }
         post(&self.worker, &msg, bytes);
+        id
     }
 }
 

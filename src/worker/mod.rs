@@ -1,7 +1,8 @@
 //! The engine's Web Worker: the page never runs the model on its own thread.
 //! [`protocol`] is the message format, [`session`] the browser-independent handling (tested
-//! natively), `runtime` the wasm glue (fetch with progress, Cache API, WebGPU or CPU).
+//! natively), [`figure`] the figures drawn from an exported report, `runtime` the wasm glue (fetch with progress, Cache API, WebGPU or CPU).
 
+pub mod figure;
 pub mod protocol;
 pub mod session;
 #[cfg(all(feature = "web", target_arch = "wasm32"))]

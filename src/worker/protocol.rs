@@ -1,5 +1,7 @@
 //! Messages between the page (main thread) and the engine's Web Worker, as JSON.
-//! Model bytes travel beside the JSON as a transferred `ArrayBuffer`.
+//! Model bytes travel beside the JSON as a transferred `ArrayBuffer`. Each message object is
+//! `{json, id}`: the worker answers a request with its `id`, so several widgets of one page
+//! can share one worker and each get its own answers.
 
 use crate::analysis::position::{Experiment, ResultRow};
 use crate::analysis::report::InspectReport;
@@ -12,12 +14,32 @@ pub enum Request {
     LoadUrl { url: String },
     /// Load the model whose bytes come with the message (a dropped or opened file).
     LoadBytes { name: String },
-    /// Tokenize and run `text`; return the report and the map of `layer.head`.
-    Run { text: String, layer: usize, head: usize, max_side: usize },
-    /// The map of another head, or a zoomed region of it, from the last run.
-    Head { layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)> },
-    /// Small pooled maps of every head of the last run (the model view).
-    Thumbs { side: usize },
+    /// Tokenize and run `text`; return the report and the map of `layer.head`. The capture is
+    /// kept under `slot` (one per widget of a page; the playground uses 0).
+    Run {
+        text: String,
+        layer: usize,
+        head: usize,
+        max_side: usize,
+        #[serde(default)]
+        slot: u32,
+    },
+    /// The map of another head, or a zoomed region of it, from the last run of `slot`.
+    Head {
+        layer: usize,
+        head: usize,
+        max_side: usize,
+        rows: Option<(usize, usize)>,
+        cols: Option<(usize, usize)>,
+        #[serde(default)]
+        slot: u32,
+    },
+    /// Small pooled maps of every head of the last run of `slot` (the model view).
+    Thumbs {
+        side: usize,
+        #[serde(default)]
+        slot: u32,
+    },
     /// A lost-in-the-middle experiment; progress is posted after every trial.
     Experiment { experiment: Experiment },
     /// Stops a running experiment after its current trial (handled out of turn).

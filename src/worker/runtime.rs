@@ -26,6 +26,8 @@ const CACHE_NAME: &str = "attnlab-models-v1";
 thread_local! {
     /// Set by a `Cancel` message; checked between experiment trials.
     static CANCEL: Cell<bool> = const { Cell::new(false) };
+    /// The id of the request being handled: every answer carries it.
+    static CURRENT_ID: Cell<f64> = const { Cell::new(0.0) };
 }
 
 /// Lets the worker's event loop deliver messages (a cancel) between trials.
@@ -49,9 +51,13 @@ fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
+/// Posts `{json, id}`, `id` being the request's being handled.
 fn post(r: &Response) {
     let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"phase\":\"protocol\",\"message\":\"{e}\"}}"));
-    let _ = scope().post_message(&JsValue::from_str(&json));
+    let msg = js_sys::Object::new();
+    let _ = Reflect::set(&msg, &"json".into(), &JsValue::from_str(&json));
+    let _ = Reflect::set(&msg, &"id".into(), &JsValue::from_f64(CURRENT_ID.with(|c| c.get())));
+    let _ = scope().post_message(&msg);
 }
 
 fn js_err(e: JsValue) -> String {
@@ -61,7 +67,7 @@ fn js_err(e: JsValue) -> String {
 /// Starts listening for requests.
 pub fn start() {
     console_error_panic_hook::set_once();
-    let queue: Rc<RefCell<VecDeque<(String, Option<ArrayBuffer>)>>> = Rc::default();
+    let queue: Rc<RefCell<VecDeque<(f64, String, Option<ArrayBuffer>)>>> = Rc::default();
     let busy = Rc::new(Cell::new(false));
     let state = Rc::new(RefCell::new(State::default()));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
@@ -73,7 +79,8 @@ pub fn start() {
             return;
         }
         let bytes = Reflect::get(&data, &"bytes".into()).ok().and_then(|b| b.dyn_into::<ArrayBuffer>().ok());
-        queue.borrow_mut().push_back((json, bytes));
+        let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0);
+        queue.borrow_mut().push_back((id, json, bytes));
         if busy.get() {
             return;
         }
@@ -82,7 +89,8 @@ pub fn start() {
         wasm_bindgen_futures::spawn_local(async move {
             loop {
                 let next = queue.borrow_mut().pop_front();
-                let Some((json, bytes)) = next else { break };
+                let Some((id, json, bytes)) = next else { break };
+                CURRENT_ID.with(|c| c.set(id));
                 match serde_json::from_str::<Request>(&json) {
                     Ok(req) => handle(&state, req, bytes).await,
                     Err(e) => post(&Response::Error { phase: "protocol".into(), message: format!("bad request: {e}") }),
@@ -106,13 +114,13 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Some(b) => load(state, Uint8Array::new(&b).to_vec()).await,
             None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
-        Request::Run { text, layer, head, max_side } => run(state, &text, layer, head, max_side).await,
-        Request::Head { layer, head, max_side, rows, cols } => match &state.borrow().session {
-            Some(s) => post(&s.head(layer, head, max_side, rows, cols)),
+        Request::Run { text, layer, head, max_side, slot } => run(state, slot, &text, layer, head, max_side).await,
+        Request::Head { layer, head, max_side, rows, cols, slot } => match &state.borrow().session {
+            Some(s) => post(&s.head(slot, layer, head, max_side, rows, cols)),
             None => post(&Response::Error { phase: "map".into(), message: "no model is loaded".into() }),
         },
-        Request::Thumbs { side } => match &state.borrow().session {
-            Some(s) => post(&s.thumbs(side)),
+        Request::Thumbs { side, slot } => match &state.borrow().session {
+            Some(s) => post(&s.thumbs(slot, side)),
             None => post(&Response::Error { phase: "thumbnails".into(), message: "no model is loaded".into() }),
         },
         Request::Experiment { experiment } => run_experiment(state, experiment).await,
@@ -199,7 +207,7 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
     post(&Response::Loaded { model: model_summary, backend, adapter, note: st.note.clone() });
 }
 
-async fn run(state: &Rc<RefCell<State>>, text: &str, layer: usize, head: usize, max_side: usize) {
+async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) {
     let mut st = state.borrow_mut();
     let st = &mut *st;
     let Some(session) = st.session.as_mut() else {
@@ -213,7 +221,7 @@ async fn run(state: &Rc<RefCell<State>>, text: &str, layer: usize, head: usize, 
         match gpu.forward_async(&session.model, &ids, &report_forward_options()).await {
             Ok(out) => {
                 let forward_ms = clock.ms() - tokenize_ms;
-                return post(&session.finish_run(text, &toks, out, "webgpu", layer, head, max_side, tokenize_ms, forward_ms));
+                return post(&session.finish_run(slot, text, &toks, out, "webgpu", layer, head, max_side, tokenize_ms, forward_ms));
             }
             // The GPU failed (device lost, out of memory): say so and continue on the CPU.
             Err(EngineError::Unavailable(_, why)) => {
@@ -224,7 +232,7 @@ async fn run(state: &Rc<RefCell<State>>, text: &str, layer: usize, head: usize, 
             Err(e) => return post(&Response::from(e)),
         }
     }
-    post(&run_on_cpu(session, text, layer, head, max_side));
+    post(&run_on_cpu(session, slot, text, layer, head, max_side));
 }
 
 /// Fetches `url` through the Cache API, posting progress.

@@ -16,9 +16,16 @@ pub const MAX_SIDE: usize = 512;
 /// Inputs up to this many tokens also get their selected head's exact rows (for export).
 pub const EXACT_ROWS_LIMIT: usize = 2048;
 
+/// Captures kept at once (one per widget slot); the oldest is dropped past this many, or
+/// when the kept captures together exceed [`KEPT_TOKENS`] tokens.
+pub const KEPT_SLOTS: usize = 16;
+/// About 92 KB of capture per token for SmolLM2: 4096 tokens ≈ 380 MB.
+pub const KEPT_TOKENS: usize = 4096;
+
 pub struct Session {
     pub model: Model,
-    last: Option<AttentionTrace>,
+    /// The last run's capture of each slot, oldest first.
+    traces: Vec<(u32, AttentionTrace)>,
 }
 
 pub fn summary(model: &Model) -> ModelSummary {
@@ -32,7 +39,20 @@ fn error(phase: &str, e: impl std::fmt::Display) -> Response {
 
 impl Session {
     pub fn new(model: Model) -> Self {
-        Session { model, last: None }
+        Session { model, traces: Vec::new() }
+    }
+
+    fn trace(&self, slot: u32) -> Option<&AttentionTrace> {
+        self.traces.iter().find(|(s, _)| *s == slot).map(|(_, t)| t)
+    }
+
+    /// Keeps `trace` as the capture of `slot`, dropping the oldest others past the limits.
+    fn keep(&mut self, slot: u32, trace: AttentionTrace) {
+        self.traces.retain(|(s, _)| *s != slot);
+        self.traces.push((slot, trace));
+        while self.traces.len() > 1 && (self.traces.len() > KEPT_SLOTS || self.traces.iter().map(|(_, t)| t.n_tokens).sum::<usize>() > KEPT_TOKENS) {
+            self.traces.remove(0);
+        }
     }
 
     /// Tokens of `text` (the worker then runs the forward pass on its backend).
@@ -41,7 +61,7 @@ impl Session {
     }
 
     /// Builds the page's result from a finished forward pass and keeps its capture.
-    pub fn finish_run(&mut self, text: &str, toks: &[Token], out: ForwardOutput, backend_name: &str, layer: usize, head: usize, max_side: usize, tokenize_ms: f64, forward_ms: f64) -> Response {
+    pub fn finish_run(&mut self, slot: u32, text: &str, toks: &[Token], out: ForwardOutput, backend_name: &str, layer: usize, head: usize, max_side: usize, tokenize_ms: f64, forward_ms: f64) -> Response {
         let c = &self.model.config;
         let (layer, head) = (layer.min(c.n_layer - 1), head.min(c.n_head - 1));
         let mut report = match build_report(&self.model, text, toks, &out, &HeadSelection::List(vec![(layer, head)]), tokenize_ms, forward_ms) {
@@ -51,27 +71,20 @@ impl Session {
         report.backend = backend_name.to_string();
         let Some(trace) = out.trace else { return error("analysis", "the forward pass kept no attention capture") };
         let n = trace.n_tokens;
-        let sink_per_layer = report
-            .sink_mass_key0
-            .iter()
-            .map(|hs| {
-                let v: Vec<f32> = hs.iter().flatten().copied().collect();
-                if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 }
-            })
-            .collect();
-        let sink_uniform_baseline = if n > 1 { (1..n).map(|i| 1.0 / (i as f32 + 1.0)).sum::<f32>() / (n - 1) as f32 } else { 0.0 };
+        let sink_per_layer = super::figure::sink_per_layer(&report.sink_mass_key0);
+        let sink_uniform_baseline = super::figure::uniform_baseline(n);
         let map = match head_map(&trace, layer, head, max_side, None, None) {
             Ok(m) => m,
             Err(e) => return error("analysis", e),
         };
-        self.last = Some(trace);
+        self.keep(slot, trace);
         let next_tokens = report.last_logits_top.iter().take(8).map(|(id, l)| (self.model.tokenizer.token_text(*id), (l - report.last_logsumexp).exp())).collect();
         Response::Result { run: Box::new(RunResult { report, map, sink_per_layer, sink_uniform_baseline, next_tokens }) }
     }
 
-    /// A head (or a region of it) from the last run.
-    pub fn head(&self, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Response {
-        match &self.last {
+    /// A head (or a region of it) from the last run of `slot`.
+    pub fn head(&self, slot: u32, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Response {
+        match self.trace(slot) {
             None => error("map", "run a text first"),
             Some(t) => match head_map(t, layer, head, max_side, rows, cols) {
                 Ok(map) => {
@@ -86,8 +99,8 @@ impl Session {
 
     /// Every head pooled to at most `side` cells a side, from at most 2·side sampled query
     /// rows (exact values; sampling keeps long inputs fast on one CPU thread).
-    pub fn thumbs(&self, side: usize) -> Response {
-        let Some(t) = &self.last else { return error("thumbnails", "run a text first") };
+    pub fn thumbs(&self, slot: u32, side: usize) -> Response {
+        let Some(t) = self.trace(slot) else { return error("thumbnails", "run a text first") };
         let side = side.clamp(1, 64);
         let n = t.n_tokens;
         let block = n.div_ceil(side);
@@ -127,7 +140,7 @@ pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, 
 }
 
 /// Runs a request that needs no browser APIs, natively or in the worker, with the CPU backend.
-pub fn run_on_cpu(session: &mut Session, text: &str, layer: usize, head: usize, max_side: usize) -> Response {
+pub fn run_on_cpu(session: &mut Session, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) -> Response {
     use crate::backends::{cpu::CpuBackend, Backend};
     let clock = Clock::start();
     let toks = session.tokenize(text);
@@ -136,7 +149,7 @@ pub fn run_on_cpu(session: &mut Session, text: &str, layer: usize, head: usize, 
     match CpuBackend::new().forward(&session.model, &ids, &report_forward_options()) {
         Ok(out) => {
             let forward_ms = clock.ms() - tokenize_ms;
-            session.finish_run(text, &toks, out, "cpu", layer, head, max_side, tokenize_ms, forward_ms)
+            session.finish_run(slot, text, &toks, out, "cpu", layer, head, max_side, tokenize_ms, forward_ms)
         }
         Err(e) => error("run", e),
     }

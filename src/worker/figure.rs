@@ -1,0 +1,116 @@
+//! Figures from an exported report (`attnlab inspect --json`, the page's JSON button): a
+//! course page's "poster" draws these without downloading the model. Pure functions, shared
+//! with the live path so both draw the same numbers.
+
+use crate::analysis::report::InspectReport;
+
+use super::protocol::{HeadMap, RunResult, MASKED};
+use super::session::MAX_SIDE;
+
+/// Per layer: mean over heads of the sink mass on key 0.
+pub fn sink_per_layer(sink_mass_key0: &[Vec<Option<f32>>]) -> Vec<f32> {
+    sink_mass_key0
+        .iter()
+        .map(|hs| {
+            let v: Vec<f32> = hs.iter().flatten().copied().collect();
+            if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 }
+        })
+        .collect()
+}
+
+/// What a query spreading evenly would give key 0, averaged like the sink mass: mean over
+/// rows i = 1..n−1 of 1/(i+1).
+pub fn uniform_baseline(n: usize) -> f32 {
+    if n > 1 { (1..n).map(|i| 1.0 / (i as f32 + 1.0)).sum::<f32>() / (n - 1) as f32 } else { 0.0 }
+}
+
+/// A head's map from its exact rows (row i holds keys 0..=i): exact when `n ≤ max_side`,
+/// max-pooled into blocks otherwise, like the live map.
+pub fn map_from_rows(rows: &[Vec<f32>], layer: usize, head: usize, max_side: usize) -> HeadMap {
+    let n = rows.len();
+    let max_side = max_side.clamp(1, MAX_SIDE);
+    let block = n.div_ceil(max_side).max(1);
+    let side = n.div_ceil(block);
+    let mut values = vec![f32::NAN; side * side];
+    for (i, row) in rows.iter().enumerate() {
+        for (j, p) in row.iter().enumerate().take(i + 1) {
+            let cell = &mut values[(i / block) * side + j / block];
+            *cell = if cell.is_nan() { *p } else { cell.max(*p) };
+        }
+    }
+    for v in values.iter_mut() {
+        if v.is_nan() {
+            *v = MASKED;
+        }
+    }
+    HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: side, side_k: side, block_q: block, block_k: block, values }
+}
+
+/// Parses `"L.H"`.
+pub fn parse_key(key: &str) -> Option<(usize, usize)> {
+    let (l, h) = key.split_once('.')?;
+    Some((l.parse().ok()?, h.parse().ok()?))
+}
+
+/// The heads a report holds rows for, in layer-major order.
+pub fn heads_held(report: &InspectReport) -> Vec<(usize, usize)> {
+    let mut v: Vec<(usize, usize)> = report.attention.keys().filter_map(|k| parse_key(k)).collect();
+    v.sort();
+    v
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FigureError {
+    #[error("not an attnlab JSON export: {0}")]
+    Json(String),
+    #[error("the figure holds no tokens")]
+    Empty,
+    #[error("the figure's attention rows for {0} are not a causal map of {1} tokens")]
+    Shape(String, usize),
+}
+
+/// Reads an exported report and checks what a poster draws from it.
+pub fn parse_report(json: &str) -> Result<InspectReport, FigureError> {
+    let report: InspectReport = serde_json::from_str(json).map_err(|e| FigureError::Json(e.to_string()))?;
+    let n = report.ids.len();
+    if n == 0 || report.tokens.len() != n {
+        return Err(FigureError::Empty);
+    }
+    for (key, rows) in &report.attention {
+        if parse_key(key).is_none() || rows.len() != n || rows.iter().enumerate().any(|(i, r)| r.len() != i + 1 || r.iter().any(|p| !p.is_finite())) {
+            return Err(FigureError::Shape(key.clone(), n));
+        }
+    }
+    Ok(report)
+}
+
+/// The poster's result: the map of `layer.head` when the report holds it, else of the
+/// first head it holds (`None`: it holds no rows at all, only the sink panel and tokens).
+pub fn run_from_report(report: &InspectReport, layer: usize, head: usize, max_side: usize) -> (RunResult, bool) {
+    let n = report.ids.len();
+    let key = format!("{layer}.{head}");
+    let (found, (l, h)) = if report.attention.contains_key(&key) { (true, (layer, head)) } else { (false, heads_held(report).first().copied().unwrap_or((layer, head))) };
+    let map = match report.attention.get(&format!("{l}.{h}")) {
+        Some(rows) => map_from_rows(rows, l, h, max_side),
+        None => HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: 0, side_k: 0, block_q: 1, block_k: 1, values: vec![] },
+    };
+    let run = RunResult {
+        report: report.clone(),
+        map,
+        sink_per_layer: sink_per_layer(&report.sink_mass_key0),
+        sink_uniform_baseline: uniform_baseline(n),
+        next_tokens: vec![],
+    };
+    (run, found)
+}
+
+/// Thumbnails of every head, when the report holds every head (`--heads all`).
+pub fn thumbs_from_report(report: &InspectReport, side: usize) -> Option<Vec<HeadMap>> {
+    let mut out = Vec::with_capacity(report.n_layers * report.n_heads);
+    for l in 0..report.n_layers {
+        for h in 0..report.n_heads {
+            out.push(map_from_rows(report.attention.get(&format!("{l}.{h}"))?, l, h, side.clamp(1, 64)));
+        }
+    }
+    Some(out)
+}
