@@ -3,19 +3,49 @@
 
 use leptos::html;
 use leptos::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, ImageData};
+use wasm_bindgen::JsCast;
+use web_sys::CanvasRenderingContext2d;
 
 use super::heatmap::ramp;
 use crate::analysis::position::{Experiment, ResultRow, Task};
 
 /// A finished (or cancelled) experiment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct Outcome {
     pub experiment: Experiment,
     pub rows: Vec<ResultRow>,
+    #[serde(default)]
     pub cancelled: bool,
     pub elapsed_ms: f64,
+    /// Where a shipped result came from (`attnlab position … --json`, its backend).
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// True for the result shipped with the site (shown until the reader runs their own).
+    #[serde(skip)]
+    pub shipped: bool,
+}
+
+/// The result shipped with the site, made by
+/// `attnlab position --task kv --pairs 40 --positions 5 --trials 8 --seed 0 --json`.
+pub const SHIPPED_POSITION: &str = "figures/position-kv.json";
+
+/// Fetches a result written by `attnlab position --json` (or the shipped one).
+pub async fn shipped_outcome(url: &str) -> Result<Outcome, String> {
+    let text = super::widget::fetch_text(url).await?;
+    let mut o: Outcome = serde_json::from_str(&text).map_err(|e| format!("{url}: not an `attnlab position --json` result: {e}"))?;
+    if o.rows.is_empty() {
+        return Err(format!("{url}: the result holds no rows"));
+    }
+    o.shipped = true;
+    Ok(o)
+}
+
+/// How an experiment's settings read.
+pub fn settings_text(e: &Experiment) -> String {
+    match e.task {
+        Task::Kv => format!("key-value retrieval, {} pairs, {} positions × {} trials, seed {}", e.pairs, e.positions, e.trials, e.seed),
+        Task::Passkey => format!("pass key in filler of {:?} sentences, {} depths × {} trials, seed {}", e.lengths, e.positions, e.trials, e.seed),
+    }
 }
 
 pub fn outcome_csv(o: &Outcome) -> String {
@@ -36,9 +66,10 @@ pub fn outcome_csv(o: &Outcome) -> String {
     s
 }
 
-/// Log-prob (with ±1 std) and accuracy against position, one curve per prompt size.
-fn u_curve(rows: &[ResultRow]) -> impl IntoView {
-    let (w, h, left, right, top, bottom) = (600.0, 260.0, 46.0, 46.0, 14.0, 34.0);
+/// Log-prob (with ±1 std) and accuracy against position, one curve per prompt size: left
+/// axis log-prob, right axis accuracy, both with ticks; the legend sits above the plot.
+fn u_curve(rows: &[ResultRow], size_label: &'static str) -> impl IntoView {
+    let (w, h, left, right, top, bottom) = (640.0, 290.0, 58.0, 58.0, 40.0, 40.0);
     let lo = rows.iter().map(|r| r.summary.mean_logprob - r.summary.std_logprob).fold(0.0f32, f32::min).floor().min(-1.0) as f64;
     let x = move |rel: f32| left + rel as f64 * (w - left - right);
     let y = move |lp: f32| top + (lp as f64 / lo) * (h - top - bottom);
@@ -60,32 +91,133 @@ fn u_curve(rows: &[ResultRow]) -> impl IntoView {
                     let m = &r.summary;
                     view! {
                         <line x1=x(m.relative) x2=x(m.relative) y1=y(m.mean_logprob - m.std_logprob) y2=y((m.mean_logprob + m.std_logprob).min(0.0)) stroke=c stroke-width="1.5"/>
-                        <circle cx=x(m.relative) cy=y(m.mean_logprob) r="4" fill=c><title>{format!("position {} (size {}): log-prob {:.2} ± {:.2}, accuracy {:.0}%", m.index, r.size, m.mean_logprob, m.std_logprob, m.accuracy * 100.0)}</title></circle>
+                        <circle cx=x(m.relative) cy=y(m.mean_logprob) r="4" fill=c><title>{format!("position {} ({size_label} {}): log-prob {:.2} ± {:.2}, accuracy {:.0}%", m.index, r.size, m.mean_logprob, m.std_logprob, m.accuracy * 100.0)}</title></circle>
                     }
                 })
                 .collect_view();
+            let lx = left + 8.0 + 110.0 * k as f64;
             view! {
                 <polyline points=line fill="none" stroke=c stroke-width="2"/>
                 <polyline points=acc fill="none" stroke=c stroke-width="1.5" stroke-dasharray="5 4" opacity="0.7"/>
                 {marks}
-                <text x=w - right + 4.0 y=top + 12.0 + 14.0 * k as f64 font-size="11" fill=c>{format!("{size}")}</text>
+                <line x1=lx x2=lx + 18.0 y1="14" y2="14" stroke=c stroke-width="2"/>
+                <text x=lx + 22.0 y="18" font-size="11" fill="currentColor">{format!("{size} {size_label}")}</text>
             }
         })
         .collect_view();
+    let step = if -lo > 8.0 { 2.0 } else { 1.0 };
+    let left_ticks = (0..=((-lo / step) as usize)).map(|i| { let v = -(i as f64) * step; view! {
+        <line x1=left - 4.0 x2=left y1=y(v as f32) y2=y(v as f32) stroke="currentColor" opacity="0.6"/>
+        <text x=left - 7.0 y=y(v as f32) + 4.0 font-size="10" text-anchor="end" fill="currentColor">{format!("{v:.0}")}</text>
+    } }).collect_view();
+    let right_ticks = [0.0f32, 0.25, 0.5, 0.75, 1.0].into_iter().map(|a| view! {
+        <line x1=w - right x2=w - right + 4.0 y1=ya(a) y2=ya(a) stroke="currentColor" opacity="0.6"/>
+        <text x=w - right + 7.0 y=ya(a) + 4.0 font-size="10" fill="currentColor">{format!("{:.0}%", a * 100.0)}</text>
+    }).collect_view();
+    let x_ticks = [0.0f32, 0.25, 0.5, 0.75, 1.0].into_iter().map(|t| view! {
+        <line x1=x(t) x2=x(t) y1=h - bottom y2=h - bottom + 4.0 stroke="currentColor" opacity="0.6"/>
+        <text x=x(t) y=h - bottom + 15.0 font-size="10" text-anchor="middle" fill="currentColor">{match t { 0.0 => "first".to_string(), 1.0 => "last".to_string(), _ => format!("{:.0}%", t * 100.0) }}</text>
+    }).collect_view();
     view! {
-        <svg class="u-curve" viewBox=format!("0 0 {w} {h}") role="img" aria-label="gold answer log-probability and accuracy by position">
-            <line x1=left x2=w - right y1=y(0.0) y2=y(0.0) stroke="#ccd"/>
-            <line x1=left x2=left y1=top y2=h - bottom stroke="#ccd"/>
-            <text x="4" y=y(0.0) + 4.0 font-size="10">"0"</text>
-            <text x="4" y=h - bottom font-size="10">{format!("{lo:.0}")}</text>
-            <text x=left y=h - 8.0 font-size="11">"first"</text>
-            <text x=(w - right + left) / 2.0 y=h - 8.0 font-size="11" text-anchor="middle">"position of the answer in the prompt"</text>
-            <text x=w - right y=h - 8.0 font-size="11" text-anchor="end">"last"</text>
-            <text x=w - right + 4.0 y=ya(1.0) + 4.0 font-size="10">"100%"</text>
-            <text x=w - right + 4.0 y=ya(0.0) font-size="10">"0%"</text>
+        <svg class="u-curve" viewBox=format!("0 0 {w} {h}") role="img" aria-label="gold answer log-probability (solid, left axis) and accuracy (dashed, right axis) by the answer's position in the prompt">
+            <line x1=left x2=w - right y1=h - bottom y2=h - bottom stroke="currentColor" opacity="0.4"/>
+            <line x1=left x2=left y1=top y2=h - bottom stroke="currentColor" opacity="0.4"/>
+            <line x1=w - right x2=w - right y1=top y2=h - bottom stroke="currentColor" opacity="0.4"/>
+            {left_ticks}
+            {right_ticks}
+            {x_ticks}
+            <text x="12" y=(top + h - bottom) / 2.0 font-size="11" text-anchor="middle" fill="currentColor" transform=format!("rotate(-90 12 {})", (top + h - bottom) / 2.0)>"gold log-prob (solid)"</text>
+            <text x=w - 8.0 y=(top + h - bottom) / 2.0 font-size="11" text-anchor="middle" fill="currentColor" transform=format!("rotate(90 {} {})", w - 8.0, (top + h - bottom) / 2.0)>"accuracy (dashed)"</text>
+            <text x=(w - right + left) / 2.0 y=h - 6.0 font-size="11" text-anchor="middle" fill="currentColor">"position of the answer in the prompt"</text>
             {series}
         </svg>
     }
+}
+
+/// Room around the attention-to-answer map for axes and the colour bar.
+const EXP_LEFT: f64 = 64.0;
+const EXP_TOP: f64 = 12.0;
+const EXP_BOTTOM: f64 = 80.0;
+const EXP_MAP: (f64, f64) = (420.0, 300.0);
+
+/// Layers down, answer positions across: attention from the question's last token to the
+/// answer's line, with axes, ticks and a colour bar.
+fn draw_attention(c: &web_sys::HtmlCanvasElement, o: &Outcome, scale: f64) {
+    let cols = o.rows.len();
+    let layers = o.rows.first().map(|r| r.summary.attention_to_gold.len()).unwrap_or(0);
+    if cols == 0 || layers == 0 {
+        return;
+    }
+    let (mw, mh) = EXP_MAP;
+    let (tw, th) = (EXP_LEFT + mw + 20.0, EXP_TOP + mh + EXP_BOTTOM);
+    c.set_width((tw * scale) as u32);
+    c.set_height((th * scale) as u32);
+    let Ok(Some(ctx)) = c.get_context("2d") else { return };
+    let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
+    let _ = ctx.set_transform(scale, 0.0, 0.0, scale, 0.0, 0.0);
+    let style = web_sys::window().and_then(|w| w.get_computed_style(c).ok().flatten());
+    let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    let (paper, ink) = (get("--attnlab-paper", "#ffffff"), get("color", "#1d2330"));
+    ctx.set_fill_style_str(&paper);
+    ctx.fill_rect(0.0, 0.0, tw, th);
+    let max = o.rows.iter().flat_map(|r| r.summary.attention_to_gold.iter().cloned()).fold(0.0f32, f32::max).max(1e-9);
+    let (cw, ch) = (mw / cols as f64, mh / layers as f64);
+    for (ci, r) in o.rows.iter().enumerate() {
+        for (l, a) in r.summary.attention_to_gold.iter().enumerate() {
+            let [cr, cg, cb] = ramp(a / max);
+            ctx.set_fill_style_str(&format!("rgb({cr},{cg},{cb})"));
+            ctx.fill_rect(EXP_LEFT + ci as f64 * cw, EXP_TOP + l as f64 * ch, cw + 0.5, ch + 0.5);
+        }
+    }
+    ctx.set_fill_style_str(&ink);
+    ctx.set_font("11px system-ui, sans-serif");
+    // Layer ticks.
+    ctx.set_text_align("right");
+    let step = layers.div_ceil(8).max(1);
+    for l in (0..layers).step_by(step) {
+        let yy = EXP_TOP + (l as f64 + 0.5) * ch;
+        ctx.fill_rect(EXP_LEFT - 4.0, yy - 0.5, 4.0, 1.0);
+        let _ = ctx.fill_text(&format!("{l}"), EXP_LEFT - 7.0, yy + 4.0);
+    }
+    ctx.save();
+    let _ = ctx.translate(14.0, EXP_TOP + mh / 2.0);
+    let _ = ctx.rotate(-std::f64::consts::FRAC_PI_2);
+    ctx.set_text_align("center");
+    let _ = ctx.fill_text("layer", 0.0, 0.0);
+    ctx.restore();
+    // Position ticks: the answer's relative position (and prompt size when several).
+    ctx.set_text_align("center");
+    let several = o.rows.iter().any(|r| r.size != o.rows[0].size);
+    let cstep = cols.div_ceil(10).max(1);
+    for (ci, r) in o.rows.iter().enumerate().step_by(cstep) {
+        let xx = EXP_LEFT + (ci as f64 + 0.5) * cw;
+        ctx.fill_rect(xx - 0.5, EXP_TOP + mh, 1.0, 4.0);
+        let label = if several { format!("{}:{:.0}%", r.size, r.summary.relative * 100.0) } else { format!("{:.0}%", r.summary.relative * 100.0) };
+        let _ = ctx.fill_text(&label, xx, EXP_TOP + mh + 16.0);
+    }
+    let _ = ctx.fill_text("position of the answer (0% = first line, 100% = last)", EXP_LEFT + mw / 2.0, EXP_TOP + mh + 32.0);
+    // Colour bar.
+    let (bx, by, bw) = (EXP_LEFT, EXP_TOP + mh + 46.0, 200.0);
+    for i in 0..bw as usize {
+        let [r, g, b] = ramp(i as f32 / (bw as f32 - 1.0));
+        ctx.set_fill_style_str(&format!("rgb({r},{g},{b})"));
+        ctx.fill_rect(bx + i as f64, by, 1.0, 9.0);
+    }
+    ctx.set_fill_style_str(&ink);
+    ctx.set_text_align("left");
+    let _ = ctx.fill_text("0", bx, by + 22.0);
+    ctx.set_text_align("right");
+    let _ = ctx.fill_text(&format!("{max:.3}"), bx + bw, by + 22.0);
+    ctx.set_text_align("left");
+    let _ = ctx.fill_text("attention to the answer's line", bx + bw + 10.0, by + 9.0);
+}
+
+/// The attention-to-answer map drawn at 2×, as a PNG data URL.
+pub fn attention_png_2x(o: &Outcome) -> Option<String> {
+    let doc = web_sys::window()?.document()?;
+    let c: web_sys::HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
+    draw_attention(&c, o, 2.0);
+    c.to_data_url().ok()
 }
 
 /// Pass key: depth across, prompt length down, each cell coloured by the gold log-probability
@@ -151,26 +283,8 @@ pub fn LostInTheMiddle(
     // Layers down, positions across: attention from the question's last token to the answer's line.
     Effect::new(move |_| {
         let (Some(c), Some(o)) = (canvas_ref.get(), outcome.get()) else { return };
-        let cols = o.rows.len();
-        let layers = o.rows.first().map(|r| r.summary.attention_to_gold.len()).unwrap_or(0);
-        if cols == 0 || layers == 0 {
-            return;
-        }
-        c.set_width(cols as u32);
-        c.set_height(layers as u32);
-        let max = o.rows.iter().flat_map(|r| r.summary.attention_to_gold.iter().cloned()).fold(0.0f32, f32::max).max(1e-9);
-        let mut px = vec![0u8; cols * layers * 4];
-        for (ci, r) in o.rows.iter().enumerate() {
-            for (l, a) in r.summary.attention_to_gold.iter().enumerate() {
-                let at = (l * cols + ci) * 4;
-                px[at..at + 3].copy_from_slice(&ramp(a / max));
-                px[at + 3] = 255;
-            }
-        }
-        if let (Ok(Some(ctx)), Ok(img)) = (c.get_context("2d"), ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), cols as u32, layers as u32)) {
-            let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
-            let _ = ctx.put_image_data(&img, 0.0, 0.0);
-        }
+        let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
+        draw_attention(&c, &o, dpr);
     });
     let number = move |label: &'static str, sig: RwSignal<usize>, min: usize, max: usize| {
         view! { <label>{label}" "<input type="number" min=min max=max prop:value=move || sig.get() on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { sig.set(v.clamp(min, max)) } }/></label> }
@@ -211,18 +325,38 @@ pub fn LostInTheMiddle(
                 let size_label = if o.experiment.task == Task::Kv { "pairs" } else { "sentences" };
                 let grid = (o.experiment.task == Task::Passkey).then(|| passkey_grid(&o.rows));
                 view! {
-                    <p class="muted">{format!("{} rows in {:.1} s{}", o.rows.len(), o.elapsed_ms / 1e3, if o.cancelled { " (cancelled: partial results)" } else { "" })}</p>
+                    {if o.shipped {
+                        view! { <p class="shipped">{format!("Shipped result ({}; made by `attnlab position` on the {} backend in {:.0} s). Run your own with the settings above.", settings_text(&o.experiment), o.backend.clone().unwrap_or_else(|| "cpu".into()), o.elapsed_ms / 1e3)}</p> }.into_any()
+                    } else {
+                        view! { <p class="muted">{format!("{} rows in {:.1} s{}", o.rows.len(), o.elapsed_ms / 1e3, if o.cancelled { " (cancelled: partial results)" } else { "" })}</p> }.into_any()
+                    }}
                     {grid}
                     <h3>"Recall by position"</h3>
                     <p class="muted">"Solid: mean log-probability of the gold answer (bars: ±1 std). Dashed: exact-match accuracy (right axis)."</p>
-                    {u_curve(&o.rows)}
+                    {u_curve(&o.rows, size_label)}
                     <table class="results"><thead><tr><th>{size_label}</th><th>"position"</th><th>"relative"</th><th>"log-prob"</th><th>"accuracy"</th><th>"tokens"</th></tr></thead><tbody>{table}</tbody></table>
                 }
             })}
             <div class:hidden=move || outcome.get().is_none()>
                 <h3>"Attention to the answer: layers down, positions across"</h3>
-                <canvas node_ref=canvas_ref class="exp-heatmap" role="img" aria-label="attention from the question to the answer's line, by layer and position"></canvas>
+                <p class="muted">"Each cell: mean attention, over heads and trials, from the question's last token to the line holding the answer."</p>
+                <canvas node_ref=canvas_ref class="exp-heatmap" style=format!("aspect-ratio:{}/{}", EXP_LEFT + EXP_MAP.0 + 20.0, EXP_TOP + EXP_MAP.1 + EXP_BOTTOM) role="img"
+                    aria-label=move || outcome.with(|o| o.as_ref().map(|o| attention_summary(o)).unwrap_or_default())></canvas>
             </div>
         </div>
     }
+}
+
+/// Text alternative of the attention-to-answer map: where attention to the answer peaks.
+fn attention_summary(o: &Outcome) -> String {
+    let mut best = (0.0f32, 0usize, 0usize);
+    for (ci, r) in o.rows.iter().enumerate() {
+        for (l, a) in r.summary.attention_to_gold.iter().enumerate() {
+            if *a > best.0 {
+                best = (*a, l, ci);
+            }
+        }
+    }
+    let rel = o.rows.get(best.2).map(|r| r.summary.relative * 100.0).unwrap_or(0.0);
+    format!("Attention from the question to the answer's line, by layer (down) and answer position (across). Strongest: layer {} with the answer at {rel:.0}% of the prompt, {:.3}.", best.1, best.0)
 }

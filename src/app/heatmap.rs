@@ -46,20 +46,45 @@ fn short(t: &str) -> String {
     }
 }
 
-/// Draws `map` into `canvas` (map area plus labels).
-fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Option<usize>, scale_max: f32) {
-    let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
-    let total = MAP_PX + LABEL_PX;
-    canvas.set_width((total * dpr) as u32);
-    canvas.set_height((total * dpr) as u32);
+/// Room under the map for the colour bar and its ticks (drawn into the canvas, so a PNG
+/// export carries its own legend).
+const LEGEND_PX: f64 = 44.0;
+/// Canvas size in CSS pixels.
+pub const WIDTH_PX: f64 = MAP_PX + LABEL_PX;
+pub const HEIGHT_PX: f64 = MAP_PX + LABEL_PX + LEGEND_PX;
+
+/// Paper and ink colours of the canvas, from its CSS (`--attnlab-paper` and `color`), so the
+/// figure follows the page's or widget's theme.
+fn colours(canvas: &HtmlCanvasElement) -> (String, String, String) {
+    let style = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten());
+    let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    (get("--attnlab-paper", "#ffffff"), get("color", "#1d2330"), get("--attnlab-muted", "#5b6475"))
+}
+
+/// What to draw over the map.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    query: Option<usize>,
+    /// Keyboard focus cell (row, col) in map cells.
+    focus: Option<(usize, usize)>,
+}
+
+/// Draws `map` into `canvas` at `scale` device pixels per CSS pixel (map, labels, colour bar).
+fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Marks, scale_max: f32, scale: f64, colours: &(String, String, String)) {
+    let (paper, ink, muted) = colours;
+    canvas.set_width((WIDTH_PX * scale) as u32);
+    canvas.set_height((HEIGHT_PX * scale) as u32);
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
     let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
-    let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
-    ctx.set_fill_style_str("#ffffff");
-    ctx.fill_rect(0.0, 0.0, total, total);
+    let _ = ctx.set_transform(scale, 0.0, 0.0, scale, 0.0, 0.0);
+    ctx.set_fill_style_str(paper);
+    ctx.fill_rect(0.0, 0.0, WIDTH_PX, HEIGHT_PX);
 
     // Cells into an ImageData, then scaled up without smoothing.
     let (sq, sk) = (map.side_q, map.side_k);
+    if sq == 0 || sk == 0 {
+        return;
+    }
     let mut px = vec![0u8; sq * sk * 4];
     for (i, v) in map.values.iter().enumerate() {
         let rgb = if *v == MASKED { MASK_RGB } else { ramp(*v / scale_max.max(1e-9)) };
@@ -81,7 +106,7 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Opt
     }
     let (cw, ch) = (MAP_PX / sk as f64, MAP_PX / sq as f64);
     // The chosen query row.
-    if let Some(q) = query {
+    if let Some(q) = marks.query {
         if q >= map.rows.0 && q < map.rows.1 {
             let r = ((q - map.rows.0) / map.block_q) as f64;
             ctx.set_stroke_style_str("#e8590c");
@@ -89,12 +114,18 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Opt
             ctx.stroke_rect(LABEL_PX, LABEL_PX + r * ch, MAP_PX, ch);
         }
     }
+    // The keyboard's focus cell.
+    if let Some((r, c)) = marks.focus {
+        ctx.set_stroke_style_str(ink);
+        ctx.set_line_width(2.5);
+        ctx.stroke_rect(LABEL_PX + c as f64 * cw, LABEL_PX + r as f64 * ch, cw.max(3.0), ch.max(3.0));
+    }
     // Labels: tokens when few, else token indices every few cells.
-    ctx.set_fill_style_str("#1d2330");
+    ctx.set_fill_style_str(ink);
     ctx.set_font("12px ui-monospace, monospace");
     let label = |cell: usize, start: usize, block: usize| -> String {
         let t0 = start + cell * block;
-        if block == 1 {
+        if block == 1 && sq.max(sk) <= MAX_LABELLED {
             tokens.get(t0).map(|t| short(t)).unwrap_or_default()
         } else {
             format!("{t0}")
@@ -116,11 +147,104 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Opt
     }
     ctx.set_font("11px system-ui, sans-serif");
     ctx.set_text_align("left");
-    ctx.set_fill_style_str("#5b6475");
+    ctx.set_fill_style_str(muted);
     let _ = ctx.fill_text("query ↓  key →", 4.0, 14.0);
+
+    // Colour bar with ticks, then the masked swatch.
+    let (bx, by, bw, bh) = (LABEL_PX, LABEL_PX + MAP_PX + 10.0, 240.0, 10.0);
+    for i in 0..bw as usize {
+        let [r, g, b] = ramp(i as f32 / (bw as f32 - 1.0));
+        ctx.set_fill_style_str(&format!("rgb({r},{g},{b})"));
+        ctx.fill_rect(bx + i as f64, by, 1.0, bh);
+    }
+    ctx.set_stroke_style_str(muted);
+    ctx.set_line_width(1.0);
+    ctx.stroke_rect(bx, by, bw, bh);
+    ctx.set_fill_style_str(ink);
+    for k in 0..=4 {
+        let x = bx + bw * k as f64 / 4.0;
+        ctx.fill_rect(x - 0.5, by + bh, 1.0, 4.0);
+        ctx.set_text_align(if k == 0 { "left" } else if k == 4 { "right" } else { "center" });
+        let _ = ctx.fill_text(&format!("{:.2}", scale_max * k as f32 / 4.0), x, by + bh + 15.0);
+    }
+    ctx.set_text_align("left");
+    let _ = ctx.fill_text(if map.pooled() { "attention (max over each block)" } else { "attention probability" }, bx + bw + 12.0, by + 9.0);
+    let [r, g, b] = MASK_RGB;
+    ctx.set_fill_style_str(&format!("rgb({r},{g},{b})"));
+    ctx.fill_rect(bx + bw + 12.0, by + 16.0, 14.0, 10.0);
+    ctx.set_fill_style_str(ink);
+    let _ = ctx.fill_text("masked (future keys)", bx + bw + 32.0, by + 25.0);
 }
 
-/// The heatmap of one head.
+/// The map drawn at 2× (print, projectors) with the canvas's colours, as a PNG data URL.
+pub fn png_2x(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Option<usize>) -> Option<String> {
+    let doc = web_sys::window()?.document()?;
+    let off: HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
+    let max = map.values.iter().cloned().fold(0.0f32, f32::max).max(1e-6);
+    draw(&off, map, tokens, Marks { query, focus: None }, max, 2.0, &colours(canvas));
+    off.to_data_url().ok()
+}
+
+/// A one-sentence summary of the map for screen readers: the strongest links and the mass
+/// on the first token.
+pub fn describe(map: &HeadMap, tokens: &[String]) -> String {
+    let mut head = format!("Attention map of layer {} head {}, {} tokens", map.layer, map.head, map.n_tokens);
+    if map.pooled() {
+        head.push_str(&format!(", shown as {}×{} blocks", map.side_q, map.side_k));
+    }
+    let mut cells: Vec<(f32, usize, usize)> = Vec::new();
+    for r in 0..map.side_q {
+        for c in 0..map.side_k {
+            let v = map.values[r * map.side_k + c];
+            let (q, k) = (map.rows.0 + r * map.block_q, map.cols.0 + c * map.block_k);
+            if v != MASKED && k != 0 && q != 0 {
+                cells.push((v, q, k));
+            }
+        }
+    }
+    cells.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let name = |i: usize| if map.pooled() { format!("{i}") } else { format!("‘{}’", short(tokens.get(i).map(|s| s.as_str()).unwrap_or(""))) };
+    let links: Vec<String> = cells.iter().take(3).map(|(v, q, k)| format!("{} → {}: {v:.2}", name(*q), name(*k))).collect();
+    if !links.is_empty() {
+        head.push_str(&format!(". Strongest links past the first token: {}", links.join("; ")));
+    }
+    if map.cols.0 == 0 && map.block_k == 1 && map.side_q > 1 {
+        let col: Vec<f32> = (1..map.side_q).map(|r| map.values[r * map.side_k]).filter(|v| *v != MASKED).collect();
+        if !col.is_empty() {
+            head.push_str(&format!(". Mean attention on the first token: {:.2}", col.iter().sum::<f32>() / col.len() as f32));
+        }
+    }
+    head.push('.');
+    head
+}
+
+/// The text a cell reads as (hover and the keyboard's live region).
+fn cell_text(m: &HeadMap, toks: &[String], r: usize, c: usize) -> String {
+    let v = m.values[r * m.side_k + c];
+    let q0 = m.rows.0 + r * m.block_q;
+    let k0 = m.cols.0 + c * m.block_k;
+    if m.pooled() {
+        let q1 = (q0 + m.block_q).min(m.rows.1) - 1;
+        let k1 = (k0 + m.block_k).min(m.cols.1) - 1;
+        if v == MASKED {
+            format!("queries {q0}–{q1} → keys {k0}–{k1}: masked (future keys)")
+        } else {
+            format!("queries {q0}–{q1} → keys {k0}–{k1}: max {v:.6} (click to zoom)")
+        }
+    } else {
+        let tq = toks.get(q0).map(|t| short(t)).unwrap_or_default();
+        let tk = toks.get(k0).map(|t| short(t)).unwrap_or_default();
+        if v == MASKED {
+            format!("query {q0} ‘{tq}’ → key {k0} ‘{tk}’: masked (a token cannot see the future)")
+        } else {
+            format!("query {q0} ‘{tq}’ → key {k0} ‘{tk}’: {v:.6}")
+        }
+    }
+}
+
+/// The heatmap of one head: hover or arrow keys read a cell's value, a click (or Enter)
+/// picks the query row of an exact map or zooms into a pooled block, and a table toggle
+/// shows the numbers.
 #[component]
 pub fn Heatmap(
     /// The map to draw (exact or pooled, whole or a zoomed region).
@@ -137,18 +261,26 @@ pub fn Heatmap(
     canvas_ref: NodeRef<html::Canvas>,
 ) -> impl IntoView {
     let (hover, set_hover) = signal(None::<Hover>);
+    let focus = RwSignal::new(None::<(usize, usize)>);
+    let (live, set_live) = signal(String::new());
+    let table = RwSignal::new(false);
     let scale_max = move || map.with(|m| m.as_ref().map(|m| m.values.iter().cloned().fold(0.0f32, f32::max)).unwrap_or(1.0)).max(1e-6);
 
     Effect::new(move |_| {
         let (Some(canvas), Some(m)) = (canvas_ref.get(), map.get()) else { return };
-        draw(&canvas, &m, &tokens.get(), query.get(), scale_max());
+        let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
+        let f = focus.get().filter(|(r, c)| *r < m.side_q && *c < m.side_k);
+        draw(&canvas, &m, &tokens.get(), Marks { query: query.get(), focus: f }, scale_max(), dpr, &colours(&canvas));
     });
 
-    // Which cell is under (x, y) in CSS pixels of the canvas.
+    // Which cell is under (x, y), in CSS pixels of the canvas as shown (it shrinks on
+    // narrow screens).
     let cell_at = move |x: f64, y: f64| -> Option<(usize, usize, HeadMap)> {
         let m = map.get_untracked()?;
-        let (mx, my) = (x - LABEL_PX, y - LABEL_PX);
-        if mx < 0.0 || my < 0.0 || mx >= MAP_PX || my >= MAP_PX {
+        let shown = canvas_ref.get_untracked().map(|c| c.client_width() as f64).filter(|w| *w > 0.0).unwrap_or(WIDTH_PX);
+        let k = WIDTH_PX / shown;
+        let (mx, my) = (x * k - LABEL_PX, y * k - LABEL_PX);
+        if mx < 0.0 || my < 0.0 || mx >= MAP_PX || my >= MAP_PX || m.side_q == 0 {
             return None;
         }
         let c = ((mx / MAP_PX) * m.side_k as f64) as usize;
@@ -158,33 +290,13 @@ pub fn Heatmap(
     let on_move = move |ev: web_sys::MouseEvent| {
         let (x, y) = (ev.offset_x() as f64, ev.offset_y() as f64);
         let Some((r, c, m)) = cell_at(x, y) else { return set_hover.set(None) };
-        let v = m.values[r * m.side_k + c];
-        let toks = tokens.get_untracked();
-        let q0 = m.rows.0 + r * m.block_q;
-        let k0 = m.cols.0 + c * m.block_k;
-        let text = if m.pooled() {
-            let q1 = (q0 + m.block_q).min(m.rows.1) - 1;
-            let k1 = (k0 + m.block_k).min(m.cols.1) - 1;
-            if v == MASKED {
-                format!("queries {q0}–{q1} → keys {k0}–{k1}: masked (future keys)")
-            } else {
-                format!("queries {q0}–{q1} → keys {k0}–{k1}: max {v:.6} (click to zoom)")
-            }
-        } else {
-            let tq = toks.get(q0).map(|t| short(t)).unwrap_or_default();
-            let tk = toks.get(k0).map(|t| short(t)).unwrap_or_default();
-            if v == MASKED {
-                format!("query {q0} “{tq}” → key {k0} “{tk}”: masked (a token cannot see the future)")
-            } else {
-                format!("query {q0} “{tq}” → key {k0} “{tk}”: {v:.6}")
-            }
-        };
+        let text = cell_text(&m, &tokens.get_untracked(), r, c);
         set_hover.set(Some(Hover { text, x, y }));
     };
-    let on_click = move |ev: web_sys::MouseEvent| {
-        let Some((r, c, m)) = cell_at(ev.offset_x() as f64, ev.offset_y() as f64) else { return };
+    // A click or Enter on cell (r, c).
+    let activate = move |r: usize, c: usize, m: HeadMap| {
         if m.pooled() {
-            // Zoom to a window of up to 128 tokens per side around the clicked block.
+            // Zoom to a window of up to 128 tokens per side around the block.
             let centre_q = m.rows.0 + r * m.block_q + m.block_q / 2;
             let centre_k = m.cols.0 + c * m.block_k + m.block_k / 2;
             let win = |centre: usize| {
@@ -197,35 +309,97 @@ pub fn Heatmap(
             query.set(Some(m.rows.0 + r));
         }
     };
-    let legend = move || {
-        let max = scale_max();
-        (0..=10)
-            .map(|i| {
-                let t = i as f32 / 10.0;
-                let [r, g, b] = ramp(t);
-                view! { <span class="swatch" style=format!("background:rgb({r},{g},{b})") title=format!("{:.3}", t * max)></span> }
+    let on_click = move |ev: web_sys::MouseEvent| {
+        if let Some((r, c, m)) = cell_at(ev.offset_x() as f64, ev.offset_y() as f64) {
+            activate(r, c, m);
+        }
+    };
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        let Some(m) = map.get_untracked() else { return };
+        if m.side_q == 0 {
+            return;
+        }
+        let (r, c) = focus.get_untracked().unwrap_or_else(|| {
+            let q = query.get_untracked().filter(|q| *q >= m.rows.0 && *q < m.rows.1).map(|q| (q - m.rows.0) / m.block_q).unwrap_or(m.side_q - 1);
+            (q, 0)
+        });
+        let (r, c) = (r.min(m.side_q - 1), c.min(m.side_k - 1));
+        let next = match ev.key().as_str() {
+            "ArrowUp" => (r.saturating_sub(1), c),
+            "ArrowDown" => ((r + 1).min(m.side_q - 1), c),
+            "ArrowLeft" => (r, c.saturating_sub(1)),
+            "ArrowRight" => (r, (c + 1).min(m.side_k - 1)),
+            "Home" => (r, 0),
+            "End" => (r, m.side_k - 1),
+            "Enter" | " " => {
+                ev.prevent_default();
+                activate(r, c, m);
+                return;
+            }
+            _ => return,
+        };
+        ev.prevent_default();
+        focus.set(Some(next));
+        set_live.set(cell_text(&m, &tokens.get_untracked(), next.0, next.1));
+    };
+    let on_focus = move |_| {
+        if focus.get_untracked().is_none() {
+            if let Some(m) = map.get_untracked().filter(|m| m.side_q > 0) {
+                let r = query.get_untracked().filter(|q| *q >= m.rows.0 && *q < m.rows.1).map(|q| (q - m.rows.0) / m.block_q).unwrap_or(m.side_q - 1);
+                focus.set(Some((r, 0)));
+                set_live.set(cell_text(&m, &tokens.get_untracked(), r, 0));
+            }
+        }
+    };
+    let numbers = move || {
+        let m = map.get()?;
+        let toks = tokens.get();
+        if m.side_q > 64 || m.side_k > 64 {
+            return Some(view! { <p class="muted">{format!("{}×{} cells are too many for a table: zoom into a region (click the map) or download the CSV.", m.side_q, m.side_k)}</p> }.into_any());
+        }
+        let label = |start: usize, block: usize, i: usize| {
+            let t0 = start + i * block;
+            if block == 1 { format!("{t0} {}", short(toks.get(t0).map(|s| s.as_str()).unwrap_or(""))) } else { format!("{t0}–{}", t0 + block - 1) }
+        };
+        let head = (0..m.side_k).map(|c| view! { <th scope="col">{label(m.cols.0, m.block_k, c)}</th> }).collect_view();
+        let body = (0..m.side_q)
+            .map(|r| {
+                let cells = (0..m.side_k).map(|c| { let v = m.values[r * m.side_k + c]; view! { <td>{if v == MASKED { String::new() } else { format!("{v:.3}") }}</td> } }).collect_view();
+                view! { <tr><th scope="row">{label(m.rows.0, m.block_q, r)}</th>{cells}</tr> }
             })
-            .collect_view()
+            .collect_view();
+        Some(view! {
+            <div class="table-wrap">
+                <table class="numbers"><caption>{format!("Layer {} head {}: rows are queries, columns keys; empty cells are masked.", m.layer, m.head)}</caption>
+                    <thead><tr><th scope="col">"query \\ key"</th>{head}</tr></thead><tbody>{body}</tbody></table>
+            </div>
+        }.into_any())
     };
     view! {
         <div class="heatmap">
             <div class="canvas-wrap">
                 <canvas
                     node_ref=canvas_ref
-                    style=format!("width:{}px;height:{}px", MAP_PX + LABEL_PX, MAP_PX + LABEL_PX)
+                    tabindex="0"
+                    style=format!("width:{WIDTH_PX}px;aspect-ratio:{WIDTH_PX}/{HEIGHT_PX}")
                     data-pooled=move || map.with(|m| m.as_ref().map(|m| m.pooled()).unwrap_or(false)).to_string()
                     role="img"
-                    aria-label=move || map.with(|m| m.as_ref().map(|m| format!("attention map of layer {} head {}, {} tokens", m.layer, m.head, m.n_tokens)).unwrap_or_default())
+                    aria-roledescription="heatmap; arrow keys move between cells, Enter picks the query row"
+                    aria-label=move || map.with(|m| m.as_ref().map(|m| describe(m, &tokens.get())).unwrap_or_default())
                     on:mousemove=on_move
                     on:mouseleave=move |_| set_hover.set(None)
                     on:click=on_click
+                    on:keydown=on_key
+                    on:focus=on_focus
+                    on:blur=move |_| focus.set(None)
                 ></canvas>
                 {move || hover.get().map(|h| view! { <div class="tooltip" style=format!("left:{}px;top:{}px", h.x + 14.0, h.y + 14.0)>{h.text}</div> })}
             </div>
-            <div class="legend" aria-label="colour scale">
-                <span>"0"</span>{legend}<span>{move || format!("{:.3}", scale_max())}</span>
-                <span class="swatch masked" title="masked: future keys"></span><span>"masked"</span>
-            </div>
+            <p class="live-cell" aria-live="polite">{move || live.get()}</p>
+            <button class="table-toggle" aria-pressed=move || table.get().to_string() on:click=move |_| table.update(|t| *t = !*t)>
+                {move || if table.get() { "Hide table" } else { "Table" }}
+            </button>
+            {move || table.get().then(numbers)}
         </div>
     }
 }

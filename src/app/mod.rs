@@ -11,9 +11,12 @@
 //! - [`mount_playground`] mounts the whole playground into any element of a page.
 
 mod client;
+mod embed_dialog;
+mod engine;
 mod experiment;
 mod heatmap;
 mod panels;
+mod widget;
 
 use leptos::html;
 use leptos::prelude::*;
@@ -22,8 +25,10 @@ use wasm_bindgen::JsCast;
 
 use crate::worker::protocol::{HeadMap, ModelSummary, Request, Response, RunResult, MASKED};
 use client::Client;
+use embed_dialog::EmbedDialog;
+use engine::page_base;
 use heatmap::Heatmap;
-use experiment::{outcome_csv, LostInTheMiddle, Outcome};
+use experiment::{outcome_csv, shipped_outcome, LostInTheMiddle, Outcome};
 use panels::{ModelView, SinkPanel, TokenStrip};
 
 /// The default model inside the built site (Trunk copies `models/` into `dist/`).
@@ -58,6 +63,8 @@ pub enum View {
     Model,
     Sinks,
     Position,
+    /// The token strip alone (embedded widgets).
+    Tokens,
 }
 
 impl View {
@@ -67,6 +74,7 @@ impl View {
             View::Model => "model",
             View::Sinks => "sinks",
             View::Position => "position",
+            View::Tokens => "tokens",
         }
     }
     fn parse(s: &str) -> View {
@@ -216,8 +224,15 @@ pub fn Playground(
     let exp_progress = RwSignal::new(None::<(f64, f64)>);
     let exp_outcome = RwSignal::new(None::<Outcome>);
     let client: StoredValue<Option<Client>, LocalStorage> = StoredValue::new_local(None);
+    let embed_open = RwSignal::new(false);
 
-    let send = move |req: Request| client.with_value(|c| if let Some(c) = c { c.send(&req) });
+    let send = move |req: Request| {
+        client.with_value(|c| {
+            if let Some(c) = c {
+                c.send(&req);
+            }
+        })
+    };
     let start_run = move || {
         if model.get_untracked().is_none() {
             pending_run.set_value(true);
@@ -226,7 +241,7 @@ pub fn Playground(
         phase.set(Phase::Running);
         error.set(None);
         thumbs.set(None);
-        send(Request::Run { text: text.get_untracked(), layer: layer.get_untracked(), head: head.get_untracked(), max_side: MAX_SIDE });
+        send(Request::Run { text: text.get_untracked(), layer: layer.get_untracked(), head: head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
     };
     let request_head = move |rows_cols: Option<((usize, usize), (usize, usize))>| {
         if run.get_untracked().is_none() {
@@ -237,7 +252,7 @@ pub fn Playground(
             Some((r, c)) => (Some(r), Some(c)),
             None => (None, None),
         };
-        send(Request::Head { layer: layer.get_untracked(), head: head.get_untracked(), max_side: MAX_SIDE, rows: r, cols: c });
+        send(Request::Head { layer: layer.get_untracked(), head: head.get_untracked(), max_side: MAX_SIDE, rows: r, cols: c, slot: 0 });
     };
 
     let on_response = move |r: Response| match r {
@@ -246,7 +261,7 @@ pub fn Playground(
         Response::Progress { phase: p, done, total } => progress.set((p, done, total)),
         Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
             exp_progress.set(None);
-            exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms }));
+            exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
         }
         Response::Loaded { model: m, backend: b, adapter, note } => {
             let (l, h) = (layer.get_untracked().min(m.n_layer - 1), head.get_untracked().min(m.n_head - 1));
@@ -271,7 +286,7 @@ pub fn Playground(
             run.set(Some(r));
             phase.set(Phase::Done);
             if view_sel.get_untracked() == View::Model {
-                send(Request::Thumbs { side: 24 });
+                send(Request::Thumbs { side: 24, slot: 0 });
             }
         }
         Response::Head { map: m, exact_rows } => {
@@ -294,17 +309,30 @@ pub fn Playground(
     };
 
     // Start the worker and load the model.
-    let base = asset_base.unwrap_or_default();
-    let model_url = model_url.unwrap_or_else(|| DEFAULT_MODEL_URL.to_string());
-    match Client::spawn(&base, on_response) {
+    let base = engine::resolve(&asset_base.unwrap_or_default(), &page_base());
+    let model_url = engine::resolve(&model_url.unwrap_or_else(|| DEFAULT_MODEL_URL.to_string()), &base);
+    match Client::spawn(&base, move |_, r| on_response(r)) {
         Ok(c) => {
-            c.send(&Request::LoadUrl { url: format!("{base}{model_url}") });
+            c.send(&Request::LoadUrl { url: model_url.clone() });
             client.set_value(Some(c));
         }
         Err(e) => {
             error.set(Some(e));
             phase.set(Phase::Error);
         }
+    }
+
+    let base_for_dialog = base.clone();
+    // The lost-in-the-middle tab opens with a shipped result until the reader runs their own.
+    {
+        let url = format!("{base}{}", experiment::SHIPPED_POSITION);
+        leptos::task::spawn_local(async move {
+            if let Ok(o) = shipped_outcome(&url).await {
+                if exp_outcome.get_untracked().is_none() {
+                    exp_outcome.set(Some(o));
+                }
+            }
+        });
     }
 
     // Contract: state and backend on <html>, the URL, window.attnlab.exportJson().
@@ -335,7 +363,11 @@ pub fn Playground(
         progress.set(("open".into(), 0.0, Some(file.size())));
         leptos::task::spawn_local(async move {
             match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                Ok(buf) => client.with_value(|c| if let Some(c) = c { c.send_with_bytes(&Request::LoadBytes { name }, Some(buf.unchecked_into())) }),
+                Ok(buf) => client.with_value(|c| {
+                    if let Some(c) = c {
+                        c.send_with_bytes(&Request::LoadBytes { name }, Some(buf.unchecked_into()));
+                    }
+                }),
                 Err(e) => {
                     error.set(Some(format!("cannot read {name}: {e:?}")));
                     phase.set(Phase::Error);
@@ -382,7 +414,7 @@ pub fn Playground(
     let choose_view = move |v: View| {
         view_sel.set(v);
         if v == View::Model && thumbs.get_untracked().is_none() && run.get_untracked().is_some() {
-            send(Request::Thumbs { side: 24 });
+            send(Request::Thumbs { side: 24, slot: 0 });
         }
     };
     if url.run {
@@ -401,6 +433,8 @@ pub fn Playground(
                         <span class="badge" class:cpu=b == "cpu" title=adapter.clone()>{if b == "webgpu" { "WebGPU" } else { "CPU" }}" · "{adapter.clone()}</span>
                         {note.map(|n| view! { <span class="note">{n}</span> })}
                     })}
+                    <a class="lesson-link" href="lesson.html">"For teachers: lesson & embeds"</a>
+                    <button class="embed-button" on:click=move |_| embed_open.set(true) aria-haspopup="dialog">"Embed"</button>
                     <label class="file-button">"Open GGUF…"<input type="file" accept=".gguf" on:change=on_file/></label>
                 </div>
             </header>
@@ -442,7 +476,7 @@ pub fn Playground(
             <nav class="tabs" role="tablist">
                 {[View::Head, View::Model, View::Sinks, View::Position].into_iter().map(|v| view! {
                     <button role="tab" aria-selected=move || (view_sel.get() == v).to_string() class:active=move || view_sel.get() == v on:click=move |_| choose_view(v)>
-                        {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle" }}
+                        {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle", View::Tokens => "Tokens" }}
                     </button>
                 }).collect_view()}
             </nav>
@@ -457,7 +491,7 @@ pub fn Playground(
                 </div>
                 <Heatmap map=map tokens=tokens query=query on_zoom=on_zoom canvas_ref=canvas_ref/>
                 <div class="exports">
-                    <button on:click=move |_| if let Some(c) = canvas_ref.get_untracked() { if let Ok(u) = c.to_data_url() { download_url(&format!("attnlab-L{}-H{}.png", layer.get_untracked(), head.get_untracked()), &u) } }>"PNG"</button>
+                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), map.get_untracked()) { if let Some(u) = heatmap::png_2x(&c, &m, &tokens.get_untracked(), query.get_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG (2×)"</button>
                     <button on:click=move |_| if let Some(m) = map.get_untracked() { download(&format!("attnlab-L{}-H{}.csv", m.layer, m.head), "text/csv", &map_csv(&m, &tokens.get_untracked())) }>"CSV"</button>
                     <button on:click=move |_| if let Some(r) = run.get_untracked() { download("attnlab.json", "application/json", &export_json(&r, rows.get_untracked().as_ref(), layer.get_untracked(), head.get_untracked())) }>"JSON"</button>
                 </div>
@@ -482,9 +516,14 @@ pub fn Playground(
                     canvas_ref=exp_canvas/>
                 <div class="exports" class:hidden=move || exp_outcome.get().is_none()>
                     <button on:click=move |_| if let Some(o) = exp_outcome.get_untracked() { download("attnlab-position.csv", "text/csv", &outcome_csv(&o)) }>"CSV"</button>
-                    <button on:click=move |_| if let Some(c) = exp_canvas.get_untracked() { if let Ok(u) = c.to_data_url() { download_url("attnlab-position-attention.png", &u) } }>"PNG"</button>
+                    <button on:click=move |_| if let Some(o) = exp_outcome.get_untracked() { if let Some(u) = experiment::attention_png_2x(&o) { download_url("attnlab-position-attention.png", &u) } }>"PNG (2×)"</button>
                 </div>
             </div>
+            {move || embed_open.get().then(|| view! {
+                <EmbedDialog text=text.get_untracked() layer=layer.get_untracked() head=head.get_untracked() view=view_sel.get_untracked().as_str() base=base_for_dialog.clone()
+                    figure=Signal::derive(move || run.get().map(|r| export_json(&r, rows.get().as_ref(), layer.get(), head.get())))
+                    on_close=Callback::new(move |_| embed_open.set(false))/>
+            })}
             <footer class="muted">"Drop a Llama-family GGUF file anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>
     }

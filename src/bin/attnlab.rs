@@ -244,7 +244,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let elapsed = clock.ms();
             if json {
                 let positions: Vec<_> = rows.iter().map(|(size, s)| serde_json::json!({ "size": size, "summary": s })).collect();
-                println!("{}", serde_json::json!({ "task": if task == Task::Kv { "kv" } else { "passkey" }, "pairs": pairs, "trials": trials, "seed": seed, "backend": b.name(), "positions": positions, "elapsed_ms": elapsed }));
+                // `experiment` and `rows` are what the page reads (a shipped or `result-src` figure).
+                println!("{}", serde_json::json!({ "task": if task == Task::Kv { "kv" } else { "passkey" }, "pairs": pairs, "trials": trials, "seed": seed, "backend": b.name(), "positions": positions, "elapsed_ms": elapsed, "experiment": experiment, "rows": positions }));
             } else {
                 println!("| {} | position | relative | mean gold log-prob | std | accuracy | attention to gold (mean over layers) | tokens |", if task == Task::Kv { "pairs" } else { "sentences" });
                 println!("|---|---|---|---|---|---|---|---|");

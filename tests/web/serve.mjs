@@ -1,20 +1,35 @@
-// A tiny static server for dist/ (tests and figures); no dependencies.
+// A tiny static server for dist/ (tests and figures); no dependencies. It counts requests
+// per path (`requests`), sends CORS headers like a public static host (GitHub Pages sends
+// `Access-Control-Allow-Origin: *`), and can serve extra in-memory pages.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.gguf': 'application/octet-stream' };
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json', '.gguf': 'application/octet-stream' };
 
-export async function serve(dir) {
-  const root = path.resolve(dir);
+export async function serve(dir, { pages = {}, cors = true } = {}) {
+  const root = dir ? path.resolve(dir) : null;
+  const requests = new Map();
   const server = http.createServer((req, res) => {
-    const file = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    requests.set(pathname, (requests.get(pathname) ?? 0) + 1);
+    const headers = cors ? { 'access-control-allow-origin': '*' } : {};
+    if (pages[pathname] !== undefined) {
+      res.writeHead(200, { ...headers, 'content-type': 'text/html' });
+      return res.end(pages[pathname]);
+    }
+    if (!root) {
+      res.writeHead(404, headers);
+      return res.end();
+    }
+    const file = path.join(root, pathname);
     const target = !file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory() ? path.join(root, 'index.html') : file;
-    res.writeHead(200, { 'content-type': types[path.extname(target)] ?? 'application/octet-stream', 'content-length': fs.statSync(target).size });
+    res.writeHead(200, { ...headers, 'content-type': types[path.extname(target)] ?? 'application/octet-stream', 'content-length': fs.statSync(target).size });
     fs.createReadStream(target).pipe(res);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+  const url = `http://127.0.0.1:${server.address().port}/`;
+  return { url, requests, count: (p) => requests.get(p) ?? 0, close: () => server.close() };
 }
 
 export const BASE_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'];

@@ -1,0 +1,682 @@
+//! `<attn-lab>`: one figure of the playground, embeddable any number of times in a course
+//! page. `dist/embed.js` defines the element and mounts this into its shadow root; all of a
+//! page's widgets share one engine per model ([`super::engine`]).
+//!
+//! Contract, per element (never global): `el.dataset.state` `idle` → `loading-model` →
+//! `running` → `done` (or `error`); `el.dataset.backend` `webgpu`|`cpu` once live;
+//! `el.dataset.source` `static` (drawn from `result-src`) or `live`; `el.exportJson()`; an
+//! `attnlab-statechange` event on every change.
+
+use std::rc::Rc;
+
+use leptos::html;
+use leptos::prelude::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::engine::{resolve, Engine, ModelState};
+use super::experiment::{shipped_outcome, LostInTheMiddle, Outcome, SHIPPED_POSITION};
+use super::heatmap::{png_2x, Heatmap};
+use super::panels::{ModelView, SinkPanel, TokenStrip};
+use super::{download, download_url, export_json, View, DEFAULT_MODEL_URL};
+use crate::worker::figure::{parse_report, run_from_report, thumbs_from_report};
+use crate::worker::protocol::{HeadMap, Request, Response, RunResult};
+
+/// The widget's styles, inside its shadow root (nothing leaks in or out).
+const WIDGET_CSS: &str = include_str!("../../www/widget.css");
+/// Largest map side a widget asks for (it is at most ~600 px wide).
+const WIDGET_SIDE: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    LoadingModel,
+    Running,
+    Done,
+    Error,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::LoadingModel => "loading-model",
+            Phase::Running => "running",
+            Phase::Done => "done",
+            Phase::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controls {
+    None,
+    Compact,
+    Full,
+}
+
+/// Fetches `url` as text on the page's thread.
+pub async fn fetch_text(url: &str) -> Result<String, String> {
+    let w = web_sys::window().ok_or("no window")?;
+    let resp: web_sys::Response = JsFuture::from(w.fetch_with_str(url)).await.map_err(|e| format!("{url}: network error {e:?}"))?.unchecked_into();
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
+/// Everything a widget shows, as signals (the handle writes them from attributes).
+#[derive(Clone, Copy)]
+struct W {
+    text: RwSignal<String>,
+    layer: RwSignal<usize>,
+    head: RwSignal<usize>,
+    query: RwSignal<Option<usize>>,
+    /// The `query` attribute (None: the last token).
+    query_attr: RwSignal<Option<usize>>,
+    view: RwSignal<View>,
+    controls: RwSignal<Controls>,
+    theme: RwSignal<String>,
+    phase: RwSignal<Phase>,
+    /// Drawn from `result-src` rather than by the model.
+    poster: RwSignal<bool>,
+    run: RwSignal<Option<RunResult>>,
+    map: RwSignal<Option<HeadMap>>,
+    rows: RwSignal<Option<Vec<Vec<f32>>>>,
+    thumbs: RwSignal<Option<Vec<HeadMap>>>,
+    outcome: RwSignal<Option<Outcome>>,
+    exp_progress: RwSignal<Option<(f64, f64)>>,
+    error: RwSignal<Option<String>>,
+    notice: RwSignal<Option<String>>,
+    model: RwSignal<ModelState>,
+    /// The latest request whose answer is still wanted (older answers are dropped).
+    latest: StoredValue<u64>,
+    /// A run waits for the model.
+    pending_run: StoredValue<bool>,
+    slot: u32,
+}
+
+thread_local! {
+    static NEXT_SLOT: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
+}
+
+fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
+    host.get_attribute(name)
+}
+
+fn parse_view(s: &str) -> View {
+    match s {
+        "model" => View::Model,
+        "sinks" => View::Sinks,
+        "position" => View::Position,
+        "tokens" => View::Tokens,
+        _ => View::Head,
+    }
+}
+
+fn parse_controls(s: &str) -> Controls {
+    match s {
+        "none" => Controls::None,
+        "full" => Controls::Full,
+        _ => Controls::Compact,
+    }
+}
+
+/// The widget's text: the `text` attribute, else the element's own text content.
+fn host_text(host: &web_sys::HtmlElement) -> String {
+    attr(host, "text").unwrap_or_else(|| host.text_content().unwrap_or_default().trim().to_string())
+}
+
+/// What JavaScript holds for each `<attn-lab>`.
+#[wasm_bindgen]
+pub struct WidgetHandle {
+    w: W,
+    host: web_sys::HtmlElement,
+    base: String,
+    owner: Owner,
+    engine: Rc<std::cell::RefCell<Option<Rc<Engine>>>>,
+}
+
+impl WidgetHandle {
+    fn model_url(&self) -> String {
+        match attr(&self.host, "model-src") {
+            Some(src) => resolve(&src, &super::engine::page_base()),
+            None => format!("{}{DEFAULT_MODEL_URL}", self.base),
+        }
+    }
+
+    /// The page's engine for this widget's model, created (and its model requested) on first
+    /// use; the widget follows the model's state from then on.
+    fn engine(&self) -> Option<Rc<Engine>> {
+        if let Some(e) = self.engine.borrow().as_ref() {
+            return Some(e.clone());
+        }
+        let w = self.w;
+        match Engine::get(&self.model_url(), &self.base) {
+            Ok(e) => {
+                let state = e.state.clone();
+                let me = self.clone_ref();
+                self.owner.with(|| {
+                    Effect::new(move |_| {
+                        let s = state.get();
+                        w.model.set(s.clone());
+                        match s {
+                            ModelState::Ready { .. } if w.pending_run.get_value() => {
+                                w.pending_run.set_value(false);
+                                me.send_run();
+                            }
+                            ModelState::Failed(msg) if w.pending_run.get_value() => {
+                                w.pending_run.set_value(false);
+                                w.error.set(Some(msg));
+                                w.phase.set(Phase::Error);
+                            }
+                            _ => {}
+                        }
+                    });
+                });
+                *self.engine.borrow_mut() = Some(e.clone());
+                Some(e)
+            }
+            Err(msg) => {
+                w.error.set(Some(msg));
+                w.phase.set(Phase::Error);
+                None
+            }
+        }
+    }
+
+    fn clone_ref(&self) -> WidgetHandle {
+        WidgetHandle { w: self.w, host: self.host.clone(), base: self.base.clone(), owner: self.owner.clone(), engine: self.engine.clone() }
+    }
+
+    /// Runs the widget's text live (loading the model first when needed).
+    fn go_live(&self) {
+        let w = self.w;
+        if w.view.get_untracked() == View::Position {
+            return;
+        }
+        let Some(engine) = self.engine() else { return };
+        w.error.set(None);
+        match engine.state.get_untracked() {
+            ModelState::Ready { .. } => self.send_run(),
+            ModelState::Failed(msg) => {
+                w.error.set(Some(msg));
+                w.phase.set(Phase::Error);
+            }
+            ModelState::Loading { .. } => {
+                w.pending_run.set_value(true);
+                w.phase.set(Phase::LoadingModel);
+            }
+        }
+    }
+
+    fn send_run(&self) {
+        let w = self.w;
+        let Some(engine) = self.engine() else { return };
+        let text = w.text.get_untracked();
+        if text.trim().is_empty() {
+            w.error.set(Some("no text: give the element a text attribute or text content".into()));
+            w.phase.set(Phase::Error);
+            return;
+        }
+        w.phase.set(Phase::Running);
+        w.notice.set(None);
+        let me = self.clone_ref();
+        let id = engine.request(Request::Run { text, layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, slot: w.slot }, move |r| me.on_response(r));
+        w.latest.set_value(id);
+    }
+
+    fn on_response(&self, r: Response) {
+        let w = self.w;
+        match r {
+            Response::Result { run } => {
+                let run = *run;
+                let key = format!("{}.{}", run.map.layer, run.map.head);
+                w.rows.set(run.report.attention.get(&key).cloned());
+                w.map.set(Some(run.map.clone()));
+                let n = run.report.ids.len();
+                w.query.set(Some(w.query_attr.get_untracked().map(|q| q.min(n.saturating_sub(1))).unwrap_or(n.saturating_sub(1))));
+                w.thumbs.set(None);
+                w.run.set(Some(run));
+                w.poster.set(false);
+                if w.view.get_untracked() == View::Model {
+                    self.request_thumbs();
+                } else {
+                    w.phase.set(Phase::Done);
+                }
+            }
+            Response::Head { map, exact_rows } => {
+                if map.rows == (0, map.n_tokens) && map.cols == (0, map.n_tokens) {
+                    w.rows.set(exact_rows);
+                }
+                w.map.set(Some(map));
+                w.phase.set(Phase::Done);
+            }
+            Response::Thumbs { thumbs } => {
+                w.thumbs.set(Some(thumbs));
+                w.phase.set(Phase::Done);
+            }
+            // The worker dropped this widget's capture (many widgets, long texts): run again.
+            Response::Error { phase, .. } if phase == "map" || phase == "thumbnails" => self.send_run(),
+            Response::Error { phase, message } => {
+                w.error.set(Some(format!("{phase}: {message}")));
+                w.phase.set(Phase::Error);
+            }
+            _ => {}
+        }
+    }
+
+    fn request_thumbs(&self) {
+        let w = self.w;
+        let Some(engine) = self.engine() else { return };
+        w.phase.set(Phase::Running);
+        let me = self.clone_ref();
+        let id = engine.request(Request::Thumbs { side: 24, slot: w.slot }, move |r| me.on_response(r));
+        w.latest.set_value(id);
+    }
+
+    /// Layer or head changed: redraw from what the widget has, without a new run.
+    fn redraw_head(&self) {
+        let w = self.w;
+        let Some(run) = w.run.get_untracked() else { return };
+        let (l, h) = (w.layer.get_untracked(), w.head.get_untracked());
+        if w.poster.get_untracked() {
+            let (r, found) = run_from_report(&run.report, l, h, WIDGET_SIDE);
+            if found {
+                w.rows.set(run.report.attention.get(&format!("{l}.{h}")).cloned());
+                w.map.set(Some(r.map));
+                w.notice.set(None);
+            } else {
+                w.notice.set(Some(format!("This figure holds {} only: press Run live for layer {l} head {h}.", held_list(&run))));
+            }
+            return;
+        }
+        let Some(engine) = self.engine() else { return };
+        w.phase.set(Phase::Running);
+        let me = self.clone_ref();
+        let id = engine.request(Request::Head { layer: l, head: h, max_side: WIDGET_SIDE, rows: None, cols: None, slot: w.slot }, move |r| me.on_response(r));
+        w.latest.set_value(id);
+    }
+
+    fn zoom(&self, rows: (usize, usize), cols: (usize, usize)) {
+        let w = self.w;
+        if w.poster.get_untracked() {
+            return;
+        }
+        let Some(engine) = self.engine() else { return };
+        w.phase.set(Phase::Running);
+        let me = self.clone_ref();
+        engine.request(Request::Head { layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, rows: Some(rows), cols: Some(cols), slot: w.slot }, move |r| me.on_response(r));
+    }
+
+    /// Loads the figure of `result-src` (no model download).
+    fn load_poster(&self, url: String) {
+        let (w, me) = (self.w, self.clone_ref());
+        leptos::task::spawn_local(async move {
+            let parsed = fetch_text(&url).await.and_then(|t| parse_report(&t).map_err(|e| format!("{url}: {e}")));
+            match parsed {
+                Ok(report) => {
+                    let (run, _) = run_from_report(&report, w.layer.get_untracked(), w.head.get_untracked(), WIDGET_SIDE);
+                    w.layer.set(run.map.layer);
+                    w.head.set(run.map.head);
+                    w.rows.set(report.attention.get(&format!("{}.{}", run.map.layer, run.map.head)).cloned());
+                    w.map.set(Some(run.map.clone()).filter(|m| m.side_q > 0));
+                    w.thumbs.set(thumbs_from_report(&report, 24));
+                    let n = report.ids.len();
+                    w.query.set(Some(w.query_attr.get_untracked().map(|q| q.min(n - 1)).unwrap_or(n - 1)));
+                    w.text.set(report.text.clone());
+                    w.run.set(Some(run));
+                    w.poster.set(true);
+                    w.phase.set(Phase::Done);
+                }
+                Err(e) => {
+                    w.error.set(Some(e));
+                    w.phase.set(Phase::Error);
+                    let _ = me;
+                }
+            }
+        });
+    }
+
+    /// Loads the lost-in-the-middle result shown until the reader runs their own.
+    fn load_outcome(&self, url: String) {
+        let w = self.w;
+        leptos::task::spawn_local(async move {
+            match shipped_outcome(&url).await {
+                Ok(o) => {
+                    if w.outcome.get_untracked().is_none() {
+                        w.outcome.set(Some(o));
+                    }
+                    w.poster.set(true);
+                    w.phase.set(Phase::Done);
+                }
+                Err(e) => {
+                    w.error.set(Some(e));
+                    w.phase.set(Phase::Error);
+                }
+            }
+        });
+    }
+
+    fn start_experiment(&self, e: crate::analysis::position::Experiment) {
+        let w = self.w;
+        let Some(engine) = self.engine() else { return };
+        w.exp_progress.set(Some((0.0, 1.0)));
+        w.error.set(None);
+        w.phase.set(Phase::Running);
+        engine.request(Request::Experiment { experiment: e }, move |r| match r {
+            Response::Progress { done, total, .. } => w.exp_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
+                w.exp_progress.set(None);
+                w.outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
+                w.poster.set(false);
+                w.phase.set(Phase::Done);
+            }
+            Response::Error { phase, message } => {
+                w.exp_progress.set(None);
+                w.error.set(Some(format!("{phase}: {message}")));
+                w.phase.set(Phase::Error);
+            }
+            _ => {}
+        });
+    }
+}
+
+fn held_list(run: &RunResult) -> String {
+    let keys: Vec<String> = run.report.attention.keys().take(4).map(|k| format!("head {k}")).collect();
+    if keys.is_empty() { "no head maps".into() } else { keys.join(", ") }
+}
+
+#[wasm_bindgen]
+impl WidgetHandle {
+    /// The reader scrolled near it (`loading="lazy"`), or it is eager: start the figure.
+    pub fn start(&self) {
+        if self.w.phase.get_untracked() == Phase::Idle {
+            self.go_live();
+        }
+    }
+
+    /// An attribute changed: update the widget (layer/head re-draw without a new run).
+    pub fn set(&self, name: &str) {
+        let (w, host) = (self.w, &self.host);
+        let num = |n: &str| attr(host, n).and_then(|v| v.trim().parse::<usize>().ok());
+        let limits = match w.model.get_untracked() {
+            ModelState::Ready { model, .. } => Some((model.n_layer, model.n_head)),
+            _ => w.run.get_untracked().map(|r| (r.report.n_layers, r.report.n_heads)),
+        };
+        let clamp = |v: usize, i: usize| match limits {
+            Some(l) => v.min(if i == 0 { l.0 } else { l.1 }.saturating_sub(1)),
+            None => v,
+        };
+        match name {
+            "layer" | "head" => {
+                w.layer.set(clamp(num("layer").unwrap_or(0), 0));
+                w.head.set(clamp(num("head").unwrap_or(0), 1));
+                self.redraw_head();
+            }
+            "query" => {
+                w.query_attr.set(num("query"));
+                if let Some(n) = w.run.get_untracked().map(|r| r.report.ids.len()) {
+                    w.query.set(Some(num("query").unwrap_or(n - 1).min(n - 1)));
+                }
+            }
+            "view" => {
+                let v = parse_view(&attr(host, "view").unwrap_or_default());
+                w.view.set(v);
+                if v == View::Model && w.thumbs.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
+                    self.request_thumbs();
+                }
+                if v == View::Position && w.outcome.get_untracked().is_none() {
+                    self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base));
+                }
+            }
+            "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
+            "theme" => w.theme.set(attr(host, "theme").unwrap_or_else(|| "auto".into())),
+            "text" => {
+                w.text.set(host_text(host));
+                if w.phase.get_untracked() != Phase::Idle {
+                    self.go_live();
+                }
+            }
+            "result-src" => {
+                if let Some(src) = attr(host, "result-src") {
+                    self.load_poster(resolve(&src, &super::engine::page_base()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The widget's result in the `attnlab inspect --json` schema (`attention` holding its
+    /// head), or null before it has one.
+    #[wasm_bindgen(js_name = exportJson)]
+    pub fn export_json(&self) -> Option<String> {
+        let w = self.w;
+        let run = w.run.get_untracked()?;
+        Some(export_json(&run, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked()))
+    }
+}
+
+/// Mounts a widget for `host` (the `<attn-lab>` element) into `root` (its shadow root).
+/// `base` is the absolute URL of the site's directory (where embed.js lives).
+#[wasm_bindgen(js_name = mountWidget)]
+pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base: String) -> Result<WidgetHandle, JsValue> {
+    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let style = doc.create_element("style")?;
+    style.set_text_content(Some(WIDGET_CSS));
+    root.append_child(&style)?;
+    let container: web_sys::HtmlElement = doc.create_element("div")?.unchecked_into();
+    root.append_child(&container)?;
+
+    let owner = Owner::new();
+    let slot = NEXT_SLOT.with(|s| {
+        let v = s.get();
+        s.set(v + 1);
+        v
+    });
+    let num = |n: &str| attr(&host, n).and_then(|v| v.trim().parse::<usize>().ok());
+    let w = owner.with(|| W {
+        text: RwSignal::new(host_text(&host)),
+        layer: RwSignal::new(num("layer").unwrap_or(0)),
+        head: RwSignal::new(num("head").unwrap_or(0)),
+        query: RwSignal::new(None),
+        query_attr: RwSignal::new(num("query")),
+        view: RwSignal::new(parse_view(&attr(&host, "view").unwrap_or_default())),
+        controls: RwSignal::new(parse_controls(&attr(&host, "controls").unwrap_or_default())),
+        theme: RwSignal::new(attr(&host, "theme").unwrap_or_else(|| "auto".into())),
+        phase: RwSignal::new(Phase::Idle),
+        poster: RwSignal::new(false),
+        run: RwSignal::new(None),
+        map: RwSignal::new(None),
+        rows: RwSignal::new(None),
+        thumbs: RwSignal::new(None),
+        outcome: RwSignal::new(None),
+        exp_progress: RwSignal::new(None),
+        error: RwSignal::new(None),
+        notice: RwSignal::new(None),
+        model: RwSignal::new(ModelState::Loading { phase: "download".into(), done: 0.0, total: None }),
+        latest: StoredValue::new(0),
+        pending_run: StoredValue::new(false),
+        slot,
+    });
+    let handle = WidgetHandle { w, host: host.clone(), base, owner: owner.clone(), engine: Rc::default() };
+
+    // Mounting also starts Leptos' task executor, which effects need.
+    let hv = owner.with(|| StoredValue::new_local(handle.clone_ref()));
+    let unmount = owner.with(|| leptos::mount::mount_to(container, move || view! { <Widget w=w hv=hv/> }));
+    std::mem::forget(unmount);
+
+    // The element's contract: state, backend and source on its dataset, an event per change.
+    let h = host.clone();
+    owner.with(|| {
+        Effect::new(move |_| {
+            let phase = w.phase.get();
+            let ds = h.dataset();
+            let _ = ds.set("state", phase.as_str());
+            let _ = ds.set("source", if w.poster.get() { "static" } else { "live" });
+            if let ModelState::Ready { backend, .. } = w.model.get() {
+                if !w.poster.get() {
+                    let _ = ds.set("backend", &backend);
+                }
+            }
+            let init = web_sys::CustomEventInit::new();
+            init.set_bubbles(true);
+            init.set_composed(true);
+            let detail = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&detail, &"state".into(), &phase.as_str().into());
+            init.set_detail(&detail);
+            if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("attnlab-statechange", &init) {
+                let _ = h.dispatch_event(&ev);
+            }
+        });
+    });
+
+
+    // First figure: a poster or the shipped U-curve at once; live runs when started.
+    if let Some(src) = attr(&host, "result-src").filter(|_| w.view.get_untracked() != View::Position) {
+        handle.load_poster(resolve(&src, &super::engine::page_base()));
+    } else if w.view.get_untracked() == View::Position {
+        let url = attr(&host, "result-src").map(|s| resolve(&s, &super::engine::page_base())).unwrap_or_else(|| format!("{}{SHIPPED_POSITION}", handle.base));
+        handle.load_outcome(url);
+    } else if attr(&host, "loading").as_deref() == Some("eager") {
+        handle.start();
+    }
+    Ok(handle)
+}
+
+/// The widget's view: header, optional controls, the chosen figure, caption and exports.
+#[component]
+fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
+    let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
+    let exp_canvas: NodeRef<html::Canvas> = NodeRef::new();
+    let tokens = Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.report.tokens.clone()).unwrap_or_default()));
+    let query_row = Signal::derive(move || {
+        let q = w.query.get()?;
+        w.rows.with(|r| r.as_ref().and_then(|r| r.get(q).cloned()))
+    });
+    let run_live = move || hv.with_value(|h| h.go_live());
+    let open_head = Callback::new(move |(l, hd): (usize, usize)| {
+        w.layer.set(l);
+        w.head.set(hd);
+        w.view.set(View::Head);
+        hv.with_value(|h| h.redraw_head());
+    });
+    let on_zoom = Callback::new(move |(r, c): ((usize, usize), (usize, usize))| hv.with_value(|h| h.zoom(r, c)));
+    let set_lh = move |l: Option<usize>, hd: Option<usize>| {
+        let (nl, nh) = w.run.with_untracked(|r| r.as_ref().map(|r| (r.report.n_layers, r.report.n_heads))).unwrap_or((usize::MAX, usize::MAX));
+        if let Some(l) = l {
+            w.layer.set(l.min(nl.saturating_sub(1)));
+        }
+        if let Some(hd) = hd {
+            w.head.set(hd.min(nh.saturating_sub(1)));
+        }
+        hv.with_value(|h| h.redraw_head());
+    };
+    let playground_href = {
+        let base = hv.with_value(|h| h.base.clone());
+        move || {
+            let p = web_sys::UrlSearchParams::new().ok();
+            let q = p.map(|p| {
+                p.append("text", &w.text.get());
+                p.append("layer", &w.layer.get().to_string());
+                p.append("head", &w.head.get().to_string());
+                p.append("view", w.view.get().as_str());
+                p.append("run", "1");
+                String::from(p.to_string())
+            });
+            format!("{base}index.html?{}", q.unwrap_or_default())
+        }
+    };
+    let theme_class = move || format!("aw theme-{}", w.theme.get());
+    let caption = move || {
+        let model_name = w.run.with(|r| r.as_ref().map(|r| r.report.model.clone())).unwrap_or_else(|| "SmolLM2-135M".into());
+        match w.view.get() {
+            View::Head => format!("Layer {} · head {} of {model_name}: row = the token reading, column = the token it looks at; each row sums to 1.", w.layer.get(), w.head.get()),
+            View::Model => format!("Every head of {model_name}, a row per layer; boxes group the query heads sharing one key/value head."),
+            View::Sinks => "Share of each head's attention that lands on the first token (the attention sink), against an even spread.".to_string(),
+            View::Tokens => "The text as the model reads it: one box per token; shading shows where the chosen token looks.".to_string(),
+            View::Position => "Lost in the middle: how well the model recalls an answer depending on where it sits in the prompt.".to_string(),
+        }
+    };
+    view! {
+        <div class=theme_class data-view=move || w.view.get().as_str()>
+            <div class="aw-bar">
+                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into() }}</strong>
+                {move || match (w.phase.get(), w.poster.get()) {
+                    (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
+                    (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),
+                    _ => match w.model.get() {
+                        ModelState::Ready { backend, adapter, .. } if !w.poster.get() => view! { <span class="aw-badge" title=adapter>{if backend == "webgpu" { "WebGPU" } else { "CPU" }}</span> }.into_any(),
+                        _ => ().into_any(),
+                    },
+                }}
+            </div>
+            {move || (w.controls.get() != Controls::None && w.view.get() != View::Position).then(|| {
+                view! {
+                    <div class="aw-controls">
+                        {(w.controls.get() == Controls::Full).then(|| view! {
+                            <textarea aria-label="text" rows="2" prop:value=move || w.text.get() on:input=move |ev| w.text.set(event_target_value(&ev))
+                                on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) { run_live() }></textarea>
+                        })}
+                        <label>"Layer "<input type="number" min="0" prop:value=move || w.layer.get() on:change=move |ev| set_lh(event_target_value(&ev).parse().ok(), None)/></label>
+                        <label>"Head "<input type="number" min="0" prop:value=move || w.head.get() on:change=move |ev| set_lh(None, event_target_value(&ev).parse().ok())/></label>
+                        <button class="aw-run primary" on:click=move |_| run_live() disabled=move || matches!(w.phase.get(), Phase::Running | Phase::LoadingModel)>
+                            {move || if w.phase.get() == Phase::Running { "Running…" } else { "Run" }}
+                        </button>
+                    </div>
+                }
+            })}
+            {move || match (w.phase.get(), w.model.get()) {
+                (Phase::LoadingModel, ModelState::Loading { phase, done, total }) => {
+                    let pct = total.map(|t| done / t.max(1.0) * 100.0).unwrap_or(0.0);
+                    let label = match phase.as_str() { "cache" => "Loading the model from the browser cache", "parse" => "Reading the model", "upload" => "Uploading weights to the GPU", _ => "Downloading the model" };
+                    view! { <div class="aw-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")><div class="aw-barfill" style=format!("width:{pct:.1}%")></div><span>{format!("{label}: {:.1} MB", done / 1e6)}</span></div> }.into_any()
+                }
+                (Phase::Running, _) if w.view.get() != View::Position => view! { <div class="aw-progress aw-indeterminate" role="progressbar" aria-label="running the model"><span>"Running the model…"</span></div> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {move || w.error.get().map(|e| view! { <p class="aw-error" role="alert">{e}</p> })}
+            {move || w.notice.get().map(|n| view! { <p class="aw-notice">{n}</p> })}
+            <div class="aw-body" class:aw-hidden=move || w.view.get() != View::Head>
+                {move || w.map.get().is_none().then(|| view! { <p class="aw-muted aw-placeholder">{move || if w.phase.get() == Phase::Idle { format!("“{}”", w.text.get()) } else { String::new() }}</p> })}
+                <div class:aw-hidden=move || w.map.get().is_none()>
+                    <Heatmap map=w.map tokens=tokens query=w.query on_zoom=on_zoom canvas_ref=canvas_ref/>
+                </div>
+            </div>
+            {move || (w.view.get() == View::Tokens || w.view.get() == View::Head).then(|| view! { <TokenStrip tokens=tokens query=w.query row=query_row/> })}
+            {move || (w.view.get() == View::Model).then(|| match (w.run.get(), w.thumbs.get()) {
+                (Some(r), Some(_)) => view! { <ModelView thumbs=w.thumbs n_head=r.report.n_heads n_kv_head=r.report.n_kv_heads current=Signal::derive(move || (w.layer.get(), w.head.get())) on_open=open_head/> }.into_any(),
+                (Some(_), None) if w.poster.get() => view! { <p class="aw-notice">"This figure holds only some heads: press Run live to see every head."</p> }.into_any(),
+                _ => ().into_any(),
+            })}
+            {move || (w.view.get() == View::Sinks && w.run.get().is_some()).then(|| view! {
+                <SinkPanel
+                    sink=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.report.sink_mass_key0.clone()).unwrap_or_default()))
+                    per_layer=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.sink_per_layer.clone()).unwrap_or_default()))
+                    baseline=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
+                    on_open=open_head/>
+            })}
+            <div class:aw-hidden=move || w.view.get() != View::Position>
+                <LostInTheMiddle
+                    on_start=Callback::new(move |e| hv.with_value(|h| h.start_experiment(e)))
+                    on_cancel=Callback::new(move |_| hv.with_value(|h| if let Some(e) = h.engine.borrow().as_ref() { e.cancel() }))
+                    progress=w.exp_progress
+                    outcome=w.outcome
+                    ready=Signal::derive(|| true)
+                    canvas_ref=exp_canvas/>
+            </div>
+            <p class="aw-caption">{caption}</p>
+            <div class="aw-foot">
+                {move || (w.view.get() == View::Head && w.map.get().is_some()).then(|| view! {
+                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), w.map.get_untracked()) { if let Some(u) = png_2x(&c, &m, &tokens.get_untracked(), w.query.get_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG"</button>
+                })}
+                {move || w.run.get().is_some().then(|| view! {
+                    <button on:click=move |_| if let Some(r) = w.run.get_untracked() { download("attnlab-figure.json", "application/json", &export_json(&r, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked())) }>"JSON"</button>
+                })}
+                <a class="aw-open" href=playground_href target="_blank" rel="noopener">"Open in attnlab ↗"</a>
+            </div>
+        </div>
+    }
+}
