@@ -658,7 +658,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                     baseline=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
                     on_open=open_head/>
             })}
-            <div class:aw-hidden=move || w.view.get() != View::Position>
+            {move || (w.view.get() == View::Position).then(|| view! {
                 <LostInTheMiddle
                     on_start=Callback::new(move |e| hv.with_value(|h| h.start_experiment(e)))
                     on_cancel=Callback::new(move |_| hv.with_value(|h| if let Some(e) = h.engine.borrow().as_ref() { e.cancel() }))
@@ -666,7 +666,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                     outcome=w.outcome
                     ready=Signal::derive(|| true)
                     canvas_ref=exp_canvas/>
-            </div>
+            })}
             <p class="aw-caption">{caption}</p>
             <div class="aw-foot">
                 {move || (w.view.get() == View::Head && w.map.get().is_some()).then(|| view! {

@@ -235,14 +235,38 @@ async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, he
     post(&run_on_cpu(session, slot, text, layer, head, max_side));
 }
 
-/// Fetches `url` through the Cache API, posting progress.
+/// Fetches `url` through the Cache API, posting progress. Workers of several documents of
+/// one origin (a course page and its iframes) take turns under a Web Lock named after the
+/// URL, so the model crosses the network once and the others read it from the cache.
 async fn fetch_cached(url: &str) -> Result<Vec<u8>, String> {
+    let locks = Reflect::get(&js_sys::global(), &"navigator".into()).and_then(|n| Reflect::get(&n, &"locks".into())).ok().filter(|l| !l.is_undefined());
+    let request = locks.as_ref().and_then(|l| Reflect::get(l, &"request".into()).ok()).and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let (Some(locks), Some(request)) = (locks, request) else { return fetch_cached_unlocked(url).await };
+    let owned = url.to_string();
+    // The bytes stay in wasm memory; only the lock's promise crosses to JavaScript.
+    let out: Rc<RefCell<Option<Result<Vec<u8>, String>>>> = Rc::default();
+    let slot = out.clone();
+    let body = Closure::once(move |_lock: JsValue| -> js_sys::Promise {
+        wasm_bindgen_futures::future_to_promise(async move {
+            *slot.borrow_mut() = Some(fetch_cached_unlocked(&owned).await);
+            Ok(JsValue::UNDEFINED)
+        })
+    });
+    let promise: js_sys::Promise = request.call2(&locks, &JsValue::from_str(&format!("attnlab-model {url}")), body.as_ref()).map_err(js_err)?.unchecked_into();
+    JsFuture::from(promise).await.map_err(js_err)?;
+    drop(body);
+    let result = out.borrow_mut().take();
+    result.unwrap_or_else(|| Err("the download ended without a result".into()))
+}
+
+async fn fetch_cached_unlocked(url: &str) -> Result<Vec<u8>, String> {
     let scope = scope();
     let cache: Option<web_sys::Cache> = match scope.caches() {
         Ok(caches) => JsFuture::from(caches.open(CACHE_NAME)).await.ok().map(|c| c.unchecked_into()),
         Err(_) => None,
     };
     let mut from_cache = false;
+    let mut stored: Option<js_sys::Promise> = None;
     let mut response: Option<web_sys::Response> = None;
     if let Some(c) = &cache {
         if let Ok(hit) = JsFuture::from(c.match_with_str(url)).await {
@@ -260,8 +284,8 @@ async fn fetch_cached(url: &str) -> Result<Vec<u8>, String> {
                 return Err(format!("{url}: HTTP {}", r.status()));
             }
             if let (Some(c), Ok(copy)) = (&cache, r.clone()) {
-                // Stored while we read; a full cache only costs the next visit a download.
-                let _ = c.put_with_str(url, &copy);
+                // Stored while we read (awaited below); a full cache only costs the next visit a download.
+                stored = Some(c.put_with_str(url, &copy));
             }
             r
         }
@@ -287,5 +311,9 @@ async fn fetch_cached(url: &str) -> Result<Vec<u8>, String> {
         }
     }
     post(&Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
+    if let Some(p) = stored {
+        // Other documents waiting on the lock read the model from the cache once this is done.
+        let _ = JsFuture::from(p).await;
+    }
     Ok(bytes)
 }
