@@ -16,12 +16,14 @@ APT_PACKAGES    := chromium chromium-driver mesa-vulkan-drivers
 CARGO_BIN       := $(HOME)/.cargo/bin
 export PATH     := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
-.PHONY: help setup setup-rust setup-trunk setup-wasm-bindgen setup-npm setup-apt model serve build test test-rust test-web bench fuzz clean
+.PHONY: help setup setup-rust setup-trunk setup-wasm-bindgen setup-npm setup-apt model serve build test test-rust test-web bench embed-figures fuzz clean
 
 help:
 	@echo "make serve   install what is missing, fetch the model, serve http://127.0.0.1:8080"
 	@echo "make test    install what is missing, run every test"
+	@echo "make build   build the static site into dist/ (playground, embed.js, lesson.html)"
 	@echo "make bench   CPU prefill benchmark (docs/BENCHMARKS.md)"
+	@echo "make embed-figures   widget download sizes and timings (docs/BENCHMARKS.md)"
 	@echo "make fuzz    run the GGUF fuzz target for 60 s (cargo-fuzz)"
 
 setup: setup-rust setup-trunk setup-wasm-bindgen setup-npm setup-apt model
@@ -70,10 +72,15 @@ test-rust:
 test-web:
 	trunk build --release
 	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE)
+	@for f in embed.js embed.html embed-resize.js lesson.html figures/position-kv.json figures/sentence-heads.json; do test -f dist/$$f || { echo "dist/$$f is missing"; exit 1; }; done
 	node --test --test-concurrency=1 tests/web/
 
 bench: setup
 	cargo run --release --bin attnlab -- bench
+
+# Embedded widgets: bytes before the first figure, time to all done, gzip sizes.
+embed-figures: build
+	node tests/web/embed-figures.mjs
 
 fuzz:
 	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz

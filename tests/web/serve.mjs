@@ -10,6 +10,7 @@ const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'applic
 export async function serve(dir, { pages = {}, cors = true } = {}) {
   const root = dir ? path.resolve(dir) : null;
   const requests = new Map();
+  let bytes = 0;
   const server = http.createServer((req, res) => {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.set(pathname, (requests.get(pathname) ?? 0) + 1);
@@ -24,12 +25,14 @@ export async function serve(dir, { pages = {}, cors = true } = {}) {
     }
     const file = path.join(root, pathname);
     const target = !file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory() ? path.join(root, 'index.html') : file;
-    res.writeHead(200, { ...headers, 'content-type': types[path.extname(target)] ?? 'application/octet-stream', 'content-length': fs.statSync(target).size });
+    const size = fs.statSync(target).size;
+    bytes += size;
+    res.writeHead(200, { ...headers, 'content-type': types[path.extname(target)] ?? 'application/octet-stream', 'content-length': size });
     fs.createReadStream(target).pipe(res);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${server.address().port}/`;
-  return { url, requests, count: (p) => requests.get(p) ?? 0, close: () => server.close() };
+  return { url, requests, count: (p) => requests.get(p) ?? 0, bytes: () => bytes, close: () => server.close() };
 }
 
 export const BASE_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
