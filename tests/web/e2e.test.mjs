@@ -154,9 +154,14 @@ test('lost in the middle: an experiment runs with progress, draws the U-curve, a
     await page.dispatchEvent(`${inputs} >> nth=1`, 'change');
     await page.fill(`${inputs} >> nth=2`, '1');
     await page.dispatchEvent(`${inputs} >> nth=2`, 'change');
+    // The shipped result is shown at once (made by `attnlab position`, settings stated).
+    await page.waitForSelector('.experiment .shipped', { timeout: 60_000 });
+    assert.match(await page.textContent('.experiment .shipped'), /Shipped result \(key-value retrieval, 40 pairs, 5 positions × 8 trials, seed 0/);
+    assert.equal((await page.$$('.u-curve circle')).length, 5);
     await page.click('.experiment button.primary');
-    await page.waitForSelector('.results tbody tr', { timeout: 180_000 });
+    await page.waitForFunction(() => /3 rows in/.test(document.querySelector('.experiment').textContent), null, { timeout: 180_000 });
     assert.equal((await page.$$('.results tbody tr')).length, 3);
+    assert.equal(await page.$$eval('.experiment .shipped', (e) => e.length), 0);
     assert.equal((await page.$$('.u-curve circle')).length, 3);
     assert.match(await page.textContent('.experiment'), /3 rows in/);
     // A long run, cancelled after its first trial: partial results, and the app still works.
