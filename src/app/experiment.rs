@@ -106,9 +106,9 @@ fn u_curve(rows: &[ResultRow], size_label: &'static str) -> impl IntoView {
         })
         .collect_view();
     let step = if -lo > 8.0 { 2.0 } else { 1.0 };
-    let left_ticks = (0..=((-lo / step) as usize)).map(|i| { let v = -(i as f64) * step; view! {
+    let left_ticks = (0..=((-lo / step) as usize)).map(|i| { let v = -(i as f64) * step + 0.0; view! {
         <line x1=left - 4.0 x2=left y1=y(v as f32) y2=y(v as f32) stroke="currentColor" opacity="0.6"/>
-        <text x=left - 7.0 y=y(v as f32) + 4.0 font-size="10" text-anchor="end" fill="currentColor">{format!("{v:.0}")}</text>
+        <text x=left - 7.0 y=y(v as f32) + 4.0 font-size="10" text-anchor="end" fill="currentColor">{if i == 0 { "0".to_string() } else { format!("{v:.0}") }}</text>
     } }).collect_view();
     let right_ticks = [0.0f32, 0.25, 0.5, 0.75, 1.0].into_iter().map(|a| view! {
         <line x1=w - right x2=w - right + 4.0 y1=ya(a) y2=ya(a) stroke="currentColor" opacity="0.6"/>
