@@ -38,6 +38,8 @@ const MAX_SIDE: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// An embedded widget that has not started (lazy, not yet scrolled near).
+    Idle,
     LoadingModel,
     Ready,
     Running,
@@ -48,6 +50,7 @@ pub enum Phase {
 impl Phase {
     fn as_str(self) -> &'static str {
         match self {
+            Phase::Idle => "idle",
             Phase::LoadingModel => "loading-model",
             Phase::Ready => "ready",
             Phase::Running => "running",

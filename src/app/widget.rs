@@ -19,7 +19,7 @@ use super::engine::{resolve, Engine, ModelState};
 use super::experiment::{shipped_outcome, LostInTheMiddle, Outcome, SHIPPED_POSITION};
 use super::heatmap::{png_2x, Heatmap};
 use super::panels::{ModelView, SinkPanel, TokenStrip};
-use super::{download, download_url, export_json, View, DEFAULT_MODEL_URL};
+use super::{download, download_url, export_json, Phase, View, DEFAULT_MODEL_URL};
 use crate::worker::figure::{parse_report, run_from_report, thumbs_from_report};
 use crate::worker::protocol::{HeadMap, Request, Response, RunResult};
 
@@ -27,27 +27,6 @@ use crate::worker::protocol::{HeadMap, Request, Response, RunResult};
 const WIDGET_CSS: &str = include_str!("../../www/widget.css");
 /// Largest map side a widget asks for (it is at most ~600 px wide).
 const WIDGET_SIDE: usize = 256;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Idle,
-    LoadingModel,
-    Running,
-    Done,
-    Error,
-}
-
-impl Phase {
-    fn as_str(self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::LoadingModel => "loading-model",
-            Phase::Running => "running",
-            Phase::Done => "done",
-            Phase::Error => "error",
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Controls {
@@ -313,7 +292,7 @@ impl WidgetHandle {
 
     /// Loads the figure of `result-src` (no model download).
     fn load_poster(&self, url: String) {
-        let (w, me) = (self.w, self.clone_ref());
+        let w = self.w;
         leptos::task::spawn_local(async move {
             let parsed = fetch_text(&url).await.and_then(|t| parse_report(&t).map_err(|e| format!("{url}: {e}")));
             match parsed {
@@ -334,7 +313,6 @@ impl WidgetHandle {
                 Err(e) => {
                     w.error.set(Some(e));
                     w.phase.set(Phase::Error);
-                    let _ = me;
                 }
             }
         });
