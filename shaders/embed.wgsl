@@ -1,4 +1,5 @@
-// Embedding gather: out (n, d) = rows ids[t] of the token embedding matrix (vocab, d).
+// Embedding gather: out (n, d) = scale · rows ids[t] of the token embedding matrix (vocab, d)
+// (scale: 1 for Llama, √d for Gemma).
 // The matrix may be split into row parts (see weights.rs); this dispatch holds rows
 // row0 .. row0 + rows and writes only the tokens whose id falls there.
 // One invocation per output element; dispatch (ceil(n * d / WG), 1, 1) per part.
@@ -7,6 +8,10 @@ struct Params {
     d: u32,
     row0: u32,
     rows: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,5 +35,5 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (id < p.row0 || id >= p.row0 + p.rows) {
         return;
     }
-    out[e] = dequant((id - p.row0) * p.d + c);
+    out[e] = dequant((id - p.row0) * p.d + c) * p.scale;
 }

@@ -10,7 +10,10 @@
 // (query, head-in-group) pairs, so the `group` query heads that share KV head g (GQA) all
 // use each staged K/V tile. Keys past the tile's last query are never loaded (causal skip).
 // Per K/V tile: scores for BC keys, tile max, one rescale of the running sum and accumulator.
-// Workgroup memory: 2 · BC · HEAD_DIM · 4 bytes = 8 KiB at HEAD_DIM = 64 (limit 16 KiB).
+// Workgroup memory: 2 · BC · HEAD_DIM · 4 bytes = 8 KiB (BC = 1024 / HEAD_DIM keys per tile,
+// prepended by the host with HEAD_DIM: 16 at 64, 4 at 256; the limit is 16 KiB).
+// Sliding window (window > 0): query i sees keys i + 1 − window ..= i; tiles wholly older
+// than the workgroup's first query's window are never loaded, so a windowed layer costs O(n·w).
 // Dispatch: (ceil(n / q_tile), n_kv, 1) with q_tile = WG / group.
 //
 // The host prepends `const HEAD_DIM: u32 = …;` and expands the `UNROLLED_*` markers into
@@ -24,7 +27,7 @@ struct Params {
     group: u32,
     q_tile: u32,
     scale: f32,
-    _pad0: u32,
+    window: u32,
     _pad1: u32,
 }
 
@@ -36,7 +39,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 
 const WG: u32 = 64u;   // invocations: (query, head-in-group) pairs
-const BC: u32 = 16u;   // keys per staged tile
 const HD4: u32 = HEAD_DIM / 4u;
 const NEG_BIG: f32 = -3.0e38;
 
@@ -63,7 +65,15 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     var m = NEG_BIG;
     var l = 0.0;
     let last_q = min(q0 + p.q_tile, p.n) - 1u; // uniform across the workgroup
-    for (var k0 = 0u; k0 <= last_q; k0 += BC) {
+    var k_start = 0u;
+    if (p.window > 0u && q0 + 1u > p.window) {
+        k_start = ((q0 + 1u - p.window) / BC) * BC; // uniform: the oldest key any row here sees
+    }
+    var first = 0u; // this row's oldest visible key
+    if (p.window > 0u && qi + 1u > p.window) {
+        first = qi + 1u - p.window;
+    }
+    for (var k0 = k_start; k0 <= last_q; k0 += BC) {
         for (var s = li; s < BC * HD4; s += WG) {
             let key = k0 + s / HD4;
             let d = s % HD4;
@@ -77,12 +87,12 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             v_tile[s] = vv;
         }
         workgroupBarrier();
-        if (in_range && k0 <= qi) {
+        if (in_range && k0 <= qi && k0 + BC > first) {
             var scores: array<f32, BC>;
             var tile_max = NEG_BIG;
             for (var j = 0u; j < BC; j++) {
                 var s = NEG_BIG;
-                if (k0 + j <= qi) {
+                if (k0 + j <= qi && k0 + j >= first) {
                     let kb = j * HD4;
                     s = (UNROLLED_DOT) * p.scale;
                 }
@@ -94,7 +104,7 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             l = l * corr;
             UNROLLED_RESCALE
             for (var j = 0u; j < BC; j++) {
-                if (k0 + j <= qi) {
+                if (k0 + j <= qi && k0 + j >= first) {
                     let pj = exp(scores[j] - m_new);
                     l += pj;
                     let kb = j * HD4;

@@ -1,4 +1,5 @@
-// Rotary embedding in place, llama.cpp NORM pairing: pairs (x[2i], x[2i+1]) of each head.
+// Rotary embedding in place. Pairs of each head: (x[2i], x[2i+1]) when halves = 0 (ggml NORM,
+// Llama as converted), (x[i], x[i + half_rope]) when halves = 1 (ggml NEOX, Gemma).
 // x: (n, n_heads * head_dim); table: (n, rope_dim / 2, 2) = (cos, sin), computed on the host
 // in f32 exactly as the CPU engine does (GPU sin/cos lose accuracy at large angles).
 // One invocation per (token, head, pair); dispatch (ceil(n * n_heads * rope_dim/2 / WG), 1, 1).
@@ -7,6 +8,10 @@ struct Params {
     n_heads: u32,
     head_dim: u32,
     half_rope: u32,
+    halves: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,9 +31,15 @@ fn rope(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = e / (p.half_rope * p.n_heads);
     let cs = table[(t * p.half_rope + i) * 2u];
     let sn = table[(t * p.half_rope + i) * 2u + 1u];
-    let at = t * p.n_heads * p.head_dim + h * p.head_dim + 2u * i;
+    let base = t * p.n_heads * p.head_dim + h * p.head_dim;
+    var at = base + 2u * i;
+    var bt = at + 1u;
+    if (p.halves == 1u) {
+        at = base + i;
+        bt = base + i + p.half_rope;
+    }
     let a = x[at];
-    let b = x[at + 1u];
+    let b = x[bt];
     x[at] = a * cs - b * sn;
-    x[at + 1u] = a * sn + b * cs;
+    x[bt] = a * sn + b * cs;
 }

@@ -1,8 +1,9 @@
 //! attnlab: a real small LLM whose every attention head you can inspect.
 //!
-//! - [`model`]: GGUF reader, quantized tensors, tokenizer, Llama weights.
-//! - [`backends`]: the forward pass (CPU now; WebGPU behind the same trait).
-//! - [`analysis`]: attention capture (Q, K, log-sum-exp) and exact quantities from it.
+//! - [`model`]: GGUF reader, quantized tensors, tokenizers, one file per architecture (Llama,
+//!   Gemma 3) written once against [`model::arch::Ops`], and the attention capture.
+//! - [`backends`]: CPU and GPU implementations of those operations.
+//! - [`analysis`]: exact quantities from the capture, reports, experiments.
 
 pub mod analysis;
 pub mod backends;
@@ -16,6 +17,8 @@ pub use model::{Model, ModelError};
 
 /// Where `make setup` puts the default model.
 pub const DEFAULT_MODEL_PATH: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// Where `make setup` puts the second model, Gemma 3 270M (Gemma Terms of Use).
+pub const GEMMA3_MODEL_PATH: &str = "models/gemma-3-270m-q4_k_m.gguf";
 
 #[cfg(all(feature = "web", target_arch = "wasm32"))]
 pub mod app;

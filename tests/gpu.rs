@@ -11,6 +11,7 @@ use attnlab::backends::gpu::weights::GpuMatrix;
 use attnlab::backends::gpu::GpuBackend;
 use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions};
 use attnlab::model::gguf::GgmlType;
+use attnlab::model::arch::RopeStyle;
 use attnlab::model::quant::{quantize, QTensor};
 use std::sync::OnceLock;
 
@@ -40,9 +41,9 @@ fn flash_and_naive_match_the_cpu_reference_on_edge_sizes() {
         let k: Vec<f32> = common::values(n * n_kv * hd, 2, 2.0);
         let v: Vec<f32> = common::values(n * n_kv * hd, 3, 1.0);
         let (mut o_ref, mut lse_ref) = (vec![0.0; n * n_head * hd], vec![0.0; n_head * n]);
-        cpu::causal_attention(&q, &k, &v, n, n_head, n_kv, hd, &mut o_ref, &mut lse_ref);
+        let shape = AttnShape { n, n_head, n_kv, head_dim: hd, window: None };
+        cpu::causal_attention(shape, &q, &k, &v, &mut o_ref, &mut lse_ref);
 
-        let shape = AttnShape { n, n_head, n_kv, head_dim: hd };
         let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k", &k), ctx.upload("v", &v));
         let (o_f, l_f, o_n, l_n) = (ctx.scratch("o", q.len()), ctx.scratch("lse", n_head * n), ctx.scratch("o", q.len()), ctx.scratch("lse", n_head * n));
         let s = ctx.device.create_buffer(&wgpu::BufferDescriptor { label: Some("S"), size: ops::naive_scratch_bytes(ctx, shape) as u64, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
@@ -53,6 +54,63 @@ fn flash_and_naive_match_the_cpu_reference_on_edge_sizes() {
         let (ef, lf, en, ln) = (max_diff(&out[0], &o_ref), max_diff(&out[1], &lse_ref), max_diff(&out[2], &o_ref), max_diff(&out[3], &lse_ref));
         assert!(ef < 1e-5 && lf < 1e-4, "n={n}: flash out err {ef}, lse err {lf}");
         assert!(en < 1e-5 && ln < 1e-4, "n={n}: naive out err {en}, lse err {ln}");
+    }
+}
+
+#[test]
+fn flash_with_sliding_window_and_mqa_head_256_matches_the_cpu() {
+    let ctx = ctx();
+    let (n_head, n_kv, hd) = (4, 1, 256);
+    for (n, w) in [(1, 1), (9, 4), (70, 3), (130, 64), (300, 100), (600, 512)] {
+        let shape = AttnShape { n, n_head, n_kv, head_dim: hd, window: Some(w) };
+        let q: Vec<f32> = common::values(n * n_head * hd, 31, 2.0);
+        let k: Vec<f32> = common::values(n * n_kv * hd, 32, 2.0);
+        let v: Vec<f32> = common::values(n * n_kv * hd, 33, 1.0);
+        let (mut o_ref, mut lse_ref) = (vec![0.0; n * n_head * hd], vec![0.0; n_head * n]);
+        cpu::causal_attention(shape, &q, &k, &v, &mut o_ref, &mut lse_ref);
+        let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k", &k), ctx.upload("v", &v));
+        let (o, l, probs) = (ctx.scratch("o", q.len()), ctx.scratch("lse", n_head * n), ctx.scratch("probs", n * n));
+        let mut enc = ctx.encoder("window test");
+        ops::flash_attention(ctx, &mut enc, shape, &qb, &kb, &vb, &o, &l);
+        ops::attention_probs(ctx, &mut enc, shape, &qb, &kb, &l, 2, &probs);
+        let out = read(ctx, &[(&o, q.len()), (&l, n_head * n), (&probs, n * n)], enc);
+        let (eo, el) = (max_diff(&out[0], &o_ref), max_diff(&out[1], &lse_ref));
+        assert!(eo < 1e-5 && el < 1e-4, "n={n} w={w}: out err {eo}, lse err {el}");
+        // The recomputed map: zero outside the band, rows summing to 1.
+        for i in 0..n {
+            let row = &out[2][i * n..(i + 1) * n];
+            let lo = (i + 1).saturating_sub(w);
+            assert!(row[..lo].iter().all(|&p| p == 0.0), "n={n} w={w} row {i} sees an old key");
+            assert!((row[lo..=i].iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+    }
+}
+
+#[test]
+fn gemma_quant_types_match_cpu_matmul() {
+    let ctx = ctx();
+    // Random bytes with tame f16 scales: every bit pattern of the quants, exact layouts.
+    for (ty, block, size, scale_at) in [(GgmlType::Q5_0, 32, 22, &[0usize][..]), (GgmlType::Q4K, 256, 144, &[0, 2]), (GgmlType::Q6K, 256, 210, &[208])] {
+        let (rows, cols, n) = (70, 512, 5);
+        let blocks = rows * cols / block;
+        let mut data: Vec<u8> = common::values(blocks * size, ty.id() as u64, 1.0).iter().map(|v| ((v + 1.0) * 127.5) as u8).collect();
+        for b in 0..blocks {
+            for &at in scale_at {
+                data[b * size + at..b * size + at + 2].copy_from_slice(&attnlab::model::quant::f32_to_f16(0.01 + 0.001 * (b % 7) as f32).to_le_bytes());
+            }
+        }
+        let t = QTensor::new("w", ty, rows, cols, data).unwrap();
+        let x = common::values(n * cols, 41, 1.0);
+        let mut expect = vec![0.0; n * rows];
+        cpu::matmul_qt(&x, n, &t, &mut expect);
+        for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, 8 * cols)] {
+            let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
+            let mut enc = ctx.encoder("quant test");
+            ops::matmul(ctx, &mut enc, &xb, 0, n, &gm, &yb);
+            let got = read(ctx, &[(&yb, n * rows)], enc).remove(0);
+            let err = max_diff(&got, &expect);
+            assert!(err < 1e-4, "{}: err {err} ({} parts)", ty.name(), gm.parts.len());
+        }
     }
 }
 
@@ -92,16 +150,27 @@ fn small_kernels_match_cpu() {
     let mut ref_norm = vec![0.0; n * d];
     cpu::rms_norm(&x, &w, 1e-5, &mut ref_norm);
     let mut ref_rope = x.clone();
-    cpu::rope(&mut ref_rope, 9, 64, 64, 100000.0, 0);
+    cpu::rope(&mut ref_rope, 9, 64, 64, 100000.0, 0, RopeStyle::Adjacent);
+    let mut ref_halves = x.clone();
+    cpu::rope(&mut ref_halves, 9, 64, 64, 100000.0, 0, RopeStyle::Halves);
+    let mut ref_geglu = x.clone();
+    cpu::geglu_tanh(&mut ref_geglu, &w.iter().cycle().take(n * d).copied().collect::<Vec<_>>());
     let (xb, wb, yb) = (ctx.upload("x", &x), ctx.upload("w", &w), ctx.scratch("y", n * d));
     let rb = ctx.upload("x rope", &x);
+    let hb = ctx.upload("x rope halves", &x);
+    let gb = ctx.upload("x geglu", &x);
+    let ub = ctx.upload("up", &w.iter().cycle().take(n * d).copied().collect::<Vec<_>>());
     let table = ctx.upload("table", &ops::rope_table(n, 64, 100000.0));
     let mut enc = ctx.encoder("small kernels");
     ops::rmsnorm(ctx, &mut enc, &xb, &wb, &yb, n, d, 1e-5);
-    ops::rope(ctx, &mut enc, &rb, &table, n, 9, 64, 64);
-    let out = read(ctx, &[(&yb, n * d), (&rb, n * d)], enc);
+    ops::rope(ctx, &mut enc, &rb, &table, n, 9, 64, 64, RopeStyle::Adjacent);
+    ops::rope(ctx, &mut enc, &hb, &table, n, 9, 64, 64, RopeStyle::Halves);
+    ops::geglu(ctx, &mut enc, &gb, &ub, n * d);
+    let out = read(ctx, &[(&yb, n * d), (&rb, n * d), (&hb, n * d), (&gb, n * d)], enc);
     assert!(max_diff(&out[0], &ref_norm) < 1e-5);
     assert!(max_diff(&out[1], &ref_rope) < 1e-5);
+    assert!(max_diff(&out[2], &ref_halves) < 1e-5);
+    assert!(max_diff(&out[3], &ref_geglu) < 1e-4, "geglu err {}", max_diff(&out[3], &ref_geglu));
 }
 
 #[test]
@@ -194,7 +263,7 @@ fn embedding_gather_works_across_split_parts() {
     for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, t.row_bytes() * 10)] {
         let (ib, out) = (ctx.upload("ids", &ids), ctx.scratch("embedded", ids.len() * d));
         let mut enc = ctx.encoder("embed test");
-        ops::embed(ctx, &mut enc, &ib, ids.len(), &gm, &out);
+        ops::embed(ctx, &mut enc, &ib, ids.len(), &gm, 1.0, &out);
         let got = read(ctx, &[(&out, ids.len() * d)], enc).remove(0);
         for (k, &id) in ids.iter().enumerate() {
             assert_eq!(&got[k * d..(k + 1) * d], &reference[id as usize * d..(id as usize + 1) * d], "id {id}, {} parts", gm.parts.len());

@@ -12,17 +12,18 @@ fn validate(name: &str, src: &str) {
 
 #[test]
 fn every_shader_validates() {
-    for format in 0..3 {
+    for format in 0..4 {
         validate(&format!("matmul/{format}"), &sources::with_format(sources::MATMUL, format));
         validate(&format!("embed/{format}"), &sources::with_format(sources::EMBED, format));
     }
     validate("rmsnorm", sources::RMSNORM);
     validate("rope", sources::ROPE);
     validate("elementwise", sources::ELEMENTWISE);
-    for hd in [32, 64, 128] {
-        validate(&format!("flash/{hd}"), &sources::with_head_dim(sources::FLASH_ATTENTION, hd));
-        validate(&format!("naive/{hd}"), &sources::with_head_dim(sources::NAIVE_ATTENTION, hd));
-        validate(&format!("maps/{hd}"), &sources::with_head_dim(sources::ATTENTION_MAPS, hd));
+    use sources::DotOperands::{RegistersAndTile, Storage};
+    for hd in [32, 64, 128, 256] {
+        validate(&format!("flash/{hd}"), &sources::with_head_dim(sources::FLASH_ATTENTION, hd, RegistersAndTile));
+        validate(&format!("naive/{hd}"), &sources::with_head_dim(sources::NAIVE_ATTENTION, hd, Storage));
+        validate(&format!("maps/{hd}"), &sources::with_head_dim(sources::ATTENTION_MAPS, hd, Storage));
     }
 }
 

@@ -11,7 +11,7 @@ use common::{tiny_model_bytes, TinySpec};
 /// Straightforward f64 Llama forward over dequantized weights: (attention[layer][head][i][j], logits[i][v]).
 fn naive_forward(m: &Model, ids: &[u32]) -> (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<f64>>) {
     let c = &m.config;
-    let w = &m.weights;
+    let attnlab::model::Weights::Llama(w) = &m.weights else { panic!("a Llama model") };
     let (d, hd, n) = (c.n_embd, c.head_dim, ids.len());
     let deq = |t: &attnlab::model::quant::QTensor| -> Vec<Vec<f64>> {
         let f = t.to_f32();

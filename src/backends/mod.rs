@@ -2,8 +2,11 @@
 //! [`ForwardOutput`], so analysis, the CLI and the UI never care which one ran.
 //!
 //! - [`cpu::CpuBackend`]: exact f32 forward on the CPU (threads natively, single-threaded
-//!   SIMD128 on wasm32).
-//! - the WebGPU backend (its own issue) plugs in behind the same [`Backend`] trait.
+//!   on wasm32).
+//! - [`gpu::GpuBackend`]: the same pass recorded into one WebGPU/wgpu command encoder.
+//!
+//! Neither holds a forward pass of its own: each implements [`crate::model::arch::Ops`] and
+//! runs the architecture's pass (`Model::record`).
 
 pub mod cpu;
 pub mod gpu;
@@ -26,29 +29,7 @@ pub enum EngineError {
     Unavailable(String, String),
 }
 
-/// Which positions get logits (the `vocab`-wide projection is the costliest single matmul,
-/// so prefill benchmarks ask only for the last one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogitsFor {
-    Last,
-    All,
-    Positions(Vec<usize>),
-}
-
-#[derive(Debug, Clone)]
-pub struct ForwardOptions {
-    /// Keep per-layer Q, K and each row's log-sum-exp for attention analysis.
-    pub capture_attention: bool,
-    pub logits_for: LogitsFor,
-    /// Refuse inputs whose capture would exceed this many bytes.
-    pub capture_budget_bytes: usize,
-}
-
-impl Default for ForwardOptions {
-    fn default() -> Self {
-        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30 }
-    }
-}
+pub use crate::model::arch::{ForwardOptions, LogitsFor};
 
 /// Milliseconds spent in each stage of one forward pass.
 #[derive(Debug, Clone, Default, serde::Serialize)]

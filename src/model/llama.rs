@@ -13,9 +13,10 @@
 
 use std::sync::Arc;
 
+use super::arch::{record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, RopeStyle, Vector};
 use super::gguf::{GgmlType, Gguf, GgufError, TensorInfo};
 use super::quant::{dequantize, QTensor, QuantError};
-use super::tokenizer::{Tokenizer, TokenizerError};
+use super::tokenizer::TokenizerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -25,7 +26,7 @@ pub enum ModelError {
     Tokenizer(#[from] TokenizerError),
     #[error(transparent)]
     Quant(#[from] QuantError),
-    #[error("architecture '{0}' is not supported: attnlab runs Llama-family models (general.architecture = \"llama\")")]
+    #[error("architecture '{0}' is not supported: attnlab runs general.architecture = \"llama\" (SmolLM2, TinyLlama) and \"gemma3\"")]
     UnknownArchitecture(String),
     #[error("tensor '{0}' is missing")]
     MissingTensor(String),
@@ -35,9 +36,13 @@ pub enum ModelError {
     UnsupportedFeature(String),
 }
 
-/// Hyper-parameters, each from the GGUF key named beside it.
+/// Hyper-parameters shared by every architecture, each from the GGUF key named beside it
+/// (`{arch}` = `general.architecture`). Per-layer facts (window, RoPE base) are filled by the
+/// architecture's loader.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LlamaConfig {
+pub struct Config {
+    /// `general.architecture`
+    pub arch: String,
     /// `{arch}.block_count`
     pub n_layer: usize,
     /// `{arch}.embedding_length`
@@ -60,9 +65,18 @@ pub struct LlamaConfig {
     pub context_length: usize,
     /// rows of `token_embd.weight`
     pub vocab_size: usize,
+    /// Per layer: the sliding window (`None`: the layer sees every earlier token).
+    pub layer_window: Vec<Option<usize>>,
+    /// Per layer: the RoPE base.
+    pub layer_rope_base: Vec<f32>,
 }
 
-impl LlamaConfig {
+/// The Llama name kept for the code that predates other architectures.
+pub type LlamaConfig = Config;
+
+impl Config {
+    /// Reads the keys every architecture has; `head_dim` comes from
+    /// `{arch}.attention.key_length` when present (Gemma: 256 with a 640-wide stream).
     pub fn from_gguf(g: &Gguf, arch: &str) -> Result<Self, ModelError> {
         let key = |k: &str| format!("{arch}.{k}");
         let usize_of = |k: &str| -> Result<usize, ModelError> {
@@ -80,13 +94,22 @@ impl LlamaConfig {
             Ok(_) => usize_of("attention.head_count_kv")?,
             Err(_) => n_head,
         };
-        if n_embd % n_head != 0 {
-            return Err(ModelError::BadHyperParameter { key: key("attention.head_count"), value: n_head.to_string(), why: format!("does not divide embedding_length {n_embd}") });
-        }
         if n_head % n_head_kv != 0 {
             return Err(ModelError::BadHyperParameter { key: key("attention.head_count_kv"), value: n_head_kv.to_string(), why: format!("does not divide head_count {n_head}") });
         }
-        let head_dim = n_embd / n_head;
+        let head_dim = match g.get(&key("attention.key_length")) {
+            Ok(_) => {
+                let k = usize_of("attention.key_length")?;
+                if let Ok(v) = g.get_u64(&key("attention.value_length")) {
+                    if v as usize != k {
+                        return Err(ModelError::UnsupportedFeature(format!("values of length {v} with keys of length {k} ({})", key("attention.value_length"))));
+                    }
+                }
+                k
+            }
+            Err(_) if n_embd % n_head == 0 => n_embd / n_head,
+            Err(_) => return Err(ModelError::BadHyperParameter { key: key("attention.head_count"), value: n_head.to_string(), why: format!("does not divide embedding_length {n_embd}") }),
+        };
         let rope_dim = match g.get(&key("rope.dimension_count")) {
             Ok(_) => usize_of("rope.dimension_count")?,
             Err(_) => head_dim,
@@ -110,7 +133,22 @@ impl LlamaConfig {
         }
         let embd = g.tensor("token_embd.weight").ok_or_else(|| ModelError::MissingTensor("token_embd.weight".into()))?;
         let vocab_size = embd.dims.get(1).copied().unwrap_or(0) as usize;
-        Ok(LlamaConfig { n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, rope_dim, rope_base, rms_eps, context_length, vocab_size })
+        Ok(Config {
+            arch: arch.to_string(),
+            n_layer,
+            n_embd,
+            n_ff,
+            n_head,
+            n_head_kv,
+            head_dim,
+            rope_dim,
+            rope_base,
+            rms_eps,
+            context_length,
+            vocab_size,
+            layer_window: vec![None; n_layer],
+            layer_rope_base: vec![rope_base; n_layer],
+        })
     }
 
     /// Query heads per KV head.
@@ -122,12 +160,12 @@ impl LlamaConfig {
 /// One transformer block; names mirror `blk.N.*`.
 #[derive(Debug, Clone)]
 pub struct LlamaLayer {
-    pub attn_norm: Vec<f32>,   // (n_embd)
+    pub attn_norm: Vector,     // (n_embd)
     pub attn_q: QTensor,       // (n_head * head_dim, n_embd)
     pub attn_k: QTensor,       // (n_head_kv * head_dim, n_embd)
     pub attn_v: QTensor,       // (n_head_kv * head_dim, n_embd)
     pub attn_output: QTensor,  // (n_embd, n_head * head_dim)
-    pub ffn_norm: Vec<f32>,    // (n_embd)
+    pub ffn_norm: Vector,      // (n_embd)
     pub ffn_gate: QTensor,     // (n_ff, n_embd)
     pub ffn_up: QTensor,       // (n_ff, n_embd)
     pub ffn_down: QTensor,     // (n_embd, n_ff)
@@ -137,7 +175,7 @@ pub struct LlamaLayer {
 pub struct LlamaWeights {
     pub token_embd: QTensor,     // (vocab, n_embd)
     pub layers: Vec<LlamaLayer>,
-    pub output_norm: Vec<f32>,   // (n_embd)
+    pub output_norm: Vector,     // (n_embd)
     /// `None`: tied to `token_embd` (SmolLM2).
     pub output: Option<QTensor>, // (vocab, n_embd)
 }
@@ -146,6 +184,93 @@ impl LlamaWeights {
     /// The output projection, tied or not.
     pub fn output(&self) -> &QTensor {
         self.output.as_ref().unwrap_or(&self.token_embd)
+    }
+
+    /// Reads `blk.N.*` with shapes checked against `c`.
+    pub fn load(g: &Gguf, file: &Arc<Vec<u8>>, c: &Config) -> Result<Self, ModelError> {
+        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(LlamaLayer {
+                attn_norm: vector(g, file, &n("attn_norm"), d)?,
+                attn_q: matrix(g, file, &n("attn_q"), q_dim, d)?,
+                attn_k: matrix(g, file, &n("attn_k"), kv_dim, d)?,
+                attn_v: matrix(g, file, &n("attn_v"), kv_dim, d)?,
+                attn_output: matrix(g, file, &n("attn_output"), d, q_dim)?,
+                ffn_norm: vector(g, file, &n("ffn_norm"), d)?,
+                ffn_gate: matrix(g, file, &n("ffn_gate"), c.n_ff, d)?,
+                ffn_up: matrix(g, file, &n("ffn_up"), c.n_ff, d)?,
+                ffn_down: matrix(g, file, &n("ffn_down"), d, c.n_ff)?,
+            });
+        }
+        Ok(LlamaWeights {
+            token_embd: matrix(g, file, "token_embd.weight", c.vocab_size, d)?,
+            layers,
+            output_norm: vector(g, file, "output_norm.weight", d)?,
+            output: match g.tensor("output.weight") {
+                Some(_) => Some(matrix(g, file, "output.weight", c.vocab_size, d)?),
+                None => None,
+            },
+        })
+    }
+
+    /// Every weight, for backends that upload them.
+    pub fn tensors(&self) -> (Vec<&QTensor>, Vec<&Vector>) {
+        let mut m = vec![&self.token_embd];
+        let mut v = vec![&self.output_norm];
+        m.extend(self.output.as_ref());
+        for l in &self.layers {
+            m.extend([&l.attn_q, &l.attn_k, &l.attn_v, &l.attn_output, &l.ffn_gate, &l.ffn_up, &l.ffn_down]);
+            v.extend([&l.attn_norm, &l.ffn_norm]);
+        }
+        (m, v)
+    }
+
+    /// The Llama forward pass (llama2.c's `forward`, for a whole prompt at once):
+    /// `x = embed(ids)`; per layer `x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))`
+    /// then `x += Wdown · (silu(Wgate·norm(x)) ⊙ Wup·norm(x))`; logits = `Wout · norm(x)`.
+    pub fn forward<O: Ops>(&self, o: &mut O, c: &Config, ids: &[u32], opts: &ForwardOptions) -> Recorded<O::Buf> {
+        let n = ids.len();
+        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        let mut x = o.buffer("residual", n * d); // (n, d)
+        o.embed(ids, &self.token_embd, 1.0, &mut x);
+        let mut xn = o.buffer("normed", n * d); // (n, d)
+        let mut attn = o.buffer("attention out", n * q_dim); // (n, n_head·hd)
+        let mut proj = o.buffer("projection", n * d); // (n, d)
+        let mut gate = o.buffer("ffn gate", n * c.n_ff); // (n, n_ff)
+        let mut up = o.buffer("ffn up", n * c.n_ff); // (n, n_ff)
+        let mut v = o.buffer("v", n * kv_dim); // (n, n_kv·hd)
+        let mut layers = Vec::new();
+        let mut spare: Option<LayerCapture<O::Buf>> = None;
+        for (i, l) in self.layers.iter().enumerate() {
+            let mut cap = spare.take().unwrap_or_else(|| LayerCapture { q: o.buffer("q", n * q_dim), k: o.buffer("k", n * kv_dim), lse: o.buffer("lse", c.n_head * n) });
+            o.rms_norm(&x, &l.attn_norm, c.rms_eps, &mut xn);
+            o.matmul(&xn, n, &l.attn_q, &mut cap.q);
+            o.matmul(&xn, n, &l.attn_k, &mut cap.k);
+            o.matmul(&xn, n, &l.attn_v, &mut v);
+            o.rope(&mut cap.q, n, c.n_head, c.head_dim, c.rope_dim, c.layer_rope_base[i], RopeStyle::Adjacent);
+            o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], RopeStyle::Adjacent);
+            let shape = AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: c.layer_window[i] };
+            o.attention(shape, &cap.q, &cap.k, &v, &mut attn, &mut cap.lse);
+            o.matmul(&attn, n, &l.attn_output, &mut proj);
+            o.add(&mut x, &proj);
+
+            o.rms_norm(&x, &l.ffn_norm, c.rms_eps, &mut xn);
+            o.matmul(&xn, n, &l.ffn_gate, &mut gate);
+            o.matmul(&xn, n, &l.ffn_up, &mut up);
+            o.gated(Act::Silu, &mut gate, &up);
+            o.matmul(&gate, n, &l.ffn_down, &mut proj);
+            o.add(&mut x, &proj);
+            if opts.capture_attention {
+                layers.push(cap);
+            } else {
+                spare = Some(cap);
+            }
+        }
+        o.rms_norm(&x, &self.output_norm, c.rms_eps, &mut xn);
+        let (logits, positions) = record_logits(o, &xn, n, d, self.output(), &opts.logits_for);
+        Recorded { hidden: xn, logits, positions, layers }
     }
 }
 
@@ -160,20 +285,11 @@ pub struct ModelInfo {
     pub tied_output: bool,
 }
 
-/// A loaded model: hyper-parameters, quantized weights, tokenizer.
-#[derive(Debug)]
-pub struct Model {
-    pub config: LlamaConfig,
-    pub weights: LlamaWeights,
-    pub tokenizer: Tokenizer,
-    pub info: ModelInfo,
-}
-
-fn find<'g>(g: &'g Gguf, name: &str) -> Result<&'g TensorInfo, ModelError> {
+pub(crate) fn find<'g>(g: &'g Gguf, name: &str) -> Result<&'g TensorInfo, ModelError> {
     g.tensor(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))
 }
 
-fn check_dims(t: &TensorInfo, expected: &[usize]) -> Result<(), ModelError> {
+pub(crate) fn check_dims(t: &TensorInfo, expected: &[usize]) -> Result<(), ModelError> {
     let exp: Vec<u64> = expected.iter().map(|&d| d as u64).collect();
     if t.dims != exp {
         return Err(QuantError::WrongShape { name: t.name.clone(), expected: exp, found: t.dims.clone() }.into());
@@ -182,14 +298,14 @@ fn check_dims(t: &TensorInfo, expected: &[usize]) -> Result<(), ModelError> {
 }
 
 /// A 2-D weight `(rows, cols)`; GGUF stores it as dims `[cols, rows]`.
-fn matrix(g: &Gguf, file: &Arc<Vec<u8>>, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
+pub(crate) fn matrix(g: &Gguf, file: &Arc<Vec<u8>>, name: &str, rows: usize, cols: usize) -> Result<QTensor, ModelError> {
     let t = find(g, name)?;
     check_dims(t, &[cols, rows])?;
     Ok(QTensor::from_shared(name, t.ty, rows, cols, file.clone(), t.data_range.clone())?)
 }
 
 /// A 1-D vector (norm weights) as f32.
-fn vector(g: &Gguf, bytes: &[u8], name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+pub(crate) fn vector(g: &Gguf, bytes: &[u8], name: &str, len: usize) -> Result<Vector, ModelError> {
     let t = find(g, name)?;
     check_dims(t, &[len])?;
     if !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
@@ -197,78 +313,6 @@ fn vector(g: &Gguf, bytes: &[u8], name: &str, len: usize) -> Result<Vec<f32>, Mo
     }
     let mut out = vec![0.0; len];
     dequantize(t.ty, &bytes[t.data_range.clone()], &mut out);
-    Ok(out)
+    Ok(Vector { name: name.to_string(), data: out })
 }
 
-impl Model {
-    /// Loads a model from a copy of the bytes of a GGUF file.
-    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
-        Self::from_gguf_vec(bytes.to_vec())
-    }
-
-    /// Loads a model from a GGUF file's bytes, keeping them: the weights stay where they are,
-    /// still quantized, so resident memory is the file plus activations.
-    pub fn from_gguf_vec(file: Vec<u8>) -> Result<Model, ModelError> {
-        let file = Arc::new(file);
-        let bytes: &[u8] = &file;
-        let g = Gguf::parse(bytes)?;
-        let arch = g.get_str("general.architecture")?.to_string();
-        if arch != "llama" {
-            return Err(ModelError::UnknownArchitecture(arch));
-        }
-        let c = LlamaConfig::from_gguf(&g, &arch)?;
-        for t in &g.tensors {
-            if t.name.ends_with(".bias") {
-                return Err(ModelError::UnsupportedFeature(format!("bias tensors ('{}')", t.name)));
-            }
-            if t.name == "rope_freqs.weight" {
-                return Err(ModelError::UnsupportedFeature("per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 style)".into()));
-            }
-        }
-        let tokenizer = Tokenizer::from_gguf(&g)?;
-        if tokenizer.vocab_size() != c.vocab_size {
-            return Err(ModelError::BadHyperParameter {
-                key: "tokenizer.ggml.tokens".into(),
-                value: tokenizer.vocab_size().to_string(),
-                why: format!("the vocabulary size differs from token_embd.weight's {} rows", c.vocab_size),
-            });
-        }
-        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
-        let token_embd = matrix(&g, &file, "token_embd.weight", c.vocab_size, d)?;
-        let mut layers = Vec::with_capacity(c.n_layer);
-        for i in 0..c.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            layers.push(LlamaLayer {
-                attn_norm: vector(&g, bytes, &n("attn_norm"), d)?,
-                attn_q: matrix(&g, &file, &n("attn_q"), q_dim, d)?,
-                attn_k: matrix(&g, &file, &n("attn_k"), kv_dim, d)?,
-                attn_v: matrix(&g, &file, &n("attn_v"), kv_dim, d)?,
-                attn_output: matrix(&g, &file, &n("attn_output"), d, q_dim)?,
-                ffn_norm: vector(&g, bytes, &n("ffn_norm"), d)?,
-                ffn_gate: matrix(&g, &file, &n("ffn_gate"), c.n_ff, d)?,
-                ffn_up: matrix(&g, &file, &n("ffn_up"), c.n_ff, d)?,
-                ffn_down: matrix(&g, &file, &n("ffn_down"), d, c.n_ff)?,
-            });
-        }
-        let output_norm = vector(&g, bytes, "output_norm.weight", d)?;
-        let output = match g.tensor("output.weight") {
-            Some(_) => Some(matrix(&g, &file, "output.weight", c.vocab_size, d)?),
-            None => None,
-        };
-        let mut types = std::collections::BTreeMap::new();
-        for t in &g.tensors {
-            *types.entry(t.ty.name().to_string()).or_insert(0usize) += 1;
-        }
-        let weights = LlamaWeights { token_embd, layers, output_norm, output };
-        let weight_bytes = g.tensors.iter().map(|t| t.data_range.len()).sum();
-        let info = ModelInfo {
-            name: g.get_str("general.name").unwrap_or("unnamed").to_string(),
-            architecture: arch,
-            file_bytes: bytes.len(),
-            weight_bytes,
-            tensor_types: types.into_iter().collect(),
-            tied_output: weights.output.is_none(),
-        };
-        Ok(Model { config: c, weights, tokenizer, info })
-    }
-}

@@ -9,6 +9,9 @@
 //! | Q4_0 | 32    | 18    | f16 d, 16 B nibbles: `(q - 8) * d`                 |
 //! | Q4_1 | 32    | 20    | f16 d, f16 m, 16 B nibbles: `q * d + m`            |
 //! | Q8_0 | 32    | 34    | f16 d, 32 x i8: `q * d`                            |
+//! | Q5_0 | 32    | 22    | f16 d, u32 high bits, 16 B nibbles: `(q - 16) * d` |
+//! | Q4_K | 256   | 144   | f16 d, f16 dmin, 12 B of 6-bit scales/mins, 128 B nibbles: 8 sub-blocks of 32, `q * (d·sc) - dmin·m` |
+//! | Q6_K | 256   | 210   | 128 B low nibbles, 64 B high 2-bit pairs, 16 × i8 scales, f16 d: 16 sub-blocks of 16, `(d·sc) * (q - 32)` |
 //!
 //! In the 4-bit formats byte `j` holds element `j` in its low nibble and element `j + 16`
 //! in its high nibble.
@@ -19,8 +22,10 @@ use super::gguf::GgmlType;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum QuantError {
-    #[error("tensor '{name}' has type {ty}, which attnlab cannot run yet (supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0)")]
+    #[error("tensor '{name}' has type {ty}, which attnlab cannot run yet (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K)")]
     UnsupportedType { name: String, ty: &'static str },
+    #[error("tensor '{name}' has {cols} columns, not a multiple of {ty}'s block of {block}")]
+    RaggedRows { name: String, ty: &'static str, cols: usize, block: usize },
     #[error("tensor '{name}' should have shape {expected:?} but has {found:?}")]
     WrongShape { name: String, expected: Vec<u64>, found: Vec<u64> },
 }
@@ -108,7 +113,7 @@ pub struct QTensor {
 
 impl QTensor {
     pub fn is_supported(ty: GgmlType) -> bool {
-        matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+        matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K)
     }
 
     /// A tensor owning its encoded blocks.
@@ -121,6 +126,10 @@ impl QTensor {
     pub fn from_shared(name: &str, ty: GgmlType, rows: usize, cols: usize, store: Arc<Vec<u8>>, range: std::ops::Range<usize>) -> Result<Self, QuantError> {
         if !Self::is_supported(ty) {
             return Err(QuantError::UnsupportedType { name: name.into(), ty: ty.name() });
+        }
+        let block = ty.block_geometry().0 as usize;
+        if cols % block != 0 {
+            return Err(QuantError::RaggedRows { name: name.into(), ty: ty.name(), cols, block });
         }
         let t = QTensor { name: name.into(), ty, rows, cols, store, range };
         let expected = t.row_bytes() * rows;
@@ -209,7 +218,68 @@ pub fn dequantize(ty: GgmlType, src: &[u8], out: &mut [f32]) {
                 }
             }
         }
+        GgmlType::Q5_0 => {
+            for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(22)) {
+                let d = rd_f16(b, 0);
+                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                for j in 0..16 {
+                    let q = b[6 + j];
+                    let h0 = (((qh >> j) << 4) & 0x10) as u8;
+                    let h1 = ((qh >> (j + 12)) & 0x10) as u8;
+                    o[j] = (((q & 0x0f) | h0) as i32 - 16) as f32 * d;
+                    o[j + 16] = (((q >> 4) | h1) as i32 - 16) as f32 * d;
+                }
+            }
+        }
+        GgmlType::Q4K => {
+            for (o, b) in out.chunks_exact_mut(QK_K).zip(src.chunks_exact(144)) {
+                let (d, dmin) = (rd_f16(b, 0), rd_f16(b, 2));
+                let scales = &b[4..16];
+                for (c, (o, q)) in o.chunks_exact_mut(64).zip(b[16..144].chunks_exact(32)).enumerate() {
+                    let (sc1, m1) = k4_scale_min(2 * c, scales);
+                    let (sc2, m2) = k4_scale_min(2 * c + 1, scales);
+                    let (d1, min1, d2, min2) = (d * sc1 as f32, dmin * m1 as f32, d * sc2 as f32, dmin * m2 as f32);
+                    for l in 0..32 {
+                        o[l] = d1 * (q[l] & 0x0f) as f32 - min1;
+                        o[l + 32] = d2 * (q[l] >> 4) as f32 - min2;
+                    }
+                }
+            }
+        }
+        GgmlType::Q6K => {
+            for (o, b) in out.chunks_exact_mut(QK_K).zip(src.chunks_exact(210)) {
+                let d = rd_f16(b, 208);
+                for half in 0..2 {
+                    let (ql, qh, sc) = (&b[half * 64..half * 64 + 64], &b[128 + half * 32..128 + half * 32 + 32], &b[192 + half * 8..192 + half * 8 + 8]);
+                    let o = &mut o[half * 128..half * 128 + 128];
+                    for l in 0..32 {
+                        let is = l / 16;
+                        let q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i32 - 32;
+                        let q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                        let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                        let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                        o[l] = d * (sc[is] as i8) as f32 * q1 as f32;
+                        o[l + 32] = d * (sc[is + 2] as i8) as f32 * q2 as f32;
+                        o[l + 64] = d * (sc[is + 4] as i8) as f32 * q3 as f32;
+                        o[l + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
+                    }
+                }
+            }
+        }
         other => unreachable!("QTensor::new refuses {}", other.name()),
+    }
+}
+
+/// Elements per K-quant super-block.
+pub const QK_K: usize = 256;
+
+/// Sub-block `j`'s 6-bit (scale, min) of a Q4_K super-block (ggml `get_scale_min_k4`).
+#[inline]
+pub fn k4_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        ((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -309,6 +379,80 @@ mod tests {
             for (a, b) in x.iter().zip(&out) {
                 assert!((a - b).abs() <= step, "{}: {a} vs {b}", ty.name());
             }
+        }
+    }
+
+    /// Pseudo-random bytes (an LCG), so every bit pattern of the quants gets exercised.
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (s >> 56) as u8
+            })
+            .collect()
+    }
+
+    /// Per-element references, written from the block layouts in ggml-common.h one element
+    /// at a time (no shared code with the block loops above).
+    fn q5_0_ref(b: &[u8], e: usize) -> f32 {
+        let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let byte = b[6 + e % 16];
+        let nib = if e < 16 { byte & 15 } else { byte >> 4 } as u32;
+        let q = nib | (((qh >> e) & 1) << 4);
+        (q as f32 - 16.0) * d
+    }
+    fn q4_k_ref(b: &[u8], e: usize) -> f32 {
+        let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        let dmin = f16_to_f32(u16::from_le_bytes([b[2], b[3]]));
+        let s = &b[4..16];
+        let sub = e / 32;
+        let (sc, m) = if sub < 4 { (s[sub] & 63, s[sub + 4] & 63) } else { ((s[sub + 4] & 15) | ((s[sub - 4] >> 6) << 4), (s[sub + 4] >> 4) | ((s[sub] >> 6) << 4)) };
+        let byte = b[16 + (e / 64) * 32 + e % 32];
+        let q = if (e % 64) < 32 { byte & 15 } else { byte >> 4 };
+        d * sc as f32 * q as f32 - dmin * m as f32
+    }
+    fn q6_k_ref(b: &[u8], e: usize) -> f32 {
+        let d = f16_to_f32(u16::from_le_bytes([b[208], b[209]]));
+        let (half, r) = (e / 128, e % 128);
+        let (g, l) = (r / 32, r % 32);
+        let lo = b[half * 64 + l + (g & 1) * 32];
+        let lo = if g < 2 { lo & 15 } else { lo >> 4 };
+        let hi = (b[128 + half * 32 + l] >> (2 * g)) & 3;
+        let sc = b[192 + half * 8 + l / 16 + 2 * g] as i8;
+        d * sc as f32 * ((lo | (hi << 4)) as i32 - 32) as f32
+    }
+
+    #[test]
+    fn q5_0_q4_k_q6_k_match_per_element_references() {
+        let half = |x: f32| f32_to_f16(x).to_le_bytes();
+        type Reference = fn(&[u8], usize) -> f32;
+        let cases: [(GgmlType, usize, usize, Reference, &[usize]); 3] = [
+            (GgmlType::Q5_0, 32, 22, q5_0_ref, &[0]),
+            (GgmlType::Q4K, 256, 144, q4_k_ref, &[0, 2]),
+            (GgmlType::Q6K, 256, 210, q6_k_ref, &[208]),
+        ];
+        for (ty, block, size, reference, scale_at) in cases {
+            let blocks = 7;
+            let mut src = bytes(blocks * size, ty.id() as u64);
+            for b in 0..blocks {
+                for (k, &at) in scale_at.iter().enumerate() {
+                    let v = half(0.013 * (b as f32 + 1.0) * if k == 0 { 1.0 } else { 0.7 } * if b % 2 == 1 { -1.0 } else { 1.0 });
+                    src[b * size + at..b * size + at + 2].copy_from_slice(&v);
+                }
+            }
+            let mut out = vec![f32::NAN; blocks * block];
+            dequantize(ty, &src, &mut out);
+            for b in 0..blocks {
+                for e in 0..block {
+                    let expect = reference(&src[b * size..(b + 1) * size], e);
+                    assert_eq!(out[b * block + e], expect, "{} block {b} element {e}", ty.name());
+                }
+            }
+            // A tensor of these blocks: rows must be whole blocks.
+            assert!(QTensor::new("t", ty, blocks, block, src.clone()).is_ok());
+            assert!(matches!(QTensor::new("t", ty, 1, block / 2 * 3, vec![0; size * 3 / 2]), Err(QuantError::RaggedRows { .. }) | Err(QuantError::WrongShape { .. })));
         }
     }
 }

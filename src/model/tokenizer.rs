@@ -1,7 +1,17 @@
-//! Byte-level BPE tokenizer built from GGUF metadata (`tokenizer.ggml.*`).
+//! Tokenizers built from GGUF metadata (`tokenizer.ggml.*`): byte-level BPE
+//! (`tokenizer.ggml.model = "gpt2"`: SmolLM2, Llama 3) and SentencePiece
+//! (`"llama"`: Gemma 3, TinyLlama).
 //!
-//! Pipeline, as llama.cpp (`llama-vocab.cpp`) and Hugging Face `tokenizers` run it for
-//! GPT-2-style vocabularies:
+//! SentencePiece, as llama.cpp's `llm_tokenizer_spm` runs it: control and user-defined tokens
+//! are matched whole first; each remaining fragment gets a leading space when
+//! `tokenizer.ggml.add_space_prefix` (default true) and it starts the text or follows a special
+//! token; spaces become `▁`; the fragment's characters are then merged pairwise, always the
+//! adjacent pair whose joined text is a token with the highest score (leftmost on ties); a
+//! final piece that is not a token falls back to its bytes (`<0xAB>` tokens), else `unk`.
+//! `tokenizer.ggml.add_bos_token` puts BOS first.
+//!
+//! Byte-level BPE pipeline, as llama.cpp (`llama-vocab.cpp`) and Hugging Face `tokenizers`
+//! run it for GPT-2-style vocabularies:
 //! 1. control / user-defined tokens written literally in the text (`<|im_start|>`) are
 //!    matched whole, longest first, and never split;
 //! 2. the rest is pre-tokenized by the regexes named by `tokenizer.ggml.pre` (for `smollm`:
@@ -21,7 +31,7 @@ use fancy_regex::Regex;
 pub enum TokenizerError {
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("tokenizer model '{0}' is not supported (attnlab runs byte-level BPE vocabularies: tokenizer.ggml.model = \"gpt2\")")]
+    #[error("tokenizer model '{0}' is not supported (attnlab runs byte-level BPE, tokenizer.ggml.model = \"gpt2\", and SentencePiece, \"llama\")")]
     UnsupportedModel(String),
     #[error("pre-tokenizer '{0}' is not supported (known: smollm, gpt2, llama-bpe/llama3, default)")]
     UnsupportedPre(String),
@@ -63,7 +73,23 @@ pub struct Token {
     pub end: usize,
 }
 
+/// Which algorithm `tokenizer.ggml.model` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerKind {
+    /// `gpt2`: byte-level BPE over `tokenizer.ggml.merges`.
+    Bpe,
+    /// `llama`: SentencePiece, merges by `tokenizer.ggml.scores`, byte fallback.
+    SentencePiece,
+}
+
 pub struct Tokenizer {
+    pub kind: TokenizerKind,
+    /// SentencePiece: each token's score (higher merges first).
+    scores: Vec<f32>,
+    /// SentencePiece: the `<0xAB>` token of each byte.
+    byte_tokens: [Option<u32>; 256],
+    /// SentencePiece: prepend a space to text that starts a fragment.
+    add_space_prefix: bool,
     /// id -> vocabulary string (in the GPT-2 byte alphabet for normal tokens).
     tokens: Vec<String>,
     token_to_id: HashMap<String, u32>,
@@ -92,11 +118,14 @@ impl std::fmt::Debug for Tokenizer {
 impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self, TokenizerError> {
         let model = g.get_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(TokenizerError::UnsupportedModel(model.to_string()));
-        }
+        let kind = match model {
+            "gpt2" => TokenizerKind::Bpe,
+            "llama" => TokenizerKind::SentencePiece,
+            other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
+        };
         let pre_name = g.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
         let patterns: Vec<&str> = match pre_name.as_str() {
+            _ if kind == TokenizerKind::SentencePiece => vec![],
             "smollm" => vec![r"\p{N}", GPT2_PATTERN],
             "gpt2" | "default" | "gpt-2" => vec![GPT2_PATTERN],
             "llama-bpe" | "llama3" | "llama-v3" => vec![LLAMA3_PATTERN],
@@ -123,7 +152,27 @@ impl Tokenizer {
             token_to_id.entry(t.clone()).or_insert(i as u32);
         }
         let mut merges = HashMap::new();
-        for (rank, m) in g.get_str_array("tokenizer.ggml.merges")?.into_iter().enumerate() {
+        let merge_list = match kind {
+            TokenizerKind::Bpe => g.get_str_array("tokenizer.ggml.merges")?,
+            TokenizerKind::SentencePiece => vec![],
+        };
+        let scores: Vec<f32> = match kind {
+            TokenizerKind::Bpe => vec![],
+            TokenizerKind::SentencePiece => {
+                let s = g.get_array("tokenizer.ggml.scores")?;
+                if s.len() != tokens.len() {
+                    return Err(TokenizerError::Inconsistent(format!("{} scores for {} tokens", s.len(), tokens.len())));
+                }
+                s.iter().map(|v| v.as_f64().map(|x| x as f32).ok_or_else(|| TokenizerError::Inconsistent("tokenizer.ggml.scores holds a non-number".into()))).collect::<Result<_, _>>()?
+            }
+        };
+        let mut byte_tokens = [None; 256];
+        if kind == TokenizerKind::SentencePiece {
+            for (b, slot) in byte_tokens.iter_mut().enumerate() {
+                *slot = token_to_id.get(&format!("<0x{b:02X}>")).copied();
+            }
+        }
+        for (rank, m) in merge_list.into_iter().enumerate() {
             let Some((a, b)) = m.split_once(' ') else {
                 return Err(TokenizerError::Inconsistent(format!("merge #{rank} '{m}' has no space")));
             };
@@ -149,6 +198,10 @@ impl Tokenizer {
 
         let id_opt = |key: &str| g.get_u64(key).ok().filter(|&v| v < tokens.len() as u64).map(|v| v as u32);
         Ok(Tokenizer {
+            kind,
+            scores,
+            byte_tokens,
+            add_space_prefix: g.get_bool("tokenizer.ggml.add_space_prefix").unwrap_or(true),
             unk_id: id_opt("tokenizer.ggml.unknown_token_id"),
             bos_id: id_opt("tokenizer.ggml.bos_token_id"),
             eos_id: id_opt("tokenizer.ggml.eos_token_id"),
@@ -184,7 +237,12 @@ impl Tokenizer {
     /// Tokens of `text` with their byte spans.
     pub fn encode_with_spans(&self, text: &str) -> Vec<Token> {
         let mut out = Vec::new();
+        if let (true, Some(bos)) = (self.add_bos, self.bos_id) {
+            out.push(Token { id: bos, start: 0, end: 0 });
+        }
         let mut pos = 0;
+        // SentencePiece's space prefix goes on text that starts the input or follows a special.
+        let mut after_special = true;
         while pos < text.len() {
             // Earliest special token at or after `pos`; longest wins at the same start.
             let next = self
@@ -196,11 +254,18 @@ impl Tokenizer {
                 Some((at, len, id)) => (at, Some((at, len, id))),
                 None => (text.len(), None),
             };
-            self.encode_plain(text, pos, plain_end, &mut out);
+            if plain_end > pos {
+                match self.kind {
+                    TokenizerKind::Bpe => self.encode_plain(text, pos, plain_end, &mut out),
+                    TokenizerKind::SentencePiece => self.spm(text, pos, plain_end, after_special && self.add_space_prefix, &mut out),
+                }
+                after_special = false;
+            }
             match special {
                 Some((at, len, id)) => {
                     out.push(Token { id, start: at, end: at + len });
                     pos = at + len;
+                    after_special = true;
                 }
                 None => pos = text.len(),
             }
@@ -303,11 +368,109 @@ impl Tokenizer {
         }
     }
 
+    /// SentencePiece over `text[start..end]`: characters merged by score (see the module
+    /// comment). A linked list of symbols and a max-heap of candidate pairs keep it
+    /// O(m log m); stale heap entries are skipped when popped.
+    fn spm(&self, text: &str, start: usize, end: usize, space_prefix: bool, out: &mut Vec<Token>) {
+        struct Sym {
+            text: String,
+            start: usize,
+            end: usize,
+            prev: usize,
+            next: usize,
+        }
+        const NONE: usize = usize::MAX;
+        let mut syms: Vec<Sym> = Vec::new();
+        let push_sym = |syms: &mut Vec<Sym>, t: String, s: usize, e: usize| {
+            let i = syms.len();
+            syms.push(Sym { text: t, start: s, end: e, prev: if i == 0 { NONE } else { i - 1 }, next: i + 1 });
+        };
+        if space_prefix {
+            push_sym(&mut syms, "\u{2581}".into(), start, start);
+        }
+        for (at, c) in text[start..end].char_indices() {
+            let t = if c == ' ' { "\u{2581}".to_string() } else { c.to_string() };
+            push_sym(&mut syms, t, start + at, start + at + c.len_utf8());
+        }
+        if let Some(last) = syms.last_mut() {
+            last.next = NONE;
+        }
+        // Max-heap on (score, leftmost): the entry also records both symbols' lengths so a
+        // pair that changed since it was pushed is recognised and skipped.
+        #[derive(PartialEq)]
+        struct Cand(f32, usize, usize, usize);
+        impl Eq for Cand {}
+        impl PartialOrd for Cand {
+            fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(o))
+            }
+        }
+        impl Ord for Cand {
+            fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+                self.0.total_cmp(&o.0).then(o.1.cmp(&self.1))
+            }
+        }
+        let candidate = |syms: &Vec<Sym>, l: usize| -> Option<Cand> {
+            if l == NONE || syms[l].next == NONE {
+                return None;
+            }
+            let r = syms[l].next;
+            let joined = format!("{}{}", syms[l].text, syms[r].text);
+            let id = *self.token_to_id.get(&joined)?;
+            Some(Cand(self.scores[id as usize], l, syms[l].text.len(), syms[r].text.len()))
+        };
+        let mut heap = BinaryHeap::new();
+        for l in 0..syms.len().saturating_sub(1) {
+            heap.extend(candidate(&syms, l));
+        }
+        while let Some(Cand(_, l, ll, rl)) = heap.pop() {
+            let r = syms[l].next;
+            if r == NONE || syms[l].text.len() != ll || syms[r].text.len() != rl || syms[l].text.is_empty() {
+                continue;
+            }
+            let right = std::mem::take(&mut syms[r].text);
+            syms[l].text.push_str(&right);
+            syms[l].end = syms[r].end;
+            syms[l].next = syms[r].next;
+            let nn = syms[l].next;
+            if nn != NONE {
+                syms[nn].prev = l;
+            }
+            let p = syms[l].prev;
+            if p != NONE {
+                heap.extend(candidate(&syms, p));
+            }
+            heap.extend(candidate(&syms, l));
+        }
+        let mut i = if syms.is_empty() { NONE } else { 0 };
+        while i != NONE {
+            let s = &syms[i];
+            if let Some(&id) = self.token_to_id.get(&s.text) {
+                out.push(Token { id, start: s.start, end: s.end });
+            } else {
+                // Byte fallback: each byte of the piece's text as its `<0xAB>` token; spans
+                // point at the input bytes where the piece's length allows.
+                for (k, b) in s.text.bytes().enumerate() {
+                    let Some(id) = self.byte_tokens[b as usize].or(self.unk_id) else { continue };
+                    let at = (s.start + k).min(s.end);
+                    out.push(Token { id, start: at, end: (at + 1).min(s.end.max(at)) });
+                }
+            }
+            i = syms[i].next;
+        }
+    }
+
     /// The raw bytes a token stands for.
     pub fn token_bytes(&self, id: u32) -> Result<Vec<u8>, TokenizerError> {
         let s = self.tokens.get(id as usize).ok_or(TokenizerError::BadId(id))?;
         if self.specials.iter().any(|(_, sid)| *sid == id) {
             return Ok(s.as_bytes().to_vec());
+        }
+        if self.kind == TokenizerKind::SentencePiece {
+            if let Some(b) = self.byte_tokens.iter().position(|&t| t == Some(id)) {
+                return Ok(vec![b as u8]);
+            }
+            return Ok(s.replace('\u{2581}', " ").into_bytes());
         }
         let mut out = Vec::with_capacity(s.len());
         for c in s.chars() {

@@ -1,15 +1,17 @@
-//! The CPU backend: an exact f32 Llama forward pass over quantized weights.
+//! The CPU backend: executes the architecture's forward pass ([`crate::model::Model::record`])
+//! op by op, exact f32 over quantized weights.
 
 pub mod ops;
 pub mod parallel;
 
 use ndarray::Array2;
 
-use super::{validate_input, Backend, EngineError, ForwardOptions, ForwardOutput, ForwardTimings, LogitsFor};
-use crate::analysis::trace::{AttentionTrace, LayerTrace};
+use super::{validate_input, Backend, EngineError, ForwardOptions, ForwardOutput, ForwardTimings};
+use crate::model::arch::{Act, AttnShape, Ops, RopeStyle, Vector};
+use crate::model::capture::{AttentionTrace, LayerTrace};
+use crate::model::quant::QTensor;
 use crate::model::Model;
 use crate::util::Clock;
-use ops::{add_assign, causal_attention, matmul_qt, rms_norm, rope, swiglu};
 
 #[derive(Debug, Default, Clone)]
 pub struct CpuBackend;
@@ -17,6 +19,83 @@ pub struct CpuBackend;
 impl CpuBackend {
     pub fn new() -> Self {
         CpuBackend
+    }
+}
+
+/// [`Ops`] on host memory: every call runs at once. Notes when the embedding and the
+/// logits step ran, for the stage timings.
+pub struct CpuOps {
+    clock: Clock,
+    embed_ms: f64,
+    logits_at_ms: Option<f64>,
+}
+
+impl CpuOps {
+    pub fn new() -> Self {
+        CpuOps { clock: Clock::start(), embed_ms: 0.0, logits_at_ms: None }
+    }
+}
+
+impl Default for CpuOps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ops for CpuOps {
+    type Buf = Vec<f32>;
+
+    fn buffer(&mut self, _label: &'static str, len: usize) -> Vec<f32> {
+        vec![0.0; len]
+    }
+
+    fn embed(&mut self, ids: &[u32], table: &QTensor, scale: f32, out: &mut Vec<f32>) {
+        let d = table.cols;
+        for (row, &id) in out.chunks_exact_mut(d).zip(ids) {
+            table.dequantize_row(id as usize, row);
+            if scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
+        }
+        self.embed_ms = self.clock.ms();
+    }
+
+    fn matmul(&mut self, x: &Vec<f32>, n: usize, w: &QTensor, out: &mut Vec<f32>) {
+        ops::matmul_qt(&x[..n * w.cols], n, w, &mut out[..n * w.rows]);
+    }
+
+    fn rms_norm(&mut self, x: &Vec<f32>, w: &Vector, eps: f32, out: &mut Vec<f32>) {
+        ops::rms_norm(x, w, eps, out);
+    }
+
+    fn rms_norm_in_place(&mut self, x: &mut Vec<f32>, w: &Vector, eps: f32) {
+        ops::rms_norm_in_place(x, w, eps);
+    }
+
+    fn rope(&mut self, x: &mut Vec<f32>, _n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle) {
+        ops::rope(x, heads, head_dim, rope_dim, base, 0, style);
+    }
+
+    fn attention(&mut self, s: AttnShape, q: &Vec<f32>, k: &Vec<f32>, v: &Vec<f32>, out: &mut Vec<f32>, lse: &mut Vec<f32>) {
+        ops::causal_attention(s, q, k, v, out, lse);
+    }
+
+    fn add(&mut self, x: &mut Vec<f32>, y: &Vec<f32>) {
+        ops::add_assign(x, y);
+    }
+
+    fn gated(&mut self, act: Act, gate: &mut Vec<f32>, up: &Vec<f32>) {
+        match act {
+            Act::Silu => ops::swiglu(gate, up),
+            Act::GeluTanh => ops::geglu_tanh(gate, up),
+        }
+    }
+
+    fn gather_rows(&mut self, x: &Vec<f32>, d: usize, rows: &[usize], out: &mut Vec<f32>) {
+        self.logits_at_ms.get_or_insert(self.clock.ms());
+        for (o, &r) in out.chunks_exact_mut(d).zip(rows) {
+            o.copy_from_slice(&x[r * d..(r + 1) * d]);
+        }
     }
 }
 
@@ -32,78 +111,27 @@ impl Backend for CpuBackend {
     fn forward(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
         validate_input(model, ids, opts)?;
         let c = &model.config;
-        let w = &model.weights;
         let n = ids.len();
-        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
-        let clock = Clock::start();
-
-        // (n, d): the residual stream.
-        let mut x = Array2::<f32>::zeros((n, d));
-        for (row, &id) in x.rows_mut().into_iter().zip(ids) {
-            let row = row.into_slice().expect("rows of a standard-layout array are contiguous");
-            w.token_embd.dequantize_row(id as usize, row);
-        }
-        let embed_ms = clock.ms();
-
-        let mut xn = Array2::<f32>::zeros((n, d)); // (n, d) normalised stream
-        let mut attn = Array2::<f32>::zeros((n, q_dim)); // (n, n_head * head_dim)
-        let mut proj = Array2::<f32>::zeros((n, d)); // (n, d) block output
-        let mut gate = Array2::<f32>::zeros((n, c.n_ff)); // (n, n_ff)
-        let mut up = Array2::<f32>::zeros((n, c.n_ff)); // (n, n_ff)
-        let mut trace = opts.capture_attention.then(|| AttentionTrace::new(c, n));
-
-        for layer in &w.layers {
-            rms_norm(x.as_slice().unwrap(), &layer.attn_norm, c.rms_eps, xn.as_slice_mut().unwrap());
-            let mut q = Array2::<f32>::zeros((n, q_dim)); // (n, n_head * head_dim)
-            let mut k = Array2::<f32>::zeros((n, kv_dim)); // (n, n_kv * head_dim)
-            let mut v = Array2::<f32>::zeros((n, kv_dim)); // (n, n_kv * head_dim)
-            matmul_qt(xn.as_slice().unwrap(), n, &layer.attn_q, q.as_slice_mut().unwrap());
-            matmul_qt(xn.as_slice().unwrap(), n, &layer.attn_k, k.as_slice_mut().unwrap());
-            matmul_qt(xn.as_slice().unwrap(), n, &layer.attn_v, v.as_slice_mut().unwrap());
-            rope(q.as_slice_mut().unwrap(), c.n_head, c.head_dim, c.rope_dim, c.rope_base, 0);
-            rope(k.as_slice_mut().unwrap(), c.n_head_kv, c.head_dim, c.rope_dim, c.rope_base, 0);
-            let mut lse = vec![0.0f32; c.n_head * n]; // (n_head, n)
-            causal_attention(q.as_slice().unwrap(), k.as_slice().unwrap(), v.as_slice().unwrap(), n, c.n_head, c.n_head_kv, c.head_dim, attn.as_slice_mut().unwrap(), &mut lse);
-            matmul_qt(attn.as_slice().unwrap(), n, &layer.attn_output, proj.as_slice_mut().unwrap());
-            add_assign(x.as_slice_mut().unwrap(), proj.as_slice().unwrap());
-
-            rms_norm(x.as_slice().unwrap(), &layer.ffn_norm, c.rms_eps, xn.as_slice_mut().unwrap());
-            matmul_qt(xn.as_slice().unwrap(), n, &layer.ffn_gate, gate.as_slice_mut().unwrap());
-            matmul_qt(xn.as_slice().unwrap(), n, &layer.ffn_up, up.as_slice_mut().unwrap());
-            swiglu(gate.as_slice_mut().unwrap(), up.as_slice().unwrap());
-            matmul_qt(gate.as_slice().unwrap(), n, &layer.ffn_down, proj.as_slice_mut().unwrap());
-            add_assign(x.as_slice_mut().unwrap(), proj.as_slice().unwrap());
-
-            if let Some(t) = trace.as_mut() {
-                t.layers.push(LayerTrace { q: q.into_raw_vec_and_offset().0, k: k.into_raw_vec_and_offset().0, lse });
-            }
-        }
-        let layers_ms = clock.ms() - embed_ms;
-
-        rms_norm(x.as_slice().unwrap(), &w.output_norm, c.rms_eps, xn.as_slice_mut().unwrap());
-        let final_hidden_norm_last = xn.row(n - 1).iter().map(|v| v * v).sum::<f32>().sqrt();
-        let positions: Vec<usize> = match &opts.logits_for {
-            LogitsFor::Last => vec![n - 1],
-            LogitsFor::All => (0..n).collect(),
-            LogitsFor::Positions(p) => p.iter().copied().filter(|&p| p < n).collect(),
-        };
-        let mut hidden = Array2::<f32>::zeros((positions.len(), d)); // (positions, d)
-        for (i, &p) in positions.iter().enumerate() {
-            hidden.row_mut(i).assign(&xn.row(p));
-        }
-        let output = w.output();
-        let mut logits = Array2::<f32>::zeros((positions.len(), output.rows)); // (positions, vocab)
-        if !positions.is_empty() {
-            matmul_qt(hidden.as_slice().unwrap(), positions.len(), output, logits.as_slice_mut().unwrap());
-        }
-        let total_ms = clock.ms();
+        let mut o = CpuOps::new();
+        let rec = model.record(&mut o, ids, opts);
+        let d = c.n_embd;
+        let final_hidden_norm_last = rec.hidden[(n - 1) * d..n * d].iter().map(|v| v * v).sum::<f32>().sqrt();
+        let vocab = if rec.positions.is_empty() { 0 } else { rec.logits.len() / rec.positions.len() };
+        let logits = Array2::from_shape_vec((rec.positions.len(), vocab), rec.logits).expect("logits are (positions, vocab)");
+        let trace = opts.capture_attention.then(|| {
+            let mut t = AttentionTrace::new(c, n);
+            t.layers = rec.layers.into_iter().map(|l| LayerTrace { q: l.q, k: l.k, lse: l.lse }).collect();
+            t
+        });
+        let total_ms = o.clock.ms();
+        let logits_at = o.logits_at_ms.unwrap_or(total_ms);
         Ok(ForwardOutput {
             backend: self.name().to_string(),
-            logit_positions: positions,
+            logit_positions: rec.positions,
             logits,
             final_hidden_norm_last,
             trace,
-            timings: ForwardTimings { embed_ms, layers_ms, logits_ms: total_ms - embed_ms - layers_ms, total_ms },
+            timings: ForwardTimings { embed_ms: o.embed_ms, layers_ms: logits_at - o.embed_ms, logits_ms: total_ms - logits_at, total_ms },
         })
     }
 }

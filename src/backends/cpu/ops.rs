@@ -1,6 +1,7 @@
 //! CPU kernels, f32 throughout. Buffers are row-major slices; shapes are in the comments.
 //! Each kernel has a plain scalar reference in `tests` below and a tolerance test.
 
+use crate::model::arch::{AttnShape, RopeStyle};
 use crate::model::quant::QTensor;
 
 use super::parallel::{for_each_index, SyncPtr};
@@ -72,10 +73,24 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotary embedding in place, llama.cpp NORM pairing: within each head, pairs
-/// `(x[2i], x[2i+1])` for `2i < rope_dim` rotate by `pos · base^(-2i/rope_dim)`.
+/// RMSNorm of each `weight.len()`-wide row of x, in place (Gemma's post-norms and per-head
+/// QK-norm).
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let d = weight.len();
+    for xr in x.chunks_exact_mut(d) {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for (v, w) in xr.iter_mut().zip(weight) {
+            *v = *v * inv * w;
+        }
+    }
+}
+
+/// Rotary embedding in place: within each head, pair `i < rope_dim/2` rotates by
+/// `pos · base^(-2i/rope_dim)`; the pair is `(x[2i], x[2i+1])` ([`RopeStyle::Adjacent`]) or
+/// `(x[i], x[i + rope_dim/2])` ([`RopeStyle::Halves`]).
 /// x: (n, n_heads * head_dim); row p is position `pos0 + p`.
-pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, rope_dim: usize, base: f32, pos0: usize) {
+pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, rope_dim: usize, base: f32, pos0: usize, style: RopeStyle) {
     let row = n_heads * head_dim;
     let half = rope_dim / 2;
     // Inverse frequencies as Hugging Face computes them: f32 `1 / base^(2i/d)`.
@@ -86,10 +101,13 @@ pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, rope_dim: usize, bas
             let angle = pos * f;
             let (sin, cos) = angle.sin_cos();
             for h in 0..n_heads {
-                let at = h * head_dim + 2 * i;
-                let (a, b) = (xr[at], xr[at + 1]);
+                let (at, bt) = match style {
+                    RopeStyle::Adjacent => (h * head_dim + 2 * i, h * head_dim + 2 * i + 1),
+                    RopeStyle::Halves => (h * head_dim + i, h * head_dim + i + half),
+                };
+                let (a, b) = (xr[at], xr[bt]);
                 xr[at] = a * cos - b * sin;
-                xr[at + 1] = a * sin + b * cos;
+                xr[bt] = a * sin + b * cos;
             }
         }
     }
@@ -102,13 +120,25 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `gate = gelu_tanh(gate) * up` (GeGLU, Gemma), GELU's tanh approximation as PyTorch's
+/// `gelu(approximate="tanh")`.
+pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for (g, u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()) * u;
+    }
+}
+
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
     }
 }
 
-/// Causal multi-head attention with GQA, tiled over query rows.
+/// Causal multi-head attention with GQA/MQA and an optional sliding window, tiled over query
+/// rows. With a window `w` a tile only scores keys from its first row's window start, so the
+/// cost is O(n·w), and row `i` puts exactly 0 on keys older than `i + 1 - w`.
 ///
 /// q: (n, n_head * hd), k and v: (n, n_kv * hd), out: (n, n_head * hd),
 /// lse: (n_head, n) — each query row's log-sum-exp of its scaled scores, from which any
@@ -116,7 +146,8 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 ///
 /// Query head `h` reads KV head `h / (n_head / n_kv)` (the grouping of Hugging Face's
 /// `repeat_kv` and llama.cpp's GQA broadcast).
-pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize, n_kv: usize, hd: usize, out: &mut [f32], lse: &mut [f32]) {
+pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32]) {
+    let (n, n_head, n_kv, hd) = (s.n, s.n_head, s.n_kv, s.head_dim);
     let (q_row, kv_row) = (n_head * hd, n_kv * hd);
     assert_eq!(q.len(), n * q_row);
     assert_eq!(k.len(), n * kv_row);
@@ -133,22 +164,25 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize
         let g = h / group;
         let q0 = t * ATTN_QUERY_TILE;
         let rows = ATTN_QUERY_TILE.min(n - q0);
-        let kv_len = q0 + rows; // causal: the tile's last row sees keys 0..q0+rows
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < rows * kv_len {
-                s.resize(rows * kv_len, 0.0);
+        let k_lo = s.first_key(q0); // the tile's first row sees the oldest key
+        let kv_len = q0 + rows - k_lo; // causal: the tile's last row sees keys up to q0+rows-1
+        SCRATCH.with(|s_| {
+            let s_ = &mut *s_.borrow_mut();
+            if s_.len() < rows * kv_len {
+                s_.resize(rows * kv_len, 0.0);
             }
-            let scores = &mut s[..rows * kv_len]; // (rows, kv_len)
+            let scores = &mut s_[..rows * kv_len]; // (rows, kv_len): keys k_lo..k_lo+kv_len
             // SAFETY: A = q rows q0.. of head h (rows × hd, row stride q_row); B = kᵀ of KV
             // head g (hd × kv_len); C = scores. All inside their slices.
             unsafe {
-                matrixmultiply::sgemm(rows, hd, kv_len, scale, q.as_ptr().add(q0 * q_row + h * hd), q_row as isize, 1, k.as_ptr().add(g * hd), 1, kv_row as isize, 0.0, scores.as_mut_ptr(), kv_len as isize, 1);
+                matrixmultiply::sgemm(rows, hd, kv_len, scale, q.as_ptr().add(q0 * q_row + h * hd), q_row as isize, 1, k.as_ptr().add(k_lo * kv_row + g * hd), 1, kv_row as isize, 0.0, scores.as_mut_ptr(), kv_len as isize, 1);
             }
             for r in 0..rows {
                 let i = q0 + r;
                 let row = &mut scores[r * kv_len..(r + 1) * kv_len];
-                let visible = &mut row[..=i];
+                let (first, last) = (s.first_key(i) - k_lo, i - k_lo);
+                row[..first].fill(0.0);
+                let visible = &mut row[first..=last];
                 let max = visible.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0.0f32;
                 for s in visible.iter_mut() {
@@ -159,14 +193,14 @@ pub fn causal_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize
                 for s in visible.iter_mut() {
                     *s *= inv;
                 }
-                row[i + 1..].fill(0.0);
+                row[last + 1..].fill(0.0);
                 // SAFETY: lse[h, i] belongs to this (h, tile) task only.
                 unsafe { *lse_ptr.get().add(h * n + i) = max + sum.ln() };
             }
             // SAFETY: A = probabilities (rows × kv_len); B = v of KV head g (kv_len × hd);
             // C = out rows q0.. of head h, written by this task only.
             unsafe {
-                matrixmultiply::sgemm(rows, kv_len, hd, 1.0, scores.as_ptr(), kv_len as isize, 1, v.as_ptr().add(g * hd), kv_row as isize, 1, 0.0, out_ptr.get().add(q0 * q_row + h * hd), q_row as isize, 1);
+                matrixmultiply::sgemm(rows, kv_len, hd, 1.0, scores.as_ptr(), kv_len as isize, 1, v.as_ptr().add(k_lo * kv_row + g * hd), kv_row as isize, 1, 0.0, out_ptr.get().add(q0 * q_row + h * hd), q_row as isize, 1);
             }
         });
     });
@@ -190,15 +224,16 @@ mod tests {
     }
 
     /// Plain triple-loop attention, f64 accumulation: the reference.
-    fn reference_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize, n_kv: usize, hd: usize) -> (Vec<f32>, Vec<f32>) {
+    fn reference_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize, n_kv: usize, hd: usize, window: Option<usize>) -> (Vec<f32>, Vec<f32>) {
         let mut out = vec![0.0; n * n_head * hd];
         let mut lse = vec![0.0; n_head * n];
         let scale = 1.0 / (hd as f64).sqrt();
         for h in 0..n_head {
             let g = h / (n_head / n_kv);
             for i in 0..n {
+                let lo = window.map(|w| (i + 1).saturating_sub(w)).unwrap_or(0);
                 let s: Vec<f64> = (0..=i)
-                    .map(|j| (0..hd).map(|d| q[i * n_head * hd + h * hd + d] as f64 * k[j * n_kv * hd + g * hd + d] as f64).sum::<f64>() * scale)
+                    .map(|j| if j < lo { f64::NEG_INFINITY } else { 1.0 } * (0..hd).map(|d| q[i * n_head * hd + h * hd + d] as f64 * k[j * n_kv * hd + g * hd + d] as f64).sum::<f64>() * scale)
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
@@ -220,8 +255,8 @@ mod tests {
             let v = values(n * n_kv * hd, 3);
             let mut out = vec![0.0; q.len()];
             let mut lse = vec![0.0; n_head * n];
-            causal_attention(&q, &k, &v, n, n_head, n_kv, hd, &mut out, &mut lse);
-            let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd);
+            causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse);
+            let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, None);
             let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(eo < 1e-5 && el < 1e-4, "n={n}: out err {eo}, lse err {el}");
@@ -236,8 +271,8 @@ mod tests {
         let v = values(n * n_kv * hd, 6);
         let mut out = vec![0.0; q.len()];
         let mut lse = vec![0.0; n_head * n];
-        causal_attention(&q, &k, &v, n, n_head, n_kv, hd, &mut out, &mut lse);
-        let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd);
+        causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse);
+        let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, None);
         for i in [0, 1, 63, 64, 500, 999] {
             for h in 0..n_head {
                 assert!((lse[h * n + i] - rl[h * n + i]).abs() < 1e-4);
@@ -274,11 +309,60 @@ mod tests {
     }
 
     #[test]
+    fn sliding_window_attention_matches_reference_on_edge_sizes() {
+        // MQA with Gemma's head size; windows shorter, equal to and longer than the tiles.
+        let (n_head, n_kv, hd) = (4, 1, 256);
+        for (n, w) in [(1, 1), (5, 1), (70, 3), (130, 64), (130, 65), (200, 512), (300, 100)] {
+            let q: Vec<f32> = values(n * n_head * hd, 11).iter().map(|x| x * 2.0).collect();
+            let k: Vec<f32> = values(n * n_kv * hd, 12).iter().map(|x| x * 2.0).collect();
+            let v = values(n * n_kv * hd, 13);
+            let mut out = vec![0.0; q.len()];
+            let mut lse = vec![0.0; n_head * n];
+            causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window: Some(w) }, &q, &k, &v, &mut out, &mut lse);
+            let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, Some(w));
+            let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(eo < 1e-5 && el < 1e-4, "n={n} w={w}: out err {eo}, lse err {el}");
+        }
+    }
+
+    #[test]
+    fn rope_halves_pairs_i_with_i_plus_half() {
+        let (hd, heads) = (8, 1);
+        let mut x = values(3 * hd, 10);
+        let orig = x.clone();
+        rope(&mut x, heads, hd, hd, 10000.0, 0, RopeStyle::Halves);
+        // Position 2, pair 1 = (x[1], x[5]) rotates by 2 · 10000^(-2/8).
+        let theta = 2.0 * 10000f32.powf(-2.0 / 8.0);
+        let (a, b) = (orig[2 * hd + 1], orig[2 * hd + 5]);
+        assert!((x[2 * hd + 1] - (a * theta.cos() - b * theta.sin())).abs() < 1e-5);
+        assert!((x[2 * hd + 5] - (a * theta.sin() + b * theta.cos())).abs() < 1e-5);
+        assert_eq!(&x[..hd], &orig[..hd]);
+    }
+
+    #[test]
+    fn geglu_matches_erf_free_formula_and_known_values() {
+        let mut g = vec![0.0, 1.0, -3.0, 10.0];
+        geglu_tanh(&mut g, &[1.0, 2.0, 1.0, 0.5]);
+        // gelu_tanh(1) = 0.841192, gelu_tanh(-3) = -0.003637 (PyTorch), gelu(10) ≈ 10.
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 2.0 * 0.841192).abs() < 1e-5, "{}", g[1]);
+        assert!((g[2] + 0.003637).abs() < 1e-5, "{}", g[2]);
+        assert!((g[3] - 5.0).abs() < 1e-5);
+        let mut x = vec![1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 0.0, 2.0];
+        rms_norm_in_place(&mut x, &[1.0, 2.0, 1.0, 0.5], 1e-6);
+        let inv = 1.0 / (7.5f32 + 1e-6).sqrt();
+        assert!((x[1] - 2.0 * inv * 2.0).abs() < 1e-6);
+        let inv2 = 1.0 / (5.25f32 / 4.0 + 1e-6).sqrt();
+        assert!((x[7] - 2.0 * inv2 * 0.5).abs() < 1e-6);
+    }
+
+    #[test]
     fn rope_rotates_adjacent_pairs_and_keeps_norm() {
         let (hd, heads) = (8, 2);
         let mut x = values(3 * heads * hd, 9);
         let orig = x.clone();
-        rope(&mut x, heads, hd, hd, 10000.0, 0);
+        rope(&mut x, heads, hd, hd, 10000.0, 0, RopeStyle::Adjacent);
         // Position 0 is the identity.
         assert_eq!(&x[..heads * hd], &orig[..heads * hd]);
         // Position 2, pair 0 rotates by 2 radians.

@@ -21,26 +21,39 @@ pub mod sources {
     pub const NAIVE_ATTENTION: &str = include_str!("../../../shaders/naive_attention.wgsl");
     pub const ATTENTION_MAPS: &str = include_str!("../../../shaders/attention_maps.wgsl");
 
-    /// A weight-reading kernel specialised to one storage format.
+    /// A weight-reading kernel specialised to one storage format; the format constants come
+    /// from `weights.rs`, the one place that defines them.
     pub fn with_format(kernel: &str, format: u32) -> String {
-        format!("const FORMAT: u32 = {format}u;\n{DEQUANT}\n{kernel}")
+        use super::super::weights::{FORMAT_F32, FORMAT_Q4, FORMAT_Q8, FORMAT_Q8S16};
+        format!("const FORMAT: u32 = {format}u;\nconst FORMAT_Q4: u32 = {FORMAT_Q4}u;\nconst FORMAT_Q8: u32 = {FORMAT_Q8}u;\nconst FORMAT_F32: u32 = {FORMAT_F32}u;\nconst FORMAT_Q8S16: u32 = {FORMAT_Q8S16}u;\n{DEQUANT}\n{kernel}")
+    }
+
+    /// Where an attention kernel's dot product reads its operands.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum DotOperands {
+        /// flash_attention.wgsl: q in registers (`qv`), k staged in workgroup memory (`k_tile`).
+        RegistersAndTile,
+        /// attention_maps.wgsl, naive_attention.wgsl: both from storage at offsets `qb`, `kb`.
+        Storage,
+    }
+
+    /// Keys per staged K/V tile of the flash kernel: 8 KiB of workgroup memory for K and V.
+    pub fn flash_keys_per_tile(head_dim: usize) -> usize {
+        (1024 / head_dim).clamp(1, 16)
     }
 
     /// An attention kernel specialised to one head size, with its `UNROLLED_*` markers
     /// expanded into straight-line vec4 code over the head dimension.
-    pub fn with_head_dim(kernel: &str, head_dim: usize) -> String {
+    pub fn with_head_dim(kernel: &str, head_dim: usize, operands: DotOperands) -> String {
         let hd4 = head_dim / 4;
-        // flash_attention.wgsl keeps q in registers (qv) and k in workgroup memory (k_tile);
-        // attention_maps.wgsl reads both from storage at offsets qb and kb.
-        let dot = if kernel.contains("var<workgroup> k_tile") {
-            (0..hd4).map(|i| format!("dot(qv[{i}], k_tile[kb + {i}u])")).collect::<Vec<_>>().join(" + ")
-        } else {
-            (0..hd4).map(|i| format!("dot(q[qb + {i}u], k[kb + {i}u])")).collect::<Vec<_>>().join(" + ")
+        let dot = match operands {
+            DotOperands::RegistersAndTile => (0..hd4).map(|i| format!("dot(qv[{i}], k_tile[kb + {i}u])")).collect::<Vec<_>>().join(" + "),
+            DotOperands::Storage => (0..hd4).map(|i| format!("dot(q[qb + {i}u], k[kb + {i}u])")).collect::<Vec<_>>().join(" + "),
         };
         let rescale = (0..hd4).map(|i| format!("acc[{i}] = acc[{i}] * corr;")).collect::<Vec<_>>().join(" ");
         let accumulate = (0..hd4).map(|i| format!("acc[{i}] = fma(vec4<f32>(pj), v_tile[kb + {i}u], acc[{i}]);")).collect::<Vec<_>>().join(" ");
         let body = kernel.replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);
-        format!("const HEAD_DIM: u32 = {head_dim}u;\n{body}")
+        format!("const HEAD_DIM: u32 = {head_dim}u;\nconst BC: u32 = {}u;\n{body}", flash_keys_per_tile(head_dim))
     }
 }
 

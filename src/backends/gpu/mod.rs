@@ -1,6 +1,6 @@
-//! The GPU backend: the whole Llama forward pass in WGSL (`shaders/`), recorded into one
-//! command encoder per pass, with the tiled flash-attention kernel; only what was asked
-//! (logits, and Q/K/LSE for the attention trace) is read back.
+//! The GPU backend: the architecture's forward pass (`Model::record`) recorded op by op into
+//! one command encoder, kernels in WGSL (`shaders/`) with the tiled flash-attention kernel;
+//! only what was asked (logits, and Q/K/LSE for the attention trace) is read back.
 
 pub mod context;
 pub mod ops;
@@ -10,13 +10,14 @@ use std::sync::Mutex;
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::Backend;
-use super::{validate_input, EngineError, ForwardOptions, ForwardOutput, ForwardTimings, LogitsFor};
-use crate::analysis::trace::{AttentionTrace, LayerTrace};
+use super::{validate_input, EngineError, ForwardOptions, ForwardOutput, ForwardTimings};
+use crate::model::arch::{Act, AttnShape, Ops, RopeStyle, Vector};
+use crate::model::capture::{AttentionTrace, LayerTrace};
+use crate::model::quant::QTensor;
 use crate::model::Model;
 use crate::util::Clock;
 use context::{GpuContext, GpuError};
 use ndarray::Array2;
-use ops::AttnShape;
 use weights::{fingerprint, GpuWeights};
 
 impl From<GpuError> for EngineError {
@@ -34,7 +35,8 @@ pub struct GpuBackend {
 
 /// Per-layer post-RoPE Q, K and LSE of a forward pass, resident on the device.
 pub struct GpuTrace {
-    pub shape: AttnShape,
+    /// Per layer (the window differs between layers).
+    pub shapes: Vec<AttnShape>,
     pub layers: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>, // q (n, n_head·hd), k (n, n_kv·hd), lse (n_head, n)
 }
 
@@ -44,14 +46,14 @@ impl GpuBackend {
         let guard = self.last_trace.lock().expect("trace lock");
         let t = guard.as_ref().ok_or_else(|| EngineError::Unavailable("gpu".into(), "no captured forward pass yet".into()))?;
         let l = t.layers.get(layer).ok_or_else(|| EngineError::Unavailable("gpu".into(), format!("layer {layer} does not exist")))?;
-        Ok(f(&self.ctx, t.shape, l)?)
+        Ok(f(&self.ctx, t.shapes[layer], l)?)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
     fn check_head(&self, head: usize) -> Result<(), EngineError> {
         let guard = self.last_trace.lock().expect("trace lock");
         match guard.as_ref() {
-            Some(t) if head < t.shape.n_head => Ok(()),
+            Some(t) if t.shapes.first().is_some_and(|s| head < s.n_head) => Ok(()),
             _ => Err(EngineError::Unavailable("gpu".into(), format!("head {head} does not exist or nothing was captured"))),
         }
     }
@@ -127,8 +129,8 @@ impl GpuBackend {
     pub async fn forward_async(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
         validate_input(model, ids, opts)?;
         let c = &model.config;
-        if c.head_dim % 4 != 0 || c.group_size() > ops::FLASH_WG as usize {
-            return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
+        if c.head_dim % 4 != 0 || c.head_dim > 256 || c.group_size() > ops::FLASH_WG as usize {
+            return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most 256, and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
         }
         Ok(self.run(model, ids, opts).await?)
     }
@@ -142,66 +144,17 @@ impl GpuBackend {
         let ctx = &self.ctx;
         let c = &model.config;
         let n = ids.len();
-        let (d, q_dim, kv_dim) = (c.n_embd, c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
-        let shape = AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim };
+        let d = c.n_embd;
 
-        let ids_buf = ctx.upload("ids", ids); // (n) u32
-        let table = ctx.upload("rope table", &ops::rope_table(n, c.rope_dim, c.rope_base)); // (n, rope_dim/2, 2)
-        let x = ctx.scratch("residual", n * d); // (n, d)
-        let xn = ctx.scratch("normed", n * d); // (n, d)
-        let attn = ctx.scratch("attention out", n * q_dim); // (n, n_head·hd)
-        let proj = ctx.scratch("projection", n * d); // (n, d)
-        let gate = ctx.scratch("ffn gate", n * c.n_ff); // (n, n_ff)
-        let up = ctx.scratch("ffn up", n * c.n_ff); // (n, n_ff)
-        let v = ctx.scratch("v", n * kv_dim); // (n, n_kv·hd)
-        // Q, K (n, ·) and LSE (n_head, n): one set per layer when captured, else reused.
-        let per_layer = if opts.capture_attention { c.n_layer } else { 1 };
-        let qs: Vec<_> = (0..per_layer).map(|_| ctx.scratch("q", n * q_dim)).collect();
-        let ks: Vec<_> = (0..per_layer).map(|_| ctx.scratch("k", n * kv_dim)).collect();
-        let lses: Vec<_> = (0..per_layer).map(|_| ctx.scratch("lse", c.n_head * n)).collect();
-
-        let mut enc = ctx.encoder("forward");
-        ops::embed(ctx, &mut enc, &ids_buf, n, &w.token_embd, &x);
-        for (i, layer) in w.layers.iter().enumerate() {
-            let slot = if opts.capture_attention { i } else { 0 };
-            let (q, k, lse) = (&qs[slot], &ks[slot], &lses[slot]);
-            ops::rmsnorm(ctx, &mut enc, &x, &layer.attn_norm, &xn, n, d, c.rms_eps);
-            ops::matmul(ctx, &mut enc, &xn, 0, n, &layer.attn_q, q);
-            ops::matmul(ctx, &mut enc, &xn, 0, n, &layer.attn_k, k);
-            ops::matmul(ctx, &mut enc, &xn, 0, n, &layer.attn_v, &v);
-            ops::rope(ctx, &mut enc, q, &table, n, c.n_head, c.head_dim, c.rope_dim);
-            ops::rope(ctx, &mut enc, k, &table, n, c.n_head_kv, c.head_dim, c.rope_dim);
-            ops::flash_attention(ctx, &mut enc, shape, q, k, &v, &attn, lse);
-            ops::matmul(ctx, &mut enc, &attn, 0, n, &layer.attn_output, &proj);
-            ops::add(ctx, &mut enc, &x, &proj, n * d);
-            ops::rmsnorm(ctx, &mut enc, &x, &layer.ffn_norm, &xn, n, d, c.rms_eps);
-            ops::matmul(ctx, &mut enc, &xn, 0, n, &layer.ffn_gate, &gate);
-            ops::matmul(ctx, &mut enc, &xn, 0, n, &layer.ffn_up, &up);
-            ops::swiglu(ctx, &mut enc, &gate, &up, n * c.n_ff);
-            ops::matmul(ctx, &mut enc, &gate, 0, n, &layer.ffn_down, &proj);
-            ops::add(ctx, &mut enc, &x, &proj, n * d);
-        }
-        ops::rmsnorm(ctx, &mut enc, &x, &w.output_norm, &xn, n, d, c.rms_eps);
-        // Logits for the contiguous range covering the requested positions.
-        let positions: Vec<usize> = match &opts.logits_for {
-            LogitsFor::Last => vec![n - 1],
-            LogitsFor::All => (0..n).collect(),
-            LogitsFor::Positions(p) => p.iter().copied().filter(|&p| p < n).collect(),
-        };
-        let (lo, hi) = (positions.iter().copied().min().unwrap_or(0), positions.iter().copied().max().unwrap_or(0));
-        let span = if positions.is_empty() { 0 } else { hi - lo + 1 };
-        let out = w.output();
-        let logits_buf = ctx.scratch("logits", span * out.rows); // (span, vocab)
-        if span > 0 {
-            ops::matmul(ctx, &mut enc, &xn, lo, span, out, &logits_buf);
-        }
-        let mut reads: Vec<(&wgpu::Buffer, usize, usize)> = vec![(&logits_buf, 0, span * out.rows), (&xn, (n - 1) * d, d)];
-        if opts.capture_attention {
-            for i in 0..c.n_layer {
-                reads.push((&qs[i], 0, n * q_dim));
-                reads.push((&ks[i], 0, n * kv_dim));
-                reads.push((&lses[i], 0, c.n_head * n));
-            }
+        // Record the architecture's pass into one encoder, then stage what is read back.
+        let mut o = GpuOps { ctx, w, enc: ctx.encoder("forward"), tables: Vec::new() };
+        let rec = model.record(&mut o, ids, opts);
+        let mut enc = o.enc;
+        let mut reads: Vec<(&wgpu::Buffer, usize, usize)> = vec![(&rec.logits.buf, 0, rec.logits.len), (&rec.hidden.buf, (n - 1) * d, d)];
+        for l in &rec.layers {
+            reads.push((&l.q.buf, 0, l.q.len));
+            reads.push((&l.k.buf, 0, l.k.len));
+            reads.push((&l.lse.buf, 0, l.lse.len));
         }
         let staged = ctx.stage_ranges(&mut enc, &reads);
         let record_ms = clock.ms();
@@ -209,13 +162,10 @@ impl GpuBackend {
         let mut data = ctx.read_staged_async(staged).await?.into_iter();
         let gpu_ms = clock.ms() - record_ms;
 
-        let span_logits = data.next().expect("logits staged");
+        let logits_flat = data.next().expect("logits staged");
         let last_hidden = data.next().expect("hidden staged");
-        let mut logits = Array2::<f32>::zeros((positions.len(), out.rows)); // (positions, vocab)
-        for (i, &p) in positions.iter().enumerate() {
-            let row = &span_logits[(p - lo) * out.rows..(p - lo + 1) * out.rows];
-            logits.row_mut(i).as_slice_mut().expect("contiguous").copy_from_slice(row);
-        }
+        let vocab = if rec.positions.is_empty() { 0 } else { logits_flat.len() / rec.positions.len() };
+        let logits = Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)");
         let trace = opts.capture_attention.then(|| {
             let mut t = AttentionTrace::new(c, n);
             for _ in 0..c.n_layer {
@@ -227,13 +177,14 @@ impl GpuBackend {
             t
         });
         if opts.capture_attention {
-            let layers = qs.into_iter().zip(ks).zip(lses).map(|((q, k), l)| (q, k, l)).collect();
-            *self.last_trace.lock().expect("trace lock") = Some(GpuTrace { shape, layers });
+            let shapes = c.layer_window.iter().map(|&window| AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window }).collect();
+            let layers = rec.layers.into_iter().map(|l| (l.q.buf, l.k.buf, l.lse.buf)).collect();
+            *self.last_trace.lock().expect("trace lock") = Some(GpuTrace { shapes, layers });
         }
         let total_ms = clock.ms();
         Ok(ForwardOutput {
             backend: "gpu".to_string(),
-            logit_positions: positions,
+            logit_positions: rec.positions,
             logits,
             final_hidden_norm_last: last_hidden.iter().map(|v| v * v).sum::<f32>().sqrt(),
             trace,
@@ -241,6 +192,88 @@ impl GpuBackend {
             // weight upload (zero once resident) plus recording.
             timings: ForwardTimings { embed_ms: record_ms, layers_ms: gpu_ms, logits_ms: total_ms - record_ms - gpu_ms, total_ms },
         })
+    }
+}
+
+/// A GPU buffer of `len` f32 values.
+pub struct GpuBuf {
+    pub buf: wgpu::Buffer,
+    pub len: usize,
+}
+
+/// [`Ops`] recorded into one command encoder; weights are the resident copies of the host
+/// tensors the pass names.
+struct GpuOps<'a> {
+    ctx: &'a GpuContext,
+    w: &'a GpuWeights,
+    enc: wgpu::CommandEncoder,
+    /// RoPE cos/sin tables made in this pass: ((n, rope_dim, base bits), (n, rope_dim/2, 2)).
+    tables: Vec<((usize, usize, u32), wgpu::Buffer)>,
+}
+
+impl Ops for GpuOps<'_> {
+    type Buf = GpuBuf;
+
+    fn buffer(&mut self, label: &'static str, len: usize) -> GpuBuf {
+        GpuBuf { buf: self.ctx.scratch(label, len), len }
+    }
+
+    fn embed(&mut self, ids: &[u32], table: &QTensor, scale: f32, out: &mut GpuBuf) {
+        let ids_buf = self.ctx.upload("ids", ids); // (n) u32
+        ops::embed(self.ctx, &mut self.enc, &ids_buf, ids.len(), self.w.matrix(table), scale, &out.buf);
+    }
+
+    fn matmul(&mut self, x: &GpuBuf, n: usize, w: &QTensor, out: &mut GpuBuf) {
+        ops::matmul(self.ctx, &mut self.enc, &x.buf, 0, n, self.w.matrix(w), &out.buf);
+    }
+
+    fn rms_norm(&mut self, x: &GpuBuf, w: &Vector, eps: f32, out: &mut GpuBuf) {
+        ops::rmsnorm(self.ctx, &mut self.enc, &x.buf, self.w.vector(w), &out.buf, x.len / w.len(), w.len(), eps);
+    }
+
+    fn rms_norm_in_place(&mut self, x: &mut GpuBuf, w: &Vector, eps: f32) {
+        // A binding cannot be read and written by one dispatch: normalise a copy back into x.
+        let tmp = self.ctx.scratch("norm input", x.len);
+        self.enc.copy_buffer_to_buffer(&x.buf, 0, &tmp, 0, (x.len * 4) as u64);
+        ops::rmsnorm(self.ctx, &mut self.enc, &tmp, self.w.vector(w), &x.buf, x.len / w.len(), w.len(), eps);
+    }
+
+    fn rope(&mut self, x: &mut GpuBuf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle) {
+        let key = (n, rope_dim, base.to_bits());
+        if !self.tables.iter().any(|(k, _)| *k == key) {
+            let t = self.ctx.upload("rope table", &ops::rope_table(n, rope_dim, base));
+            self.tables.push((key, t));
+        }
+        let table = &self.tables.iter().find(|(k, _)| *k == key).expect("made above").1;
+        ops::rope(self.ctx, &mut self.enc, &x.buf, table, n, heads, head_dim, rope_dim, style);
+    }
+
+    fn attention(&mut self, s: AttnShape, q: &GpuBuf, k: &GpuBuf, v: &GpuBuf, out: &mut GpuBuf, lse: &mut GpuBuf) {
+        ops::flash_attention(self.ctx, &mut self.enc, s, &q.buf, &k.buf, &v.buf, &out.buf, &lse.buf);
+    }
+
+    fn add(&mut self, x: &mut GpuBuf, y: &GpuBuf) {
+        ops::add(self.ctx, &mut self.enc, &x.buf, &y.buf, x.len);
+    }
+
+    fn gated(&mut self, act: Act, gate: &mut GpuBuf, up: &GpuBuf) {
+        match act {
+            Act::Silu => ops::swiglu(self.ctx, &mut self.enc, &gate.buf, &up.buf, gate.len),
+            Act::GeluTanh => ops::geglu(self.ctx, &mut self.enc, &gate.buf, &up.buf, gate.len),
+        }
+    }
+
+    fn gather_rows(&mut self, x: &GpuBuf, d: usize, rows: &[usize], out: &mut GpuBuf) {
+        // One copy per run of consecutive rows.
+        let mut i = 0;
+        while i < rows.len() {
+            let mut j = i + 1;
+            while j < rows.len() && rows[j] == rows[j - 1] + 1 {
+                j += 1;
+            }
+            self.enc.copy_buffer_to_buffer(&x.buf, (rows[i] * d * 4) as u64, &out.buf, (i * d * 4) as u64, ((j - i) * d * 4) as u64);
+            i = j;
+        }
     }
 }
 

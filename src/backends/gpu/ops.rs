@@ -3,8 +3,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::context::{sources, GpuContext, Slot};
+use super::context::{sources, sources::DotOperands, GpuContext, Slot};
 use super::weights::GpuMatrix;
+pub use crate::model::arch::AttnShape;
+use crate::model::arch::RopeStyle;
 
 /// Workgroup geometry, mirrored from the WGSL constants.
 pub const MATMUL_TILE_ROWS: u32 = 64;
@@ -47,13 +49,24 @@ struct Dims4 {
     d: u32,
 }
 
-/// out (n, d) = rows `ids` of the embedding matrix.
-pub fn embed(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, ids: &wgpu::Buffer, n: usize, w: &GpuMatrix, out: &wgpu::Buffer) {
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbedParams {
+    n: u32,
+    d: u32,
+    row0: u32,
+    rows: u32,
+    scale: f32,
+    _pad: [u32; 3],
+}
+
+/// out (n, d) = `scale` · rows `ids` of the embedding matrix.
+pub fn embed(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, ids: &wgpu::Buffer, n: usize, w: &GpuMatrix, scale: f32, out: &wgpu::Buffer) {
     let k = ctx.kernel(&format!("embed/{}", w.format), || sources::with_format(sources::EMBED, w.format), "embed", &WEIGHT_SLOTS);
     // One dispatch per row part (a vocabulary larger than one binding is split by rows);
     // each writes the tokens whose ids fall in its rows.
     for part in &w.parts {
-        let u = ctx.uniform("embed params", &Dims4 { a: n as u32, b: w.cols as u32, c: part.row0 as u32, d: part.rows as u32 });
+        let u = ctx.uniform("embed params", &EmbedParams { n: n as u32, d: w.cols as u32, row0: part.row0 as u32, rows: part.rows as u32, scale, _pad: [0; 3] });
         let groups = (((n * w.cols) as u32).div_ceil(ELEMENTWISE_WG), 1, 1);
         ctx.dispatch(enc, "embed", &k, &[&u, &part.quants, &part.scales, &part.mins, ids, out], groups);
     }
@@ -75,11 +88,23 @@ pub fn rmsnorm(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffe
     ctx.dispatch(enc, "rmsnorm", &k, &[&u, x, w, y], (n as u32, 1, 1));
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RopeParams {
+    n: u32,
+    heads: u32,
+    head_dim: u32,
+    half: u32,
+    halves: u32,
+    _pad: [u32; 3],
+}
+
 /// RoPE in place on x (n, heads · head_dim) with a host-made (n, half, 2) cos/sin table.
-pub fn rope(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, table: &wgpu::Buffer, n: usize, heads: usize, head_dim: usize, rope_dim: usize) {
+#[allow(clippy::too_many_arguments)]
+pub fn rope(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, table: &wgpu::Buffer, n: usize, heads: usize, head_dim: usize, rope_dim: usize, style: RopeStyle) {
     let k = ctx.kernel("rope", || sources::ROPE.to_string(), "rope", &[Slot::Uniform, Slot::Read, Slot::ReadWrite]);
     let half = rope_dim / 2;
-    let u = ctx.uniform("rope params", &Dims4 { a: n as u32, b: heads as u32, c: head_dim as u32, d: half as u32 });
+    let u = ctx.uniform("rope params", &RopeParams { n: n as u32, heads: heads as u32, head_dim: head_dim as u32, half: half as u32, halves: (style == RopeStyle::Halves) as u32, _pad: [0; 3] });
     ctx.dispatch(enc, "rope", &k, &[&u, table, x], (((n * heads * half) as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
 }
 
@@ -109,6 +134,11 @@ pub fn add(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, a: &wgpu::Buffer, b
     elementwise(ctx, enc, "add", a, b, len)
 }
 
+/// gate = gelu_tanh(gate) · up (len values).
+pub fn geglu(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, gate: &wgpu::Buffer, up: &wgpu::Buffer, len: usize) {
+    elementwise(ctx, enc, "geglu", gate, up, len)
+}
+
 /// gate = silu(gate) · up (len values).
 pub fn swiglu(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, gate: &wgpu::Buffer, up: &wgpu::Buffer, len: usize) {
     elementwise(ctx, enc, "swiglu", gate, up, len)
@@ -123,35 +153,22 @@ struct AttnParams {
     group: u32,
     q_tile_or_h0: u32,
     scale: f32,
-    _pad: [u32; 2],
+    window: u32,
+    _pad: u32,
 }
 
-/// Attention shapes.
-#[derive(Clone, Copy, Debug)]
-pub struct AttnShape {
-    pub n: usize,
-    pub n_head: usize,
-    pub n_kv: usize,
-    pub head_dim: usize,
-}
-
-impl AttnShape {
-    fn group(&self) -> usize {
-        self.n_head / self.n_kv
-    }
-    /// Query positions per flash workgroup.
-    pub fn flash_q_tile(&self) -> usize {
-        (FLASH_WG as usize / self.group()).max(1)
-    }
+/// Query positions per flash workgroup.
+pub fn flash_q_tile(s: AttnShape) -> usize {
+    (FLASH_WG as usize / s.group()).max(1)
 }
 
 /// Flash attention: o (n, n_head·hd) and lse (n_head, n) from q, k, v. Scratch: none beyond
 /// 8 KiB of workgroup memory per workgroup.
 pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
     assert!(s.group() <= FLASH_WG as usize, "more than {FLASH_WG} query heads per KV head");
-    let kern = ctx.kernel(&format!("flash/{}", s.head_dim), || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim), "flash_attention", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite]);
-    let q_tile = s.flash_q_tile();
-    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), _pad: [0; 2] };
+    let kern = ctx.kernel(&format!("flash/{}", s.head_dim), || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile), "flash_attention", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite]);
+    let q_tile = flash_q_tile(s);
+    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, _pad: 0 };
     let u = ctx.uniform("flash params", &p);
     ctx.dispatch(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1));
 }
@@ -171,7 +188,8 @@ pub fn naive_scratch_bytes(ctx: &GpuContext, s: AttnShape) -> usize {
 /// (at least `naive_scratch_bytes`).
 pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer, scratch: &wgpu::Buffer) {
     let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
-    let src = || sources::with_head_dim(sources::NAIVE_ATTENTION, s.head_dim);
+    assert!(s.window.is_none(), "the naive kernel (a benchmark baseline) has no sliding window");
+    let src = || sources::with_head_dim(sources::NAIVE_ATTENTION, s.head_dim, DotOperands::Storage);
     let k_scores = ctx.kernel(&format!("naive/scores/{}", s.head_dim), src, "scores", &slots);
     let k_softmax = ctx.kernel(&format!("naive/softmax/{}", s.head_dim), src, "softmax", &slots);
     let k_pv = ctx.kernel(&format!("naive/pv/{}", s.head_dim), src, "pv", &slots);
@@ -180,7 +198,7 @@ pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     let mut h0 = 0;
     while h0 < s.n_head {
         let heads = per_pass.min(s.n_head - h0) as u32;
-        let p = AttnParams { n, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: h0 as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), _pad: [0; 2] };
+        let p = AttnParams { n, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: h0 as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: 0, _pad: 0 };
         let u = ctx.uniform("naive params", &p);
         let b: [&wgpu::Buffer; 7] = [&u, q, k, v, o, lse, scratch];
         ctx.dispatch(enc, "naive scores", &k_scores, &b, (n.div_ceil(NAIVE_TILE), n.div_ceil(NAIVE_TILE), heads));
@@ -203,11 +221,12 @@ struct MapParams {
     k_lo: u32,
     k_hi: u32,
     scale: f32,
-    _pad: [u32; 2],
+    window: u32,
+    _pad: u32,
 }
 
 fn map_kernel(ctx: &GpuContext, s: AttnShape, entry: &str) -> std::sync::Arc<super::context::Kernel> {
-    ctx.kernel(&format!("maps/{entry}/{}", s.head_dim), || sources::with_head_dim(sources::ATTENTION_MAPS, s.head_dim), entry, &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite])
+    ctx.kernel(&format!("maps/{entry}/{}", s.head_dim), || sources::with_head_dim(sources::ATTENTION_MAPS, s.head_dim, DotOperands::Storage), entry, &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite])
 }
 
 fn map_params(s: AttnShape, head: usize, block: usize, side: usize, keys: std::ops::Range<usize>) -> MapParams {
@@ -222,7 +241,8 @@ fn map_params(s: AttnShape, head: usize, block: usize, side: usize, keys: std::o
         k_lo: keys.start as u32,
         k_hi: keys.end.min(u32::MAX as usize) as u32,
         scale: 1.0 / (s.head_dim as f32).sqrt(),
-        _pad: [0; 2],
+        window: s.window.unwrap_or(0) as u32,
+        _pad: 0,
     }
 }
 

@@ -1,12 +1,19 @@
 //! Weights on the GPU, still quantized, repacked into u32-aligned arrays for WGSL.
 //!
-//! GGUF blocks interleave an f16 scale (and min) with the quants, and their 18/20/34-byte
+//! GGUF blocks interleave an f16 scale (and min) with the quants, and their 18/20/22/34-byte
 //! sizes break 4-byte alignment. WGSL reads `array<u32>` and `array<f32>`, so each matrix is
 //! split into three arrays (see `shaders/dequant.wgsl`): packed quants, f32 scales, f32 mins.
+//! Every type maps exactly onto one of four layouts: Q4_0/Q4_1/Q4_K → 4-bit with scale and
+//! min per 32 (Q4_K's sub-block scale `d·sc` and min `dmin·m` computed in f32 as the CPU does);
+//! Q8_0/Q5_0 → signed bytes with a scale per 32 (Q5_0 as `q − 16`); Q6_K → signed bytes
+//! (`q − 32`) with a scale `d·sc` per 16; anything else → f32.
 //! A matrix larger than `max_storage_buffer_binding_size` is split by rows into parts.
 
+use std::collections::HashMap;
+
+use crate::model::arch::Vector;
 use crate::model::gguf::GgmlType;
-use crate::model::quant::{f16_to_f32, QTensor};
+use crate::model::quant::{f16_to_f32, k4_scale_min, QTensor};
 use crate::model::Model;
 
 use super::context::GpuContext;
@@ -14,6 +21,7 @@ use super::context::GpuContext;
 pub const FORMAT_Q4: u32 = 0;
 pub const FORMAT_Q8: u32 = 1;
 pub const FORMAT_F32: u32 = 2;
+pub const FORMAT_Q8S16: u32 = 3;
 
 /// Rows `row0 .. row0 + rows` of a matrix.
 pub struct MatrixPart {
@@ -52,6 +60,58 @@ pub fn repack_rows(t: &QTensor, r0: usize, n: usize) -> (u32, Vec<u32>, Vec<f32>
             }
             (FORMAT_Q4, q, s, m)
         }
+        GgmlType::Q4K => {
+            let nb = bytes.len() / 144;
+            let (mut q, mut s, mut m) = (Vec::with_capacity(nb * 32), Vec::with_capacity(nb * 8), Vec::with_capacity(nb * 8));
+            for b in bytes.chunks_exact(144) {
+                let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
+                for sub in 0..8 {
+                    let (sc, mn) = k4_scale_min(sub, &b[4..16]);
+                    s.push(d * sc as f32);
+                    m.push(-(dmin * mn as f32));
+                    // The sub-block's 32 nibbles, re-packed: byte j = element j | element j+16 << 4.
+                    let src = &b[16 + (sub / 2) * 32..16 + (sub / 2) * 32 + 32];
+                    let nib = |l: usize| if sub % 2 == 0 { src[l] & 0x0f } else { src[l] >> 4 };
+                    let packed: Vec<u8> = (0..16).map(|j| nib(j) | (nib(j + 16) << 4)).collect();
+                    q.extend(packed.chunks_exact(4).map(word));
+                }
+            }
+            (FORMAT_Q4, q, s, m)
+        }
+        GgmlType::Q5_0 | GgmlType::Q6K => {
+            // The signed integers, decoded as in quant.rs, one byte each.
+            let (block, size) = if t.ty == GgmlType::Q5_0 { (32, 22) } else { (256, 210) };
+            let nb = bytes.len() / size;
+            let mut ints: Vec<u8> = Vec::with_capacity(nb * block);
+            let mut s = Vec::with_capacity(nb * block / 16);
+            for b in bytes.chunks_exact(size) {
+                if t.ty == GgmlType::Q5_0 {
+                    let d = f16(&b[0..2]);
+                    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                    for e in 0..32 {
+                        let byte = b[6 + e % 16];
+                        let nib = if e < 16 { byte & 15 } else { byte >> 4 } as u32;
+                        ints.push(((nib | (((qh >> e) & 1) << 4)) as i32 - 16) as i8 as u8);
+                    }
+                    s.push(d);
+                } else {
+                    let d = f16(&b[208..210]);
+                    for e in 0..256 {
+                        let (half, r) = (e / 128, e % 128);
+                        let (g, l) = (r / 32, r % 32);
+                        let lo = b[half * 64 + l + (g & 1) * 32];
+                        let lo = if g < 2 { lo & 15 } else { lo >> 4 };
+                        let hi = (b[128 + half * 32 + l] >> (2 * g)) & 3;
+                        ints.push(((lo | (hi << 4)) as i32 - 32) as i8 as u8);
+                    }
+                    for sub in 0..16 {
+                        s.push(d * (b[192 + sub] as i8) as f32);
+                    }
+                }
+            }
+            let format = if t.ty == GgmlType::Q5_0 { FORMAT_Q8 } else { FORMAT_Q8S16 };
+            (format, ints.chunks_exact(4).map(word).collect(), s, vec![0.0])
+        }
         GgmlType::Q8_0 => {
             let nb = bytes.len() / 34;
             let (mut q, mut s) = (Vec::with_capacity(nb * 8), Vec::with_capacity(nb));
@@ -78,8 +138,8 @@ impl GpuMatrix {
     pub fn upload_with_limit(ctx: &GpuContext, t: &QTensor, max_binding_bytes: usize) -> GpuMatrix {
         // Bytes per row of the largest array (quants).
         let row_bytes = match t.ty {
-            GgmlType::Q4_1 | GgmlType::Q4_0 => t.cols / 2,
-            GgmlType::Q8_0 => t.cols,
+            GgmlType::Q4_1 | GgmlType::Q4_0 | GgmlType::Q4K => t.cols / 2,
+            GgmlType::Q8_0 | GgmlType::Q5_0 | GgmlType::Q6K => t.cols,
             _ => t.cols * 4,
         }
         .max(4);
@@ -104,59 +164,31 @@ impl GpuMatrix {
     }
 }
 
-pub struct GpuLayer {
-    pub attn_norm: wgpu::Buffer, // (n_embd)
-    pub attn_q: GpuMatrix,
-    pub attn_k: GpuMatrix,
-    pub attn_v: GpuMatrix,
-    pub attn_output: GpuMatrix,
-    pub ffn_norm: wgpu::Buffer, // (n_embd)
-    pub ffn_gate: GpuMatrix,
-    pub ffn_up: GpuMatrix,
-    pub ffn_down: GpuMatrix,
-}
-
-/// A model's weights on one device.
+/// A model's weights on one device, found by their GGUF names (the forward pass names the
+/// host tensor; the GPU ops look up its resident copy).
 pub struct GpuWeights {
-    pub token_embd: GpuMatrix,
-    pub layers: Vec<GpuLayer>,
-    pub output_norm: wgpu::Buffer,
-    /// `None`: tied to `token_embd`.
-    pub output: Option<GpuMatrix>,
+    pub matrices: HashMap<String, GpuMatrix>,
+    pub vectors: HashMap<String, wgpu::Buffer>,
     /// Identifies the model these came from.
     pub fingerprint: (String, usize),
 }
 
 impl GpuWeights {
     pub fn upload(ctx: &GpuContext, model: &Model) -> GpuWeights {
-        let w = &model.weights;
-        let layers = w
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| GpuLayer {
-                attn_norm: ctx.upload(&format!("blk.{i}.attn_norm"), &l.attn_norm),
-                attn_q: GpuMatrix::upload(ctx, &l.attn_q),
-                attn_k: GpuMatrix::upload(ctx, &l.attn_k),
-                attn_v: GpuMatrix::upload(ctx, &l.attn_v),
-                attn_output: GpuMatrix::upload(ctx, &l.attn_output),
-                ffn_norm: ctx.upload(&format!("blk.{i}.ffn_norm"), &l.ffn_norm),
-                ffn_gate: GpuMatrix::upload(ctx, &l.ffn_gate),
-                ffn_up: GpuMatrix::upload(ctx, &l.ffn_up),
-                ffn_down: GpuMatrix::upload(ctx, &l.ffn_down),
-            })
-            .collect();
+        let (mats, vecs) = model.tensors();
         GpuWeights {
-            token_embd: GpuMatrix::upload(ctx, &w.token_embd),
-            layers,
-            output_norm: ctx.upload("output_norm", &w.output_norm),
-            output: w.output.as_ref().map(|o| GpuMatrix::upload(ctx, o)),
+            matrices: mats.into_iter().map(|t| (t.name.clone(), GpuMatrix::upload(ctx, t))).collect(),
+            vectors: vecs.into_iter().map(|v| (v.name.clone(), ctx.upload(&v.name, &v.data))).collect(),
             fingerprint: fingerprint(model),
         }
     }
 
-    pub fn output(&self) -> &GpuMatrix {
-        self.output.as_ref().unwrap_or(&self.token_embd)
+    pub fn matrix(&self, t: &QTensor) -> &GpuMatrix {
+        self.matrices.get(&t.name).unwrap_or_else(|| panic!("{} was not uploaded", t.name))
+    }
+
+    pub fn vector(&self, v: &Vector) -> &wgpu::Buffer {
+        self.vectors.get(&v.name).unwrap_or_else(|| panic!("{} was not uploaded", v.name))
     }
 }
 

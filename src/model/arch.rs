@@ -1,0 +1,156 @@
+//! The operations a transformer forward pass is written in, once per architecture
+//! (`llama.rs`, `gemma3.rs`), and executed by every backend: the CPU runs each call as it
+//! comes, the GPU records it into its single command encoder. A backend implements [`Ops`];
+//! an architecture never knows which one runs it.
+//!
+//! What a pass produces is a [`Recorded`]: the final normalised hidden states, the logits of
+//! the positions asked for, and per layer the attention capture (post-RoPE Q and K, each row's
+//! log-sum-exp) — still in the backend's own buffers until the backend reads them out.
+
+use super::quant::QTensor;
+
+/// A 1-D weight (norm scales) as f32, named like its GGUF tensor.
+#[derive(Debug, Clone)]
+pub struct Vector {
+    pub name: String,
+    pub data: Vec<f32>,
+}
+
+impl std::ops::Deref for Vector {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// The gate's activation in a gated feed-forward network: `act(gate) * up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// SwiGLU (Llama): `silu(g) = g / (1 + e^-g)`.
+    Silu,
+    /// GeGLU with the tanh approximation of GELU (Gemma): `0.5 g (1 + tanh(√(2/π)(g + 0.044715 g³)))`.
+    GeluTanh,
+}
+
+/// Which dimensions RoPE rotates together within a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// `(x[2i], x[2i+1])`: ggml NORM, what llama.cpp's converter permutes Llama's Q/K into.
+    Adjacent,
+    /// `(x[i], x[i + rope_dim/2])`: ggml NEOX, Hugging Face `rotate_half` (Gemma is stored so).
+    Halves,
+}
+
+/// One attention call's shape. Query head `h` reads KV head `h / (n_head / n_kv)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnShape {
+    pub n: usize,
+    pub n_head: usize,
+    pub n_kv: usize,
+    pub head_dim: usize,
+    /// Sliding window: query `i` sees keys `i + 1 - w ..= i` only (`None`: all of `0..=i`).
+    pub window: Option<usize>,
+}
+
+impl AttnShape {
+    pub fn group(&self) -> usize {
+        self.n_head / self.n_kv
+    }
+    /// First key query `i` sees.
+    pub fn first_key(&self, i: usize) -> usize {
+        match self.window {
+            Some(w) => (i + 1).saturating_sub(w),
+            None => 0,
+        }
+    }
+}
+
+/// Which positions get logits (the `vocab`-wide projection is the costliest single matmul,
+/// so prefill benchmarks ask only for the last one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogitsFor {
+    Last,
+    All,
+    Positions(Vec<usize>),
+}
+
+impl LogitsFor {
+    /// The positions (in order, those `< n`).
+    pub fn positions(&self, n: usize) -> Vec<usize> {
+        match self {
+            LogitsFor::Last => vec![n - 1],
+            LogitsFor::All => (0..n).collect(),
+            LogitsFor::Positions(p) => p.iter().copied().filter(|&p| p < n).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    /// Keep per-layer Q, K and each row's log-sum-exp for attention analysis.
+    pub capture_attention: bool,
+    pub logits_for: LogitsFor,
+    /// Refuse inputs whose capture would exceed this many bytes.
+    pub capture_budget_bytes: usize,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30 }
+    }
+}
+
+/// What a backend must provide. Buffers are flat f32 arrays; shapes are in each call.
+pub trait Ops {
+    type Buf;
+    /// A zeroed buffer of `len` values.
+    fn buffer(&mut self, label: &'static str, len: usize) -> Self::Buf;
+    /// out (n, d) = rows `ids` of `table` (vocab, d), times `scale`.
+    fn embed(&mut self, ids: &[u32], table: &QTensor, scale: f32, out: &mut Self::Buf);
+    /// out (n, w.rows) = x (n, w.cols) · wᵀ.
+    fn matmul(&mut self, x: &Self::Buf, n: usize, w: &QTensor, out: &mut Self::Buf);
+    /// out = RMSNorm of each `w.len()`-wide row of x, times w.
+    fn rms_norm(&mut self, x: &Self::Buf, w: &Vector, eps: f32, out: &mut Self::Buf);
+    /// The same in place (post-norms, per-head QK-norm).
+    fn rms_norm_in_place(&mut self, x: &mut Self::Buf, w: &Vector, eps: f32);
+    /// RoPE in place on x (n, heads · head_dim), row p at position p.
+    fn rope(&mut self, x: &mut Self::Buf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle);
+    /// Causal (optionally windowed) softmax(q·kᵀ/√d)·v: out (n, n_head·hd), lse (n_head, n).
+    fn attention(&mut self, s: AttnShape, q: &Self::Buf, k: &Self::Buf, v: &Self::Buf, out: &mut Self::Buf, lse: &mut Self::Buf);
+    /// x += y.
+    fn add(&mut self, x: &mut Self::Buf, y: &Self::Buf);
+    /// gate = act(gate) * up.
+    fn gated(&mut self, act: Act, gate: &mut Self::Buf, up: &Self::Buf);
+    /// out (rows.len(), d) = the listed rows of x (·, d).
+    fn gather_rows(&mut self, x: &Self::Buf, d: usize, rows: &[usize], out: &mut Self::Buf);
+}
+
+/// One layer's attention capture, in backend buffers.
+pub struct LayerCapture<B> {
+    pub q: B,   // (n, n_head · head_dim), after RoPE
+    pub k: B,   // (n, n_kv · head_dim), after RoPE
+    pub lse: B, // (n_head, n)
+}
+
+/// A recorded forward pass.
+pub struct Recorded<B> {
+    /// (n, d): the final hidden states after the output norm.
+    pub hidden: B,
+    /// (positions.len(), vocab).
+    pub logits: B,
+    pub positions: Vec<usize>,
+    /// One per layer when capture was asked for.
+    pub layers: Vec<LayerCapture<B>>,
+}
+
+/// The logits step shared by every architecture: gather the rows asked for, project them.
+pub fn record_logits<O: Ops>(o: &mut O, hidden: &O::Buf, n: usize, d: usize, output: &QTensor, logits_for: &LogitsFor) -> (O::Buf, Vec<usize>) {
+    let positions = logits_for.positions(n);
+    let mut logits = o.buffer("logits", positions.len() * output.rows); // (positions, vocab)
+    if !positions.is_empty() {
+        let mut rows = o.buffer("logit rows", positions.len() * d); // (positions, d)
+        o.gather_rows(hidden, d, &positions, &mut rows);
+        o.matmul(&rows, positions.len(), output, &mut logits);
+    }
+    (logits, positions)
+}

@@ -1,0 +1,228 @@
+//! What a forward pass keeps for attention analysis, and the exact quantities computed from it.
+//! (Defined with the model, below the backends that fill it and the analysis that reads it.)
+//!
+//! Nothing n × n is stored. Per layer we keep the post-RoPE queries and keys and, per head,
+//! each query row's log-sum-exp (LSE) of its scaled scores. Any probability is then
+//! recomputed exactly on request:
+//!
+//! `p[h, i, j] = exp(q[i, h] · k[j, h / group] / sqrt(head_dim) - lse[h, i])` for `j <= i`
+//! (and `j > i - w` on a layer with a sliding window `w`; older keys get exactly 0).
+//!
+//! Memory: `n_layer × n × (q_dim + kv_dim + n_head) × 4` bytes, linear in n (SmolLM2-135M:
+//! ~93 KB per token, so 4096 tokens fit in ~380 MB where the causal maps of all 270 heads would
+//! need 9 GB).
+
+use super::llama::Config;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum AnalysisError {
+    #[error("layer {0} does not exist (the model has {1} layers)")]
+    BadLayer(usize, usize),
+    #[error("head {0} does not exist (the model has {1} query heads)")]
+    BadHead(usize, usize),
+    #[error("query position {0} is past the last token ({1} tokens)")]
+    BadQuery(usize, usize),
+    #[error("block size must be at least 1")]
+    BadBlock,
+}
+
+/// One layer's capture.
+#[derive(Debug, Clone)]
+pub struct LayerTrace {
+    pub q: Vec<f32>,   // (n, n_head * head_dim), after RoPE
+    pub k: Vec<f32>,   // (n, n_head_kv * head_dim), after RoPE
+    pub lse: Vec<f32>, // (n_head, n)
+}
+
+/// The attention capture of one forward pass (identical from every backend).
+#[derive(Debug, Clone)]
+pub struct AttentionTrace {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_tokens: usize,
+    /// Per layer: the sliding window (`None`: full causal attention).
+    pub windows: Vec<Option<usize>>,
+    pub layers: Vec<LayerTrace>,
+}
+
+/// A head's map pooled over `block × block` tiles, for inputs too long to draw cell by cell.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PooledMap {
+    pub n_tokens: usize,
+    pub block: usize,
+    /// Tiles per side: `ceil(n_tokens / block)`.
+    pub side: usize,
+    /// (side, side): largest probability in the tile.
+    pub max: Vec<f32>,
+    /// (side, side): mean over the tile's causal cells (`j <= i`); NaN above the diagonal.
+    pub mean: Vec<f32>,
+}
+
+impl AttentionTrace {
+    pub fn new(c: &Config, n_tokens: usize) -> Self {
+        AttentionTrace { n_layer: c.n_layer, n_head: c.n_head, n_head_kv: c.n_head_kv, head_dim: c.head_dim, n_tokens, windows: c.layer_window.clone(), layers: Vec::with_capacity(c.n_layer) }
+    }
+
+    /// First key query `i` of `layer` sees.
+    pub fn first_key(&self, layer: usize, i: usize) -> usize {
+        match self.windows.get(layer).copied().flatten() {
+            Some(w) => (i + 1).saturating_sub(w),
+            None => 0,
+        }
+    }
+
+    /// Bytes a capture of `n` tokens takes.
+    pub fn bytes_for(c: &Config, n: usize) -> usize {
+        let per_token = (c.n_head + c.n_head_kv) * c.head_dim + c.n_head;
+        c.n_layer.saturating_mul(n).saturating_mul(per_token).saturating_mul(4)
+    }
+
+    fn check(&self, layer: usize, head: usize) -> Result<(), AnalysisError> {
+        if layer >= self.layers.len() {
+            return Err(AnalysisError::BadLayer(layer, self.layers.len()));
+        }
+        if head >= self.n_head {
+            return Err(AnalysisError::BadHead(head, self.n_head));
+        }
+        Ok(())
+    }
+
+    /// Scaled scores of query `i` against keys `0..=i` minus the row's LSE, exponentiated.
+    fn row_into(&self, layer: usize, head: usize, i: usize, out: &mut Vec<f32>) {
+        let hd = self.head_dim;
+        let l = &self.layers[layer];
+        let g = head / (self.n_head / self.n_head_kv);
+        let q = &l.q[i * self.n_head * hd + head * hd..][..hd];
+        let lse = l.lse[head * self.n_tokens + i];
+        let scale = 1.0 / (hd as f32).sqrt();
+        let kv_row = self.n_head_kv * hd;
+        let first = self.first_key(layer, i);
+        out.clear();
+        out.extend((0..=i).map(|j| {
+            if j < first {
+                return 0.0;
+            }
+            let k = &l.k[j * kv_row + g * hd..][..hd];
+            let s: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
+            (s * scale - lse).exp()
+        }));
+    }
+
+    /// Exact probabilities of query `i` over keys `0..=i`.
+    pub fn row(&self, layer: usize, head: usize, i: usize) -> Result<Vec<f32>, AnalysisError> {
+        self.check(layer, head)?;
+        if i >= self.n_tokens {
+            return Err(AnalysisError::BadQuery(i, self.n_tokens));
+        }
+        let mut out = Vec::with_capacity(i + 1);
+        self.row_into(layer, head, i, &mut out);
+        Ok(out)
+    }
+
+    /// Every row of one head (row `i` has `i + 1` entries).
+    pub fn head_rows(&self, layer: usize, head: usize) -> Result<Vec<Vec<f32>>, AnalysisError> {
+        (0..self.n_tokens).map(|i| self.row(layer, head, i)).collect()
+    }
+
+    /// Mean over query rows `queries` of the probability mass on keys `keys` (clipped to
+    /// each row's causal range). An empty query set gives `None`.
+    pub fn span_mass(&self, layer: usize, head: usize, queries: impl IntoIterator<Item = usize>, keys: std::ops::Range<usize>) -> Result<Option<f32>, AnalysisError> {
+        self.check(layer, head)?;
+        let hd = self.head_dim;
+        let l = &self.layers[layer];
+        let g = head / (self.n_head / self.n_head_kv);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let kv_row = self.n_head_kv * hd;
+        let (mut total, mut count) = (0f64, 0usize);
+        for i in queries {
+            if i >= self.n_tokens {
+                return Err(AnalysisError::BadQuery(i, self.n_tokens));
+            }
+            let q = &l.q[i * self.n_head * hd + head * hd..][..hd];
+            let lse = l.lse[head * self.n_tokens + i];
+            let mut mass = 0f64;
+            for j in keys.start.max(self.first_key(layer, i))..keys.end.min(i + 1) {
+                let k = &l.k[j * kv_row + g * hd..][..hd];
+                let s: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
+                mass += (s * scale - lse).exp() as f64;
+            }
+            total += mass;
+            count += 1;
+        }
+        Ok((count > 0).then(|| (total / count as f64) as f32))
+    }
+
+    /// Attention-sink mass: mean over query rows `1..n` of the mass on the first `first_k`
+    /// keys (row 0 is excluded: it can only look at itself). `None` for a single token.
+    pub fn sink_mass(&self, layer: usize, head: usize, first_k: usize) -> Result<Option<f32>, AnalysisError> {
+        self.span_mass(layer, head, 1..self.n_tokens, 0..first_k)
+    }
+
+    /// `[layer][head]` sink mass on the first `first_k` keys.
+    pub fn sink_mass_all(&self, first_k: usize) -> Vec<Vec<Option<f32>>> {
+        (0..self.layers.len())
+            .map(|l| (0..self.n_head).map(|h| self.sink_mass(l, h, first_k).ok().flatten()).collect())
+            .collect()
+    }
+
+    /// The head's map pooled over `block × block` tiles (max and causal mean).
+    pub fn pooled(&self, layer: usize, head: usize, block: usize) -> Result<PooledMap, AnalysisError> {
+        self.check(layer, head)?;
+        if block == 0 {
+            return Err(AnalysisError::BadBlock);
+        }
+        let n = self.n_tokens;
+        let side = n.div_ceil(block);
+        let mut max = vec![0f32; side * side];
+        let mut sum = vec![0f64; side * side];
+        let mut count = vec![0u32; side * side];
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            self.row_into(layer, head, i, &mut row);
+            let ti = i / block;
+            for (j, &p) in row.iter().enumerate() {
+                let cell = ti * side + j / block;
+                max[cell] = max[cell].max(p);
+                sum[cell] += p as f64;
+                count[cell] += 1;
+            }
+        }
+        let mean = sum.iter().zip(&count).map(|(s, &c)| if c == 0 { f32::NAN } else { (s / c as f64) as f32 }).collect();
+        Ok(PooledMap { n_tokens: n, block, side, max, mean })
+    }
+
+    /// Pooled so that the map is at most `max_side` tiles per side.
+    pub fn pooled_to_fit(&self, layer: usize, head: usize, max_side: usize) -> Result<PooledMap, AnalysisError> {
+        self.pooled(layer, head, self.n_tokens.div_ceil(max_side.max(1)).max(1))
+    }
+
+    /// A rectangular region (queries `rows`, keys `cols`) of one head, max-pooled so that
+    /// neither side exceeds `max_side` cells: zooming into a long input's map.
+    /// Returns `(values (side_q, side_k), block_q, block_k)`; cells above the diagonal are NaN.
+    pub fn region_max(&self, layer: usize, head: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, max_side: usize) -> Result<(Vec<f32>, usize, usize, usize, usize), AnalysisError> {
+        self.check(layer, head)?;
+        let n = self.n_tokens;
+        let (r0, r1) = (rows.start.min(n), rows.end.min(n));
+        let (c0, c1) = (cols.start.min(n), cols.end.min(n));
+        if r0 >= r1 || c0 >= c1 {
+            return Err(AnalysisError::BadQuery(rows.start, n));
+        }
+        let max_side = max_side.max(1);
+        let bq = (r1 - r0).div_ceil(max_side);
+        let bk = (c1 - c0).div_ceil(max_side);
+        let (sq, sk) = ((r1 - r0).div_ceil(bq), (c1 - c0).div_ceil(bk));
+        let mut out = vec![f32::NAN; sq * sk];
+        let mut row = Vec::with_capacity(n);
+        for i in r0..r1 {
+            self.row_into(layer, head, i, &mut row);
+            let ti = (i - r0) / bq;
+            for j in c0..c1.min(i + 1) {
+                let cell = &mut out[ti * sk + (j - c0) / bk];
+                *cell = if cell.is_nan() { row[j] } else { cell.max(row[j]) };
+            }
+        }
+        Ok((out, sq, sk, bq, bk))
+    }
+}
