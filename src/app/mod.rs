@@ -33,6 +33,37 @@ use panels::{ModelView, SinkPanel, TokenStrip};
 
 /// The default model inside the built site (Trunk copies `models/` into `dist/`).
 pub const DEFAULT_MODEL_URL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The models the picker offers: (`?model=` id, label, URL inside the site).
+pub const MODELS: [(&str, &str, &str); 2] = [
+    ("smollm2", "SmolLM2-135M (GQA: 9 query heads, 3 KV heads)", DEFAULT_MODEL_URL),
+    ("gemma3", "Gemma 3 270M (MQA: 4 query heads, 1 KV head; sliding window)", "models/gemma-3-270m-q4_k_m.gguf"),
+];
+
+/// The picker's id of a model URL ("" for a file or URL of the reader's own).
+fn model_id(url: &str) -> &'static str {
+    MODELS.iter().find(|m| url.ends_with(m.2)).map(|m| m.0).unwrap_or("")
+}
+
+/// Reloads the page on another model, keeping the text and the view (`?model=` holds it).
+fn switch_model(id: &str) {
+    let Some(w) = web_sys::window() else { return };
+    let search = w.location().search().unwrap_or_default();
+    let Ok(p) = web_sys::UrlSearchParams::new_with_str(&search) else { return };
+    p.set("model", id);
+    p.set("layer", "0");
+    p.set("head", "0");
+    let _ = w.location().set_search(&String::from(p.to_string()));
+}
+
+/// What a layer's attention may see, for the heatmap's caption.
+fn layer_kind(m: &ModelSummary, layer: usize) -> String {
+    match m.layer_window.get(layer).copied().flatten() {
+        Some(w) => format!("local layer: a sliding window of the last {w} tokens"),
+        None if m.layer_window.iter().any(|w| w.is_some()) => "global layer: every earlier token".to_string(),
+        None => String::new(),
+    }
+}
 const EXAMPLE: &str = "The dog chased the cat because it was hungry.";
 const MAX_SIDE: usize = 256;
 
@@ -97,6 +128,8 @@ struct UrlState {
     head: usize,
     view: View,
     run: bool,
+    /// `?model=smollm2|gemma3`.
+    model: Option<String>,
 }
 
 fn read_url() -> UrlState {
@@ -110,6 +143,7 @@ fn read_url() -> UrlState {
         head: get("head").and_then(|v| v.parse().ok()).unwrap_or(0),
         view: View::parse(&get("view").unwrap_or_default()),
         run: get("run").as_deref() == Some("1"),
+        model: get("model"),
     }
 }
 
@@ -120,6 +154,11 @@ fn write_url(text: &str, layer: usize, head: usize, view: View) {
     p.append("layer", &layer.to_string());
     p.append("head", &head.to_string());
     p.append("view", view.as_str());
+    // Keep the model choice.
+    let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok()).and_then(|c| c.get("model"));
+    if let Some(m) = current {
+        p.append("model", &m);
+    }
     let path = w.location().pathname().unwrap_or_default();
     let _ = w.history().and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}?{}", String::from(p.to_string())))));
 }
@@ -313,7 +352,9 @@ pub fn Playground(
 
     // Start the worker and load the model.
     let base = engine::resolve(&asset_base.unwrap_or_default(), &page_base());
-    let model_url = engine::resolve(&model_url.unwrap_or_else(|| DEFAULT_MODEL_URL.to_string()), &base);
+    let from_url = url.model.as_deref().and_then(|id| MODELS.iter().find(|m| m.0 == id)).map(|m| m.2.to_string());
+    let model_url = engine::resolve(&model_url.or(from_url).unwrap_or_else(|| DEFAULT_MODEL_URL.to_string()), &base);
+    let picked = model_id(&model_url);
     match Client::spawn(&base, move |_, r| on_response(r)) {
         Ok(c) => {
             c.send(&Request::LoadUrl { url: model_url.clone() });
@@ -438,6 +479,12 @@ pub fn Playground(
                     })}
                     <a class="lesson-link" href="lesson.html">"For teachers: lesson & embeds"</a>
                     <button class="embed-button" on:click=move |_| embed_open.set(true) aria-haspopup="dialog">"Embed"</button>
+                    <label class="model-picker">"Model "
+                        <select on:change=move |ev| { let v = event_target_value(&ev); if !v.is_empty() { switch_model(&v) } }>
+                            {MODELS.iter().map(|(id, label, _)| view! { <option value=*id selected=*id == picked>{*label}</option> }).collect_view()}
+                            {(picked.is_empty()).then(|| view! { <option value="" selected=true>"Your GGUF file"</option> })}
+                        </select>
+                    </label>
                     <label class="file-button">"Open GGUF…"<input type="file" accept=".gguf" on:change=on_file/></label>
                 </div>
             </header>
@@ -466,6 +513,7 @@ pub fn Playground(
                     <label>"Head "<input type="number" min="0" max=move || model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || head.get()
                         on:change=move |ev| set_layer_head(None, event_target_value(&ev).parse().ok())/></label>
                     <span class="muted">{move || model.get().map(|m| format!("KV head {} of {}", head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
+                    <span class="muted layer-kind">{move || model.get().map(|m| layer_kind(&m, layer.get()))}</span>
                 </div>
             </section>
             {move || run.get().map(|r| {

@@ -102,7 +102,14 @@ pub fn ModelView(
     let group = (n_head / n_kv_head.max(1)).max(1);
     view! {
         <div class="model-view">
-            <p class="muted">{format!("Each row is a layer; each box holds the {group} query heads that share one key/value head (grouped-query attention). Click a head to open it.")}</p>
+            <p class="muted">{format!("Each row is a layer; each box holds the {group} query heads that share one key/value head. Click a head to open it.")}</p>
+            <p class="muted compare">{if n_kv_head == 1 {
+                "Multi-query attention (MQA): every query head of a layer reads the same keys and values, so the cache per token is one head wide. Their maps can still differ: each head asks its own question (its own queries). Compare with SmolLM2, where 9 query heads share 3 key/value heads (grouped-query attention, GQA), or with classic multi-head attention, where every head has its own keys and values.".to_string()
+            } else if n_kv_head == n_head {
+                "Multi-head attention: every head has its own keys and values.".to_string()
+            } else {
+                format!("Grouped-query attention (GQA): {n_head} query heads share {n_kv_head} key/value heads, {group} per group; heads in one box read the same keys. Gemma 3 270M goes further: one key/value head for all 4 query heads (multi-query attention, MQA).")
+            }}</p>
             {move || match thumbs.get() {
                 None => view! { <p class="muted">"Computing thumbnails…"</p> }.into_any(),
                 Some(all) => {

@@ -9,6 +9,7 @@
 //! runs the architecture's pass (`Model::record`).
 
 pub mod cpu;
+pub mod engine;
 pub mod gpu;
 
 use crate::analysis::trace::AttentionTrace;

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use attnlab::analysis::report::{inspect, HeadSelection};
+use attnlab::backends::engine::Engine;
 use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions, LogitsFor};
 use attnlab::util::Clock;
 use attnlab::{Model, DEFAULT_MODEL_PATH};
@@ -128,13 +129,22 @@ fn load(path: &str) -> Result<(Model, f64), String> {
     Ok((model, clock.ms()))
 }
 
-fn backend(choice: BackendChoice) -> Result<Box<dyn Backend>, String> {
+/// The engine for `--backend`: the GPU one falls back to the CPU (with a note) if the GPU
+/// fails mid-run, through the same path the page's worker uses.
+fn backend(choice: BackendChoice) -> Result<Engine, String> {
     match choice {
-        BackendChoice::Cpu => Ok(Box::new(CpuBackend::new())),
+        BackendChoice::Cpu => Ok(Engine::cpu()),
         BackendChoice::Gpu => match attnlab::backends::gpu::GpuBackend::new() {
-            Ok(b) => Ok(Box::new(b)),
+            Ok(b) => Ok(Engine::with_gpu(b)),
             Err(e) => Err(format!("{e}; use --backend cpu, or WGPU_BACKEND=vulkan with Mesa's lavapipe (mesa-vulkan-drivers) for a software GPU")),
         },
+    }
+}
+
+/// Says on stderr when the engine left the GPU.
+fn report_fallback(engine: &Engine) {
+    if let Some(note) = engine.take_note() {
+        eprintln!("attnlab: {note}");
     }
 }
 
@@ -166,17 +176,9 @@ fn run(cli: Cli) -> Result<(), String> {
             let text = read_text(&text)?;
             let heads = HeadSelection::parse(&heads).map_err(|e| e.to_string())?;
             let (model, _) = load(&cli.model)?;
-            let mut b = backend(choice)?;
-            let report = match inspect(&model, b.as_ref(), &text, &heads) {
-                // A GPU that fails mid-run (device lost, out of memory) must not lose the
-                // user's work: say so and run the same text on the CPU.
-                Err(attnlab::analysis::report::ReportError::Engine(attnlab::EngineError::Unavailable(name, why))) if choice == BackendChoice::Gpu => {
-                    eprintln!("attnlab: the {name} backend failed ({why}); running on the CPU instead");
-                    b = Box::new(CpuBackend::new());
-                    inspect(&model, b.as_ref(), &text, &heads).map_err(|e| e.to_string())?
-                }
-                r => r.map_err(|e| e.to_string())?,
-            };
+            let b = backend(choice)?;
+            let report = inspect(&model, &b, &text, &heads).map_err(|e| e.to_string())?;
+            report_fallback(&b);
             if json {
                 println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
                 return Ok(());
@@ -230,7 +232,8 @@ fn run(cli: Cli) -> Result<(), String> {
             for (size, index, relative, ts) in &groups {
                 let mut scores = vec![];
                 for trial in ts {
-                    scores.push(score(&model, b.as_ref(), trial).map_err(|e| e.to_string())?);
+                    scores.push(score(&model, &b, trial).map_err(|e| e.to_string())?);
+                    report_fallback(&b);
                     done += 1;
                     if !json {
                         eprint!("\r{done}/{total} trials");

@@ -72,6 +72,12 @@ pub struct ModelSummary {
     pub n_kv_head: usize,
     pub context_length: usize,
     pub file_bytes: usize,
+    /// `general.architecture` ("llama", "gemma3").
+    #[serde(default)]
+    pub architecture: String,
+    /// Per layer: the sliding window (`None`: global, full causal attention).
+    #[serde(default)]
+    pub layer_window: Vec<Option<usize>>,
 }
 
 /// A head's map, or a region of it, possibly max-pooled. Cells above the causal diagonal

@@ -13,11 +13,11 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use super::protocol::{Request, Response};
-use super::session::{run_on_cpu, summary, Session};
+use super::session::{summary, Session};
 use crate::analysis::report::report_forward_options;
 use crate::backends::gpu::context::GpuContext;
+use crate::backends::engine::Engine;
 use crate::backends::gpu::GpuBackend;
-use crate::backends::EngineError;
 use crate::util::Clock;
 use crate::Model;
 
@@ -41,7 +41,8 @@ async fn yield_now() {
 #[derive(Default)]
 struct State {
     session: Option<Session>,
-    gpu: Option<GpuBackend>,
+    /// The GPU when the browser has one, with the one GPU→CPU fallback.
+    engine: Engine,
     /// Why the CPU runs instead of WebGPU, when it does.
     note: Option<String>,
     gpu_tried: bool,
@@ -131,7 +132,6 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
 /// Runs every trial, posting progress; stops early on `Cancel`.
 async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis::position::Experiment) {
     use crate::analysis::position::{summarise, Prepared, ResultRow};
-    use crate::backends::{cpu::CpuBackend, Backend};
     CANCEL.with(|c| c.set(false));
     let clock = Clock::start();
     let groups = match experiment.groups() {
@@ -162,10 +162,10 @@ async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis:
                 Ok(p) => p,
                 Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
             };
-            let out = match &st.gpu {
-                Some(gpu) => gpu.forward_async(&session.model, &prep.ids, &prep.options()).await,
-                None => CpuBackend::new().forward(&session.model, &prep.ids, &prep.options()),
-            };
+            let out = st.engine.forward_async(&session.model, &prep.ids, &prep.options()).await;
+            if let Some(note) = st.engine.take_note() {
+                post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: Some(note) });
+            }
             match out {
                 Ok(out) => scores.push(prep.score(&out)),
                 Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
@@ -188,19 +188,19 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
     if !state.borrow().gpu_tried {
         state.borrow_mut().gpu_tried = true;
         match GpuContext::new().await {
-            Ok(ctx) => state.borrow_mut().gpu = Some(GpuBackend::with_context(ctx)),
+            Ok(ctx) => state.borrow_mut().engine = Engine::with_gpu(GpuBackend::with_context(ctx)),
             Err(crate::backends::gpu::context::GpuError::NoAdapter(_)) => state.borrow_mut().note = Some("no WebGPU adapter in this browser; running on the CPU".into()),
             Err(e) => state.borrow_mut().note = Some(format!("WebGPU unavailable ({e}); running on the CPU")),
         }
     }
     let model_summary = summary(&model);
     let mut st = state.borrow_mut();
-    if let Some(gpu) = &st.gpu {
+    if let Some(gpu) = st.engine.gpu() {
         post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
         gpu.prepare(&model);
     }
     st.session = Some(Session::new(model));
-    let (backend, adapter) = match &st.gpu {
+    let (backend, adapter) = match st.engine.gpu() {
         Some(g) => ("webgpu".to_string(), g.ctx.describe()),
         None => ("cpu".to_string(), "CPU (WebAssembly, one thread)".to_string()),
     };
@@ -213,26 +213,24 @@ async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, he
     let Some(session) = st.session.as_mut() else {
         return post(&Response::Error { phase: "run".into(), message: "no model is loaded".into() });
     };
-    if let Some(gpu) = &st.gpu {
-        let clock = Clock::start();
-        let toks = session.tokenize(text);
-        let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
-        let tokenize_ms = clock.ms();
-        match gpu.forward_async(&session.model, &ids, &report_forward_options()).await {
-            Ok(out) => {
-                let forward_ms = clock.ms() - tokenize_ms;
-                return post(&session.finish_run(slot, text, &toks, out, "webgpu", layer, head, max_side, tokenize_ms, forward_ms));
-            }
-            // The GPU failed (device lost, out of memory): say so and continue on the CPU.
-            Err(EngineError::Unavailable(_, why)) => {
-                st.note = Some(format!("WebGPU failed ({why}); switched to the CPU"));
-                st.gpu = None;
-                post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: st.note.clone() });
-            }
-            Err(e) => return post(&Response::from(e)),
-        }
+    let clock = Clock::start();
+    let toks = session.tokenize(text);
+    let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
+    let tokenize_ms = clock.ms();
+    let out = st.engine.forward_async(&session.model, &ids, &report_forward_options()).await;
+    // The GPU failed (device lost, out of memory) and the engine finished on the CPU: say so.
+    if let Some(note) = st.engine.take_note() {
+        st.note = Some(note);
+        post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: st.note.clone() });
     }
-    post(&run_on_cpu(session, slot, text, layer, head, max_side));
+    match out {
+        Ok(out) => {
+            let forward_ms = clock.ms() - tokenize_ms;
+            let backend = if out.backend == "gpu" { "webgpu" } else { "cpu" };
+            post(&session.finish_run(slot, text, &toks, out, backend, layer, head, max_side, tokenize_ms, forward_ms));
+        }
+        Err(e) => post(&Response::from(e)),
+    }
 }
 
 /// Fetches `url` through the Cache API, posting progress. Workers of several documents of

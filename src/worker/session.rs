@@ -30,7 +30,16 @@ pub struct Session {
 
 pub fn summary(model: &Model) -> ModelSummary {
     let c = &model.config;
-    ModelSummary { name: model.info.name.clone(), n_layer: c.n_layer, n_head: c.n_head, n_kv_head: c.n_head_kv, context_length: c.context_length, file_bytes: model.info.file_bytes }
+    ModelSummary {
+        name: model.info.name.clone(),
+        n_layer: c.n_layer,
+        n_head: c.n_head,
+        n_kv_head: c.n_head_kv,
+        context_length: c.context_length,
+        file_bytes: model.info.file_bytes,
+        architecture: c.arch.clone(),
+        layer_window: c.layer_window.clone(),
+    }
 }
 
 fn error(phase: &str, e: impl std::fmt::Display) -> Response {

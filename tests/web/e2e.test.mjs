@@ -177,3 +177,40 @@ test('lost in the middle: an experiment runs with progress, draws the U-curve, a
     await browser.close();
   }
 });
+
+const gemmaReference = JSON.parse(fs.readFileSync(new URL('../data/gemma3/forward.json', import.meta.url)));
+
+test('switching models: Gemma 3 270M (MQA, sliding window) and SmolLM2 both match their references', async () => {
+  const g = gemmaReference.cases[0];
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?model=gemma3&text=${encodeURIComponent(g.text)}&layer=5&head=2&run=1`);
+  try {
+    assert.equal(await runUntilDone(page, 300_000), 'done');
+    assert.equal(await page.inputValue('.model-picker select'), 'gemma3');
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.deepEqual(result.ids, g.ids, 'SentencePiece ids with BOS');
+    let worst = 0;
+    g.attention[5][2].forEach((row, i) => row.forEach((p, j) => { worst = Math.max(worst, Math.abs(result.attention['5.2'][i][j] - p)); }));
+    assert.ok(worst <= 5e-4, `Gemma attention differs by ${worst}`);
+    assert.equal(result.last_logits_top[0][0], g.last_logits_top64[0][0]);
+    // Layer 5 is global, layer 4 local; the page says so. The all-heads view is one MQA group.
+    assert.match(await page.textContent('.layer-kind'), /global layer/);
+    await page.fill('input[type=number] >> nth=0', '4');
+    await page.dispatchEvent('input[type=number] >> nth=0', 'change');
+    await page.waitForFunction(() => /sliding window of the last 512/.test(document.querySelector('.layer-kind').textContent));
+    await page.click('nav.tabs button >> nth=1');
+    await page.waitForSelector('.model-view .compare');
+    assert.match(await page.textContent('.model-view .compare'), /Multi-query attention/);
+    assert.match(await page.evaluate(() => location.search), /model=gemma3/);
+    // Back to SmolLM2 with the picker: the page reloads on it, the text stays.
+    await Promise.all([page.waitForURL(/model=smollm2/, { waitUntil: 'load' }), page.selectOption('.model-picker select', 'smollm2')]);
+    await settle(page);
+    await page.fill('#attnlab-text', TEXT);
+    await page.click('button.primary');
+    assert.equal(await runUntilDone(page), 'done');
+    const smol = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    compareWithReference(smol, 0, 0);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
