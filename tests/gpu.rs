@@ -87,6 +87,26 @@ fn flash_with_sliding_window_and_mqa_head_256_matches_the_cpu() {
 }
 
 #[test]
+fn argmax_rows_match_the_cpu_with_ties_and_offsets() {
+    use attnlab::backends::cpu::CpuOps;
+    use attnlab::model::arch::Ops;
+    let ctx = ctx();
+    let (rows, width) = (5, 70_001);
+    let mut x = common::values(rows * width, 51, 1.0);
+    x[2 * width + 69_999] = 5.0; // near the end
+    x[3 * width + 17] = 5.0; // a tie: the lower index wins
+    x[3 * width + 40_000] = 5.0;
+    let mut expect = vec![0.0; rows + 3];
+    CpuOps::new().argmax_rows(&x, rows, width, &mut expect, 3);
+    assert_eq!(expect[3 + 2], 69_999.0);
+    assert_eq!(expect[3 + 3], 17.0);
+    let (xb, out) = (ctx.upload("x", &x), ctx.scratch("argmax", rows + 3));
+    let mut enc = ctx.encoder("argmax test");
+    ops::argmax_rows(ctx, &mut enc, &xb, rows, width, &out, 3);
+    assert_eq!(read(ctx, &[(&out, rows + 3)], enc).remove(0), expect);
+}
+
+#[test]
 fn gemma_quant_types_match_cpu_matmul() {
     let ctx = ctx();
     // Random bytes with tame f16 scales: every bit pattern of the quants, exact layouts.

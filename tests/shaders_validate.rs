@@ -19,6 +19,7 @@ fn every_shader_validates() {
     validate("rmsnorm", sources::RMSNORM);
     validate("rope", sources::ROPE);
     validate("elementwise", sources::ELEMENTWISE);
+    validate("argmax", sources::ARGMAX);
     use sources::DotOperands::{RegistersAndTile, Storage};
     for hd in [32, 64, 128, 256] {
         validate(&format!("flash/{hd}"), &sources::with_head_dim(sources::FLASH_ATTENTION, hd, RegistersAndTile));
@@ -32,5 +33,5 @@ fn every_wgsl_file_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let mut files: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".wgsl")).collect();
     files.sort();
-    assert_eq!(files, ["attention_maps.wgsl", "dequant.wgsl", "elementwise.wgsl", "embed.wgsl", "flash_attention.wgsl", "matmul.wgsl", "naive_attention.wgsl", "rmsnorm.wgsl", "rope.wgsl"], "a new shader needs a line in every_shader_validates");
+    assert_eq!(files, ["argmax.wgsl", "attention_maps.wgsl", "dequant.wgsl", "elementwise.wgsl", "embed.wgsl", "flash_attention.wgsl", "matmul.wgsl", "naive_attention.wgsl", "rmsnorm.wgsl", "rope.wgsl"], "a new shader needs a line in every_shader_validates");
 }

@@ -141,8 +141,8 @@ fn refusals_are_clear() {
     let err = |spec: TinySpec| Model::from_gguf_bytes(&tiny_model_bytes(&spec)).unwrap_err().to_string();
     let e = err(TinySpec { arch: "mamba".into(), ..TinySpec::default() });
     assert!(e.contains("'mamba'") && e.contains("not supported"), "{e}");
-    let e = err(TinySpec { matrix_type: GgmlType::Q6K, n_embd: 256, n_ff: 256, n_head: 4, n_head_kv: 4, ..TinySpec::default() });
-    assert!(e.contains("Q6_K") && e.contains("blk.0.attn_q.weight"), "{e}");
+    let e = err(TinySpec { matrix_type: GgmlType::Q3K, n_embd: 256, n_ff: 256, n_head: 4, n_head_kv: 4, ..TinySpec::default() });
+    assert!(e.contains("Q3_K") && e.contains("blk.0.attn_q.weight"), "{e}");
 
     let model = Model::from_gguf_bytes(&tiny_model_bytes(&TinySpec { context: 16, ..TinySpec::default() })).unwrap();
     let cpu = CpuBackend::new();
@@ -189,4 +189,18 @@ fn pre_tokenizer_is_chosen_by_metadata() {
     assert_eq!(gpt2.encode(" the"), vec![id(&gpt2, "Ġthe")]);
     let e = tok("qwen2").unwrap_err().to_string();
     assert!(e.contains("pre-tokenizer 'qwen2' is not supported"), "{e}");
+}
+
+#[test]
+fn argmax_of_every_position_matches_full_logits_in_chunks() {
+    use attnlab::model::arch::LOGIT_CHUNK;
+    let model = Model::from_gguf_bytes(&tiny_model_bytes(&TinySpec { context: 256, ..TinySpec::default() })).unwrap();
+    // More positions than one chunk, and not a multiple of it.
+    let ids: Vec<u32> = (0..(LOGIT_CHUNK * 2 + 5) as u32).map(|i| 3 + (i * 7) % 250).collect();
+    let full = CpuBackend::new().forward(&model, &ids, &ForwardOptions { capture_attention: false, ..Default::default() }).unwrap();
+    let lean = CpuBackend::new().forward(&model, &ids, &ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, argmax_all: true, ..Default::default() }).unwrap();
+    let expect: Vec<u32> = full.logits.rows().into_iter().map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32).collect();
+    assert_eq!(lean.argmax.as_ref().unwrap(), &expect);
+    assert_eq!(lean.logits.nrows(), 1);
+    assert_eq!(lean.logits_at(ids.len() - 1).unwrap(), full.logits_at(ids.len() - 1).unwrap());
 }

@@ -108,9 +108,10 @@ pub fn log_sum_exp(values: &[f32]) -> f32 {
     m + s.ln() as f32
 }
 
-/// Options of the forward pass a report needs (all logits, attention captured).
+/// Options of the forward pass a report needs: the last position's logits, every position's
+/// argmax (never all (n, vocab) logits at once), attention captured.
 pub fn report_forward_options() -> ForwardOptions {
-    ForwardOptions { logits_for: LogitsFor::All, ..Default::default() }
+    ForwardOptions { logits_for: LogitsFor::Last, argmax_all: true, ..Default::default() }
 }
 
 /// Tokenizes `text`, runs `backend`, and builds the report.
@@ -136,7 +137,10 @@ pub fn build_report(model: &Model, text: &str, toks: &[Token], out: &ForwardOutp
     }
     let last = out.logits.row(out.logits.nrows() - 1);
     let last = last.as_slice().expect("contiguous row");
-    let argmax_per_position = out.logits.rows().into_iter().map(|r| top_k(r.as_slice().expect("contiguous row"), 1)[0].0).collect();
+    let argmax_per_position = match &out.argmax {
+        Some(a) => a.clone(),
+        None => out.logits.rows().into_iter().map(|r| top_k(r.as_slice().expect("contiguous row"), 1)[0].0).collect(),
+    };
     let sink_mass_key0 = trace.sink_mass_all(1);
     let analysis = clock.ms();
     Ok(InspectReport {

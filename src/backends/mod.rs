@@ -50,6 +50,8 @@ pub struct ForwardOutput {
     /// L2 norm of the final hidden state (after `output_norm`) at the last position.
     pub final_hidden_norm_last: f32,
     pub trace: Option<AttentionTrace>,
+    /// (n): the most likely next token at every position (`ForwardOptions::argmax_all`).
+    pub argmax: Option<Vec<u32>>,
     pub timings: ForwardTimings,
 }
 

@@ -92,13 +92,20 @@ pub struct ForwardOptions {
     pub logits_for: LogitsFor,
     /// Refuse inputs whose capture would exceed this many bytes.
     pub capture_budget_bytes: usize,
+    /// Also the most likely next token at every position, computed in chunks of
+    /// [`LOGIT_CHUNK`] rows so the (n, vocab) logits never exist at once (Gemma's 262k-wide
+    /// vocabulary would need 1 MB per token).
+    pub argmax_all: bool,
 }
 
 impl Default for ForwardOptions {
     fn default() -> Self {
-        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30 }
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false }
     }
 }
+
+/// Positions whose logits are computed together when only their argmax is kept.
+pub const LOGIT_CHUNK: usize = 64;
 
 /// What a backend must provide. Buffers are flat f32 arrays; shapes are in each call.
 pub trait Ops {
@@ -123,6 +130,9 @@ pub trait Ops {
     fn gated(&mut self, act: Act, gate: &mut Self::Buf, up: &Self::Buf);
     /// out (rows.len(), d) = the listed rows of x (·, d).
     fn gather_rows(&mut self, x: &Self::Buf, d: usize, rows: &[usize], out: &mut Self::Buf);
+    /// out[out_at + r] = index of the largest value of row r of x (rows, width), the lowest
+    /// index on ties, as f32 (exact below 2²⁴).
+    fn argmax_rows(&mut self, x: &Self::Buf, rows: usize, width: usize, out: &mut Self::Buf, out_at: usize);
 }
 
 /// One layer's attention capture, in backend buffers.
@@ -139,18 +149,36 @@ pub struct Recorded<B> {
     /// (positions.len(), vocab).
     pub logits: B,
     pub positions: Vec<usize>,
+    /// (n): the argmax token at every position, when `argmax_all` was asked for.
+    pub argmax: Option<B>,
     /// One per layer when capture was asked for.
     pub layers: Vec<LayerCapture<B>>,
 }
 
-/// The logits step shared by every architecture: gather the rows asked for, project them.
-pub fn record_logits<O: Ops>(o: &mut O, hidden: &O::Buf, n: usize, d: usize, output: &QTensor, logits_for: &LogitsFor) -> (O::Buf, Vec<usize>) {
-    let positions = logits_for.positions(n);
+/// The logits step shared by every architecture: gather the rows asked for and project them;
+/// with `argmax_all`, also every position's argmax, a chunk of rows at a time.
+/// Returns (logits (positions, vocab), positions, argmax (n)).
+pub fn record_logits<O: Ops>(o: &mut O, hidden: &O::Buf, n: usize, d: usize, output: &QTensor, opts: &ForwardOptions) -> (O::Buf, Vec<usize>, Option<O::Buf>) {
+    let positions = opts.logits_for.positions(n);
     let mut logits = o.buffer("logits", positions.len() * output.rows); // (positions, vocab)
     if !positions.is_empty() {
         let mut rows = o.buffer("logit rows", positions.len() * d); // (positions, d)
         o.gather_rows(hidden, d, &positions, &mut rows);
         o.matmul(&rows, positions.len(), output, &mut logits);
     }
-    (logits, positions)
+    let argmax = opts.argmax_all.then(|| {
+        let mut argmax = o.buffer("argmax", n); // (n)
+        let chunk = LOGIT_CHUNK.min(n);
+        let mut rows = o.buffer("argmax rows", chunk * d); // (chunk, d)
+        let mut part = o.buffer("argmax logits", chunk * output.rows); // (chunk, vocab)
+        for p0 in (0..n).step_by(chunk) {
+            let len = chunk.min(n - p0);
+            let span: Vec<usize> = (p0..p0 + len).collect();
+            o.gather_rows(hidden, d, &span, &mut rows);
+            o.matmul(&rows, len, output, &mut part);
+            o.argmax_rows(&part, len, output.rows, &mut argmax, p0);
+        }
+        argmax
+    });
+    (logits, positions, argmax)
 }

@@ -152,7 +152,7 @@ impl Gemma3Weights {
             }
         }
         o.rms_norm(&x, &self.output_norm, c.rms_eps, &mut xn);
-        let (logits, positions) = record_logits(o, &xn, n, d, &self.token_embd, &opts.logits_for);
-        Recorded { hidden: xn, logits, positions, layers }
+        let (logits, positions, argmax) = record_logits(o, &xn, n, d, &self.token_embd, opts);
+        Recorded { hidden: xn, logits, positions, argmax, layers }
     }
 }

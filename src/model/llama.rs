@@ -269,8 +269,8 @@ impl LlamaWeights {
             }
         }
         o.rms_norm(&x, &self.output_norm, c.rms_eps, &mut xn);
-        let (logits, positions) = record_logits(o, &xn, n, d, self.output(), &opts.logits_for);
-        Recorded { hidden: xn, logits, positions, layers }
+        let (logits, positions, argmax) = record_logits(o, &xn, n, d, self.output(), opts);
+        Recorded { hidden: xn, logits, positions, argmax, layers }
     }
 }
 

@@ -91,6 +91,13 @@ impl Ops for CpuOps {
         }
     }
 
+    fn argmax_rows(&mut self, x: &Vec<f32>, rows: usize, width: usize, out: &mut Vec<f32>, out_at: usize) {
+        for (r, row) in x[..rows * width].chunks_exact(width).enumerate() {
+            let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+            out[out_at + r] = best.0 as f32;
+        }
+    }
+
     fn gather_rows(&mut self, x: &Vec<f32>, d: usize, rows: &[usize], out: &mut Vec<f32>) {
         self.logits_at_ms.get_or_insert(self.clock.ms());
         for (o, &r) in out.chunks_exact_mut(d).zip(rows) {
@@ -131,6 +138,7 @@ impl Backend for CpuBackend {
             logits,
             final_hidden_norm_last,
             trace,
+            argmax: rec.argmax.map(|a| a.iter().map(|&v| v as u32).collect()),
             timings: ForwardTimings { embed_ms: o.embed_ms, layers_ms: logits_at - o.embed_ms, logits_ms: total_ms - logits_at, total_ms },
         })
     }

@@ -20,6 +20,7 @@ pub mod sources {
     pub const FLASH_ATTENTION: &str = include_str!("../../../shaders/flash_attention.wgsl");
     pub const NAIVE_ATTENTION: &str = include_str!("../../../shaders/naive_attention.wgsl");
     pub const ATTENTION_MAPS: &str = include_str!("../../../shaders/attention_maps.wgsl");
+    pub const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 
     /// A weight-reading kernel specialised to one storage format; the format constants come
     /// from `weights.rs`, the one place that defines them.

@@ -138,27 +138,34 @@ impl GpuBackend {
     async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
         let clock = Clock::start();
         self.prepare(model);
-        let guard = self.weights.lock().expect("weights lock");
-        let w = guard.as_ref().expect("prepared above");
         self.ctx.check_lost()?;
         let ctx = &self.ctx;
         let c = &model.config;
         let n = ids.len();
         let d = c.n_embd;
 
-        // Record the architecture's pass into one encoder, then stage what is read back.
-        let mut o = GpuOps { ctx, w, enc: ctx.encoder("forward"), tables: Vec::new() };
-        let rec = model.record(&mut o, ids, opts);
-        let mut enc = o.enc;
-        let mut reads: Vec<(&wgpu::Buffer, usize, usize)> = vec![(&rec.logits.buf, 0, rec.logits.len), (&rec.hidden.buf, (n - 1) * d, d)];
-        for l in &rec.layers {
-            reads.push((&l.q.buf, 0, l.q.len));
-            reads.push((&l.k.buf, 0, l.k.len));
-            reads.push((&l.lse.buf, 0, l.lse.len));
-        }
-        let staged = ctx.stage_ranges(&mut enc, &reads);
+        // Record the architecture's pass into one encoder, stage what is read back, submit;
+        // the weights lock is released before awaiting the readback.
+        let (rec, staged) = {
+            let guard = self.weights.lock().expect("weights lock");
+            let w = guard.as_ref().expect("prepared above");
+            let mut o = GpuOps { ctx, w, enc: ctx.encoder("forward"), tables: Vec::new() };
+            let rec = model.record(&mut o, ids, opts);
+            let mut enc = o.enc;
+            let mut reads: Vec<(&wgpu::Buffer, usize, usize)> = vec![(&rec.logits.buf, 0, rec.logits.len), (&rec.hidden.buf, (n - 1) * d, d)];
+            if let Some(a) = &rec.argmax {
+                reads.push((&a.buf, 0, a.len));
+            }
+            for l in &rec.layers {
+                reads.push((&l.q.buf, 0, l.q.len));
+                reads.push((&l.k.buf, 0, l.k.len));
+                reads.push((&l.lse.buf, 0, l.lse.len));
+            }
+            let staged = ctx.stage_ranges(&mut enc, &reads);
+            ctx.queue.submit([enc.finish()]);
+            (rec, staged)
+        };
         let record_ms = clock.ms();
-        ctx.queue.submit([enc.finish()]);
         let mut data = ctx.read_staged_async(staged).await?.into_iter();
         let gpu_ms = clock.ms() - record_ms;
 
@@ -166,6 +173,7 @@ impl GpuBackend {
         let last_hidden = data.next().expect("hidden staged");
         let vocab = if rec.positions.is_empty() { 0 } else { logits_flat.len() / rec.positions.len() };
         let logits = Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)");
+        let argmax = rec.argmax.as_ref().map(|_| data.next().expect("argmax staged").iter().map(|&v| v as u32).collect());
         let trace = opts.capture_attention.then(|| {
             let mut t = AttentionTrace::new(c, n);
             for _ in 0..c.n_layer {
@@ -188,6 +196,7 @@ impl GpuBackend {
             logits,
             final_hidden_norm_last: last_hidden.iter().map(|v| v * v).sum::<f32>().sqrt(),
             trace,
+            argmax,
             // GPU work is asynchronous: "layers" is submit-to-readback time, "embed" the
             // weight upload (zero once resident) plus recording.
             timings: ForwardTimings { embed_ms: record_ms, layers_ms: gpu_ms, logits_ms: total_ms - record_ms - gpu_ms, total_ms },
@@ -261,6 +270,10 @@ impl Ops for GpuOps<'_> {
             Act::Silu => ops::swiglu(self.ctx, &mut self.enc, &gate.buf, &up.buf, gate.len),
             Act::GeluTanh => ops::geglu(self.ctx, &mut self.enc, &gate.buf, &up.buf, gate.len),
         }
+    }
+
+    fn argmax_rows(&mut self, x: &GpuBuf, rows: usize, width: usize, out: &mut GpuBuf, out_at: usize) {
+        ops::argmax_rows(self.ctx, &mut self.enc, &x.buf, rows, width, &out.buf, out_at);
     }
 
     fn gather_rows(&mut self, x: &GpuBuf, d: usize, rows: &[usize], out: &mut GpuBuf) {

@@ -129,6 +129,22 @@ fn elementwise(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, entry: &str, a:
     ctx.dispatch(enc, entry, &k, &[&u, b, a], ((len as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ArgmaxParams {
+    rows: u32,
+    width: u32,
+    out_at: u32,
+    _pad: u32,
+}
+
+/// out[out_at + r] = argmax of row r of x (rows, width), lowest index on ties, as f32.
+pub fn argmax_rows(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, rows: usize, width: usize, out: &wgpu::Buffer, out_at: usize) {
+    let k = ctx.kernel("argmax", || sources::ARGMAX.to_string(), "argmax", &[Slot::Uniform, Slot::Read, Slot::ReadWrite]);
+    let u = ctx.uniform("argmax params", &ArgmaxParams { rows: rows as u32, width: width as u32, out_at: out_at as u32, _pad: 0 });
+    ctx.dispatch(enc, "argmax", &k, &[&u, x, out], (rows as u32, 1, 1));
+}
+
 /// a += b (len values).
 pub fn add(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
     elementwise(ctx, enc, "add", a, b, len)
