@@ -105,6 +105,25 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
         }
     }
     let (cw, ch) = (MAP_PX / sk as f64, MAP_PX / sq as f64);
+    // A sliding window's edge: keys left of the dashed line are older than the window (0).
+    let band = map.window.filter(|&w| map.rows.1 > w + map.cols.0);
+    if let Some(w) = band {
+        ctx.save();
+        ctx.begin_path();
+        ctx.rect(LABEL_PX, LABEL_PX, MAP_PX, MAP_PX);
+        ctx.clip();
+        let at = |i: f64| (LABEL_PX + (i - w as f64 + 1.0 - map.cols.0 as f64) / map.block_k as f64 * cw, LABEL_PX + (i - map.rows.0 as f64) / map.block_q as f64 * ch);
+        let (x0, y0) = at(map.rows.0 as f64);
+        let (x1, y1) = at(map.rows.1 as f64);
+        ctx.begin_path();
+        let _ = ctx.set_line_dash(&js_sys::Array::of2(&6.0.into(), &4.0.into()));
+        ctx.set_stroke_style_str("#0c8599");
+        ctx.set_line_width(2.0);
+        ctx.move_to(x0, y0);
+        ctx.line_to(x1, y1);
+        ctx.stroke();
+        ctx.restore();
+    }
     // The chosen query row.
     if let Some(q) = marks.query {
         if q >= map.rows.0 && q < map.rows.1 {
@@ -174,6 +193,12 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
     ctx.fill_rect(bx + bw + 12.0, by + 16.0, 14.0, 10.0);
     ctx.set_fill_style_str(ink);
     let _ = ctx.fill_text("masked (future keys)", bx + bw + 32.0, by + 25.0);
+    if let Some(w) = band {
+        ctx.set_fill_style_str("#0c8599");
+        ctx.fill_rect(bx + bw + 12.0, by + 34.0, 14.0, 3.0);
+        ctx.set_fill_style_str(ink);
+        let _ = ctx.fill_text(&format!("sliding window edge: each query sees its last {w} keys"), bx + bw + 32.0, by + 39.0);
+    }
 }
 
 /// The map drawn at 2× (print, projectors) with the canvas's colours, as a PNG data URL.

@@ -43,7 +43,7 @@ pub fn map_from_rows(rows: &[Vec<f32>], layer: usize, head: usize, max_side: usi
             *v = MASKED;
         }
     }
-    HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: side, side_k: side, block_q: block, block_k: block, values }
+    HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: side, side_k: side, block_q: block, block_k: block, values, window: None }
 }
 
 /// Parses `"L.H"`.
@@ -92,7 +92,7 @@ pub fn run_from_report(report: &InspectReport, layer: usize, head: usize, max_si
     let (found, (l, h)) = if report.attention.contains_key(&key) { (true, (layer, head)) } else { (false, heads_held(report).first().copied().unwrap_or((layer, head))) };
     let map = match report.attention.get(&format!("{l}.{h}")) {
         Some(rows) => map_from_rows(rows, l, h, max_side),
-        None => HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: 0, side_k: 0, block_q: 1, block_k: 1, values: vec![] },
+        None => HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: 0, side_k: 0, block_q: 1, block_k: 1, values: vec![], window: None },
     };
     let run = RunResult {
         report: report.clone(),

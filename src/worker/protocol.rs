@@ -97,6 +97,9 @@ pub struct HeadMap {
     pub block_k: usize,
     /// (side_q, side_k), row-major.
     pub values: Vec<f32>,
+    /// The layer's sliding window (keys older than `i + 1 - window` get exactly 0).
+    #[serde(default)]
+    pub window: Option<usize>,
 }
 
 /// Marks cells the causal mask hides.

@@ -126,7 +126,7 @@ impl Session {
                         *cell = cell.max(*p);
                     }
                 }
-                thumbs.push(HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: s, side_k: s, block_q: block, block_k: block, values });
+                thumbs.push(HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: s, side_k: s, block_q: block, block_k: block, values, window: t.windows.get(layer).copied().flatten() });
             }
         }
         Response::Thumbs { thumbs }
@@ -145,7 +145,7 @@ pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, 
             *v = MASKED;
         }
     }
-    Ok(HeadMap { layer, head, n_tokens: n, rows: (rows.0.min(n), rows.1.min(n)), cols: (cols.0.min(n), cols.1.min(n)), side_q, side_k, block_q, block_k, values })
+    Ok(HeadMap { layer, head, n_tokens: n, rows: (rows.0.min(n), rows.1.min(n)), cols: (cols.0.min(n), cols.1.min(n)), side_q, side_k, block_q, block_k, values, window: t.windows.get(layer).copied().flatten() })
 }
 
 /// Runs a request that needs no browser APIs, natively or in the worker, with the CPU backend.
