@@ -48,7 +48,7 @@ fn short(t: &str) -> String {
 
 /// Room under the map for the colour bar and its ticks (drawn into the canvas, so a PNG
 /// export carries its own legend).
-const LEGEND_PX: f64 = 44.0;
+const LEGEND_PX: f64 = 54.0;
 /// Canvas size in CSS pixels.
 pub const WIDTH_PX: f64 = MAP_PX + LABEL_PX;
 pub const HEIGHT_PX: f64 = MAP_PX + LABEL_PX + LEGEND_PX;

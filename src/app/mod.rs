@@ -16,20 +16,20 @@ mod engine;
 mod experiment;
 mod heatmap;
 mod panels;
+mod state;
+mod views;
 mod widget;
 
-use leptos::html;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::worker::protocol::{HeadMap, ModelSummary, Request, Response, RunResult, MASKED};
-use client::Client;
-use embed_dialog::EmbedDialog;
+use crate::worker::protocol::{HeadMap, ModelSummary, RunResult, MASKED};
 use engine::page_base;
-use heatmap::Heatmap;
-use experiment::{outcome_csv, shipped_outcome, LostInTheMiddle, Outcome};
-use panels::{ModelView, SinkPanel, TokenStrip};
+use experiment::shipped_outcome;
+use panels::TokenStrip;
+use state::Page;
+use views::{AllHeadsView, EmbedView, Header, HeadView, InputBar, PositionView, SinkView, Status, Tabs};
 
 /// The default model inside the built site (Trunk copies `models/` into `dist/`).
 pub const DEFAULT_MODEL_URL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -235,10 +235,10 @@ pub fn App() -> impl IntoView {
     view! { <Playground/> }
 }
 
-/// The playground: model loading, text, token strip, heatmap, model view, sink panel.
+/// The playground: shared state ([`state::Page`]) provided to one component per view.
 #[component]
 pub fn Playground(
-    /// URL of the GGUF model to load (default: the bundled SmolLM2-135M).
+    /// URL of the GGUF model to load (default: `?model=`, else the bundled SmolLM2-135M).
     #[prop(optional, into)]
     model_url: Option<String>,
     /// Where the worker script lives (a prefix ending in `/`; default: next to the page).
@@ -246,152 +246,38 @@ pub fn Playground(
     asset_base: Option<String>,
 ) -> impl IntoView {
     let url = read_url();
-    let phase = RwSignal::new(Phase::LoadingModel);
-    let progress = RwSignal::new((String::from("download"), 0.0f64, None::<f64>));
-    let backend = RwSignal::new(None::<(String, String, Option<String>)>);
-    let model = RwSignal::new(None::<ModelSummary>);
-    let text = RwSignal::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()));
-    let layer = RwSignal::new(url.layer);
-    let head = RwSignal::new(url.head);
-    let view_sel = RwSignal::new(url.view);
-    let query = RwSignal::new(None::<usize>);
-    let run = RwSignal::new(None::<RunResult>);
-    let map = RwSignal::new(None::<HeadMap>);
-    let rows = RwSignal::new(None::<Vec<Vec<f32>>>);
-    let thumbs = RwSignal::new(None::<Vec<HeadMap>>);
-    let error = RwSignal::new(None::<String>);
-    let pending_run = StoredValue::new(url.run);
-    let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
-    let exp_canvas: NodeRef<html::Canvas> = NodeRef::new();
-    let exp_progress = RwSignal::new(None::<(f64, f64)>);
-    let exp_outcome = RwSignal::new(None::<Outcome>);
-    let client: StoredValue<Option<Client>, LocalStorage> = StoredValue::new_local(None);
-    let embed_open = RwSignal::new(false);
-
-    let send = move |req: Request| {
-        client.with_value(|c| {
-            if let Some(c) = c {
-                c.send(&req);
-            }
-        })
-    };
-    let start_run = move || {
-        if model.get_untracked().is_none() {
-            pending_run.set_value(true);
-            return;
-        }
-        phase.set(Phase::Running);
-        error.set(None);
-        thumbs.set(None);
-        send(Request::Run { text: text.get_untracked(), layer: layer.get_untracked(), head: head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
-    };
-    let request_head = move |rows_cols: Option<((usize, usize), (usize, usize))>| {
-        if run.get_untracked().is_none() {
-            return;
-        }
-        phase.set(Phase::Running);
-        let (r, c) = match rows_cols {
-            Some((r, c)) => (Some(r), Some(c)),
-            None => (None, None),
-        };
-        send(Request::Head { layer: layer.get_untracked(), head: head.get_untracked(), max_side: MAX_SIDE, rows: r, cols: c, slot: 0 });
-    };
-
-    let on_response = move |r: Response| match r {
-        Response::Ready => {}
-        Response::Progress { phase: p, done, total } if p == "experiment" => exp_progress.set(Some((done, total.unwrap_or(done)))),
-        Response::Progress { phase: p, done, total } => progress.set((p, done, total)),
-        Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
-            exp_progress.set(None);
-            exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
-        }
-        Response::Loaded { model: m, backend: b, adapter, note } => {
-            let (l, h) = (layer.get_untracked().min(m.n_layer - 1), head.get_untracked().min(m.n_head - 1));
-            layer.set(l);
-            head.set(h);
-            model.set(Some(m));
-            backend.set(Some((b, adapter, note)));
-            if phase.get_untracked() == Phase::LoadingModel || phase.get_untracked() == Phase::Error {
-                phase.set(Phase::Ready);
-            }
-            if pending_run.get_value() {
-                pending_run.set_value(false);
-                start_run();
-            }
-        }
-        Response::Result { run: r } => {
-            let r = *r;
-            let key = format!("{}.{}", r.map.layer, r.map.head);
-            rows.set(r.report.attention.get(&key).cloned());
-            map.set(Some(r.map.clone()));
-            query.set(Some(r.report.ids.len().saturating_sub(1)));
-            run.set(Some(r));
-            phase.set(Phase::Done);
-            if view_sel.get_untracked() == View::Model {
-                send(Request::Thumbs { side: 24, slot: 0 });
-            }
-        }
-        Response::Head { map: m, exact_rows } => {
-            // A whole-map answer replaces the exported rows (None for long inputs); a zoomed
-            // region leaves them as they are.
-            if m.rows == (0, m.n_tokens) && m.cols == (0, m.n_tokens) {
-                rows.set(exact_rows);
-            }
-            map.set(Some(m));
-            phase.set(Phase::Done);
-        }
-        Response::Thumbs { thumbs: t } => thumbs.set(Some(t)),
-        Response::Error { phase: p, message } => {
-            if p == "experiment" {
-                exp_progress.set(None);
-            }
-            error.set(Some(format!("{p}: {message}")));
-            phase.set(Phase::Error);
-        }
-    };
+    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run);
+    provide_context(p);
 
     // Start the worker and load the model.
     let base = engine::resolve(&asset_base.unwrap_or_default(), &page_base());
     let from_url = url.model.as_deref().and_then(|id| MODELS.iter().find(|m| m.0 == id)).map(|m| m.2.to_string());
     let model_url = engine::resolve(&model_url.or(from_url).unwrap_or_else(|| DEFAULT_MODEL_URL.to_string()), &base);
     let picked = model_id(&model_url);
-    match Client::spawn(&base, move |_, r| on_response(r)) {
-        Ok(c) => {
-            c.send(&Request::LoadUrl { url: model_url.clone() });
-            client.set_value(Some(c));
-        }
-        Err(e) => {
-            error.set(Some(e));
-            phase.set(Phase::Error);
-        }
-    }
+    p.start(&base, model_url);
 
-    let base_for_dialog = base.clone();
     // The lost-in-the-middle tab opens with a shipped result until the reader runs their own.
     {
         let url = format!("{base}{}", experiment::SHIPPED_POSITION);
         leptos::task::spawn_local(async move {
             if let Ok(o) = shipped_outcome(&url).await {
-                if exp_outcome.get_untracked().is_none() {
-                    exp_outcome.set(Some(o));
+                if p.exp_outcome.get_untracked().is_none() {
+                    p.exp_outcome.set(Some(o));
                 }
             }
         });
     }
 
     // Contract: state and backend on <html>, the URL, window.attnlab.exportJson().
-    Effect::new(move |_| set_root_data("data-attnlab-state", phase.get().as_str()));
+    Effect::new(move |_| set_root_data("data-attnlab-state", p.phase.get().as_str()));
     Effect::new(move |_| {
-        if let Some((b, _, _)) = backend.get() {
+        if let Some((b, _, _)) = p.backend.get() {
             set_root_data("data-attnlab-backend", &b);
         }
     });
-    Effect::new(move |_| write_url(&text.get(), layer.get(), head.get(), view_sel.get()));
+    Effect::new(move |_| write_url(&p.text.get(), p.layer.get(), p.head.get(), p.view.get()));
     {
-        let export = Closure::<dyn Fn() -> JsValue>::new(move || match run.get_untracked() {
-            Some(r) => JsValue::from_str(&export_json(&r, rows.get_untracked().as_ref(), layer.get_untracked(), head.get_untracked())),
-            None => JsValue::NULL,
-        });
+        let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));
         let api = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&api, &"exportJson".into(), export.as_ref());
         export.forget();
@@ -400,182 +286,33 @@ pub fn Playground(
         }
     }
 
-    // Opening or dropping another GGUF file.
-    let load_file = move |file: web_sys::File| {
-        let name = file.name();
-        phase.set(Phase::LoadingModel);
-        progress.set(("open".into(), 0.0, Some(file.size())));
-        leptos::task::spawn_local(async move {
-            match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                Ok(buf) => client.with_value(|c| {
-                    if let Some(c) = c {
-                        c.send_with_bytes(&Request::LoadBytes { name }, Some(buf.unchecked_into()));
-                    }
-                }),
-                Err(e) => {
-                    error.set(Some(format!("cannot read {name}: {e:?}")));
-                    phase.set(Phase::Error);
-                }
-            }
-        });
-    };
-    let on_file = move |ev: web_sys::Event| {
-        let input: web_sys::HtmlInputElement = event_target(&ev);
-        if let Some(f) = input.files().and_then(|l| l.get(0)) {
-            load_file(f);
-        }
-        input.set_value("");
-    };
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
         if let Some(f) = ev.data_transfer().and_then(|d| d.files()).and_then(|l| l.get(0)) {
-            load_file(f);
+            p.load_file(f);
         }
     };
-
-    let tokens = Signal::derive(move || run.with(|r| r.as_ref().map(|r| r.report.tokens.clone()).unwrap_or_default()));
     let query_row = Signal::derive(move || {
-        let q = query.get()?;
-        rows.with(|r| r.as_ref().and_then(|r| r.get(q).cloned()))
+        let q = p.query.get()?;
+        p.rows.with(|r| r.as_ref().and_then(|r| r.get(q).cloned()))
     });
-    let open_head = Callback::new(move |(l, h): (usize, usize)| {
-        layer.set(l);
-        head.set(h);
-        view_sel.set(View::Head);
-        request_head(None);
-    });
-    let on_zoom = Callback::new(move |rc: ((usize, usize), (usize, usize))| request_head(Some(rc)));
-    let set_layer_head = move |l: Option<usize>, h: Option<usize>| {
-        let Some(m) = model.get_untracked() else { return };
-        if let Some(l) = l {
-            layer.set(l.min(m.n_layer - 1));
-        }
-        if let Some(h) = h {
-            head.set(h.min(m.n_head - 1));
-        }
-        request_head(None);
-    };
-    let choose_view = move |v: View| {
-        view_sel.set(v);
-        if v == View::Model && thumbs.get_untracked().is_none() && run.get_untracked().is_some() {
-            send(Request::Thumbs { side: 24, slot: 0 });
-        }
-    };
     if url.run {
-        start_run();
+        p.start_run();
     }
 
     view! {
         <div class="attnlab" on:dragover=|ev: web_sys::DragEvent| ev.prevent_default() on:drop=on_drop>
-            <header class="top">
-                <div>
-                    <h1>"attnlab"</h1>
-                    <p class="lede">"Where does each attention head of a real language model look? It runs here, in your browser."</p>
-                </div>
-                <div class="model-status">
-                    {move || backend.get().map(|(b, adapter, note)| view! {
-                        <span class="badge" class:cpu=b == "cpu" title=adapter.clone()>{if b == "webgpu" { "WebGPU" } else { "CPU" }}" · "{adapter.clone()}</span>
-                        {note.map(|n| view! { <span class="note">{n}</span> })}
-                    })}
-                    <a class="lesson-link" href="lesson.html">"For teachers: lesson & embeds"</a>
-                    <button class="embed-button" on:click=move |_| embed_open.set(true) aria-haspopup="dialog">"Embed"</button>
-                    <label class="model-picker">"Model "
-                        <select on:change=move |ev| { let v = event_target_value(&ev); if !v.is_empty() { switch_model(&v) } }>
-                            {MODELS.iter().map(|(id, label, _)| view! { <option value=*id selected=*id == picked>{*label}</option> }).collect_view()}
-                            {(picked.is_empty()).then(|| view! { <option value="" selected=true>"Your GGUF file"</option> })}
-                        </select>
-                    </label>
-                    <label class="file-button">"Open GGUF…"<input type="file" accept=".gguf" on:change=on_file/></label>
-                </div>
-            </header>
-            {move || (phase.get() == Phase::LoadingModel).then(|| {
-                let (p, done, total) = progress.get();
-                let pct = total.map(|t| done / t.max(1.0) * 100.0).unwrap_or(0.0);
-                let label = match p.as_str() { "cache" => "Loading the model from the browser cache", "parse" => "Reading the model", "upload" => "Uploading weights to the GPU", "open" => "Opening the file", _ => "Downloading the model" };
-                view! {
-                    <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
-                        <div class="bar" style=format!("width:{pct:.1}%")></div>
-                        <span>{format!("{label}: {:.1} MB{}", done / 1e6, total.map(|t| format!(" of {:.1} MB", t / 1e6)).unwrap_or_default())}</span>
-                    </div>
-                }
-            })}
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            <section class="input">
-                <label for="attnlab-text">"Text"</label>
-                <textarea id="attnlab-text" rows="3" prop:value=move || text.get() on:input=move |ev| text.set(event_target_value(&ev))
-                    on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) { start_run() }></textarea>
-                <div class="controls">
-                    <button class="primary" on:click=move |_| start_run() disabled=move || matches!(phase.get(), Phase::Running | Phase::LoadingModel)>
-                        {move || if phase.get() == Phase::Running { "Running…" } else { "Run" }}
-                    </button>
-                    <label>"Layer "<input type="number" min="0" max=move || model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || layer.get()
-                        on:change=move |ev| set_layer_head(event_target_value(&ev).parse().ok(), None)/></label>
-                    <label>"Head "<input type="number" min="0" max=move || model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || head.get()
-                        on:change=move |ev| set_layer_head(None, event_target_value(&ev).parse().ok())/></label>
-                    <span class="muted">{move || model.get().map(|m| format!("KV head {} of {}", head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
-                    <span class="muted layer-kind">{move || model.get().map(|m| layer_kind(&m, layer.get()))}</span>
-                </div>
-            </section>
-            {move || run.get().map(|r| {
-                let t = &r.report.timings_ms;
-                view! {
-                    <p class="timings">{format!("{} tokens · tokenize {:.1} ms · forward {:.0} ms · maps {:.0} ms", r.report.ids.len(), t.tokenize, t.forward, t.analysis)}</p>
-                    <p class="next">"Next token: "{r.next_tokens.iter().take(5).map(|(t, p)| view! { <code>{format!("{t:?}")}</code><span>{format!(" {:.1}%  ", p * 100.0)}</span> }).collect_view()}</p>
-                }
-            })}
-            <TokenStrip tokens=tokens query=query row=query_row/>
-            <nav class="tabs" role="tablist">
-                {[View::Head, View::Model, View::Sinks, View::Position].into_iter().map(|v| view! {
-                    <button role="tab" aria-selected=move || (view_sel.get() == v).to_string() class:active=move || view_sel.get() == v on:click=move |_| choose_view(v)>
-                        {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle", View::Tokens => "Tokens" }}
-                    </button>
-                }).collect_view()}
-            </nav>
-            <div class="panel" class:hidden=move || view_sel.get() != View::Head>
-                <div class="head-title">
-                    <strong>{move || format!("Layer {} · head {}", layer.get(), head.get())}</strong>
-                    {move || map.get().filter(|m| m.pooled()).map(|m| view! { <span class="muted">{format!(" pooled: {}×{} tokens per cell (max) — click to zoom", m.block_q, m.block_k)}</span> })}
-                    {move || map.get().filter(|m| m.rows != (0, m.n_tokens) || m.cols != (0, m.n_tokens)).map(|m| view! {
-                        <span class="muted">{format!(" queries {}–{}, keys {}–{} ", m.rows.0, m.rows.1 - 1, m.cols.0, m.cols.1 - 1)}</span>
-                        <button on:click=move |_| request_head(None)>"Whole map"</button>
-                    })}
-                </div>
-                <Heatmap map=map tokens=tokens query=query on_zoom=on_zoom canvas_ref=canvas_ref/>
-                <div class="exports">
-                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), map.get_untracked()) { if let Some(u) = heatmap::png_2x(&c, &m, &tokens.get_untracked(), query.get_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG (2×)"</button>
-                    <button on:click=move |_| if let Some(m) = map.get_untracked() { download(&format!("attnlab-L{}-H{}.csv", m.layer, m.head), "text/csv", &map_csv(&m, &tokens.get_untracked())) }>"CSV"</button>
-                    <button on:click=move |_| if let Some(r) = run.get_untracked() { download("attnlab.json", "application/json", &export_json(&r, rows.get_untracked().as_ref(), layer.get_untracked(), head.get_untracked())) }>"JSON"</button>
-                </div>
-            </div>
-            <div class="panel" class:hidden=move || view_sel.get() != View::Model>
-                {move || model.get().map(|m| view! { <ModelView thumbs=thumbs n_head=m.n_head n_kv_head=m.n_kv_head current=Signal::derive(move || (layer.get(), head.get())) on_open=open_head/> })}
-            </div>
-            <div class="panel" class:hidden=move || view_sel.get() != View::Sinks>
-                <SinkPanel
-                    sink=Signal::derive(move || run.with(|r| r.as_ref().map(|r| r.report.sink_mass_key0.clone()).unwrap_or_default()))
-                    per_layer=Signal::derive(move || run.with(|r| r.as_ref().map(|r| r.sink_per_layer.clone()).unwrap_or_default()))
-                    baseline=Signal::derive(move || run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
-                    on_open=open_head/>
-            </div>
-            <div class="panel" class:hidden=move || view_sel.get() != View::Position>
-                <LostInTheMiddle
-                    on_start=Callback::new(move |e| { exp_progress.set(Some((0.0, 1.0))); error.set(None); send(Request::Experiment { experiment: e }) })
-                    on_cancel=Callback::new(move |_| send(Request::Cancel))
-                    progress=exp_progress
-                    outcome=exp_outcome
-                    ready=Signal::derive(move || model.get().is_some())
-                    canvas_ref=exp_canvas/>
-                <div class="exports" class:hidden=move || exp_outcome.get().is_none()>
-                    <button on:click=move |_| if let Some(o) = exp_outcome.get_untracked() { download("attnlab-position.csv", "text/csv", &outcome_csv(&o)) }>"CSV"</button>
-                    <button on:click=move |_| if let Some(o) = exp_outcome.get_untracked() { if let Some(u) = experiment::attention_png_2x(&o) { download_url("attnlab-position-attention.png", &u) } }>"PNG (2×)"</button>
-                </div>
-            </div>
-            {move || embed_open.get().then(|| view! {
-                <EmbedDialog text=text.get_untracked() layer=layer.get_untracked() head=head.get_untracked() view=view_sel.get_untracked().as_str() base=base_for_dialog.clone()
-                    figure=Signal::derive(move || run.get().map(|r| export_json(&r, rows.get().as_ref(), layer.get(), head.get())))
-                    on_close=Callback::new(move |_| embed_open.set(false))/>
-            })}
-            <footer class="muted">"Drop a Llama-family GGUF file anywhere on the page to load it. Ctrl+Enter runs."</footer>
+            <Header picked=picked/>
+            <Status/>
+            <InputBar/>
+            <TokenStrip tokens=p.tokens() query=p.query row=query_row/>
+            <Tabs/>
+            <HeadView/>
+            <AllHeadsView/>
+            <SinkView/>
+            <PositionView/>
+            <EmbedView base=base.clone()/>
+            <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>
     }
 }

@@ -1,0 +1,213 @@
+//! One component per part of the playground, each reading the shared [`Page`] state from
+//! context: the header (backend, model picker, file), the input bar, the head view, all
+//! heads, the attention sink, lost in the middle, and the embed dialog.
+
+use leptos::html;
+use leptos::prelude::*;
+
+use super::embed_dialog::EmbedDialog;
+use super::experiment::{self, outcome_csv, LostInTheMiddle};
+use super::heatmap::{self, Heatmap};
+use super::panels::{ModelView, SinkPanel};
+use super::state::Page;
+use super::{download, download_url, layer_kind, map_csv, switch_model, Phase, View, MODELS};
+use crate::worker::protocol::Request;
+
+fn page() -> Page {
+    expect_context::<Page>()
+}
+
+/// Title, backend badge, links, model picker and "Open GGUF…".
+#[component]
+pub fn Header(
+    /// The picker's current id ("" for the reader's own file).
+    picked: &'static str,
+) -> impl IntoView {
+    let p = page();
+    let on_file = move |ev: web_sys::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        if let Some(f) = input.files().and_then(|l| l.get(0)) {
+            p.load_file(f);
+        }
+        input.set_value("");
+    };
+    view! {
+        <header class="top">
+            <div>
+                <h1>"attnlab"</h1>
+                <p class="lede">"Where does each attention head of a real language model look? It runs here, in your browser."</p>
+            </div>
+            <div class="model-status">
+                {move || p.backend.get().map(|(b, adapter, note)| view! {
+                    <span class="badge" class:cpu=b == "cpu" title=adapter.clone()>{if b == "webgpu" { "WebGPU" } else { "CPU" }}" · "{adapter.clone()}</span>
+                    {note.map(|n| view! { <span class="note">{n}</span> })}
+                })}
+                <a class="lesson-link" href="lesson.html">"For teachers: lesson & embeds"</a>
+                <button class="embed-button" on:click=move |_| p.embed_open.set(true) aria-haspopup="dialog">"Embed"</button>
+                <label class="model-picker">"Model "
+                    <select on:change=move |ev| { let v = event_target_value(&ev); if !v.is_empty() { switch_model(&v) } }>
+                        {MODELS.iter().map(|(id, label, _)| view! { <option value=*id selected=*id == picked>{*label}</option> }).collect_view()}
+                        {picked.is_empty().then(|| view! { <option value="" selected=true>"Your GGUF file"</option> })}
+                    </select>
+                </label>
+                <label class="file-button">"Open GGUF…"<input type="file" accept=".gguf" on:change=on_file/></label>
+            </div>
+        </header>
+    }
+}
+
+/// The model download / parse / upload progress, then errors.
+#[component]
+pub fn Status() -> impl IntoView {
+    let p = page();
+    view! {
+        {move || (p.phase.get() == Phase::LoadingModel).then(|| {
+            let (phase, done, total) = p.progress.get();
+            let pct = total.map(|t| done / t.max(1.0) * 100.0).unwrap_or(0.0);
+            let label = match phase.as_str() { "cache" => "Loading the model from the browser cache", "parse" => "Reading the model", "upload" => "Uploading weights to the GPU", "open" => "Opening the file", _ => "Downloading the model" };
+            view! {
+                <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
+                    <div class="bar" style=format!("width:{pct:.1}%")></div>
+                    <span>{format!("{label}: {:.1} MB{}", done / 1e6, total.map(|t| format!(" of {:.1} MB", t / 1e6)).unwrap_or_default())}</span>
+                </div>
+            }
+        })}
+        {move || p.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+    }
+}
+
+/// Text, Run, layer and head, what the layer sees; then timings and next-token candidates.
+#[component]
+pub fn InputBar() -> impl IntoView {
+    let p = page();
+    view! {
+        <section class="input">
+            <label for="attnlab-text">"Text"</label>
+            <textarea id="attnlab-text" rows="3" prop:value=move || p.text.get() on:input=move |ev| p.text.set(event_target_value(&ev))
+                on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) { p.start_run() }></textarea>
+            <div class="controls">
+                <button class="primary" on:click=move |_| p.start_run() disabled=move || matches!(p.phase.get(), Phase::Running | Phase::LoadingModel)>
+                    {move || if p.phase.get() == Phase::Running { "Running…" } else { "Run" }}
+                </button>
+                <label>"Layer "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || p.layer.get()
+                    on:change=move |ev| p.set_layer_head(event_target_value(&ev).parse().ok(), None)/></label>
+                <label>"Head "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || p.head.get()
+                    on:change=move |ev| p.set_layer_head(None, event_target_value(&ev).parse().ok())/></label>
+                <span class="muted">{move || p.model.get().map(|m| format!("KV head {} of {}", p.head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
+                <span class="muted layer-kind">{move || p.model.get().map(|m| layer_kind(&m, p.layer.get()))}</span>
+            </div>
+        </section>
+        {move || p.run.get().map(|r| {
+            let t = &r.report.timings_ms;
+            view! {
+                <p class="timings">{format!("{} tokens · tokenize {:.1} ms · forward {:.0} ms · maps {:.0} ms", r.report.ids.len(), t.tokenize, t.forward, t.analysis)}</p>
+                <p class="next">"Next token: "{r.next_tokens.iter().take(5).map(|(t, p)| view! { <code>{format!("{t:?}")}</code><span>{format!(" {:.1}%  ", p * 100.0)}</span> }).collect_view()}</p>
+            }
+        })}
+    }
+}
+
+/// The view tabs.
+#[component]
+pub fn Tabs() -> impl IntoView {
+    let p = page();
+    view! {
+        <nav class="tabs" role="tablist">
+            {[View::Head, View::Model, View::Sinks, View::Position].into_iter().map(|v| view! {
+                <button role="tab" aria-selected=move || (p.view.get() == v).to_string() class:active=move || p.view.get() == v on:click=move |_| p.choose_view(v)>
+                    {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle", View::Tokens => "Tokens" }}
+                </button>
+            }).collect_view()}
+        </nav>
+    }
+}
+
+/// One head's map with zoom and exports (PNG, CSV, JSON).
+#[component]
+pub fn HeadView() -> impl IntoView {
+    let p = page();
+    let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
+    let tokens = p.tokens();
+    let on_zoom = Callback::new(move |rc| p.request_head(Some(rc)));
+    view! {
+        <div class="panel" class:hidden=move || p.view.get() != View::Head>
+            <div class="head-title">
+                <strong>{move || format!("Layer {} · head {}", p.layer.get(), p.head.get())}</strong>
+                {move || p.map.get().filter(|m| m.pooled()).map(|m| view! { <span class="muted">{format!(" pooled: {}×{} tokens per cell (max) — click to zoom", m.block_q, m.block_k)}</span> })}
+                {move || p.map.get().filter(|m| m.rows != (0, m.n_tokens) || m.cols != (0, m.n_tokens)).map(|m| view! {
+                    <span class="muted">{format!(" queries {}–{}, keys {}–{} ", m.rows.0, m.rows.1 - 1, m.cols.0, m.cols.1 - 1)}</span>
+                    <button on:click=move |_| p.request_head(None)>"Whole map"</button>
+                })}
+            </div>
+            <Heatmap map=p.map tokens=tokens query=p.query on_zoom=on_zoom canvas_ref=canvas_ref/>
+            <div class="exports">
+                <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), p.map.get_untracked()) { if let Some(u) = heatmap::png_2x(&c, &m, &tokens.get_untracked(), p.query.get_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG (2×)"</button>
+                <button on:click=move |_| if let Some(m) = p.map.get_untracked() { download(&format!("attnlab-L{}-H{}.csv", m.layer, m.head), "text/csv", &map_csv(&m, &tokens.get_untracked())) }>"CSV"</button>
+                <button on:click=move |_| if let Some(json) = p.export() { download("attnlab.json", "application/json", &json) }>"JSON"</button>
+            </div>
+        </div>
+    }
+}
+
+/// Every head as a thumbnail, grouped under its KV head.
+#[component]
+pub fn AllHeadsView() -> impl IntoView {
+    let p = page();
+    let open = Callback::new(move |(l, h)| p.open_head(l, h));
+    view! {
+        <div class="panel" class:hidden=move || p.view.get() != View::Model>
+            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open/> })}
+        </div>
+    }
+}
+
+/// Mass on the first token for every head.
+#[component]
+pub fn SinkView() -> impl IntoView {
+    let p = page();
+    let open = Callback::new(move |(l, h)| p.open_head(l, h));
+    view! {
+        <div class="panel" class:hidden=move || p.view.get() != View::Sinks>
+            <SinkPanel
+                sink=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.report.sink_mass_key0.clone()).unwrap_or_default()))
+                per_layer=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.sink_per_layer.clone()).unwrap_or_default()))
+                baseline=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
+                on_open=open/>
+        </div>
+    }
+}
+
+/// The lost-in-the-middle experiment with its exports.
+#[component]
+pub fn PositionView() -> impl IntoView {
+    let p = page();
+    let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
+    view! {
+        <div class="panel" class:hidden=move || p.view.get() != View::Position>
+            <LostInTheMiddle
+                on_start=Callback::new(move |e| { p.exp_progress.set(Some((0.0, 1.0))); p.error.set(None); p.send(Request::Experiment { experiment: e }) })
+                on_cancel=Callback::new(move |_| p.send(Request::Cancel))
+                progress=p.exp_progress
+                outcome=p.exp_outcome
+                ready=Signal::derive(move || p.model.get().is_some())
+                canvas_ref=canvas_ref/>
+            <div class="exports" class:hidden=move || p.exp_outcome.get().is_none()>
+                <button on:click=move |_| if let Some(o) = p.exp_outcome.get_untracked() { download("attnlab-position.csv", "text/csv", &outcome_csv(&o)) }>"CSV"</button>
+                <button on:click=move |_| if let Some(o) = p.exp_outcome.get_untracked() { if let Some(u) = experiment::attention_png_2x(&o) { download_url("attnlab-position-attention.png", &u) } }>"PNG (2×)"</button>
+            </div>
+        </div>
+    }
+}
+
+/// The embed dialog, while open.
+#[component]
+pub fn EmbedView(base: String) -> impl IntoView {
+    let p = page();
+    view! {
+        {move || p.embed_open.get().then(|| view! {
+            <EmbedDialog text=p.text.get_untracked() layer=p.layer.get_untracked() head=p.head.get_untracked() view=p.view.get_untracked().as_str() base=base.clone()
+                figure=Signal::derive(move || p.run.get().map(|r| super::export_json(&r, p.rows.get().as_ref(), p.layer.get(), p.head.get())))
+                on_close=Callback::new(move |_| p.embed_open.set(false))/>
+        })}
+    }
+}
