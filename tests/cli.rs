@@ -76,3 +76,21 @@ fn readable_summary_and_clear_errors() {
     let (ok, _, err) = attnlab(&["inspect", "--text", "hi", "--model", "no/such.gguf"], None);
     assert!(!ok && err.contains("make setup"), "{err}");
 }
+
+#[test]
+fn every_command_takes_gemma_with_model() {
+    let gemma = attnlab::GEMMA3_MODEL_PATH;
+    let (ok, out, err) = attnlab(&["--model", gemma, "tokenize", "--text", "Hello, world!", "--json"], None);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ids"], serde_json::json!([2, 9259, 236764, 1902, 236888]));
+    let (ok, out, err) = attnlab(&["--model", gemma, "inspect", "--text", "The dog chased the cat because it was hungry.", "--heads", "5.1", "--json"], None);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["n_layers"].as_u64(), v["n_heads"].as_u64(), v["n_kv_heads"].as_u64()), (Some(18), Some(4), Some(1)));
+    assert_eq!(v["argmax_per_position"].as_array().unwrap().len(), 11);
+    let (ok, out, err) = attnlab(&["--model", gemma, "position", "--pairs", "4", "--positions", "2", "--trials", "1", "--json"], None);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 2);
+}

@@ -13,8 +13,11 @@ fn attr_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-fn query(text: &str, layer: usize, head: usize, view: &str) -> String {
+fn query(text: &str, layer: usize, head: usize, view: &str, model_src: Option<&str>) -> String {
     let Ok(p) = web_sys::UrlSearchParams::new() else { return String::new() };
+    if let Some(m) = model_src {
+        p.append("model-src", m);
+    }
     p.append("text", text);
     p.append("layer", &layer.to_string());
     p.append("head", &head.to_string());
@@ -23,19 +26,20 @@ fn query(text: &str, layer: usize, head: usize, view: &str) -> String {
     String::from(p.to_string())
 }
 
-/// The element snippet.
-pub fn element_snippet(base: &str, text: &str, layer: usize, head: usize, view: &str) -> String {
+/// The element snippet (`model_src`: a model other than the default, as an absolute URL).
+pub fn element_snippet(base: &str, text: &str, layer: usize, head: usize, view: &str, model_src: Option<&str>) -> String {
+    let model = model_src.map(|m| format!(" model-src=\"{}\"", attr_escape(m))).unwrap_or_default();
     format!(
-        "<script type=\"module\" src=\"{base}embed.js\"></script>\n<attn-lab text=\"{}\" layer=\"{layer}\" head=\"{head}\" view=\"{view}\" controls=\"compact\"></attn-lab>",
+        "<script type=\"module\" src=\"{base}embed.js\"></script>\n<attn-lab text=\"{}\" layer=\"{layer}\" head=\"{head}\" view=\"{view}\" controls=\"compact\"{model}></attn-lab>",
         attr_escape(text)
     )
 }
 
 /// The iframe snippet (a fixed fallback height; `embed-resize.js` fits it to its content).
-pub fn iframe_snippet(base: &str, text: &str, layer: usize, head: usize, view: &str) -> String {
+pub fn iframe_snippet(base: &str, text: &str, layer: usize, head: usize, view: &str, model_src: Option<&str>) -> String {
     format!(
         "<iframe src=\"{base}embed.html?{}\" title=\"attnlab: where layer {layer}, head {head} looks\" loading=\"lazy\" width=\"100%\" height=\"760\" style=\"border:0;max-width:720px\"></iframe>\n<script src=\"{base}embed-resize.js\"></script>",
-        attr_escape(&query(text, layer, head, view))
+        attr_escape(&query(text, layer, head, view, model_src))
     )
 }
 
@@ -57,15 +61,18 @@ pub fn EmbedDialog(
     view: &'static str,
     /// The site's absolute URL (ending in `/`).
     base: String,
+    /// The model when it is not the default (absolute URL).
+    model_src: Option<String>,
     /// The current result as JSON (for `result-src`).
     #[prop(into)]
     figure: Signal<Option<String>>,
     on_close: Callback<()>,
 ) -> impl IntoView {
     let view = if view == "position" || view == "tokens" { view } else { view };
-    let element = element_snippet(&base, &text, layer, head, view);
-    let iframe = iframe_snippet(&base, &text, layer, head, view);
-    let preview = format!("{base}embed.html?{}", query(&text, layer, head, view));
+    let m = model_src.as_deref();
+    let element = element_snippet(&base, &text, layer, head, view, m);
+    let iframe = iframe_snippet(&base, &text, layer, head, view, m);
+    let preview = format!("{base}embed.html?{}", query(&text, layer, head, view, m));
     let copied = RwSignal::new(None::<&'static str>);
     let dialog: NodeRef<html::Div> = NodeRef::new();
     Effect::new(move |_| {
@@ -80,7 +87,7 @@ pub fn EmbedDialog(
                 on:click=|ev| ev.stop_propagation()
                 on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Escape" { on_close.run(()) }>
                 <h2 id="embed-title">"Embed this figure"</h2>
-                <p class="muted">"Paste either snippet into a course page. The element needs scripts; the iframe works where a learning platform strips them (Canvas, Moodle). The model (94 MB) downloads once per reader, only when a figure runs."</p>
+                <p class="muted">"Paste either snippet into a course page. The element needs scripts; the iframe works where a learning platform strips them (Canvas, Moodle). The model (94 MB for SmolLM2, 253 MB for Gemma 3) downloads once per reader, only when a figure runs."</p>
                 <h3>"Element"</h3>
                 <textarea class="snippet snippet-element" readonly rows="3" prop:value=element.clone()></textarea>
                 <button on:click=move |_| { copy(&e2); copied.set(Some("element")) }>{move || if copied.get() == Some("element") { "Copied" } else { "Copy element" }}</button>

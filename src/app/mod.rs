@@ -254,6 +254,7 @@ pub fn Playground(
     let from_url = url.model.as_deref().and_then(|id| MODELS.iter().find(|m| m.0 == id)).map(|m| m.2.to_string());
     let model_url = engine::resolve(&model_url.or(from_url).unwrap_or_else(|| DEFAULT_MODEL_URL.to_string()), &base);
     let picked = model_id(&model_url);
+    let embed_model = (!model_url.ends_with(DEFAULT_MODEL_URL)).then(|| model_url.clone());
     p.start(&base, model_url);
 
     // The lost-in-the-middle tab opens with a shipped result until the reader runs their own.
@@ -311,7 +312,7 @@ pub fn Playground(
             <AllHeadsView/>
             <SinkView/>
             <PositionView/>
-            <EmbedView base=base.clone()/>
+            <EmbedView base=base.clone() model_src=embed_model/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>
     }

@@ -201,11 +201,15 @@ pub fn PositionView() -> impl IntoView {
 
 /// The embed dialog, while open.
 #[component]
-pub fn EmbedView(base: String) -> impl IntoView {
+pub fn EmbedView(
+    base: String,
+    /// The model's absolute URL when it is not the default one.
+    model_src: Option<String>,
+) -> impl IntoView {
     let p = page();
     view! {
         {move || p.embed_open.get().then(|| view! {
-            <EmbedDialog text=p.text.get_untracked() layer=p.layer.get_untracked() head=p.head.get_untracked() view=p.view.get_untracked().as_str() base=base.clone()
+            <EmbedDialog text=p.text.get_untracked() layer=p.layer.get_untracked() head=p.head.get_untracked() view=p.view.get_untracked().as_str() base=base.clone() model_src=model_src.clone()
                 figure=Signal::derive(move || p.run.get().map(|r| super::export_json(&r, p.rows.get().as_ref(), p.layer.get(), p.head.get())))
                 on_close=Callback::new(move |_| p.embed_open.set(false))/>
         })}

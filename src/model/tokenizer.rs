@@ -90,6 +90,9 @@ pub struct Tokenizer {
     byte_tokens: [Option<u32>; 256],
     /// SentencePiece: prepend a space to text that starts a fragment.
     add_space_prefix: bool,
+    /// SentencePiece: tokens text may be merged into (not control, not `<0xAB>` byte pieces,
+    /// which SentencePiece never matches against text).
+    spm_matchable: Vec<bool>,
     /// id -> vocabulary string (in the GPT-2 byte alphabet for normal tokens).
     tokens: Vec<String>,
     token_to_id: HashMap<String, u32>,
@@ -197,7 +200,10 @@ impl Tokenizer {
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
 
         let id_opt = |key: &str| g.get_u64(key).ok().filter(|&v| v < tokens.len() as u64).map(|v| v as u32);
+        // 3 = CONTROL, 6 = BYTE (llama.cpp `llama_token_type`).
+        let spm_matchable = if kind == TokenizerKind::SentencePiece { types.iter().map(|&t| t != 3 && t != 6).collect() } else { vec![] };
         Ok(Tokenizer {
+            spm_matchable,
             kind,
             scores,
             byte_tokens,
@@ -416,7 +422,7 @@ impl Tokenizer {
             }
             let r = syms[l].next;
             let joined = format!("{}{}", syms[l].text, syms[r].text);
-            let id = *self.token_to_id.get(&joined)?;
+            let id = self.spm_piece(&joined)?;
             Some(Cand(self.scores[id as usize], l, syms[l].text.len(), syms[r].text.len()))
         };
         let mut heap = BinaryHeap::new();
@@ -445,7 +451,7 @@ impl Tokenizer {
         let mut i = if syms.is_empty() { NONE } else { 0 };
         while i != NONE {
             let s = &syms[i];
-            if let Some(&id) = self.token_to_id.get(&s.text) {
+            if let Some(id) = self.spm_piece(&s.text) {
                 out.push(Token { id, start: s.start, end: s.end });
             } else {
                 // Byte fallback: each byte of the piece's text as its `<0xAB>` token; spans
@@ -458,6 +464,12 @@ impl Tokenizer {
             }
             i = syms[i].next;
         }
+    }
+
+    /// The SentencePiece token whose text is `piece`, if text may be merged into it.
+    fn spm_piece(&self, piece: &str) -> Option<u32> {
+        let id = *self.token_to_id.get(piece)?;
+        self.spm_matchable.get(id as usize).copied().unwrap_or(true).then_some(id)
     }
 
     /// The raw bytes a token stands for.
