@@ -13,11 +13,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> best_v: array<f32, 256>;
-var<workgroup> best_i: array<u32, 256>;
+const WG: u32 = ELEMENTWISE_WG;
+var<workgroup> best_v: array<f32, ELEMENTWISE_WG>;
+var<workgroup> best_i: array<u32, ELEMENTWISE_WG>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row = wg.x;
     var v = -3.0e38;

@@ -45,7 +45,7 @@ fn prob(h: u32, i: u32, j: u32) -> f32 {
     return exp(s * p.scale - lse[h * p.n + i]);
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(MAP_TILE, MAP_TILE, 1)
 fn probs(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     let i = gid.y;
@@ -54,7 +54,7 @@ fn probs(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(MAP_TILE, MAP_TILE, 1)
 fn pooled(@builtin(global_invocation_id) gid: vec3<u32>) {
     let tj = gid.x;
     let ti = gid.y;
@@ -78,7 +78,7 @@ fn pooled(@builtin(global_invocation_id) gid: vec3<u32>) {
     out[p.side * p.side + ti * p.side + tj] = select(-1.0, sum / f32(max(count, 1u)), count > 0u);
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(MAP_TILE, MAP_TILE, 1)
 fn row_mass(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
     let h = gid.y;

@@ -13,16 +13,16 @@ struct Params {
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 
-const WG: u32 = 256u;
+const WG: u32 = ELEMENTWISE_WG;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x < p.len) {
         a[gid.x] = a[gid.x] + b[gid.x];
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn geglu(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x < p.len) {
         let g = a[gid.x];
@@ -34,7 +34,7 @@ fn geglu(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn swiglu(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x < p.len) {
         let g = a[gid.x];

@@ -21,9 +21,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> ids: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
+const WG: u32 = ELEMENTWISE_WG;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
     if (e >= p.n * p.d) {

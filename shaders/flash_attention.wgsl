@@ -38,14 +38,14 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> o: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 
-const WG: u32 = 64u;   // invocations: (query, head-in-group) pairs
+const WG: u32 = FLASH_WG; // invocations: (query, head-in-group) pairs
 const HD4: u32 = HEAD_DIM / 4u;
 const NEG_BIG: f32 = -3.0e38;
 
 var<workgroup> k_tile: array<vec4<f32>, BC * HD4>; // (BC, HEAD_DIM)
 var<workgroup> v_tile: array<vec4<f32>, BC * HD4>; // (BC, HEAD_DIM)
 
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(FLASH_WG, 1, 1)
 fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let g = wg.y;
     let q0 = wg.x * p.q_tile;

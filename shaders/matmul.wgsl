@@ -25,8 +25,8 @@ struct Params {
 
 const WG_X: u32 = 16u;            // invocations along weight rows
 const WG_Y: u32 = 16u;            // invocations along tokens
-const TILE_R: u32 = 64u;          // weight rows per workgroup
-const TILE_N: u32 = 32u;          // tokens per workgroup
+const TILE_R: u32 = MATMUL_TILE_R; // weight rows per workgroup (= WG_X · ROWS_PER_INV)
+const TILE_N: u32 = MATMUL_TILE_N; // tokens per workgroup (= WG_Y · TOKENS_PER_INV)
 const TILE_K: u32 = 32u;          // reduction slice (one quant block)
 const ROWS_PER_INV: u32 = 4u;     // TILE_R / WG_X
 const TOKENS_PER_INV: u32 = 2u;   // TILE_N / WG_Y

@@ -28,7 +28,7 @@ struct Params {
 const WG_SOFTMAX: u32 = 64u;
 var<workgroup> red: array<f32, 64>;
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(MAP_TILE, MAP_TILE, 1)
 fn scores(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     let i = gid.y;
@@ -93,7 +93,7 @@ fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
+@compute @workgroup_size(MAP_TILE, MAP_TILE, 1)
 fn pv(@builtin(global_invocation_id) gid: vec3<u32>) {
     let d = gid.x;
     let i = gid.y;

@@ -13,10 +13,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
+const WG: u32 = ELEMENTWISE_WG;
+var<workgroup> partial: array<f32, ELEMENTWISE_WG>;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row = wg.x;
     var s = 0.0;

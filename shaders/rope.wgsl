@@ -18,9 +18,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> table: array<f32>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 
-const WG: u32 = 256u;
+const WG: u32 = ELEMENTWISE_WG;
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn rope(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
     if (e >= p.n * p.n_heads * p.half_rope) {

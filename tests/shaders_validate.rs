@@ -4,6 +4,8 @@
 use attnlab::backends::gpu::context::sources;
 
 fn validate(name: &str, src: &str) {
+    // As the engine compiles it: the shared constants first.
+    let src = &sources::with_prelude(src);
     let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
         .validate(&module)

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(name = "attnlab", version, about = "See where every attention head of a real LLM looks")]
 struct Cli {
-    /// GGUF model file (Llama family).
+    /// GGUF model file (Llama family or Gemma 3).
     #[arg(long, global = true, default_value = DEFAULT_MODEL_PATH)]
     model: String,
     #[command(subcommand)]
@@ -44,6 +44,8 @@ enum Task {
 enum BenchWhat {
     Prefill,
     Attention,
+    /// Sliding-window vs full attention, Gemma 3's shape (CPU, and the GPU when found).
+    Window,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +210,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("\ntimings: tokenize {:.1} ms, forward {:.1} ms, analysis {:.1} ms", t.tokenize, t.forward, t.analysis);
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
+        Command::Bench { what: BenchWhat::Window, n, reps, .. } => bench_window(&n, reps)?,
         Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => {
             use attnlab::analysis::position::{score, summarise, Experiment};
             let (model, _) = load(&cli.model)?;
@@ -314,6 +317,60 @@ fn run(cli: Cli) -> Result<(), String> {
 
 /// GPU flash vs naive attention on random inputs shaped like SmolLM2-135M (9 query heads,
 /// 3 KV heads, head size 64).
+/// Full causal vs 512-token sliding-window attention in Gemma 3 270M's shape (4 query heads,
+/// 1 KV head, head size 256): the window makes a local layer's cost O(n·w) instead of O(n²).
+fn bench_window(ns: &[usize], reps: usize) -> Result<(), String> {
+    use attnlab::backends::cpu::ops::causal_attention;
+    use attnlab::backends::gpu::context::GpuContext;
+    use attnlab::backends::gpu::ops::{self, AttnShape};
+    let (n_head, n_kv, hd, w) = (4usize, 1usize, 256usize, 512usize);
+    let gpu = GpuContext::new_blocking().ok();
+    println!("CPU: {}; GPU: {}", CpuBackend::new().describe(), gpu.as_ref().map(|c| c.describe()).unwrap_or_else(|| "none found".into()));
+    println!("| n | CPU full ms | CPU window {w} ms | CPU ratio | GPU flash full ms | GPU flash window {w} ms | GPU ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let fill = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed)) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect() };
+    for &n in ns {
+        let (q, k, v) = (fill(n * n_head * hd, 1), fill(n * n_kv * hd, 2), fill(n * n_kv * hd, 3));
+        let best = |f: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
+            let mut best = f64::INFINITY;
+            for rep in 0..=reps.max(1) {
+                let clock = Clock::start();
+                f()?;
+                if rep > 0 {
+                    best = best.min(clock.ms());
+                }
+            }
+            Ok(best)
+        };
+        let cpu = |window: Option<usize>| {
+            let (mut o, mut lse) = (vec![0.0; q.len()], vec![0.0; n_head * n]);
+            best(&mut || {
+                causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window }, &q, &k, &v, &mut o, &mut lse);
+                Ok(())
+            })
+        };
+        let (cf, cw) = (cpu(None)?, cpu(Some(w))?);
+        let (gf, gw) = match &gpu {
+            Some(ctx) => {
+                let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k", &k), ctx.upload("v", &v));
+                let (o, lse) = (ctx.scratch("o", q.len()), ctx.scratch("lse", n_head * n));
+                let g = |window: Option<usize>| {
+                    best(&mut || {
+                        let mut enc = ctx.encoder("bench window");
+                        ops::flash_attention(ctx, &mut enc, AttnShape { n, n_head, n_kv, head_dim: hd, window }, &qb, &kb, &vb, &o, &lse);
+                        ctx.submit_and_wait(enc).map_err(|e| e.to_string())
+                    })
+                };
+                let (f, w) = (g(None)?, g(Some(w))?);
+                (format!("{f:.1}"), format!("{w:.1} | {:.2}×", f / w))
+            }
+            None => ("–".into(), "– | –".into()),
+        };
+        println!("| {n} | {cf:.1} | {cw:.1} | {:.2}× | {gf} | {gw} |", cf / cw);
+    }
+    Ok(())
+}
+
 fn bench_attention(ns: &[usize], reps: usize) -> Result<(), String> {
     use attnlab::backends::gpu::context::GpuContext;
     use attnlab::backends::gpu::ops::{self, AttnShape};

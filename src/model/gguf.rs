@@ -511,6 +511,7 @@ impl Gguf {
 
 /// Writes a GGUF v3 file. Used by tests to make small models and hostile variants, and by
 /// anyone who wants to build a toy model; not used on the inference path.
+#[cfg(any(test, feature = "test-support"))]
 pub mod writer {
     use super::{GgmlType, MetaValue};
 

@@ -60,6 +60,7 @@ pub fn f16_to_f32(h: u16) -> f32 {
 }
 
 /// f32 to IEEE half, round to nearest even (used to write test models).
+#[cfg(any(test, feature = "test-support"))]
 pub fn f32_to_f16(x: f32) -> u16 {
     let bits = x.to_bits();
     let sign = ((bits >> 16) & 0x8000) as u16;
@@ -284,6 +285,7 @@ pub fn k4_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
 }
 
 /// Quantizers (ggml's reference `quantize_row_*_ref`), used to write test models.
+#[cfg(any(test, feature = "test-support"))]
 pub mod quantize {
     use super::{f32_to_f16, QK};
 

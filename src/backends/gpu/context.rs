@@ -22,6 +22,11 @@ pub mod sources {
     pub const ATTENTION_MAPS: &str = include_str!("../../../shaders/attention_maps.wgsl");
     pub const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 
+    /// Every kernel's source as compiled: the shared constants, then the kernel.
+    pub fn with_prelude(kernel: &str) -> String {
+        format!("{}{kernel}", super::super::ops::wgsl_constants())
+    }
+
     /// A weight-reading kernel specialised to one storage format; the format constants come
     /// from `weights.rs`, the one place that defines them.
     pub fn with_format(kernel: &str, format: u32) -> String {
@@ -162,7 +167,7 @@ impl GpuContext {
         if let Some(k) = cache.get(key) {
             return k.clone();
         }
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(key), source: wgpu::ShaderSource::Wgsl(source().into()) });
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(key), source: wgpu::ShaderSource::Wgsl(sources::with_prelude(&source()).into()) });
         let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
             .iter()
             .enumerate()

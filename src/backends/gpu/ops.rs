@@ -8,12 +8,20 @@ use super::weights::GpuMatrix;
 pub use crate::model::arch::AttnShape;
 use crate::model::arch::RopeStyle;
 
-/// Workgroup geometry, mirrored from the WGSL constants.
+/// Workgroup geometry: defined here only, and prepended to every kernel as WGSL constants
+/// ([`wgsl_constants`]), so the dispatch maths below and the shaders cannot disagree.
 pub const MATMUL_TILE_ROWS: u32 = 64;
 pub const MATMUL_TILE_TOKENS: u32 = 32;
 pub const ELEMENTWISE_WG: u32 = 256;
 pub const FLASH_WG: u32 = 64;
 pub const NAIVE_TILE: u32 = 16;
+
+/// The constants above as WGSL, for the kernel prelude.
+pub fn wgsl_constants() -> String {
+    format!(
+        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\n"
+    )
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
