@@ -94,6 +94,9 @@ pub fn ModelView(
     /// Query heads per layer and KV heads per layer.
     n_head: usize,
     n_kv_head: usize,
+    /// Per layer: the sliding window (`None`: global). Empty for models without windows.
+    #[prop(optional)]
+    layer_window: Vec<Option<usize>>,
     /// The open head.
     #[prop(into)]
     current: Signal<(usize, usize)>,
@@ -113,6 +116,7 @@ pub fn ModelView(
             {move || match thumbs.get() {
                 None => view! { <p class="muted">"Computing thumbnails…"</p> }.into_any(),
                 Some(all) => {
+                    let layer_window = layer_window.clone();
                     let layers = all.len() / n_head.max(1);
                     (0..layers).map(|l| {
                         let groups = (0..n_kv_head).map(|g| {
@@ -123,7 +127,17 @@ pub fn ModelView(
                             }).collect_view();
                             view! { <div class="kv-group" title=format!("KV head {g}")>{heads}</div> }
                         }).collect_view();
-                        view! { <div class="layer-row"><span class="layer-label">{format!("L{l}")}</span>{groups}</div> }
+                        let kind = match layer_window.get(l).copied().flatten() {
+                            Some(w) => format!("local: the last {w} keys"),
+                            None if layer_window.iter().any(|w| w.is_some()) => "global: every key".to_string(),
+                            None => String::new(),
+                        };
+                        let tag = match layer_window.get(l).copied().flatten() {
+                            Some(_) => "",
+                            None if layer_window.iter().any(|w| w.is_some()) => " · global",
+                            None => "",
+                        };
+                        view! { <div class="layer-row" title=kind><span class="layer-label">{format!("L{l}{tag}")}</span>{groups}</div> }
                     }).collect_view().into_any()
                 }
             }}

@@ -156,7 +156,7 @@ pub fn AllHeadsView() -> impl IntoView {
     let open = Callback::new(move |(l, h)| p.open_head(l, h));
     view! {
         <div class="panel" class:hidden=move || p.view.get() != View::Model>
-            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open/> })}
+            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head layer_window=m.layer_window.clone() current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open/> })}
         </div>
     }
 }
