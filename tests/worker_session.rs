@@ -118,3 +118,28 @@ fn posters_draw_the_same_maps_as_the_live_path() {
     bad.attention.get_mut("1.3").unwrap()[2].push(0.5);
     assert!(parse_report(&serde_json::to_string(&bad).unwrap()).unwrap_err().to_string().contains("1.3"));
 }
+
+#[test]
+fn gemma_session_reports_windows_and_exact_zeros_outside_them() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(attnlab::GEMMA3_MODEL_PATH);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}. Run `make setup`.", path.display()));
+    let mut s = Session::new(Model::from_gguf_vec(bytes).unwrap());
+    let summary = attnlab::worker::session::summary(&s.model);
+    assert_eq!((summary.architecture.as_str(), summary.n_head, summary.n_kv_head), ("gemma3", 4, 1));
+    assert_eq!(summary.layer_window[4], Some(512));
+    assert_eq!(summary.layer_window[5], None);
+    // 600 tokens: past the window.
+    let text = "one two three four five six seven eight nine ten ".repeat(60);
+    let Response::Result { run } = run_on_cpu(&mut s, 0, &text, 0, 0, 64) else { panic!("run failed") };
+    let n = run.report.ids.len();
+    assert!(n > 560, "{n} tokens");
+    assert_eq!(run.map.window, Some(512));
+    assert_eq!(run.report.argmax_per_position.len(), n);
+    // A zoom on the last query rows, first keys: exact zeros on a local layer, not on a global one.
+    let Response::Head { map, .. } = s.head(0, 4, 1, 64, Some((n - 10, n)), Some((0, 20))) else { panic!() };
+    assert!(map.values.iter().all(|&v| v == 0.0), "local layer sees keys older than 512");
+    assert_eq!(map.window, Some(512));
+    let Response::Head { map, .. } = s.head(0, 5, 1, 64, Some((n - 10, n)), Some((0, 20))) else { panic!() };
+    assert!(map.values.iter().any(|&v| v > 0.0), "a global layer sees every key");
+    assert_eq!(map.window, None);
+}

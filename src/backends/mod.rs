@@ -12,7 +12,7 @@ pub mod cpu;
 pub mod engine;
 pub mod gpu;
 
-use crate::analysis::trace::AttentionTrace;
+use crate::model::capture::AttentionTrace;
 use crate::model::Model;
 use ndarray::Array2;
 

@@ -156,7 +156,7 @@ test('lost in the middle: an experiment runs with progress, draws the U-curve, a
     await page.dispatchEvent(`${inputs} >> nth=2`, 'change');
     // The shipped result is shown at once (made by `attnlab position`, settings stated).
     await page.waitForSelector('.experiment .shipped', { timeout: 60_000 });
-    assert.match(await page.textContent('.experiment .shipped'), /Shipped result \(key-value retrieval, 40 pairs, 5 positions × 8 trials, seed 0/);
+    assert.match(await page.textContent('.experiment .shipped'), /Shipped result for SmolLM2-135M \(key-value retrieval, 40 pairs, 5 positions × 8 trials, seed 0/);
     assert.equal((await page.$$('.u-curve circle')).length, 5);
     await page.click('.experiment button.primary');
     await page.waitForFunction(() => /3 rows in/.test(document.querySelector('.experiment').textContent), null, { timeout: 180_000 });
@@ -201,6 +201,11 @@ test('switching models: Gemma 3 270M (MQA, sliding window) and SmolLM2 both matc
     await page.waitForSelector('.model-view .compare');
     assert.match(await page.textContent('.model-view .compare'), /Multi-query attention/);
     assert.match(await page.evaluate(() => location.search), /model=gemma3/);
+    // The sink tab works on Gemma too: 18 layers × 4 heads, values from the same run.
+    await page.click('nav.tabs button >> nth=2');
+    await page.waitForSelector('.panel:not(.hidden) svg polyline');
+    assert.equal(result.sink_mass_key0.length, 18);
+    assert.ok(Math.abs(result.sink_mass_key0[5][1] - g.sink_mass_key0[5][1]) <= 1e-3);
     // Back to SmolLM2 with the picker: the page reloads on it, the text stays.
     await Promise.all([page.waitForURL(/model=smollm2/, { waitUntil: 'load' }), page.selectOption('.model-picker select', 'smollm2')]);
     await settle(page);

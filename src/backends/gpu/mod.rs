@@ -74,8 +74,8 @@ impl GpuBackend {
 
     #[cfg(not(target_arch = "wasm32"))]
     /// One head's map pooled over `block`² tiles, computed on the GPU (same layout as
-    /// [`crate::analysis::trace::PooledMap`], NaN above the diagonal).
-    pub fn head_pooled(&self, layer: usize, head: usize, block: usize) -> Result<crate::analysis::trace::PooledMap, EngineError> {
+    /// [`crate::model::capture::PooledMap`], NaN above the diagonal).
+    pub fn head_pooled(&self, layer: usize, head: usize, block: usize) -> Result<crate::model::capture::PooledMap, EngineError> {
         self.check_head(head)?;
         let block = block.max(1);
         self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
@@ -87,7 +87,7 @@ impl GpuBackend {
             ctx.queue.submit([enc.finish()]);
             let v = pollster::block_on(ctx.read_staged_async(staged))?.remove(0);
             let mean = v[side * side..].iter().map(|&m| if m < 0.0 { f32::NAN } else { m }).collect();
-            Ok(crate::analysis::trace::PooledMap { n_tokens: s.n, block, side, max: v[..side * side].to_vec(), mean })
+            Ok(crate::model::capture::PooledMap { n_tokens: s.n, block, side, max: v[..side * side].to_vec(), mean })
         })
     }
 
