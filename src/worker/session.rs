@@ -148,7 +148,9 @@ pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, 
     Ok(HeadMap { layer, head, n_tokens: n, rows: (rows.0.min(n), rows.1.min(n)), cols: (cols.0.min(n), cols.1.min(n)), side_q, side_k, block_q, block_k, values, window: t.windows.get(layer).copied().flatten() })
 }
 
-/// Runs a request that needs no browser APIs, natively or in the worker, with the CPU backend.
+/// A run on the CPU, natively: what the worker's `run` does minus the browser (tests drive
+/// the session with it; the worker itself goes through `backends::engine::Engine`).
+#[cfg(any(test, feature = "test-support"))]
 pub fn run_on_cpu(session: &mut Session, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) -> Response {
     use crate::backends::{cpu::CpuBackend, Backend};
     let clock = Clock::start();
