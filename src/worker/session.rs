@@ -2,11 +2,10 @@
 //! model and the last run's attention capture and answers from them. The wasm runtime
 //! (`runtime.rs`) only moves messages, bytes and GPU futures around this.
 
-use crate::analysis::report::{build_report, report_forward_options, HeadSelection};
+use crate::analysis::report::{build_report, HeadSelection};
 use crate::analysis::trace::AttentionTrace;
 use crate::backends::{EngineError, ForwardOutput};
 use crate::model::tokenizer::Token;
-use crate::util::Clock;
 use crate::Model;
 
 use super::protocol::{HeadMap, ModelSummary, Response, RunResult, MASKED};
@@ -152,7 +151,9 @@ pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, 
 /// the session with it; the worker itself goes through `backends::engine::Engine`).
 #[cfg(any(test, feature = "test-support"))]
 pub fn run_on_cpu(session: &mut Session, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) -> Response {
+    use crate::analysis::report::report_forward_options;
     use crate::backends::{cpu::CpuBackend, Backend};
+    use crate::util::Clock;
     let clock = Clock::start();
     let toks = session.tokenize(text);
     let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
