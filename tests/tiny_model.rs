@@ -204,3 +204,46 @@ fn argmax_of_every_position_matches_full_logits_in_chunks() {
     assert_eq!(lean.logits.nrows(), 1);
     assert_eq!(lean.logits_at(ids.len() - 1).unwrap(), full.logits_at(ids.len() - 1).unwrap());
 }
+
+/// A TinyLlama-style file: Llama weights with a SentencePiece vocabulary (scores, byte
+/// fallback, BOS added, space prefix). The tiny model's metadata is rewritten around its tensors.
+#[test]
+fn llama_with_a_sentencepiece_vocabulary_loads_tokenizes_and_runs() {
+    use attnlab::model::gguf::writer::{write_gguf, WriteTensor};
+    use attnlab::model::gguf::{Gguf, MetaValue};
+    let bytes = tiny_model_bytes(&TinySpec::default());
+    let g = Gguf::parse(&bytes).unwrap();
+    // 263 rows of token_embd: 3 specials, 256 byte pieces, 4 normal pieces.
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..256 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    for t in ["▁", "a", "▁a", "b"] {
+        tokens.push(t.into());
+        types.push(1);
+    }
+    let scores: Vec<MetaValue> = (0..tokens.len()).map(|i| MetaValue::F32(-(i as f32))).collect();
+    let s = |v: &str| MetaValue::String(v.into());
+    let mut meta: Vec<(String, MetaValue)> = g.metadata.iter().filter(|(k, _)| !k.starts_with("tokenizer.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    meta.extend([
+        ("tokenizer.ggml.model".to_string(), s("llama")),
+        ("tokenizer.ggml.tokens".to_string(), MetaValue::Array(tokens.iter().map(|t| s(t)).collect())),
+        ("tokenizer.ggml.scores".to_string(), MetaValue::Array(scores)),
+        ("tokenizer.ggml.token_type".to_string(), MetaValue::Array(types.iter().map(|&t| MetaValue::I32(t)).collect())),
+        ("tokenizer.ggml.bos_token_id".to_string(), MetaValue::U32(1)),
+        ("tokenizer.ggml.unknown_token_id".to_string(), MetaValue::U32(0)),
+        ("tokenizer.ggml.add_bos_token".to_string(), MetaValue::Bool(true)),
+    ]);
+    let tensors: Vec<WriteTensor> = g.tensors.iter().map(|t| WriteTensor { name: t.name.clone(), dims: t.dims.clone(), ty: t.ty, data: bytes[t.data_range.clone()].to_vec() }).collect();
+    let model = Model::from_gguf_bytes(&write_gguf(&meta, &tensors)).unwrap();
+    let id = |t: &str| model.tokenizer.id_of(t).unwrap();
+    // " a ab" → space prefix, spaces as ▁: ▁ ▁ a ▁ a b; "▁a" merges leftmost first.
+    assert_eq!(model.tokenizer.encode(" a ab"), vec![1, id("▁"), id("▁a"), id("▁a"), id("b")]);
+    // What the vocabulary lacks falls back to bytes: é = C3 A9.
+    assert_eq!(model.tokenizer.encode("é"), vec![1, id("▁"), id("<0xC3>"), id("<0xA9>")]);
+    assert_eq!(model.tokenizer.decode(&model.tokenizer.encode("é a")[1..]).unwrap(), " é a");
+    let out = CpuBackend::new().forward(&model, &model.tokenizer.encode("a b a b"), &ForwardOptions::default()).unwrap();
+    assert!(out.logits.iter().all(|v| v.is_finite()));
+}
