@@ -71,6 +71,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inside one head: q·k, ÷√d, softmax and the values weighted into the head's output for
+    /// one query, with what-ifs (no √d, no causal mask, no RoPE).
+    Explain {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        layer: usize,
+        #[arg(long)]
+        head: usize,
+        /// Query position (default: the last token).
+        #[arg(long)]
+        query: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
     /// Lost in the middle: recall and attention to the answer by its position in the prompt.
     Position {
         #[arg(long, value_enum, default_value = "kv")]
@@ -208,6 +226,26 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let t = &report.timings_ms;
             println!("\ntimings: tokenize {:.1} ms, forward {:.1} ms, analysis {:.1} ms", t.tokenize, t.forward, t.analysis);
+        }
+        Command::Explain { text, layer, head, query, backend: choice, json } => {
+            let text = read_text(&text)?;
+            let (model, _) = load(&cli.model)?;
+            let b = backend(choice)?;
+            let e = attnlab::analysis::explain::explain_text(&model, &b, &text, layer, head, query).map_err(|e| e.to_string())?;
+            report_fallback(&b);
+            if json {
+                println!("{}", serde_json::to_string(&e).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            println!("layer {} head {} (KV head {}), query {} {:?}, head size {}{}", e.layer, e.head, e.kv_head, e.query, e.tokens[e.query], e.head_dim, e.window.map(|w| format!(", sliding window {w}")).unwrap_or_default());
+            println!("| key | token | q·k | ÷√d | softmax | ‖v‖ | ‖p·v‖ | no √d | no mask | no RoPE |");
+            println!("|---|---|---|---|---|---|---|---|---|---|");
+            for j in 0..=e.query {
+                println!("| {j} | {:?} | {:.3} | {:.3} | {:.4} | {:.3} | {:.4} | {:.4} | {:.4} | {:.4} |", e.tokens[j], e.dot[j], e.scores[j], e.probs[j], e.value_norms[j], e.contrib_norms[j], e.probs_unscaled[j], e.probs_unmasked[j], e.probs_no_rope[j]);
+            }
+            let future = e.probs_unmasked[e.query + 1..].iter().fold(0.0f32, |a, b| a + b);
+            println!("
+entropy {:.3} nats (no √d: {:.3}; no RoPE: {:.3}); without the mask {:.1}% of the attention goes to future tokens", e.entropy, attnlab::analysis::explain::entropy(&e.probs_unscaled), attnlab::analysis::explain::entropy(&e.probs_no_rope), future * 100.0);
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
         Command::Bench { what: BenchWhat::Window, n, reps, .. } => bench_window(&n, reps)?,

@@ -33,9 +33,10 @@ pub enum Act {
 }
 
 /// Which dimensions RoPE rotates together within a head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RopeStyle {
     /// `(x[2i], x[2i+1])`: ggml NORM, what llama.cpp's converter permutes Llama's Q/K into.
+    #[default]
     Adjacent,
     /// `(x[i], x[i + rope_dim/2])`: ggml NEOX, Hugging Face `rotate_half` (Gemma is stored so).
     Halves,
@@ -139,7 +140,14 @@ pub trait Ops {
 pub struct LayerCapture<B> {
     pub q: B,   // (n, n_head · head_dim), after RoPE
     pub k: B,   // (n, n_kv · head_dim), after RoPE
+    pub v: B,   // (n, n_kv · head_dim)
     pub lse: B, // (n_head, n)
+}
+
+impl<B> LayerCapture<B> {
+    pub fn new<O: Ops<Buf = B>>(o: &mut O, n: usize, q_dim: usize, kv_dim: usize, n_head: usize) -> Self {
+        LayerCapture { q: o.buffer("q", n * q_dim), k: o.buffer("k", n * kv_dim), v: o.buffer("v", n * kv_dim), lse: o.buffer("lse", n_head * n) }
+    }
 }
 
 /// A recorded forward pass.

@@ -1,16 +1,16 @@
 //! What a forward pass keeps for attention analysis, and the exact quantities computed from it.
 //! (Defined with the model, below the backends that fill it and the analysis that reads it.)
 //!
-//! Nothing n × n is stored. Per layer we keep the post-RoPE queries and keys and, per head,
-//! each query row's log-sum-exp (LSE) of its scaled scores. Any probability is then
-//! recomputed exactly on request:
+//! Nothing n × n is stored. Per layer we keep the post-RoPE queries and keys, the values and,
+//! per head, each query row's log-sum-exp (LSE) of its scaled scores. Any probability is then
+//! recomputed exactly on request, and with V any head's output:
 //!
 //! `p[h, i, j] = exp(q[i, h] · k[j, h / group] / sqrt(head_dim) - lse[h, i])` for `j <= i`
 //! (and `j > i - w` on a layer with a sliding window `w`; older keys get exactly 0).
 //!
-//! Memory: `n_layer × n × (q_dim + kv_dim + n_head) × 4` bytes, linear in n (SmolLM2-135M:
-//! ~93 KB per token, so 4096 tokens fit in ~380 MB where the causal maps of all 270 heads would
-//! need 9 GB).
+//! Memory: `n_layer × n × (q_dim + 2·kv_dim + n_head) × 4` bytes, linear in n (SmolLM2-135M:
+//! 116 KB per token, so 4096 tokens fit in ~475 MB where the causal maps of all 270 heads
+//! would need 9 GB; Gemma 3 270M: 111 KB per token).
 
 use super::llama::Config;
 
@@ -24,6 +24,8 @@ pub enum AnalysisError {
     BadQuery(usize, usize),
     #[error("block size must be at least 1")]
     BadBlock,
+    #[error("this capture holds no values (V); run the forward pass with capture on")]
+    NoValues,
 }
 
 /// One layer's capture.
@@ -31,6 +33,7 @@ pub enum AnalysisError {
 pub struct LayerTrace {
     pub q: Vec<f32>,   // (n, n_head * head_dim), after RoPE
     pub k: Vec<f32>,   // (n, n_head_kv * head_dim), after RoPE
+    pub v: Vec<f32>,   // (n, n_head_kv * head_dim)
     pub lse: Vec<f32>, // (n_head, n)
 }
 
@@ -44,6 +47,10 @@ pub struct AttentionTrace {
     pub n_tokens: usize,
     /// Per layer: the sliding window (`None`: full causal attention).
     pub windows: Vec<Option<usize>>,
+    /// Per layer: the RoPE base; with `rope_dim` and `rope_style`, enough to undo RoPE.
+    pub rope_bases: Vec<f32>,
+    pub rope_dim: usize,
+    pub rope_style: super::arch::RopeStyle,
     pub layers: Vec<LayerTrace>,
 }
 
@@ -62,7 +69,7 @@ pub struct PooledMap {
 
 impl AttentionTrace {
     pub fn new(c: &Config, n_tokens: usize) -> Self {
-        AttentionTrace { n_layer: c.n_layer, n_head: c.n_head, n_head_kv: c.n_head_kv, head_dim: c.head_dim, n_tokens, windows: c.layer_window.clone(), layers: Vec::with_capacity(c.n_layer) }
+        AttentionTrace { n_layer: c.n_layer, n_head: c.n_head, n_head_kv: c.n_head_kv, head_dim: c.head_dim, n_tokens, windows: c.layer_window.clone(), rope_bases: c.layer_rope_base.clone(), rope_dim: c.rope_dim, rope_style: c.rope_style, layers: Vec::with_capacity(c.n_layer) }
     }
 
     /// First key query `i` of `layer` sees.
@@ -75,7 +82,7 @@ impl AttentionTrace {
 
     /// Bytes a capture of `n` tokens takes.
     pub fn bytes_for(c: &Config, n: usize) -> usize {
-        let per_token = (c.n_head + c.n_head_kv) * c.head_dim + c.n_head;
+        let per_token = (c.n_head + 2 * c.n_head_kv) * c.head_dim + c.n_head;
         c.n_layer.saturating_mul(n).saturating_mul(per_token).saturating_mul(4)
     }
 

@@ -60,6 +60,7 @@ pub fn configure(g: &Gguf, c: &mut Config) -> Result<(), ModelError> {
     if w == 0 || w > c.context_length as u64 {
         return Err(ModelError::BadHyperParameter { key: key.into(), value: w.to_string(), why: "must be between 1 and the context length".into() });
     }
+    c.rope_style = RopeStyle::Halves;
     for i in 0..c.n_layer {
         let global = i % GLOBAL_EVERY == GLOBAL_EVERY - 1;
         c.layer_window[i] = (!global).then_some(w as usize);
@@ -119,21 +120,20 @@ impl Gemma3Weights {
         let mut proj = o.buffer("projection", n * d); // (n, d)
         let mut gate = o.buffer("ffn gate", n * c.n_ff); // (n, n_ff)
         let mut up = o.buffer("ffn up", n * c.n_ff); // (n, n_ff)
-        let mut v = o.buffer("v", n * kv_dim); // (n, n_kv·hd)
         let mut layers = Vec::new();
         let mut spare: Option<LayerCapture<O::Buf>> = None;
         for (i, l) in self.layers.iter().enumerate() {
-            let mut cap = spare.take().unwrap_or_else(|| LayerCapture { q: o.buffer("q", n * q_dim), k: o.buffer("k", n * kv_dim), lse: o.buffer("lse", c.n_head * n) });
+            let mut cap = spare.take().unwrap_or_else(|| LayerCapture::new(o, n, q_dim, kv_dim, c.n_head));
             o.rms_norm(&x, &l.attn_norm, c.rms_eps, &mut xn);
             o.matmul(&xn, n, &l.attn_q, &mut cap.q);
             o.matmul(&xn, n, &l.attn_k, &mut cap.k);
-            o.matmul(&xn, n, &l.attn_v, &mut v);
+            o.matmul(&xn, n, &l.attn_v, &mut cap.v);
             o.rms_norm_in_place(&mut cap.q, &l.attn_q_norm, c.rms_eps);
             o.rms_norm_in_place(&mut cap.k, &l.attn_k_norm, c.rms_eps);
-            o.rope(&mut cap.q, n, c.n_head, c.head_dim, c.rope_dim, c.layer_rope_base[i], RopeStyle::Halves);
-            o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], RopeStyle::Halves);
+            o.rope(&mut cap.q, n, c.n_head, c.head_dim, c.rope_dim, c.layer_rope_base[i], c.rope_style);
+            o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], c.rope_style);
             let shape = AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: c.layer_window[i] };
-            o.attention(shape, &cap.q, &cap.k, &v, &mut attn, &mut cap.lse);
+            o.attention(shape, &cap.q, &cap.k, &cap.v, &mut attn, &mut cap.lse);
             o.matmul(&attn, n, &l.attn_output, &mut proj);
             o.rms_norm_in_place(&mut proj, &l.post_attention_norm, c.rms_eps);
             o.add(&mut x, &proj);

@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 
-use super::arch::{record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, RopeStyle, Vector};
+pub use super::arch::RopeStyle;
+use super::arch::{record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, Vector};
 use super::gguf::{GgmlType, Gguf, GgufError, TensorInfo};
 use super::quant::{dequantize, QTensor, QuantError};
 use super::tokenizer::TokenizerError;
@@ -69,6 +70,9 @@ pub struct Config {
     pub layer_window: Vec<Option<usize>>,
     /// Per layer: the RoPE base.
     pub layer_rope_base: Vec<f32>,
+    /// Which dimensions RoPE pairs (Llama as converted: adjacent; Gemma: halves).
+    #[serde(skip)]
+    pub rope_style: RopeStyle,
 }
 
 /// The Llama name kept for the code that predates other architectures.
@@ -148,6 +152,7 @@ impl Config {
             vocab_size,
             layer_window: vec![None; n_layer],
             layer_rope_base: vec![rope_base; n_layer],
+            rope_style: RopeStyle::Adjacent,
         })
     }
 
@@ -240,19 +245,18 @@ impl LlamaWeights {
         let mut proj = o.buffer("projection", n * d); // (n, d)
         let mut gate = o.buffer("ffn gate", n * c.n_ff); // (n, n_ff)
         let mut up = o.buffer("ffn up", n * c.n_ff); // (n, n_ff)
-        let mut v = o.buffer("v", n * kv_dim); // (n, n_kv·hd)
         let mut layers = Vec::new();
         let mut spare: Option<LayerCapture<O::Buf>> = None;
         for (i, l) in self.layers.iter().enumerate() {
-            let mut cap = spare.take().unwrap_or_else(|| LayerCapture { q: o.buffer("q", n * q_dim), k: o.buffer("k", n * kv_dim), lse: o.buffer("lse", c.n_head * n) });
+            let mut cap = spare.take().unwrap_or_else(|| LayerCapture::new(o, n, q_dim, kv_dim, c.n_head));
             o.rms_norm(&x, &l.attn_norm, c.rms_eps, &mut xn);
             o.matmul(&xn, n, &l.attn_q, &mut cap.q);
             o.matmul(&xn, n, &l.attn_k, &mut cap.k);
-            o.matmul(&xn, n, &l.attn_v, &mut v);
-            o.rope(&mut cap.q, n, c.n_head, c.head_dim, c.rope_dim, c.layer_rope_base[i], RopeStyle::Adjacent);
-            o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], RopeStyle::Adjacent);
+            o.matmul(&xn, n, &l.attn_v, &mut cap.v);
+            o.rope(&mut cap.q, n, c.n_head, c.head_dim, c.rope_dim, c.layer_rope_base[i], c.rope_style);
+            o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], c.rope_style);
             let shape = AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: c.layer_window[i] };
-            o.attention(shape, &cap.q, &cap.k, &v, &mut attn, &mut cap.lse);
+            o.attention(shape, &cap.q, &cap.k, &cap.v, &mut attn, &mut cap.lse);
             o.matmul(&attn, n, &l.attn_output, &mut proj);
             o.add(&mut x, &proj);
 

@@ -127,7 +127,7 @@ impl Backend for CpuBackend {
         let logits = Array2::from_shape_vec((rec.positions.len(), vocab), rec.logits).expect("logits are (positions, vocab)");
         let trace = opts.capture_attention.then(|| {
             let mut t = AttentionTrace::new(c, n);
-            t.layers = rec.layers.into_iter().map(|l| LayerTrace { q: l.q, k: l.k, lse: l.lse }).collect();
+            t.layers = rec.layers.into_iter().map(|l| LayerTrace { q: l.q, k: l.k, v: l.v, lse: l.lse }).collect();
             t
         });
         let total_ms = o.clock.ms();

@@ -159,6 +159,7 @@ impl GpuBackend {
             for l in &rec.layers {
                 reads.push((&l.q.buf, 0, l.q.len));
                 reads.push((&l.k.buf, 0, l.k.len));
+                reads.push((&l.v.buf, 0, l.v.len));
                 reads.push((&l.lse.buf, 0, l.lse.len));
             }
             let staged = ctx.stage_ranges(&mut enc, &reads);
@@ -179,8 +180,9 @@ impl GpuBackend {
             for _ in 0..c.n_layer {
                 let q = data.next().expect("q staged");
                 let k = data.next().expect("k staged");
+                let v = data.next().expect("v staged");
                 let lse = data.next().expect("lse staged");
-                t.layers.push(LayerTrace { q, k, lse });
+                t.layers.push(LayerTrace { q, k, v, lse });
             }
             t
         });
