@@ -141,3 +141,85 @@ pub fn explain(t: &AttentionTrace, layer: usize, head: usize, query: usize) -> R
         probs: row,
     })
 }
+
+/// A what-if applied to a whole map (the page's toggles; `none` is the model as it runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhatIf {
+    #[default]
+    None,
+    /// Skip the 1/√d scaling.
+    Unscaled,
+    /// Remove the causal mask: every query sees all n keys.
+    Unmasked,
+    /// Ignore positions: RoPE undone on q and k.
+    NoRope,
+}
+
+/// How a map is shown: a what-if, and the attention sink hidden (rows renormalised without
+/// key 0, so the rest of the pattern shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct MapView {
+    #[serde(default)]
+    pub what_if: WhatIf,
+    #[serde(default)]
+    pub hide_sink: bool,
+}
+
+impl MapView {
+    pub fn is_plain(&self) -> bool {
+        *self == MapView::default()
+    }
+}
+
+/// Every row of one head under `view`: row i has i + 1 entries (n with the mask removed).
+/// O(n²·d): for the page's toggles, not the forward pass.
+pub fn map_rows(t: &AttentionTrace, layer: usize, head: usize, view: &MapView) -> Result<Vec<Vec<f32>>, AnalysisError> {
+    let n = t.n_tokens;
+    let mut rows = match view.what_if {
+        WhatIf::None => t.head_rows(layer, head)?,
+        _ => {
+            t.row(layer, head, 0)?; // checks layer and head
+            let l = &t.layers[layer];
+            let hd = t.head_dim;
+            let g = head / (t.n_head / t.n_head_kv);
+            let kv_row = t.n_head_kv * hd;
+            let scale = 1.0 / (hd as f32).sqrt();
+            let (base, rd, style) = (t.rope_bases.get(layer).copied().unwrap_or(10_000.0), t.rope_dim, t.rope_style);
+            let q = |i: usize| &l.q[i * t.n_head * hd + head * hd..][..hd];
+            let k = |j: usize| &l.k[j * kv_row + g * hd..][..hd];
+            let raw_k: Vec<Vec<f32>> = if view.what_if == WhatIf::NoRope { (0..n).map(|j| unrope(k(j), j, rd, base, style)).collect() } else { vec![] };
+            (0..n)
+                .map(|i| {
+                    let logits: Vec<f32> = match view.what_if {
+                        WhatIf::Unscaled => (0..=i).map(|j| dot(q(i), k(j))).collect(),
+                        WhatIf::Unmasked => (0..n).map(|j| dot(q(i), k(j)) * scale).collect(),
+                        _ => {
+                            let qr = unrope(q(i), i, rd, base, style);
+                            (0..=i).map(|j| dot(&qr, &raw_k[j]) * scale).collect()
+                        }
+                    };
+                    softmax(&logits)
+                })
+                .collect()
+        }
+    };
+    if view.hide_sink {
+        for row in rows.iter_mut().skip(1) {
+            let rest = 1.0 - row[0] as f64;
+            row[0] = 0.0;
+            if rest > 0.0 {
+                row.iter_mut().skip(1).for_each(|p| *p = (*p as f64 / rest) as f32);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Mean row entropy (rows i ≥ 1), nats.
+pub fn mean_entropy(rows: &[Vec<f32>]) -> f32 {
+    if rows.len() < 2 {
+        return 0.0;
+    }
+    rows[1..].iter().map(|r| entropy(r) as f64).sum::<f64>() as f32 / (rows.len() - 1) as f32
+}

@@ -7,7 +7,111 @@ use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
+use crate::analysis::explain::WhatIf;
 use crate::worker::protocol::{HeadMap, MASKED};
+
+/// How probabilities map onto the colour ramp. A linear scale is dominated by the sink (key 0
+/// often takes most of a row); √ and log show the rest of the pattern.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColourScale {
+    Linear,
+    /// The default: structure shows on a typical head, the sink still stands out.
+    #[default]
+    Sqrt,
+    /// Three decades below the map's maximum.
+    Log,
+}
+
+impl ColourScale {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "linear" => ColourScale::Linear,
+            "log" => ColourScale::Log,
+            _ => ColourScale::Sqrt,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColourScale::Linear => "linear",
+            ColourScale::Sqrt => "sqrt",
+            ColourScale::Log => "log",
+        }
+    }
+    /// Position on the ramp (0..=1) of `v` in a map whose largest value is `max`.
+    pub fn t(self, v: f32, max: f32) -> f32 {
+        let r = (v / max.max(1e-9)).clamp(0.0, 1.0);
+        match self {
+            ColourScale::Linear => r,
+            ColourScale::Sqrt => r.sqrt(),
+            ColourScale::Log => {
+                if r <= 1e-3 {
+                    0.0
+                } else {
+                    (r.log10() + 3.0) / 3.0
+                }
+            }
+        }
+    }
+    /// The value at ramp position `t` (the colour bar's ticks).
+    pub fn value_at(self, t: f32, max: f32) -> f32 {
+        match self {
+            ColourScale::Linear => t * max,
+            ColourScale::Sqrt => t * t * max,
+            ColourScale::Log => max * 10f32.powf(3.0 * t - 3.0),
+        }
+    }
+}
+
+/// How the page shows maps (shared through context by the playground; widgets use the
+/// defaults): the colour scale, the sink hidden, and a what-if.
+#[derive(Clone, Copy)]
+pub struct Look {
+    pub colour: RwSignal<ColourScale>,
+    pub hide_sink: RwSignal<bool>,
+    pub what_if: RwSignal<WhatIf>,
+}
+
+/// A snapshot of [`Look`] for one drawing.
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct MapStyle {
+    pub colour: ColourScale,
+    pub hide_sink: bool,
+    pub what_if: WhatIf,
+}
+
+impl Look {
+    pub fn style(&self) -> MapStyle {
+        MapStyle { colour: self.colour.get(), hide_sink: self.hide_sink.get(), what_if: self.what_if.get() }
+    }
+    pub fn style_untracked(&self) -> MapStyle {
+        MapStyle { colour: self.colour.get_untracked(), hide_sink: self.hide_sink.get_untracked(), what_if: self.what_if.get_untracked() }
+    }
+}
+
+/// The style of the nearest [`Look`] in context, or the default (tracked).
+pub fn current_style(look: Option<Look>) -> MapStyle {
+    look.map(|l| l.style()).unwrap_or_default()
+}
+
+/// The legend's words for a style.
+pub fn style_caption(s: MapStyle, pooled: bool) -> String {
+    let mut out = String::from(if pooled { "attention (max over each block)" } else { "attention probability" });
+    out.push_str(match s.colour {
+        ColourScale::Linear => ", linear scale",
+        ColourScale::Sqrt => ", √ scale",
+        ColourScale::Log => ", log scale (3 decades)",
+    });
+    if s.hide_sink {
+        out.push_str("; sink hidden: rows renormalised without key 0");
+    }
+    match s.what_if {
+        WhatIf::None => {}
+        WhatIf::Unscaled => out.push_str("; what-if: no ÷√d"),
+        WhatIf::Unmasked => out.push_str("; what-if: no causal mask"),
+        WhatIf::NoRope => out.push_str("; what-if: positions ignored (RoPE undone)"),
+    }
+    out
+}
 
 /// Canvas size in CSS pixels (the map area; labels sit around it).
 pub const MAP_PX: f64 = 560.0;
@@ -67,6 +171,7 @@ struct Marks {
     query: Option<usize>,
     /// Keyboard focus cell (row, col) in map cells.
     focus: Option<(usize, usize)>,
+    style: MapStyle,
 }
 
 /// Draws `map` into `canvas` at `scale` device pixels per CSS pixel (map, labels, colour bar).
@@ -87,7 +192,7 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
     }
     let mut px = vec![0u8; sq * sk * 4];
     for (i, v) in map.values.iter().enumerate() {
-        let rgb = if *v == MASKED { MASK_RGB } else { ramp(*v / scale_max.max(1e-9)) };
+        let rgb = if *v == MASKED { MASK_RGB } else { ramp(marks.style.colour.t(*v, scale_max)) };
         px[i * 4..i * 4 + 3].copy_from_slice(&rgb);
         px[i * 4 + 3] = 255;
     }
@@ -184,10 +289,11 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
         let x = bx + bw * k as f64 / 4.0;
         ctx.fill_rect(x - 0.5, by + bh, 1.0, 4.0);
         ctx.set_text_align(if k == 0 { "left" } else if k == 4 { "right" } else { "center" });
-        let _ = ctx.fill_text(&format!("{:.2}", scale_max * k as f32 / 4.0), x, by + bh + 15.0);
+        let v = marks.style.colour.value_at(k as f32 / 4.0, scale_max);
+        let _ = ctx.fill_text(&if v >= 0.01 { format!("{v:.2}") } else { format!("{v:.0e}") }, x, by + bh + 15.0);
     }
     ctx.set_text_align("left");
-    let _ = ctx.fill_text(if map.pooled() { "attention (max over each block)" } else { "attention probability" }, bx + bw + 12.0, by + 9.0);
+    let _ = ctx.fill_text(&style_caption(marks.style, map.pooled()), bx + bw + 12.0, by + 9.0);
     let [r, g, b] = MASK_RGB;
     ctx.set_fill_style_str(&format!("rgb({r},{g},{b})"));
     ctx.fill_rect(bx + bw + 12.0, by + 16.0, 14.0, 10.0);
@@ -202,11 +308,11 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
 }
 
 /// The map drawn at 2× (print, projectors) with the canvas's colours, as a PNG data URL.
-pub fn png_2x(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Option<usize>) -> Option<String> {
+pub fn png_2x(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], query: Option<usize>, style: MapStyle) -> Option<String> {
     let doc = web_sys::window()?.document()?;
     let off: HtmlCanvasElement = doc.create_element("canvas").ok()?.dyn_into().ok()?;
     let max = map.values.iter().cloned().fold(0.0f32, f32::max).max(1e-6);
-    draw(&off, map, tokens, Marks { query, focus: None }, max, 2.0, &colours(canvas));
+    draw(&off, map, tokens, Marks { query, focus: None, style }, max, 2.0, &colours(canvas));
     off.to_data_url().ok()
 }
 
@@ -289,13 +395,14 @@ pub fn Heatmap(
     let focus = RwSignal::new(None::<(usize, usize)>);
     let (live, set_live) = signal(String::new());
     let table = RwSignal::new(false);
+    let look = use_context::<Look>();
     let scale_max = move || map.with(|m| m.as_ref().map(|m| m.values.iter().cloned().fold(0.0f32, f32::max)).unwrap_or(1.0)).max(1e-6);
 
     Effect::new(move |_| {
         let (Some(canvas), Some(m)) = (canvas_ref.get(), map.get()) else { return };
         let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
         let f = focus.get().filter(|(r, c)| *r < m.side_q && *c < m.side_k);
-        draw(&canvas, &m, &tokens.get(), Marks { query: query.get(), focus: f }, scale_max(), dpr, &colours(&canvas));
+        draw(&canvas, &m, &tokens.get(), Marks { query: query.get(), focus: f, style: current_style(look) }, scale_max(), dpr, &colours(&canvas));
     });
 
     // Which cell is under (x, y), in CSS pixels of the canvas as shown (it shrinks on

@@ -15,6 +15,7 @@ mod embed_dialog;
 mod engine;
 mod experiment;
 mod heatmap;
+mod inside;
 mod panels;
 mod state;
 mod views;
@@ -130,6 +131,12 @@ struct UrlState {
     run: bool,
     /// `?model=smollm2|gemma3`.
     model: Option<String>,
+    /// `?scale=linear|sqrt|log`.
+    colour: heatmap::ColourScale,
+    /// `?sink=hide`.
+    hide_sink: bool,
+    /// `?whatif=unscaled|unmasked|norope`.
+    what_if: crate::analysis::explain::WhatIf,
 }
 
 fn read_url() -> UrlState {
@@ -144,16 +151,35 @@ fn read_url() -> UrlState {
         view: View::parse(&get("view").unwrap_or_default()),
         run: get("run").as_deref() == Some("1"),
         model: get("model"),
+        colour: heatmap::ColourScale::parse(&get("scale").unwrap_or_default()),
+        hide_sink: get("sink").as_deref() == Some("hide"),
+        what_if: match get("whatif").as_deref() {
+            Some("unscaled") => crate::analysis::explain::WhatIf::Unscaled,
+            Some("unmasked") => crate::analysis::explain::WhatIf::Unmasked,
+            Some("norope") => crate::analysis::explain::WhatIf::NoRope,
+            _ => crate::analysis::explain::WhatIf::None,
+        },
     }
 }
 
-fn write_url(text: &str, layer: usize, head: usize, view: View) {
+fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::MapStyle) {
+    use crate::analysis::explain::WhatIf;
     let Some(w) = web_sys::window() else { return };
     let Ok(p) = web_sys::UrlSearchParams::new() else { return };
     p.append("text", text);
     p.append("layer", &layer.to_string());
     p.append("head", &head.to_string());
     p.append("view", view.as_str());
+    p.append("scale", style.colour.as_str());
+    if style.hide_sink {
+        p.append("sink", "hide");
+    }
+    match style.what_if {
+        WhatIf::None => {}
+        WhatIf::Unscaled => p.append("whatif", "unscaled"),
+        WhatIf::Unmasked => p.append("whatif", "unmasked"),
+        WhatIf::NoRope => p.append("whatif", "norope"),
+    }
     // Keep the model choice.
     let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok()).and_then(|c| c.get("model"));
     if let Some(m) = current {
@@ -246,8 +272,9 @@ pub fn Playground(
     asset_base: Option<String>,
 ) -> impl IntoView {
     let url = read_url();
-    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run);
+    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, url.colour, url.hide_sink, url.what_if);
     provide_context(p);
+    provide_context(p.look);
 
     // Start the worker and load the model.
     let base = engine::resolve(&asset_base.unwrap_or_default(), &page_base());
@@ -276,7 +303,7 @@ pub fn Playground(
             set_root_data("data-attnlab-backend", &b);
         }
     });
-    Effect::new(move |_| write_url(&p.text.get(), p.layer.get(), p.head.get(), p.view.get()));
+    Effect::new(move |_| write_url(&p.text.get(), p.layer.get(), p.head.get(), p.view.get(), p.look.style()));
     {
         let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));
         let api = js_sys::Object::new();
@@ -293,6 +320,11 @@ pub fn Playground(
             p.load_file(f);
         }
     };
+    // A token picked in the strip (or a new run) explains that query's row.
+    Effect::new(move |_| {
+        p.query.track();
+        p.request_explain();
+    });
     let query_row = Signal::derive(move || {
         let q = p.query.get()?;
         p.rows.with(|r| r.as_ref().and_then(|r| r.get(q).cloned()))

@@ -41,7 +41,7 @@ pub fn TokenStrip(
     }
 }
 
-fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap) {
+fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap, colour: super::heatmap::ColourScale) {
     canvas.set_width(m.side_k as u32);
     canvas.set_height(m.side_q as u32);
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
@@ -49,7 +49,7 @@ fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap) {
     let max = m.values.iter().cloned().fold(0.0f32, f32::max).max(1e-9);
     let mut px = vec![0u8; m.values.len() * 4];
     for (i, v) in m.values.iter().enumerate() {
-        let rgb = if *v == MASKED { [236, 238, 242] } else { ramp(*v / max) };
+        let rgb = if *v == MASKED { [236, 238, 242] } else { ramp(colour.t(*v, max)) };
         px[i * 4..i * 4 + 3].copy_from_slice(&rgb);
         px[i * 4 + 3] = 255;
     }
@@ -71,9 +71,11 @@ fn Thumb(
     let canvas: NodeRef<html::Canvas> = NodeRef::new();
     let (layer, head) = (map.layer, map.head);
     let m = map.clone();
+    let look = use_context::<super::heatmap::Look>();
     Effect::new(move |_| {
+        let colour = super::heatmap::current_style(look).colour;
         if let Some(c) = canvas.get() {
-            draw_thumb(&c, &m);
+            draw_thumb(&c, &m, colour);
         }
     });
     view! {

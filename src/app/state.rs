@@ -7,7 +7,9 @@ use wasm_bindgen::JsCast;
 
 use super::client::Client;
 use super::experiment::Outcome;
+use super::heatmap::{ColourScale, Look};
 use super::{Phase, View, MAX_SIDE};
+use crate::analysis::explain::{Explain, MapView, WhatIf};
 use crate::worker::protocol::{HeadMap, ModelSummary, Request, Response, RunResult};
 
 #[derive(Clone, Copy)]
@@ -33,13 +35,17 @@ pub struct Page {
     pub exp_progress: RwSignal<Option<(f64, f64)>>,
     pub exp_outcome: RwSignal<Option<Outcome>>,
     pub embed_open: RwSignal<bool>,
+    /// Colour scale, sink hidden, what-if (also in context for every map drawn).
+    pub look: Look,
+    /// The selected query's row, step by step.
+    pub explain: RwSignal<Option<Explain>>,
     /// Run as soon as the model is loaded (`?run=1`, or Run pressed while loading).
     pending_run: StoredValue<bool>,
     client: StoredValue<Option<Client>, LocalStorage>,
 }
 
 impl Page {
-    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool) -> Self {
+    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, colour: ColourScale, hide_sink: bool, what_if: WhatIf) -> Self {
         Page {
             phase: RwSignal::new(Phase::LoadingModel),
             progress: RwSignal::new((String::from("download"), 0.0, None)),
@@ -58,6 +64,8 @@ impl Page {
             exp_progress: RwSignal::new(None),
             exp_outcome: RwSignal::new(None),
             embed_open: RwSignal::new(false),
+            look: Look { colour: RwSignal::new(colour), hide_sink: RwSignal::new(hide_sink), what_if: RwSignal::new(what_if) },
+            explain: RwSignal::new(None),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
         }
@@ -125,7 +133,18 @@ impl Page {
             Some((r, c)) => (Some(r), Some(c)),
             None => (None, None),
         };
-        self.send(Request::Head { layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, rows, cols, slot: 0 });
+        self.send(Request::Head { layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, rows, cols, slot: 0, view: self.map_view() });
+    }
+
+    /// What the worker applies to maps (a what-if, the sink hidden).
+    pub fn map_view(self) -> MapView {
+        MapView { what_if: self.look.what_if.get_untracked(), hide_sink: self.look.hide_sink.get_untracked() }
+    }
+
+    /// Asks for the selected query's row explained.
+    pub fn request_explain(self) {
+        let (Some(q), Some(m)) = (self.query.get_untracked(), self.map.get_untracked()) else { return };
+        self.send(Request::Explain { layer: m.layer, head: m.head, query: q.min(m.n_tokens.saturating_sub(1)), slot: 0 });
     }
 
     /// Layer and/or head from the inputs, clamped to the model.
@@ -197,6 +216,10 @@ impl Page {
                 if self.view.get_untracked() == View::Model {
                     self.send(Request::Thumbs { side: 24, slot: 0 });
                 }
+                if !self.map_view().is_plain() {
+                    self.request_head(None);
+                }
+                self.request_explain();
             }
             Response::Head { map: m, exact_rows } => {
                 // A whole-map answer replaces the exported rows (None for long inputs); a
@@ -204,9 +227,14 @@ impl Page {
                 if m.rows == (0, m.n_tokens) && m.cols == (0, m.n_tokens) {
                     self.rows.set(exact_rows);
                 }
+                let whole = m.rows == (0, m.n_tokens) && m.cols == (0, m.n_tokens);
                 self.map.set(Some(m));
                 self.phase.set(Phase::Done);
+                if whole {
+                    self.request_explain();
+                }
             }
+            Response::Explain { explain } => self.explain.set(Some(*explain)),
             Response::Thumbs { thumbs } => self.thumbs.set(Some(thumbs)),
             Response::Error { phase: p, message } => {
                 if p == "experiment" {

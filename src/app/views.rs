@@ -140,11 +140,12 @@ pub fn HeadView() -> impl IntoView {
                 })}
             </div>
             <Heatmap map=p.map tokens=tokens query=p.query on_zoom=on_zoom canvas_ref=canvas_ref/>
+            <super::inside::InsideHead/>
             {move || p.model.get().and_then(|m| m.layer_window.iter().flatten().next().copied()).map(|w| view! {
                 <p class="muted window-note">{format!("Full vs sliding window: in a global layer every query is compared with every earlier key, so the work grows with n²; in a local layer only with the last {w}, so it grows with n·{w} and keys further back get exactly zero (the dashed edge on inputs longer than {w} tokens). This model has a global layer every sixth; information from far back reaches later tokens through them.")}</p>
             })}
             <div class="exports">
-                <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), p.map.get_untracked()) { if let Some(u) = heatmap::png_2x(&c, &m, &tokens.get_untracked(), p.query.get_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG (2×)"</button>
+                <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), p.map.get_untracked()) { if let Some(u) = heatmap::png_2x(&c, &m, &tokens.get_untracked(), p.query.get_untracked(), p.look.style_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG (2×)"</button>
                 <button on:click=move |_| if let Some(m) = p.map.get_untracked() { download(&format!("attnlab-L{}-H{}.csv", m.layer, m.head), "text/csv", &map_csv(&m, &tokens.get_untracked())) }>"CSV"</button>
                 <button on:click=move |_| if let Some(json) = p.export() { download("attnlab.json", "application/json", &json) }>"JSON"</button>
             </div>

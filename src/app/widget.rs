@@ -275,7 +275,7 @@ impl WidgetHandle {
         let Some(engine) = self.engine() else { return };
         w.phase.set(Phase::Running);
         let me = self.clone_ref();
-        let id = engine.request(Request::Head { layer: l, head: h, max_side: WIDGET_SIDE, rows: None, cols: None, slot: w.slot }, move |r| me.on_response(r));
+        let id = engine.request(Request::Head { layer: l, head: h, max_side: WIDGET_SIDE, rows: None, cols: None, slot: w.slot, view: Default::default() }, move |r| me.on_response(r));
         w.latest.set_value(id);
     }
 
@@ -287,7 +287,7 @@ impl WidgetHandle {
         let Some(engine) = self.engine() else { return };
         w.phase.set(Phase::Running);
         let me = self.clone_ref();
-        engine.request(Request::Head { layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, rows: Some(rows), cols: Some(cols), slot: w.slot }, move |r| me.on_response(r));
+        engine.request(Request::Head { layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, rows: Some(rows), cols: Some(cols), slot: w.slot, view: Default::default() }, move |r| me.on_response(r));
     }
 
     /// Loads the figure of `result-src` (no model download).
@@ -648,7 +648,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             <p class="aw-caption">{caption}</p>
             <div class="aw-foot">
                 {move || (w.view.get() == View::Head && w.map.get().is_some()).then(|| view! {
-                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), w.map.get_untracked()) { if let Some(u) = png_2x(&c, &m, &tokens.get_untracked(), w.query.get_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG"</button>
+                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), w.map.get_untracked()) { if let Some(u) = png_2x(&c, &m, &tokens.get_untracked(), w.query.get_untracked(), Default::default()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG"</button>
                 })}
                 {move || w.run.get().is_some().then(|| view! {
                     <button on:click=move |_| if let Some(r) = w.run.get_untracked() { download("attnlab-figure.json", "application/json", &export_json(&r, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked())) }>"JSON"</button>

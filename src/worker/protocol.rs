@@ -3,6 +3,7 @@
 //! `{json, id}`: the worker answers a request with its `id`, so several widgets of one page
 //! can share one worker and each get its own answers.
 
+use crate::analysis::explain::{Explain, MapView};
 use crate::analysis::position::{Experiment, ResultRow};
 use crate::analysis::report::InspectReport;
 
@@ -33,6 +34,17 @@ pub enum Request {
         cols: Option<(usize, usize)>,
         #[serde(default)]
         slot: u32,
+        /// A what-if and/or the sink hidden (default: the map as the model computes it).
+        #[serde(default)]
+        view: MapView,
+    },
+    /// One query row of one head, step by step, with the what-ifs (from the last run of `slot`).
+    Explain {
+        layer: usize,
+        head: usize,
+        query: usize,
+        #[serde(default)]
+        slot: u32,
     },
     /// Small pooled maps of every head of the last run of `slot` (the model view).
     Thumbs {
@@ -58,6 +70,7 @@ pub enum Response {
     /// `exact_rows`: row i holds keys 0..=i (absent for zoomed regions and long inputs).
     Head { map: HeadMap, exact_rows: Option<Vec<Vec<f32>>> },
     Thumbs { thumbs: Vec<HeadMap> },
+    Explain { explain: Box<Explain> },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
     /// Something failed; `phase` says what was being done. The worker stays usable.

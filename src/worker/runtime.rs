@@ -116,8 +116,12 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
         Request::Run { text, layer, head, max_side, slot } => run(state, slot, &text, layer, head, max_side).await,
-        Request::Head { layer, head, max_side, rows, cols, slot } => match &state.borrow().session {
-            Some(s) => post(&s.head(slot, layer, head, max_side, rows, cols)),
+        Request::Explain { layer, head, query, slot } => match &state.borrow().session {
+            Some(s) => post(&s.explain(slot, layer, head, query)),
+            None => post(&Response::Error { phase: "explain".into(), message: "no model is loaded".into() }),
+        },
+        Request::Head { layer, head, max_side, rows, cols, slot, view } => match &state.borrow().session {
+            Some(s) => post(&s.head_view(slot, layer, head, max_side, rows, cols, view)),
             None => post(&Response::Error { phase: "map".into(), message: "no model is loaded".into() }),
         },
         Request::Thumbs { side, slot } => match &state.borrow().session {

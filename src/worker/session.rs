@@ -2,6 +2,7 @@
 //! model and the last run's attention capture and answers from them. The wasm runtime
 //! (`runtime.rs`) only moves messages, bytes and GPU futures around this.
 
+use crate::analysis::explain::MapView;
 use crate::analysis::report::{build_report, HeadSelection};
 use crate::analysis::trace::AttentionTrace;
 use crate::backends::{EngineError, ForwardOutput};
@@ -25,6 +26,8 @@ pub struct Session {
     pub model: Model,
     /// The last run's capture of each slot, oldest first.
     traces: Vec<(u32, AttentionTrace)>,
+    /// The token ids of each kept run.
+    ids: Vec<(u32, Vec<u32>)>,
 }
 
 pub fn summary(model: &Model) -> ModelSummary {
@@ -47,7 +50,7 @@ fn error(phase: &str, e: impl std::fmt::Display) -> Response {
 
 impl Session {
     pub fn new(model: Model) -> Self {
-        Session { model, traces: Vec::new() }
+        Session { model, traces: Vec::new(), ids: Vec::new() }
     }
 
     fn trace(&self, slot: u32) -> Option<&AttentionTrace> {
@@ -55,12 +58,16 @@ impl Session {
     }
 
     /// Keeps `trace` as the capture of `slot`, dropping the oldest others past the limits.
-    fn keep(&mut self, slot: u32, trace: AttentionTrace) {
+    fn keep(&mut self, slot: u32, trace: AttentionTrace, ids: Vec<u32>) {
         self.traces.retain(|(s, _)| *s != slot);
         self.traces.push((slot, trace));
         while self.traces.len() > 1 && (self.traces.len() > KEPT_SLOTS || self.traces.iter().map(|(_, t)| t.n_tokens).sum::<usize>() > KEPT_TOKENS) {
             self.traces.remove(0);
         }
+        self.ids.retain(|(s, _)| *s != slot);
+        self.ids.push((slot, ids));
+        let traces = &self.traces;
+        self.ids.retain(|(s, _)| traces.iter().any(|(t, _)| t == s));
     }
 
     /// Tokens of `text` (the worker then runs the forward pass on its backend).
@@ -85,9 +92,41 @@ impl Session {
             Ok(m) => m,
             Err(e) => return error("analysis", e),
         };
-        self.keep(slot, trace);
+        self.keep(slot, trace, report.ids.clone());
         let next_tokens = report.last_logits_top.iter().take(8).map(|(id, l)| (self.model.tokenizer.token_text(*id), (l - report.last_logsumexp).exp())).collect();
         Response::Result { run: Box::new(RunResult { report, map, sink_per_layer, sink_uniform_baseline, next_tokens }) }
+    }
+
+    /// One query row explained (ids and tokens of the run included).
+    pub fn explain(&self, slot: u32, layer: usize, head: usize, query: usize) -> Response {
+        let Some(t) = self.trace(slot) else { return error("explain", "run a text first") };
+        let Some(ids) = self.ids.iter().find(|(s, _)| *s == slot).map(|(_, ids)| ids.clone()) else { return error("explain", "run a text first") };
+        match crate::analysis::explain::explain(t, layer, head, query) {
+            Ok(mut e) => {
+                e.tokens = ids.iter().map(|&id| self.model.tokenizer.token_text(id)).collect();
+                e.ids = ids;
+                Response::Explain { explain: Box::new(e) }
+            }
+            Err(e) => error("explain", e),
+        }
+    }
+
+    /// A head's map under a what-if and/or with the sink hidden (exact rows, then pooled).
+    pub fn head_view(&self, slot: u32, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>, view: MapView) -> Response {
+        if view.is_plain() {
+            return self.head(slot, layer, head, max_side, rows, cols);
+        }
+        let Some(t) = self.trace(slot) else { return error("map", "run a text first") };
+        match crate::analysis::explain::map_rows(t, layer, head, &view) {
+            Ok(all) => {
+                let n = t.n_tokens;
+                let (r, c) = (rows.unwrap_or((0, n)), cols.unwrap_or((0, n)));
+                let map = pool_rows(&all, layer, head, n, r, c, max_side.clamp(1, MAX_SIDE), t.windows.get(layer).copied().flatten());
+                let exact_rows = (rows.is_none() && cols.is_none() && n <= EXACT_ROWS_LIMIT).then_some(all);
+                Response::Head { map, exact_rows }
+            }
+            Err(e) => error("map", e),
+        }
     }
 
     /// A head (or a region of it) from the last run of `slot`.
@@ -130,6 +169,25 @@ impl Session {
         }
         Response::Thumbs { thumbs }
     }
+}
+
+/// Rows (row i: keys 0..row.len()) max-pooled over the region `rows` × `cols` so that neither
+/// side exceeds `max_side`; cells no row reaches are [`MASKED`].
+#[allow(clippy::too_many_arguments)]
+pub fn pool_rows(all: &[Vec<f32>], layer: usize, head: usize, n: usize, rows: (usize, usize), cols: (usize, usize), max_side: usize, window: Option<usize>) -> HeadMap {
+    let (r0, r1) = (rows.0.min(n), rows.1.min(n).max(rows.0.min(n) + 1).min(n));
+    let (c0, c1) = (cols.0.min(n), cols.1.min(n).max(cols.0.min(n) + 1).min(n));
+    let (bq, bk) = ((r1 - r0).div_ceil(max_side).max(1), (c1 - c0).div_ceil(max_side).max(1));
+    let (sq, sk) = ((r1 - r0).div_ceil(bq), (c1 - c0).div_ceil(bk));
+    let mut values = vec![MASKED; sq * sk];
+    for i in r0..r1 {
+        let row = &all[i];
+        for j in c0..c1.min(row.len()) {
+            let cell = &mut values[((i - r0) / bq) * sk + (j - c0) / bk];
+            *cell = if *cell == MASKED { row[j] } else { cell.max(row[j]) };
+        }
+    }
+    HeadMap { layer, head, n_tokens: n, rows: (r0, r1), cols: (c0, c1), side_q: sq, side_k: sk, block_q: bq, block_k: bk, values, window }
 }
 
 /// The map of one head: exact when it fits `max_side`, max-pooled otherwise.
