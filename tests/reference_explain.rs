@@ -84,3 +84,35 @@ fn unrope_inverts_rope_and_is_the_identity_at_position_0() {
     // Query 0 sees only key 0: every what-if row of it is [1].
     assert_eq!(softmax(&[3.5]), vec![1.0]);
 }
+
+#[test]
+fn whole_map_what_ifs_agree_with_the_explained_row_and_their_own_rules() {
+    use attnlab::analysis::explain::{explain, map_rows, MapView, WhatIf};
+    let model = common::real_model();
+    let ids = model.tokenizer.encode("The dog chased the cat because it was hungry.");
+    let out = CpuBackend::new().forward(&model, &ids, &Default::default()).unwrap();
+    let t = out.trace.unwrap();
+    let n = ids.len();
+    let (layer, head, q) = (14, 5, n - 1);
+    let e = explain(&t, layer, head, q).unwrap();
+    for (w, row) in [(WhatIf::None, &e.probs), (WhatIf::Unscaled, &e.probs_unscaled), (WhatIf::Unmasked, &e.probs_unmasked), (WhatIf::NoRope, &e.probs_no_rope)] {
+        let rows = map_rows(&t, layer, head, &MapView { what_if: w, hide_sink: false }).unwrap();
+        assert_eq!(rows.len(), n);
+        let err = rows[q].iter().zip(row).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err < 1e-6, "{w:?}: the map's row differs from the explained row by {err}");
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.len(), if w == WhatIf::Unmasked { n } else { i + 1 }, "{w:?} row {i}");
+            assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{w:?} row {i} sums to {}", r.iter().sum::<f32>());
+        }
+    }
+    // Hiding the sink: key 0 gets 0, the rest renormalised — proportions kept.
+    let plain = map_rows(&t, layer, head, &MapView::default()).unwrap();
+    let hidden = map_rows(&t, layer, head, &MapView { what_if: WhatIf::None, hide_sink: true }).unwrap();
+    for i in 1..n {
+        assert_eq!(hidden[i][0], 0.0);
+        assert!((hidden[i].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        for j in 1..=i {
+            assert!((hidden[i][j] * (1.0 - plain[i][0]) - plain[i][j]).abs() < 1e-6);
+        }
+    }
+}

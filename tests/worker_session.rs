@@ -143,3 +143,28 @@ fn gemma_session_reports_windows_and_exact_zeros_outside_them() {
     assert!(map.values.iter().any(|&v| v > 0.0), "a global layer sees every key");
     assert_eq!(map.window, None);
 }
+
+#[test]
+fn what_if_maps_and_explain_through_the_session() {
+    use attnlab::analysis::explain::{MapView, WhatIf};
+    let mut s = session();
+    let text = "the cat ab the dog ".repeat(3);
+    let Response::Result { run } = run_on_cpu(&mut s, 0, &text, 1, 3, 64) else { panic!("run failed") };
+    let n = run.report.ids.len();
+    // Without the mask the upper triangle is no longer masked; exact rows have n entries.
+    let Response::Head { map, exact_rows } = s.head_view(0, 1, 3, 64, None, None, MapView { what_if: WhatIf::Unmasked, hide_sink: false }) else { panic!() };
+    assert!(!map.pooled());
+    assert!(map.values.iter().all(|&v| v != MASKED));
+    assert!(exact_rows.unwrap().iter().all(|r| r.len() == n));
+    // The plain view is the ordinary map.
+    let (Response::Head { map: a, .. }, Response::Head { map: b, .. }) = (s.head_view(0, 1, 3, 64, None, None, MapView::default()), s.head(0, 1, 3, 64, None, None)) else { panic!() };
+    assert_eq!(a, b);
+    // Pooled what-if maps keep the region's geometry.
+    let Response::Head { map, .. } = s.head_view(0, 1, 3, 8, None, None, MapView { what_if: WhatIf::NoRope, hide_sink: true }) else { panic!() };
+    assert!(map.pooled() && map.side_q <= 8);
+    let Response::Explain { explain } = s.explain(0, 1, 3, n - 1) else { panic!() };
+    assert_eq!(explain.tokens.len(), n);
+    assert_eq!(explain.probs.len(), n);
+    assert!(matches!(s.explain(0, 9, 0, 0), Response::Error { .. }));
+    assert!(matches!(s.explain(5, 0, 0, 0), Response::Error { .. }), "no run in slot 5");
+}

@@ -1,6 +1,7 @@
 //! Attention analysis over a forward pass's capture: exact rows, sink mass, span mass,
 //! pooled maps ([`trace`]), and the JSON report shared by the CLI and the page ([`report`]).
 
+pub mod colour;
 pub mod explain;
 pub mod position;
 pub mod report;

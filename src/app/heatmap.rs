@@ -10,57 +10,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use crate::analysis::explain::WhatIf;
 use crate::worker::protocol::{HeadMap, MASKED};
 
-/// How probabilities map onto the colour ramp. A linear scale is dominated by the sink (key 0
-/// often takes most of a row); √ and log show the rest of the pattern.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ColourScale {
-    Linear,
-    /// The default: structure shows on a typical head, the sink still stands out.
-    #[default]
-    Sqrt,
-    /// Three decades below the map's maximum.
-    Log,
-}
-
-impl ColourScale {
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "linear" => ColourScale::Linear,
-            "log" => ColourScale::Log,
-            _ => ColourScale::Sqrt,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ColourScale::Linear => "linear",
-            ColourScale::Sqrt => "sqrt",
-            ColourScale::Log => "log",
-        }
-    }
-    /// Position on the ramp (0..=1) of `v` in a map whose largest value is `max`.
-    pub fn t(self, v: f32, max: f32) -> f32 {
-        let r = (v / max.max(1e-9)).clamp(0.0, 1.0);
-        match self {
-            ColourScale::Linear => r,
-            ColourScale::Sqrt => r.sqrt(),
-            ColourScale::Log => {
-                if r <= 1e-3 {
-                    0.0
-                } else {
-                    (r.log10() + 3.0) / 3.0
-                }
-            }
-        }
-    }
-    /// The value at ramp position `t` (the colour bar's ticks).
-    pub fn value_at(self, t: f32, max: f32) -> f32 {
-        match self {
-            ColourScale::Linear => t * max,
-            ColourScale::Sqrt => t * t * max,
-            ColourScale::Log => max * 10f32.powf(3.0 * t - 3.0),
-        }
-    }
-}
+pub use crate::analysis::colour::ColourScale;
 
 /// How the page shows maps (shared through context by the playground; widgets use the
 /// defaults): the colour scale, the sink hidden, and a what-if.
@@ -120,15 +70,7 @@ const LABEL_PX: f64 = 90.0;
 /// Above this many cells per side, labels are replaced by token indices.
 const MAX_LABELLED: usize = 48;
 
-/// Colour ramp (dark blue → teal → yellow), perceptually ordered; `t` in [0, 1].
-pub fn ramp(t: f32) -> [u8; 3] {
-    const STOPS: [[f32; 3]; 5] = [[247.0, 251.0, 255.0], [158.0, 202.0, 225.0], [49.0, 130.0, 189.0], [8.0, 81.0, 156.0], [8.0, 29.0, 88.0]];
-    let t = t.clamp(0.0, 1.0) * 4.0;
-    let i = (t.floor() as usize).min(3);
-    let f = t - i as f32;
-    let c = |k: usize| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8;
-    [c(0), c(1), c(2)]
-}
+pub use crate::analysis::colour::ramp;
 
 const MASK_RGB: [u8; 3] = [226, 228, 233];
 
