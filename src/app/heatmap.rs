@@ -232,7 +232,7 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
         ctx.fill_rect(x - 0.5, by + bh, 1.0, 4.0);
         ctx.set_text_align(if k == 0 { "left" } else if k == 4 { "right" } else { "center" });
         let v = marks.style.colour.value_at(k as f32 / 4.0, scale_max);
-        let _ = ctx.fill_text(&if v >= 0.01 { format!("{v:.2}") } else { format!("{v:.0e}") }, x, by + bh + 15.0);
+        let _ = ctx.fill_text(&if v == 0.0 || v >= 0.01 { format!("{v:.2}") } else { format!("{v:.0e}") }, x, by + bh + 15.0);
     }
     ctx.set_text_align("left");
     let _ = ctx.fill_text(&style_caption(marks.style, map.pooled()), bx + bw + 12.0, by + 9.0);

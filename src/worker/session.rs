@@ -122,7 +122,8 @@ impl Session {
                 let n = t.n_tokens;
                 let (r, c) = (rows.unwrap_or((0, n)), cols.unwrap_or((0, n)));
                 let map = pool_rows(&all, layer, head, n, r, c, max_side.clamp(1, MAX_SIDE), t.windows.get(layer).copied().flatten());
-                let exact_rows = (rows.is_none() && cols.is_none() && n <= EXACT_ROWS_LIMIT).then_some(all);
+                // Exports stay the model's own numbers whatever the view shows.
+                let exact_rows = (rows.is_none() && cols.is_none() && n <= EXACT_ROWS_LIMIT).then(|| t.head_rows(layer, head).ok()).flatten();
                 Response::Head { map, exact_rows }
             }
             Err(e) => error("map", e),

@@ -219,3 +219,42 @@ test('switching models: Gemma 3 270M (MQA, sliding window) and SmolLM2 both matc
     await browser.close();
   }
 });
+
+test('inside this head: the steps of the selected query, what-if toggles on the whole map, colour scales, URL state', async () => {
+  const explain = JSON.parse(fs.readFileSync(new URL('../data/explain.json', import.meta.url))).cases[0];
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?text=${encodeURIComponent(explain.text)}&layer=${explain.layer}&head=${explain.head}&run=1`);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    await page.waitForSelector('.steps-table tbody tr');
+    // One row per key of the last query, with transformers' probabilities.
+    const probs = await page.$$eval('.steps-table tbody tr td:nth-child(5) .num', (c) => c.map((x) => Number(x.textContent)));
+    assert.equal(probs.length, explain.probs.length);
+    probs.forEach((p, j) => assert.ok(Math.abs(p - explain.probs[j]) < 1e-4, `key ${j}: ${p} vs ${explain.probs[j]}`));
+    // Picking another query token explains its row.
+    await page.click('.tokens button >> nth=4');
+    await page.waitForFunction(() => document.querySelectorAll('.steps-table tbody tr').length === 5);
+    // A what-if changes the whole map (not only the row) and says what changed; the export stays the model's.
+    const before = await page.evaluate(() => document.querySelector('canvas[role=img]').toDataURL());
+    await page.check('input[name=attnlab-whatif] >> nth=2');
+    await page.waitForSelector('.whatif-summary');
+    assert.match(await page.textContent('.whatif-summary'), /Without the causal mask: entropy .* future tokens/);
+    await page.waitForFunction((b) => document.querySelector('canvas[role=img]').toDataURL() !== b, before);
+    assert.match(await page.evaluate(() => location.search), /whatif=unmasked/);
+    const exported = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    const rows = exported.attention[`${explain.layer}.${explain.head}`];
+    assert.equal(rows[rows.length - 1].length, rows.length, 'exported rows stay causal');
+    // Colour scale and hidden sink: in the legend and the URL; a reload restores them.
+    await page.selectOption('.look-controls select', 'log');
+    await page.check('.look-controls input[type=checkbox]');
+    await page.waitForFunction(() => /scale=log/.test(location.search) && /sink=hide/.test(location.search));
+    const url = await page.evaluate(() => location.href);
+    await page.goto(url);
+    await settle(page);
+    assert.equal(await page.inputValue('.look-controls select'), 'log');
+    assert.equal(await page.isChecked('.look-controls input[type=checkbox]'), true);
+    assert.equal(await page.isChecked('input[name=attnlab-whatif] >> nth=2'), true);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
