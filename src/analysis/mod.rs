@@ -3,6 +3,7 @@
 
 pub mod colour;
 pub mod explain;
+pub mod minilab;
 pub mod position;
 pub mod report;
 pub mod trace;

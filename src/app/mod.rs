@@ -16,6 +16,7 @@ mod engine;
 mod experiment;
 mod heatmap;
 mod inside;
+mod minilab;
 mod panels;
 mod state;
 mod views;
@@ -100,6 +101,8 @@ pub enum View {
     Position,
     /// The token strip alone (embedded widgets).
     Tokens,
+    /// Attention from scratch on a toy vocabulary.
+    Lab,
 }
 
 impl View {
@@ -110,6 +113,7 @@ impl View {
             View::Sinks => "sinks",
             View::Position => "position",
             View::Tokens => "tokens",
+            View::Lab => "lab",
         }
     }
     fn parse(s: &str) -> View {
@@ -117,6 +121,7 @@ impl View {
             "model" => View::Model,
             "sinks" => View::Sinks,
             "position" => View::Position,
+            "lab" => View::Lab,
             _ => View::Head,
         }
     }
@@ -344,6 +349,7 @@ pub fn Playground(
             <AllHeadsView/>
             <SinkView/>
             <PositionView/>
+            <div class="panel" class:hidden=move || p.view.get() != View::Lab><minilab::MiniLab/></div>
             <EmbedView base=base.clone() model_src=embed_model/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>

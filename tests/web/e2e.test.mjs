@@ -258,3 +258,43 @@ test('inside this head: the steps of the selected query, what-if toggles on the 
     await browser.close();
   }
 });
+
+test('from scratch: the mini-lab computes every step at once, with the mask, two heads and editable weights', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=lab');
+  try {
+    await page.waitForSelector('.minilab .mat table');
+    // X, Q, K, V, then QKᵀ, ÷√d, mask, softmax, ·V for one head (+ the three weight grids).
+    assert.equal(await page.$$eval('.minilab .mat-row:not(details .mat-row) .mat', (m) => m.length), 9);
+    // Each softmax row sums to 1 and the upper triangle is 0 with the mask on.
+    const probs = await page.evaluate(() => {
+      const fig = [...document.querySelectorAll('.minilab figure.mat')].find((f) => f.querySelector('figcaption strong').textContent === 'softmax');
+      return [...fig.querySelectorAll('tbody tr')].map((r) => [...r.querySelectorAll('td')].map((td) => Number(td.title.split(': ').pop())));
+    });
+    assert.equal(probs.length, 5);
+    probs.forEach((row, i) => {
+      assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5, `row ${i} sums to 1`);
+      row.forEach((p, j) => { if (j > i) assert.equal(p, 0); });
+    });
+    const masked = () => page.$$eval('.minilab td', (tds) => tds.filter((td) => td.textContent === '−∞').length);
+    assert.equal(await masked(), 10, 'the 10 future cells of a 5 × 5 mask');
+    await page.uncheck('.lab-controls input[type=checkbox] >> nth=0');
+    await page.waitForFunction(() => ![...document.querySelectorAll('.minilab td')].some((td) => td.textContent === '−∞'));
+    // Two heads of 4 dims: two rows of five steps.
+    await page.check('.lab-controls input[type=checkbox] >> nth=1');
+    await page.waitForFunction(() => document.querySelectorAll('.minilab > .mat-row, .minilab .mat-row').length >= 3);
+    assert.match(await page.textContent('.minilab'), /head 1 \(dims 4–7\)/);
+    // Editing a weight updates Q.
+    const q0 = await page.textContent('.minilab figure.mat:nth-child(2) tbody tr td');
+    await page.click('.minilab details summary');
+    await page.fill('.minilab details input >> nth=0', '5');
+    await page.dispatchEvent('.minilab details input >> nth=0', 'change');
+    await page.waitForFunction((q) => document.querySelector('.minilab figure.mat:nth-child(2) tbody tr td').textContent !== q, q0);
+    assert.match(await page.evaluate(() => location.search), /view=lab/);
+    // The link opens the real model's head view.
+    await page.click('.lab-controls button:has-text("real model")');
+    assert.equal(await page.getAttribute('nav.tabs button >> nth=0', 'aria-selected'), 'true');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
