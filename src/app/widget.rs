@@ -58,6 +58,8 @@ struct W {
     view: RwSignal<View>,
     controls: RwSignal<Controls>,
     theme: RwSignal<String>,
+    /// The `scale` attribute (linear|sqrt|log): how maps and thumbnails are coloured.
+    look: super::heatmap::Look,
     phase: RwSignal<Phase>,
     /// Drawn from `result-src` rather than by the model.
     poster: RwSignal<bool>,
@@ -412,6 +414,7 @@ impl WidgetHandle {
             }
             "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
             "theme" => w.theme.set(attr(host, "theme").unwrap_or_else(|| "auto".into())),
+            "scale" => w.look.colour.set(super::heatmap::ColourScale::parse(&attr(host, "scale").unwrap_or_default())),
             "text" => {
                 w.text.set(host_text(host));
                 if w.phase.get_untracked() != Phase::Idle {
@@ -464,6 +467,11 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         view: RwSignal::new(parse_view(&attr(&host, "view").unwrap_or_default())),
         controls: RwSignal::new(parse_controls(&attr(&host, "controls").unwrap_or_default())),
         theme: RwSignal::new(attr(&host, "theme").unwrap_or_else(|| "auto".into())),
+        look: super::heatmap::Look {
+            colour: RwSignal::new(super::heatmap::ColourScale::parse(&attr(&host, "scale").unwrap_or_default())),
+            hide_sink: RwSignal::new(false),
+            what_if: RwSignal::new(Default::default()),
+        },
         phase: RwSignal::new(Phase::Idle),
         poster: RwSignal::new(false),
         run: RwSignal::new(None),
@@ -527,6 +535,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
 /// The widget's view: header, optional controls, the chosen figure, caption and exports.
 #[component]
 fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
+    provide_context(w.look);
     let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
     let exp_canvas: NodeRef<html::Canvas> = NodeRef::new();
     let tokens = Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.report.tokens.clone()).unwrap_or_default()));
@@ -649,7 +658,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             <p class="aw-caption">{caption}</p>
             <div class="aw-foot">
                 {move || (w.view.get() == View::Head && w.map.get().is_some()).then(|| view! {
-                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), w.map.get_untracked()) { if let Some(u) = png_2x(&c, &m, &tokens.get_untracked(), w.query.get_untracked(), Default::default()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG"</button>
+                    <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), w.map.get_untracked()) { if let Some(u) = png_2x(&c, &m, &tokens.get_untracked(), w.query.get_untracked(), w.look.style_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG"</button>
                 })}
                 {move || w.run.get().is_some().then(|| view! {
                     <button on:click=move |_| if let Some(r) = w.run.get_untracked() { download("attnlab-figure.json", "application/json", &export_json(&r, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked())) }>"JSON"</button>
