@@ -4,10 +4,11 @@
 // next to this file, so the site can live on any static host and be used from other origins.
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
 // position|tokens), controls (none|compact|full), loading (lazy|eager), model-src,
-// result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps). Contract per element: dataset.state / backend /
+// result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps),
+// sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope). Contract per element: dataset.state / backend /
 // source, exportJson(), and an 'attnlab-statechange' event.
 const BASE = new URL('./', import.meta.url).href;
-const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale'];
+const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'sink', 'whatif'];
 
 let module;
 function wasm() {

@@ -83,6 +83,24 @@ thread_local! {
     static NEXT_SLOT: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
 }
 
+/// The `whatif` attribute: unscaled|unmasked|norope.
+fn parse_what_if(v: Option<&str>) -> crate::analysis::explain::WhatIf {
+    use crate::analysis::explain::WhatIf;
+    match v {
+        Some("unscaled") => WhatIf::Unscaled,
+        Some("unmasked") => WhatIf::Unmasked,
+        Some("norope") => WhatIf::NoRope,
+        _ => WhatIf::None,
+    }
+}
+
+impl W {
+    /// What the worker applies to this widget's maps.
+    fn map_view(&self) -> crate::analysis::explain::MapView {
+        crate::analysis::explain::MapView { what_if: self.look.what_if.get_untracked(), hide_sink: self.look.hide_sink.get_untracked() }
+    }
+}
+
 fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
     host.get_attribute(name)
 }
@@ -224,6 +242,9 @@ impl WidgetHandle {
                 w.poster.set(false);
                 if w.view.get_untracked() == View::Model {
                     self.request_thumbs();
+                } else if !w.map_view().is_plain() {
+                    // The run's map is the model's own; the view (sink hidden, a what-if) needs another.
+                    self.redraw_head();
                 } else {
                     w.phase.set(Phase::Done);
                 }
@@ -277,7 +298,7 @@ impl WidgetHandle {
         let Some(engine) = self.engine() else { return };
         w.phase.set(Phase::Running);
         let me = self.clone_ref();
-        let id = engine.request(Request::Head { layer: l, head: h, max_side: WIDGET_SIDE, rows: None, cols: None, slot: w.slot, view: Default::default() }, move |r| me.on_response(r));
+        let id = engine.request(Request::Head { layer: l, head: h, max_side: WIDGET_SIDE, rows: None, cols: None, slot: w.slot, view: w.map_view() }, move |r| me.on_response(r));
         w.latest.set_value(id);
     }
 
@@ -289,7 +310,7 @@ impl WidgetHandle {
         let Some(engine) = self.engine() else { return };
         w.phase.set(Phase::Running);
         let me = self.clone_ref();
-        engine.request(Request::Head { layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, rows: Some(rows), cols: Some(cols), slot: w.slot, view: Default::default() }, move |r| me.on_response(r));
+        engine.request(Request::Head { layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, rows: Some(rows), cols: Some(cols), slot: w.slot, view: w.map_view() }, move |r| me.on_response(r));
     }
 
     /// Loads the figure of `result-src` (no model download).
@@ -415,6 +436,13 @@ impl WidgetHandle {
             "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
             "theme" => w.theme.set(attr(host, "theme").unwrap_or_else(|| "auto".into())),
             "scale" => w.look.colour.set(super::heatmap::ColourScale::parse(&attr(host, "scale").unwrap_or_default())),
+            "sink" | "whatif" => {
+                w.look.hide_sink.set(attr(host, "sink").as_deref() == Some("hide"));
+                w.look.what_if.set(parse_what_if(attr(host, "whatif").as_deref()));
+                if w.run.get_untracked().is_some() && !w.poster.get_untracked() {
+                    self.redraw_head();
+                }
+            }
             "text" => {
                 w.text.set(host_text(host));
                 if w.phase.get_untracked() != Phase::Idle {
@@ -469,8 +497,8 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         theme: RwSignal::new(attr(&host, "theme").unwrap_or_else(|| "auto".into())),
         look: super::heatmap::Look {
             colour: RwSignal::new(super::heatmap::ColourScale::parse(&attr(&host, "scale").unwrap_or_default())),
-            hide_sink: RwSignal::new(false),
-            what_if: RwSignal::new(Default::default()),
+            hide_sink: RwSignal::new(attr(&host, "sink").as_deref() == Some("hide")),
+            what_if: RwSignal::new(parse_what_if(attr(&host, "whatif").as_deref())),
         },
         phase: RwSignal::new(Phase::Idle),
         poster: RwSignal::new(false),

@@ -23,8 +23,13 @@ const posterOnly = (base) => `<!doctype html><html><head><meta charset="utf-8"><
 <attn-lab id="p" result-src="${base}figures/sentence-heads.json" layer="14" head="5"></attn-lab>
 </body></html>`;
 
+const whatIfWidget = (base) => `<!doctype html><html><head><meta charset="utf-8"><title>what-if</title>
+<script type="module" src="${base}embed.js"></script></head><body>
+<attn-lab id="w" text="${TEXT0}" layer="3" head="4" loading="eager" controls="none" scale="log" sink="hide" whatif="unmasked"></attn-lab>
+</body></html>`;
+
 const srv = await serve(new URL('../../dist', import.meta.url).pathname, {
-  pages: { '/test-two.html': twoWidgets('/'), '/test-poster.html': posterOnly('/') },
+  pages: { '/test-two.html': twoWidgets('/'), '/test-poster.html': posterOnly('/'), '/test-whatif.html': whatIfWidget('/') },
 });
 test.after(() => srv.close());
 
@@ -208,6 +213,24 @@ test("the Embed dialog's element snippet works pasted into a page of another ori
     assert.deepEqual(errors, []);
   } finally {
     other?.close();
+    await browser.close();
+  }
+});
+
+test('a widget with scale, sink and whatif attributes draws the view, exports the model', async () => {
+  const { browser, page, errors } = await open(srv.url + 'test-whatif.html');
+  try {
+    assert.equal(await until(page, 'w', ['done', 'error']), 'done');
+    // The map has no masked cells (what-if: no causal mask) and its legend names the view.
+    const legend = await page.evaluate(() => document.getElementById('w').shadowRoot.querySelector('canvas[role=img]') !== null);
+    assert.ok(legend);
+    const result = await exported(page, 'w');
+    worstAgainstReference(result, 3, 4); // exports stay the model's own numbers
+    // Switching the what-if off by attribute redraws the causal map.
+    await page.evaluate(() => document.getElementById('w').removeAttribute('whatif'));
+    await until(page, 'w', ['done']);
+    assert.deepEqual(errors, []);
+  } finally {
     await browser.close();
   }
 });
