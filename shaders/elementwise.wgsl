@@ -2,11 +2,13 @@
 //   add:    a += b          (residual connection)
 //   swiglu: a = silu(a) * b (a = gate, b = up)
 //   geglu:  a = gelu_tanh(a) * b (Gemma)
+//   zero_heads: a[e] = 0 where e's head (e % row / head_dim) is set in `mask` (head knock-out;
+//               row = n_head · head_dim; b unused)
 struct Params {
     len: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    row: u32,
+    head_dim: u32,
+    mask: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -19,6 +21,16 @@ const WG: u32 = ELEMENTWISE_WG;
 fn add(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x < p.len) {
         a[gid.x] = a[gid.x] + b[gid.x];
+    }
+}
+
+@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
+fn zero_heads(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x < p.len) {
+        let h = (gid.x % p.row) / p.head_dim;
+        if (((p.mask >> h) & 1u) == 1u) {
+            a[gid.x] = 0.0;
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod colour;
 pub mod explain;
+pub mod heads;
 pub mod minilab;
 pub mod position;
 pub mod report;

@@ -89,6 +89,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every head's pattern scores (first token, previous token, self, entropy), with
+    /// `--similarity` the JS distance between heads, with `--induction` the induction diagnostic.
+    Heads {
+        /// The text (`-`: standard input); not needed with `--induction`.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        similarity: bool,
+        /// Run the induction diagnostic: P random ids from 1000..=20000, repeated twice.
+        #[arg(long)]
+        induction: bool,
+        #[arg(long, default_value_t = 50)]
+        period: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A JSON array of P token ids to repeat instead of random ones.
+        #[arg(long)]
+        ids: Option<String>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Knock heads out (their attention output set to zero) and compare the predictions.
+    Ablate {
+        #[arg(long)]
+        text: String,
+        /// `L.H,L.H` or a whole layer `L.*`.
+        #[arg(long)]
+        heads: String,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
     /// Lost in the middle: recall and attention to the answer by its position in the prompt.
     Position {
         #[arg(long, value_enum, default_value = "kv")]
@@ -246,6 +281,74 @@ fn run(cli: Cli) -> Result<(), String> {
             let future = e.probs_unmasked[e.query + 1..].iter().fold(0.0f32, |a, b| a + b);
             println!("
 entropy {:.3} nats (no √d: {:.3}; no RoPE: {:.3}); without the mask {:.1}% of the attention goes to future tokens", e.entropy, attnlab::analysis::explain::entropy(&e.probs_unscaled), attnlab::analysis::explain::entropy(&e.probs_no_rope), future * 100.0);
+        }
+        Command::Heads { text, similarity, induction, period, seed, ids, backend: choice, json } => {
+            use attnlab::analysis::heads;
+            let (model, _) = load(&cli.model)?;
+            let b = backend(choice)?;
+            let mut out = serde_json::Map::new();
+            if let Some(text) = &text {
+                let text = read_text(text)?;
+                let s = heads::heads_text(&model, &b, &text, similarity).map_err(|e| e.to_string())?;
+                if !json {
+                    let c = &model.config;
+                    let best = |g: &heads::Grid, name: &str| {
+                        let mut all: Vec<(usize, usize, f32)> = (0..c.n_layer).flat_map(|l| (0..c.n_head).map(move |h| (l, h))).map(|(l, h)| (l, h, g[l][h])).collect();
+                        all.sort_by(|a, b| b.2.total_cmp(&a.2));
+                        println!("top {name} heads: {}", all.iter().take(6).map(|(l, h, v)| format!("{l}.{h} {v:.3}")).collect::<Vec<_>>().join(", "));
+                    };
+                    best(&s.first_token, "first-token");
+                    best(&s.previous_token, "previous-token");
+                    best(&s.self_, "self");
+                }
+                if let serde_json::Value::Object(m) = serde_json::to_value(&s).map_err(|e| e.to_string())? {
+                    out.extend(m);
+                }
+            } else if !induction {
+                return Err("heads needs --text, or --induction".into());
+            }
+            if induction {
+                let first: Vec<u32> = match &ids {
+                    Some(path) => serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?).map_err(|e| format!("{path}: a JSON array of token ids: {e}"))?,
+                    None => heads::random_ids(period, seed),
+                };
+                if first.is_empty() || first.iter().any(|&id| id as usize >= model.config.vocab_size) {
+                    return Err(format!("the induction ids must be 1..{} token ids below {}", model.config.context_length / 2, model.config.vocab_size));
+                }
+                let r = heads::induction(&model, &b, &first).map_err(|e| e.to_string())?;
+                if !json {
+                    let c = &model.config;
+                    let mut all: Vec<(usize, usize, f32)> = (0..c.n_layer).flat_map(|l| (0..c.n_head).map(move |h| (l, h))).map(|(l, h)| (l, h, r.induction[l][h])).collect();
+                    all.sort_by(|a, b| b.2.total_cmp(&a.2));
+                    println!("induction (period {}): {}", r.period, all.iter().take(8).map(|(l, h, v)| format!("{l}.{h} {v:.3}")).collect::<Vec<_>>().join(", "));
+                }
+                out.insert("induction".into(), serde_json::to_value(&r).map_err(|e| e.to_string())?);
+            }
+            report_fallback(&b);
+            if json {
+                println!("{}", serde_json::Value::Object(out));
+            }
+        }
+        Command::Ablate { text, heads: list, backend: choice, json } => {
+            use attnlab::analysis::heads;
+            let text = read_text(&text)?;
+            let (model, _) = load(&cli.model)?;
+            let b = backend(choice)?;
+            let hs = heads::parse_heads(&list, model.config.n_layer, model.config.n_head).map_err(|e| e.to_string())?;
+            let a = heads::ablate(&model, &b, &text, &hs).map_err(|e| e.to_string())?;
+            report_fallback(&b);
+            if json {
+                println!("{}", serde_json::to_string(&a).map_err(|e| e.to_string())?);
+            } else {
+                println!("knocked out: {}; KL(before ‖ after) at the last position: {:.4} nats", a.heads.join(", "), a.kl_last);
+                let show = |t: &[(u32, f32)]| t.iter().take(5).map(|(id, l)| format!("{:?} {l:.2}", model.tokenizer.token_text(*id))).collect::<Vec<_>>().join(", ");
+                println!("next token before: {}
+next token after:  {}", show(&a.last_logits_top_before), show(&a.last_logits_top));
+                let tokens: Vec<String> = a.ids.iter().map(|&id| model.tokenizer.token_text(id)).collect();
+                for (i, d) in a.delta_logprob.iter().enumerate() {
+                    println!("  {:>4} {:?} → {:?}: Δ log p = {d:+.3}", i, tokens[i], tokens[i + 1]);
+                }
+            }
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
         Command::Bench { what: BenchWhat::Window, n, reps, .. } => bench_window(&n, reps)?,

@@ -97,11 +97,14 @@ pub struct ForwardOptions {
     /// [`LOGIT_CHUNK`] rows so the (n, vocab) logits never exist at once (Gemma's 262k-wide
     /// vocabulary would need 1 MB per token).
     pub argmax_all: bool,
+    /// Heads knocked out: their slice of the attention output is set to zero at every
+    /// position, before the output projection (`(layer, head)` pairs).
+    pub ablate: Vec<(usize, usize)>,
 }
 
 impl Default for ForwardOptions {
     fn default() -> Self {
-        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false }
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false, ablate: Vec::new() }
     }
 }
 
@@ -129,6 +132,8 @@ pub trait Ops {
     fn add(&mut self, x: &mut Self::Buf, y: &Self::Buf);
     /// gate = act(gate) * up.
     fn gated(&mut self, act: Act, gate: &mut Self::Buf, up: &Self::Buf);
+    /// Zeroes heads `heads` (each `head_dim` wide) in every row of x (n, n_head · head_dim).
+    fn zero_heads(&mut self, x: &mut Self::Buf, n: usize, n_head: usize, head_dim: usize, heads: &[usize]);
     /// out (rows.len(), d) = the listed rows of x (·, d).
     fn gather_rows(&mut self, x: &Self::Buf, d: usize, rows: &[usize], out: &mut Self::Buf);
     /// out[out_at + r] = index of the largest value of row r of x (rows, width), the lowest
@@ -161,6 +166,14 @@ pub struct Recorded<B> {
     pub argmax: Option<B>,
     /// One per layer when capture was asked for.
     pub layers: Vec<LayerCapture<B>>,
+}
+
+/// Knocks out `layer`'s heads listed in `opts.ablate` in its attention output (n, n_head·hd).
+pub fn ablate_heads<O: Ops>(o: &mut O, attn: &mut O::Buf, layer: usize, n: usize, n_head: usize, head_dim: usize, opts: &ForwardOptions) {
+    let heads: Vec<usize> = opts.ablate.iter().filter(|(l, h)| *l == layer && *h < n_head).map(|(_, h)| *h).collect();
+    if !heads.is_empty() {
+        o.zero_heads(attn, n, n_head, head_dim, &heads);
+    }
 }
 
 /// The logits step shared by every architecture: gather the rows asked for and project them;

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use super::arch::{record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, RopeStyle, Vector};
+use super::arch::{ablate_heads, record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, RopeStyle, Vector};
 use super::gguf::Gguf;
 use super::llama::{matrix, vector, Config, ModelError};
 use super::quant::QTensor;
@@ -134,6 +134,7 @@ impl Gemma3Weights {
             o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], c.rope_style);
             let shape = AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: c.layer_window[i] };
             o.attention(shape, &cap.q, &cap.k, &cap.v, &mut attn, &mut cap.lse);
+            ablate_heads(o, &mut attn, i, n, c.n_head, c.head_dim, opts);
             o.matmul(&attn, n, &l.attn_output, &mut proj);
             o.rms_norm_in_place(&mut proj, &l.post_attention_norm, c.rms_eps);
             o.add(&mut x, &proj);

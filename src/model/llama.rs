@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 pub use super::arch::RopeStyle;
-use super::arch::{record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, Vector};
+use super::arch::{ablate_heads, record_logits, Act, AttnShape, ForwardOptions, LayerCapture, Ops, Recorded, Vector};
 use super::gguf::{GgmlType, Gguf, GgufError, TensorInfo};
 use super::quant::{dequantize, QTensor, QuantError};
 use super::tokenizer::TokenizerError;
@@ -257,6 +257,7 @@ impl LlamaWeights {
             o.rope(&mut cap.k, n, c.n_head_kv, c.head_dim, c.rope_dim, c.layer_rope_base[i], c.rope_style);
             let shape = AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: c.layer_window[i] };
             o.attention(shape, &cap.q, &cap.k, &cap.v, &mut attn, &mut cap.lse);
+            ablate_heads(o, &mut attn, i, n, c.n_head, c.head_dim, opts);
             o.matmul(&attn, n, &l.attn_output, &mut proj);
             o.add(&mut x, &proj);
 

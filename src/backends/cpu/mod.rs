@@ -98,6 +98,14 @@ impl Ops for CpuOps {
         }
     }
 
+    fn zero_heads(&mut self, x: &mut Vec<f32>, n: usize, n_head: usize, head_dim: usize, heads: &[usize]) {
+        for row in x[..n * n_head * head_dim].chunks_exact_mut(n_head * head_dim) {
+            for &h in heads {
+                row[h * head_dim..(h + 1) * head_dim].fill(0.0);
+            }
+        }
+    }
+
     fn gather_rows(&mut self, x: &Vec<f32>, d: usize, rows: &[usize], out: &mut Vec<f32>) {
         self.logits_at_ms.get_or_insert(self.clock.ms());
         for (o, &r) in out.chunks_exact_mut(d).zip(rows) {

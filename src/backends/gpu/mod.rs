@@ -278,6 +278,10 @@ impl Ops for GpuOps<'_> {
         ops::argmax_rows(self.ctx, &mut self.enc, &x.buf, rows, width, &out.buf, out_at);
     }
 
+    fn zero_heads(&mut self, x: &mut GpuBuf, n: usize, n_head: usize, head_dim: usize, heads: &[usize]) {
+        ops::zero_heads(self.ctx, &mut self.enc, &x.buf, n, n_head, head_dim, heads);
+    }
+
     fn gather_rows(&mut self, x: &GpuBuf, d: usize, rows: &[usize], out: &mut GpuBuf) {
         // One copy per run of consecutive rows.
         let mut i = 0;

@@ -153,6 +153,19 @@ pub fn argmax_rows(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::B
     ctx.dispatch(enc, "argmax", &k, &[&u, x, out], (rows as u32, 1, 1));
 }
 
+/// Zeroes heads `heads` (a mask of up to 32) in every row of x (n, n_head · head_dim).
+pub fn zero_heads(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, n: usize, n_head: usize, head_dim: usize, heads: &[usize]) {
+    assert!(n_head <= 32, "head knock-outs on the GPU support up to 32 heads per layer");
+    let mask = heads.iter().fold(0u32, |m, &h| m | (1 << h));
+    let len = n * n_head * head_dim;
+    let k = ctx.kernel("elementwise/zero_heads", || sources::ELEMENTWISE.to_string(), "zero_heads", &[Slot::Uniform, Slot::Read, Slot::ReadWrite]);
+    let u = ctx.uniform("zero heads params", &Dims4 { a: len as u32, b: (n_head * head_dim) as u32, c: head_dim as u32, d: mask });
+    // `b` is unused by this entry point; the layout is the elementwise one (x bound twice is
+    // not allowed, so a one-word dummy stands in for it).
+    let dummy = ctx.scratch("unused", 1);
+    ctx.dispatch(enc, "zero heads", &k, &[&u, &dummy, x], ((len as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
+}
+
 /// a += b (len values).
 pub fn add(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
     elementwise(ctx, enc, "add", a, b, len)
