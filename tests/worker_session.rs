@@ -169,3 +169,20 @@ fn what_if_maps_and_explain_through_the_session() {
     assert!(matches!(s.explain(0, 9, 0, 0), Response::Error { .. }));
     assert!(matches!(s.explain(5, 0, 0, 0), Response::Error { .. }), "no run in slot 5");
 }
+
+#[test]
+fn head_scores_through_the_session() {
+    let mut s = session();
+    assert!(matches!(s.heads(0), Response::Error { .. }), "no run yet");
+    let Response::Result { run } = run_on_cpu(&mut s, 0, "the cat ab the dog the cat", 0, 0, 64) else { panic!("run failed") };
+    let Response::Heads { scores } = s.heads(0) else { panic!() };
+    assert_eq!((scores.first_token.len(), scores.first_token[0].len()), (2, 4));
+    assert_eq!(scores.ids, run.report.ids);
+    // The report's sink mass is the first-token score.
+    for l in 0..2 {
+        for h in 0..4 {
+            assert!((scores.first_token[l][h] - run.report.sink_mass_key0[l][h].unwrap()).abs() < 1e-5);
+        }
+    }
+    assert!(scores.js_distance.is_none());
+}

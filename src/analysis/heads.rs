@@ -129,17 +129,21 @@ pub fn induction(model: &Model, backend: &dyn Backend, first: &[u32]) -> Result<
     let ids: Vec<u32> = first.iter().chain(first).copied().collect();
     let out = backend.forward(model, &ids, &ForwardOptions { logits_for: LogitsFor::Last, ..Default::default() })?;
     let t = out.trace.as_ref().expect("capture was requested");
-    let induction = (0..t.n_layer)
+    Ok(Induction { period: p, ids, induction: induction_grid(t, p) })
+}
+
+/// `[layer][head]` induction scores of a capture of a sequence repeated twice with period `p`.
+pub fn induction_grid(t: &AttentionTrace, p: usize) -> Grid {
+    (0..t.n_layer)
         .map(|l| {
             (0..t.n_head)
                 .map(|h| {
-                    let sum: f64 = (p..2 * p).map(|i| t.row(l, h, i).map(|r| r[i + 1 - p] as f64).unwrap_or(0.0)).sum();
+                    let sum: f64 = (p..(2 * p).min(t.n_tokens)).map(|i| t.row(l, h, i).map(|r| r[i + 1 - p] as f64).unwrap_or(0.0)).sum();
                     (sum / p.max(1) as f64) as f32
                 })
                 .collect()
         })
-        .collect();
-    Ok(Induction { period: p, ids, induction })
+        .collect()
 }
 
 /// `attnlab ablate --json`.

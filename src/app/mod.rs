@@ -17,6 +17,7 @@ mod experiment;
 mod heatmap;
 mod inside;
 mod minilab;
+mod patterns;
 mod panels;
 mod state;
 mod views;
@@ -103,6 +104,8 @@ pub enum View {
     Tokens,
     /// Attention from scratch on a toy vocabulary.
     Lab,
+    /// Every head scored by pattern.
+    Patterns,
 }
 
 impl View {
@@ -114,6 +117,7 @@ impl View {
             View::Position => "position",
             View::Tokens => "tokens",
             View::Lab => "lab",
+            View::Patterns => "patterns",
         }
     }
     fn parse(s: &str) -> View {
@@ -122,6 +126,7 @@ impl View {
             "sinks" => View::Sinks,
             "position" => View::Position,
             "lab" => View::Lab,
+            "patterns" => View::Patterns,
             _ => View::Head,
         }
     }
@@ -350,6 +355,7 @@ pub fn Playground(
             <SinkView/>
             <PositionView/>
             <div class="panel" class:hidden=move || p.view.get() != View::Lab><minilab::MiniLab/></div>
+            <div class="panel" class:hidden=move || p.view.get() != View::Patterns><patterns::PatternsView/></div>
             <EmbedView base=base.clone() model_src=embed_model/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>

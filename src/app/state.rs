@@ -39,6 +39,11 @@ pub struct Page {
     pub look: Look,
     /// The selected query's row, step by step.
     pub explain: RwSignal<Option<Explain>>,
+    /// Every head's pattern scores on the current run.
+    pub head_scores: RwSignal<Option<crate::analysis::heads::HeadScores>>,
+    /// The induction diagnostic's result and its repeated tokens.
+    pub induction: RwSignal<Option<(crate::analysis::heads::Induction, Vec<String>)>>,
+    pub induction_running: RwSignal<bool>,
     /// Run as soon as the model is loaded (`?run=1`, or Run pressed while loading).
     pending_run: StoredValue<bool>,
     client: StoredValue<Option<Client>, LocalStorage>,
@@ -66,6 +71,9 @@ impl Page {
             embed_open: RwSignal::new(false),
             look: Look { colour: RwSignal::new(colour), hide_sink: RwSignal::new(hide_sink), what_if: RwSignal::new(what_if) },
             explain: RwSignal::new(None),
+            head_scores: RwSignal::new(None),
+            induction: RwSignal::new(None),
+            induction_running: RwSignal::new(false),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
         }
@@ -172,6 +180,9 @@ impl Page {
         if v == View::Model && self.thumbs.get_untracked().is_none() && self.run.get_untracked().is_some() {
             self.send(Request::Thumbs { side: 24, slot: 0 });
         }
+        if v == View::Patterns && self.head_scores.get_untracked().is_none() && self.run.get_untracked().is_some() {
+            self.send(Request::Heads { slot: 0 });
+        }
     }
 
     pub fn tokens(self) -> Signal<Vec<String>> {
@@ -216,6 +227,10 @@ impl Page {
                 if self.view.get_untracked() == View::Model {
                     self.send(Request::Thumbs { side: 24, slot: 0 });
                 }
+                self.head_scores.set(None);
+                if self.view.get_untracked() == View::Patterns {
+                    self.send(Request::Heads { slot: 0 });
+                }
                 if !self.map_view().is_plain() {
                     self.request_head(None);
                 }
@@ -235,10 +250,18 @@ impl Page {
                 }
             }
             Response::Explain { explain } => self.explain.set(Some(*explain)),
+            Response::Heads { scores } => self.head_scores.set(Some(*scores)),
+            Response::Induction { induction, tokens } => {
+                self.induction_running.set(false);
+                self.induction.set(Some((*induction, tokens)));
+            }
             Response::Thumbs { thumbs } => self.thumbs.set(Some(thumbs)),
             Response::Error { phase: p, message } => {
                 if p == "experiment" {
                     self.exp_progress.set(None);
+                }
+                if p == "induction" {
+                    self.induction_running.set(false);
                 }
                 self.fail(format!("{p}: {message}"));
             }

@@ -52,6 +52,13 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// Every head's pattern scores on the last run of `slot`.
+    Heads {
+        #[serde(default)]
+        slot: u32,
+    },
+    /// The induction diagnostic: `period` random ids (seeded) repeated twice, run and scored.
+    Induction { period: usize, seed: u64 },
     /// A lost-in-the-middle experiment; progress is posted after every trial.
     Experiment { experiment: Experiment },
     /// Stops a running experiment after its current trial (handled out of turn).
@@ -71,6 +78,9 @@ pub enum Response {
     Head { map: HeadMap, exact_rows: Option<Vec<Vec<f32>>> },
     Thumbs { thumbs: Vec<HeadMap> },
     Explain { explain: Box<Explain> },
+    Heads { scores: Box<crate::analysis::heads::HeadScores> },
+    /// `tokens`: the repeated sequence as text pieces.
+    Induction { induction: Box<crate::analysis::heads::Induction>, tokens: Vec<String> },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
     /// Something failed; `phase` says what was being done. The worker stays usable.

@@ -128,8 +128,36 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Some(s) => post(&s.thumbs(slot, side)),
             None => post(&Response::Error { phase: "thumbnails".into(), message: "no model is loaded".into() }),
         },
+        Request::Heads { slot } => match &state.borrow().session {
+            Some(s) => post(&s.heads(slot)),
+            None => post(&Response::Error { phase: "heads".into(), message: "no model is loaded".into() }),
+        },
+        Request::Induction { period, seed } => run_induction(state, period, seed).await,
         Request::Experiment { experiment } => run_experiment(state, experiment).await,
         Request::Cancel => {}
+    }
+}
+
+/// The induction diagnostic on the worker's engine (GPU or CPU).
+async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
+    use crate::analysis::heads::{induction_grid, random_ids, Induction};
+    let st = state.borrow();
+    let Some(session) = st.session.as_ref() else {
+        return post(&Response::Error { phase: "induction".into(), message: "no model is loaded".into() });
+    };
+    let p = period.clamp(2, session.model.config.context_length / 2);
+    let first = random_ids(p, seed);
+    let vocab = session.model.config.vocab_size as u32;
+    let first: Vec<u32> = first.into_iter().map(|id| id % vocab).collect();
+    let ids: Vec<u32> = first.iter().chain(&first).copied().collect();
+    let opts = crate::backends::ForwardOptions { logits_for: crate::backends::LogitsFor::Last, ..Default::default() };
+    match st.engine.forward_async(&session.model, &ids, &opts).await {
+        Ok(out) => {
+            let t = out.trace.as_ref().expect("capture was requested");
+            let tokens = first.iter().map(|&id| session.model.tokenizer.token_text(id)).collect();
+            post(&Response::Induction { induction: Box::new(Induction { period: p, ids, induction: induction_grid(t, p) }), tokens });
+        }
+        Err(e) => post(&Response::Error { phase: "induction".into(), message: e.to_string() }),
     }
 }
 

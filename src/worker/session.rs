@@ -111,6 +111,17 @@ impl Session {
         }
     }
 
+    /// Every head's pattern scores on the last run of `slot`.
+    pub fn heads(&self, slot: u32) -> Response {
+        let Some(t) = self.trace(slot) else { return error("heads", "run a text first") };
+        let mut s = crate::analysis::heads::head_scores(t, false);
+        if let Some((_, ids)) = self.ids.iter().find(|(s, _)| *s == slot) {
+            s.tokens = ids.iter().map(|&id| self.model.tokenizer.token_text(id)).collect();
+            s.ids = ids.clone();
+        }
+        Response::Heads { scores: Box::new(s) }
+    }
+
     /// A head's map under a what-if and/or with the sink hidden (exact rows, then pooled).
     pub fn head_view(&self, slot: u32, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>, view: MapView) -> Response {
         if view.is_plain() {

@@ -298,3 +298,29 @@ test('from scratch: the mini-lab computes every step at once, with the mask, two
     await browser.close();
   }
 });
+
+test('head patterns: every head scored, induction heads found far above the rest, a click opens the head', async () => {
+  const heads = JSON.parse(fs.readFileSync(new URL('../data/heads.json', import.meta.url))).cases[0];
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?text=${encodeURIComponent(heads.text)}&view=patterns&run=1`);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    await page.waitForSelector('.pattern-grid .pattern-cell');
+    assert.equal(await page.$$eval('.pattern-grid .pattern-cell', (c) => c.length), 270);
+    // The grid's values are transformers' (first-token score of layer 18 head 8 in the title).
+    const title = await page.getAttribute('.pattern-grid tbody tr:nth-child(19) td:nth-child(10) button', 'title');
+    assert.ok(Math.abs(Number(title.split(' ').pop()) - heads.first_token[18][8]) < 1e-3, title);
+    await page.check('input[name=attnlab-pattern][value=previous]');
+    assert.match(await page.textContent('.ranked'), /Top previous token heads/);
+    // The induction diagnostic: its best head scores far above the median.
+    await page.click('.pattern-controls button');
+    await page.waitForSelector('.induction-seq', { timeout: 240_000 });
+    const values = await page.$$eval('.pattern-grid .pattern-cell', (c) => c.map((b) => Number(b.title.split(' ').pop())).sort((a, b) => a - b));
+    assert.ok(values[values.length - 1] > 0.3 && values[values.length - 1] > 10 * values[135], `best ${values[values.length - 1]}, median ${values[135]}`);
+    // A click opens the head.
+    await page.click('.ranked button >> nth=0');
+    assert.equal(await page.getAttribute('nav.tabs button >> nth=0', 'aria-selected'), 'true');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
