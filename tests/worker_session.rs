@@ -186,3 +186,81 @@ fn head_scores_through_the_session() {
     }
     assert!(scores.js_distance.is_none());
 }
+
+#[test]
+fn knock_out_and_similarity_through_the_session() {
+    use attnlab::analysis::heads::{ablate, average_linkage};
+    use attnlab::backends::cpu::CpuBackend;
+    use attnlab::worker::protocol::ablated_slot;
+    use attnlab::worker::session::ablate_on_cpu;
+    let mut s = session();
+    assert!(matches!(ablate_on_cpu(&mut s, 0, &[(0, 1)]), Response::Error { .. }), "no run yet");
+    let text = "the cat ab the dog the cat ab";
+    let Response::Result { run } = run_on_cpu(&mut s, 0, text, 1, 2, 64) else { panic!("run failed") };
+    let n = run.report.ids.len();
+
+    // The worker's knock-out is the CLI's (`attnlab ablate`), plus what the page draws.
+    let Response::Ablation { ablation, tokens, next, changed } = ablate_on_cpu(&mut s, 0, &[(0, 1), (0, 3)]) else { panic!("knock-out failed") };
+    let cli = ablate(&s.model, &CpuBackend::new(), text, &[(0, 1), (0, 3)]).unwrap();
+    assert_eq!(*ablation, cli);
+    assert_eq!(ablation.delta_logprob.len(), n - 1);
+    assert!(ablation.kl_last > 0.0 && ablation.delta_logprob.iter().any(|d| d.abs() > 1e-4), "knocking out two heads changes the predictions");
+    assert_eq!(tokens.len(), n);
+    assert!(!next.is_empty() && next.iter().all(|(_, b, a)| (0.0..=1.0).contains(b) && (0.0..=1.0).contains(a)));
+    assert!(next.windows(2).all(|w| w[0].1.max(w[0].2) >= w[1].1.max(w[1].2)), "likeliest first");
+
+    // Maps under the knock-out: layer 0 (knocked) unchanged, layer 1 changed.
+    let map = |s: &Session, slot, l| match s.head(slot, l, 2, 64, None, None) {
+        Response::Head { map, .. } => map.values,
+        r => panic!("{r:?}"),
+    };
+    assert_eq!(map(&s, 0, 0), map(&s, ablated_slot(0), 0));
+    let (plain, after) = (map(&s, 0, 1), map(&s, ablated_slot(0), 1));
+    assert!(plain.iter().zip(&after).any(|(a, b)| (a - b).abs() > 1e-4), "a later layer's map moves");
+    // The heads that moved most are in layer 1, largest first.
+    assert!(!changed.is_empty() && changed[0].0 == 1 && changed[0].2 > 1e-4, "{changed:?}");
+    assert!(changed.windows(2).all(|w| w[0].2 >= w[1].2));
+    assert!(changed.iter().filter(|c| c.0 == 0).all(|c| c.2 == 0.0), "layer 0's maps cannot move");
+    // A new run drops the old knock-out's capture.
+    run_on_cpu(&mut s, 0, "the dog", 1, 2, 64);
+    assert!(matches!(s.head(ablated_slot(0), 1, 2, 64, None, None), Response::Error { .. }));
+
+    // Similarity: symmetric, zero diagonal, the order a permutation of every head.
+    let Response::Similarity { similarity } = s.similarity(0) else { panic!() };
+    let heads = 2 * 4;
+    assert_eq!(similarity.distance.len(), heads);
+    let mut order = similarity.order.clone();
+    order.sort_unstable();
+    assert_eq!(order, (0..heads).collect::<Vec<_>>());
+    for a in 0..heads {
+        assert_eq!(similarity.distance[a][a], 0.0);
+        for b in 0..heads {
+            assert_eq!(similarity.distance[a][b], similarity.distance[b][a]);
+        }
+    }
+    assert_eq!(average_linkage(&similarity.distance).len(), heads - 1);
+    assert!(similarity.summary.contains(&format!("of the {heads} heads")) || similarity.summary.starts_with("No two"), "{}", similarity.summary);
+    let json = serde_json::to_string(&Request::Ablate { heads: vec![(0, 1)], slot: 0 }).unwrap();
+    assert_eq!(json, r#"{"type":"ablate","heads":[[0,1]],"slot":0}"#);
+}
+
+#[test]
+fn long_texts_score_the_last_predictions_only() {
+    use attnlab::analysis::heads::{ablation_options, prediction_logits, Predictions};
+    use attnlab::backends::{cpu::CpuBackend, Backend, LogitsFor};
+    let s = session();
+    let ids = s.model.tokenizer.encode("the cat ab the dog the cat ab the dog");
+    let n = ids.len();
+    assert!(matches!(prediction_logits(n, None), LogitsFor::All));
+    assert!(matches!(prediction_logits(n, Some(n)), LogitsFor::All));
+    let b = CpuBackend::new();
+    let all = Predictions::of(&ids, &b.forward(&s.model, &ids, &ablation_options(n, &[], false, None)).unwrap());
+    let last3 = Predictions::of(&ids, &b.forward(&s.model, &ids, &ablation_options(n, &[], false, Some(3))).unwrap());
+    assert_eq!((all.first_position, all.logprob.len()), (0, n - 1));
+    assert_eq!((last3.first_position, last3.logprob.len()), (n - 4, 3));
+    for (a, b) in all.logprob[n - 4..].iter().zip(&last3.logprob) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    assert!(all.logprob.iter().all(|l| *l <= 0.0 && l.is_finite()));
+    assert_eq!(all.last, last3.last);
+}

@@ -156,8 +156,79 @@ pub struct Ablation {
     pub last_logits_top_before: Vec<(u32, f32)>,
     /// KL(before ‖ after) of the next-token distribution at the last position, nats.
     pub kl_last: f32,
-    /// For each position i < n−1: log p(ids[i+1]) after minus before.
+    /// For each position i = first_position .. n−2: log p(ids[i+1]) after minus before.
     pub delta_logprob: Vec<f32>,
+    /// The same positions' log p(ids[i+1]) before the knock-out.
+    #[serde(default)]
+    pub logprob_before: Vec<f32>,
+    /// The position `delta_logprob[0]` is about (0 unless the text was too long to score every
+    /// position; see [`prediction_logits`]).
+    #[serde(default)]
+    pub first_position: usize,
+}
+
+/// What one forward pass predicted: log p(ids[i+1]) at each scored position, and the whole
+/// next-token row (logits) at the last position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    pub first_position: usize,
+    pub logprob: Vec<f32>,
+    pub last: Vec<f32>,
+}
+
+/// Logits to ask for to score the last `max_positions` predictions of `n` tokens (all of
+/// them with `None`) and the last position.
+pub fn prediction_logits(n: usize, max_positions: Option<usize>) -> LogitsFor {
+    match max_positions {
+        Some(m) if n > m + 1 => LogitsFor::Positions((n - 1 - m..n).collect()),
+        _ => LogitsFor::All,
+    }
+}
+
+impl Predictions {
+    /// From a forward pass over `ids` run with [`prediction_logits`].
+    pub fn of(ids: &[u32], out: &crate::backends::ForwardOutput) -> Predictions {
+        let n = ids.len();
+        let first_position = out.logit_positions.first().copied().unwrap_or(n - 1);
+        let logprob = (first_position..n.saturating_sub(1))
+            .map(|i| {
+                let l = out.logits_at(i).expect("prediction positions were requested");
+                let l = l.as_slice().expect("contiguous logits");
+                l[ids[i + 1] as usize] - log_sum_exp(l)
+            })
+            .collect();
+        let last = out.logits_at(n - 1).expect("the last position was requested").to_vec();
+        Predictions { first_position, logprob, last }
+    }
+}
+
+/// Before and after a knock-out of `heads`, compared.
+pub fn compare(ids: &[u32], heads: &[(usize, usize)], before: &Predictions, after: &Predictions) -> Ablation {
+    let (lb, la) = (&before.last, &after.last);
+    let (zb, za) = (log_sum_exp(lb), log_sum_exp(la));
+    let kl_last = lb
+        .iter()
+        .zip(la)
+        .map(|(b, a)| {
+            let pb = ((b - zb) as f64).exp();
+            pb * ((b - zb) as f64 - (a - za) as f64)
+        })
+        .sum::<f64>() as f32;
+    Ablation {
+        heads: heads.iter().map(|(l, h)| format!("{l}.{h}")).collect(),
+        last_logits_top: top_k(la, 64),
+        last_logits_top_before: top_k(lb, 64),
+        kl_last: kl_last.max(0.0),
+        delta_logprob: after.logprob.iter().zip(&before.logprob).map(|(a, b)| a - b).collect(),
+        logprob_before: before.logprob.clone(),
+        first_position: before.first_position,
+        ids: ids.to_vec(),
+    }
+}
+
+/// Options of the forward pass with `heads` knocked out (none: the plain pass).
+pub fn ablation_options(n: usize, heads: &[(usize, usize)], capture: bool, max_positions: Option<usize>) -> ForwardOptions {
+    ForwardOptions { capture_attention: capture, logits_for: prediction_logits(n, max_positions), ablate: heads.to_vec(), ..Default::default() }
 }
 
 /// Parses "L.H,L.H,L.*" into (layer, head) pairs.
@@ -186,28 +257,222 @@ pub fn parse_heads(s: &str, n_layer: usize, n_head: usize) -> Result<Vec<(usize,
     Ok(out)
 }
 
-/// The forward pass with and without `heads` knocked out, compared.
+/// Heads as `parse_heads` reads them, a whole layer as "L.*".
+pub fn heads_spec(heads: &[(usize, usize)], n_head: usize) -> String {
+    let mut heads = heads.to_vec();
+    heads.sort_unstable();
+    heads.dedup();
+    let mut out: Vec<String> = vec![];
+    let mut i = 0;
+    while i < heads.len() {
+        let l = heads[i].0;
+        let in_layer = heads[i..].iter().take_while(|x| x.0 == l).count();
+        if in_layer == n_head {
+            out.push(format!("{l}.*"));
+        } else {
+            out.extend(heads[i..i + in_layer].iter().map(|(l, h)| format!("{l}.{h}")));
+        }
+        i += in_layer;
+    }
+    out.join(",")
+}
+
+/// The forward pass with and without `heads` knocked out, compared (every position scored).
 pub fn ablate(model: &Model, backend: &dyn Backend, text: &str, heads: &[(usize, usize)]) -> Result<Ablation, ReportError> {
     let ids = model.tokenizer.encode(text);
-    let opts = |ablate: Vec<(usize, usize)>| ForwardOptions { capture_attention: false, logits_for: LogitsFor::All, ablate, ..Default::default() };
-    let before = backend.forward(model, &ids, &opts(vec![]))?;
-    let after = backend.forward(model, &ids, &opts(heads.to_vec()))?;
     let n = ids.len();
-    let logp = |l: &[f32], id: u32| l[id as usize] - log_sum_exp(l);
-    let row = |o: &crate::backends::ForwardOutput, i: usize| o.logits.row(i).to_vec();
-    let delta_logprob = (0..n.saturating_sub(1)).map(|i| logp(&row(&after, i), ids[i + 1]) - logp(&row(&before, i), ids[i + 1])).collect();
-    let (lb, la) = (row(&before, n - 1), row(&after, n - 1));
-    let (zb, za) = (log_sum_exp(&lb), log_sum_exp(&la));
-    let kl_last = lb.iter().zip(&la).map(|(b, a)| {
-        let pb = ((b - zb) as f64).exp();
-        pb * ((b - zb) as f64 - (a - za) as f64)
-    }).sum::<f64>() as f32;
-    Ok(Ablation {
-        heads: heads.iter().map(|(l, h)| format!("{l}.{h}")).collect(),
-        last_logits_top: top_k(&la, 64),
-        last_logits_top_before: top_k(&lb, 64),
-        kl_last,
-        delta_logprob,
-        ids,
-    })
+    let before = Predictions::of(&ids, &backend.forward(model, &ids, &ablation_options(n, &[], false, None))?);
+    let after = Predictions::of(&ids, &backend.forward(model, &ids, &ablation_options(n, heads, false, None))?);
+    Ok(compare(&ids, heads, &before, &after))
+}
+
+/// Heads grouped by how alike their rows are: the JS-distance matrix, an order that puts
+/// similar heads next to each other (average-linkage hierarchical clustering, leaves in tree
+/// order) and the groups left when the tree is cut at `threshold`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Similarity {
+    /// (heads, heads), layer-major "L.H" order.
+    pub distance: Vec<Vec<f32>>,
+    /// Heads (layer-major indices) in cluster order.
+    pub order: Vec<usize>,
+    /// Groups of two or more heads whose average distance is below `threshold`, largest first.
+    pub groups: Vec<Vec<usize>>,
+    pub threshold: f32,
+    /// "How many heads behave alike on this text", in one sentence.
+    pub summary: String,
+}
+
+/// Where the similarity view cuts the tree: JS distance (the maximum is √ln 2 ≈ 0.83).
+pub const ALIKE_BELOW: f32 = 0.15;
+
+/// Average-linkage (UPGMA) clustering of a symmetric distance matrix: the merges as
+/// (cluster a, cluster b, height), clusters numbered like scipy's linkage (leaves 0..n, the
+/// k-th merge n + k). Heights never decrease.
+#[allow(clippy::needless_range_loop)]
+pub fn average_linkage(d: &[Vec<f32>]) -> Vec<(usize, usize, f32)> {
+    let n = d.len();
+    // Active clusters: (id, size); distances between active clusters by slot.
+    let mut active: Vec<(usize, usize)> = (0..n).map(|i| (i, 1)).collect();
+    let mut dist: Vec<Vec<f64>> = d.iter().map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+    let mut merges = Vec::with_capacity(n.saturating_sub(1));
+    while active.len() > 1 {
+        let (mut a, mut b, mut best) = (0, 1, f64::INFINITY);
+        for i in 0..active.len() {
+            for j in i + 1..active.len() {
+                if dist[i][j] < best {
+                    (a, b, best) = (i, j, dist[i][j]);
+                }
+            }
+        }
+        let (sa, sb) = (active[a].1 as f64, active[b].1 as f64);
+        merges.push((active[a].0, active[b].0, best as f32));
+        // The merged cluster takes slot a; slot b goes.
+        for k in 0..active.len() {
+            let v = (sa * dist[a][k] + sb * dist[b][k]) / (sa + sb);
+            dist[a][k] = v;
+            dist[k][a] = v;
+        }
+        dist[a][a] = 0.0;
+        active[a] = (n + merges.len() - 1, active[a].1 + active[b].1);
+        active.remove(b);
+        dist.remove(b);
+        for r in dist.iter_mut() {
+            r.remove(b);
+        }
+    }
+    merges
+}
+
+/// The leaves of the tree `merges` over `n` items, left to right.
+pub fn leaf_order(n: usize, merges: &[(usize, usize, f32)]) -> Vec<usize> {
+    if n == 0 {
+        return vec![];
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut stack = vec![if merges.is_empty() { 0 } else { n + merges.len() - 1 }];
+    while let Some(c) = stack.pop() {
+        if c < n {
+            order.push(c);
+        } else {
+            let (a, b, _) = merges[c - n];
+            stack.push(b);
+            stack.push(a);
+        }
+    }
+    order
+}
+
+/// The groups (two or more items) joined by merges at heights below `threshold`, largest first.
+pub fn groups_below(n: usize, merges: &[(usize, usize, f32)], threshold: f32) -> Vec<Vec<usize>> {
+    let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    let mut alive = vec![true; n];
+    for &(a, b, h) in merges {
+        if h >= threshold {
+            break;
+        }
+        let mut m = std::mem::take(&mut members[a]);
+        m.extend(std::mem::take(&mut members[b]));
+        alive[a] = false;
+        alive[b] = false;
+        members.push(m);
+        alive.push(true);
+    }
+    let mut groups: Vec<Vec<usize>> = members.into_iter().zip(alive).filter(|(m, a)| *a && m.len() > 1).map(|(mut m, _)| {
+        m.sort_unstable();
+        m
+    }).collect();
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    groups
+}
+
+/// What a group of heads mostly does, from the scores (mean over its heads above one half).
+fn group_kind(s: &HeadScores, group: &[usize], n_head: usize) -> &'static str {
+    let mean = |g: &Grid| group.iter().map(|&i| g[i / n_head][i % n_head]).sum::<f32>() / group.len() as f32;
+    let scores = [(mean(&s.first_token), "they park their attention on the first token (sink heads)"), (mean(&s.previous_token), "they look at the previous token"), (mean(&s.self_), "they look at the token itself")];
+    scores.iter().filter(|(v, _)| *v > 0.5).map(|(_, k)| *k).next().unwrap_or("no single pattern dominates")
+}
+
+/// Clusters `scores.js_distance` (which must be present) and says how many heads behave alike.
+pub fn similarity(scores: &HeadScores, n_head: usize) -> Option<Similarity> {
+    let d = scores.js_distance.clone()?;
+    let n = d.len();
+    let merges = average_linkage(&d);
+    let order = leaf_order(n, &merges);
+    let groups = groups_below(n, &merges, ALIKE_BELOW);
+    let alike: usize = groups.iter().map(Vec::len).sum();
+    let summary = match groups.first() {
+        None => format!("No two of the {n} heads behave alike on this text: every pair's rows differ by a JS distance of {ALIKE_BELOW} or more."),
+        Some(g) => format!(
+            "{alike} of the {n} heads fall into {} group{} whose rows differ by less than {ALIKE_BELOW} (JS distance; the most is 0.83); the largest holds {} heads, and {}. The other {} heads each behave in their own way.",
+            groups.len(),
+            if groups.len() == 1 { "" } else { "s" },
+            g.len(),
+            group_kind(scores, g, n_head),
+            n - alike
+        ),
+    };
+    Some(Similarity { distance: d, order, groups, threshold: ALIKE_BELOW, summary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two pairs, interleaved: {0, 2} at 0.1 and {1, 3} at 0.2. By hand (UPGMA): merge 0+2 at
+    /// 0.1 (cluster 4); d(4,1) = (0.5+0.6)/2, d(4,3) = (0.7+0.8)/2; merge 1+3 at 0.2 (cluster 5);
+    /// d(4,5) = (0.55+0.75)/2 = 0.65.
+    fn four() -> Vec<Vec<f32>> {
+        let mut d = vec![vec![0.0; 4]; 4];
+        for (a, b, v) in [(0, 2, 0.1), (1, 3, 0.2), (0, 1, 0.5), (0, 3, 0.7), (2, 1, 0.6), (2, 3, 0.8)] {
+            d[a][b] = v;
+            d[b][a] = v;
+        }
+        d
+    }
+
+    #[test]
+    fn average_linkage_by_hand() {
+        let m = average_linkage(&four());
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[0].0, m[0].1), (0, 2));
+        assert_eq!((m[1].0, m[1].1), (1, 3));
+        assert_eq!((m[2].0, m[2].1), (4, 5));
+        for (got, want) in m.iter().map(|x| x.2).zip([0.1, 0.2, 0.65]) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        assert_eq!(leaf_order(4, &m), vec![0, 2, 1, 3]);
+        assert_eq!(groups_below(4, &m, 0.15), vec![vec![0, 2]]);
+        assert_eq!(groups_below(4, &m, 0.3), vec![vec![0, 2], vec![1, 3]]);
+        assert_eq!(groups_below(4, &m, 1.0), vec![vec![0, 1, 2, 3]]);
+    }
+
+    #[test]
+    fn heads_spec_round_trips() {
+        let heads = parse_heads("3.1, 2.*,0.0", 4, 3).unwrap();
+        assert_eq!(heads, vec![(3, 1), (2, 0), (2, 1), (2, 2), (0, 0)]);
+        assert_eq!(heads_spec(&heads, 3), "0.0,2.*,3.1");
+        assert_eq!(parse_heads(&heads_spec(&heads, 3), 4, 3).unwrap().len(), 5);
+        assert!(parse_heads("4.0", 4, 3).is_err() && parse_heads("0.3", 4, 3).is_err() && parse_heads("x", 4, 3).is_err());
+    }
+
+    #[test]
+    fn similarity_sentence_counts_heads() {
+        let grid = |v: [f32; 4]| vec![v[..2].to_vec(), v[2..].to_vec()];
+        let s = HeadScores {
+            ids: vec![],
+            tokens: vec![],
+            first_token: grid([0.9, 0.1, 0.8, 0.1]),
+            previous_token: grid([0.0; 4]),
+            self_: grid([0.0; 4]),
+            entropy: grid([0.0; 4]),
+            js_distance: Some(four()),
+        };
+        let sim = similarity(&s, 2).unwrap();
+        assert_eq!(sim.groups, vec![vec![0, 2]]);
+        assert!(sim.summary.starts_with("2 of the 4 heads fall into 1 group whose"), "{}", sim.summary);
+        assert!(sim.summary.contains("first token"), "{}", sim.summary);
+        assert!(sim.summary.contains("other 2 heads"), "{}", sim.summary);
+        assert_eq!(average_linkage(&[vec![0.0]]), vec![]);
+        assert_eq!(leaf_order(1, &[]), vec![0]);
+    }
 }

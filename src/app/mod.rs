@@ -16,9 +16,11 @@ mod engine;
 mod experiment;
 mod heatmap;
 mod inside;
+mod knockout;
 mod minilab;
 mod patterns;
 mod panels;
+mod similarity;
 mod state;
 mod views;
 mod widget;
@@ -147,6 +149,8 @@ struct UrlState {
     hide_sink: bool,
     /// `?whatif=unscaled|unmasked|norope`.
     what_if: crate::analysis::explain::WhatIf,
+    /// `?ablate=L.H,L.*`: heads knocked out.
+    ablate: Option<String>,
 }
 
 fn read_url() -> UrlState {
@@ -169,10 +173,11 @@ fn read_url() -> UrlState {
             Some("norope") => crate::analysis::explain::WhatIf::NoRope,
             _ => crate::analysis::explain::WhatIf::None,
         },
+        ablate: get("ablate").filter(|a| !a.trim().is_empty()),
     }
 }
 
-fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::MapStyle) {
+fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::MapStyle, ablate: &str) {
     use crate::analysis::explain::WhatIf;
     let Some(w) = web_sys::window() else { return };
     let Ok(p) = web_sys::UrlSearchParams::new() else { return };
@@ -189,6 +194,9 @@ fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::
         WhatIf::Unscaled => p.append("whatif", "unscaled"),
         WhatIf::Unmasked => p.append("whatif", "unmasked"),
         WhatIf::NoRope => p.append("whatif", "norope"),
+    }
+    if !ablate.is_empty() {
+        p.append("ablate", ablate);
     }
     // Keep the model choice.
     let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok()).and_then(|c| c.get("model"));
@@ -282,7 +290,7 @@ pub fn Playground(
     asset_base: Option<String>,
 ) -> impl IntoView {
     let url = read_url();
-    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, url.colour, url.hide_sink, url.what_if);
+    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, url.colour, url.hide_sink, url.what_if, url.ablate.clone());
     provide_context(p);
     provide_context(p.look);
 
@@ -313,7 +321,11 @@ pub fn Playground(
             set_root_data("data-attnlab-backend", &b);
         }
     });
-    Effect::new(move |_| write_url(&p.text.get(), p.layer.get(), p.head.get(), p.view.get(), p.look.style()));
+    Effect::new(move |_| {
+        let n_head = p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX));
+        let ablate = crate::analysis::heads::heads_spec(&p.knocked.get(), n_head);
+        write_url(&p.text.get(), p.layer.get(), p.head.get(), p.view.get(), p.look.style(), &ablate);
+    });
     {
         let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));
         let api = js_sys::Object::new();

@@ -58,6 +58,20 @@ fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap, colour: super::heatmap::C
     }
 }
 
+/// A head's pooled map drawn cell per pixel (CSS sizes it), in the page's colour scale.
+#[component]
+pub fn MapCanvas(map: HeadMap, #[prop(optional)] label: String) -> impl IntoView {
+    let canvas: NodeRef<html::Canvas> = NodeRef::new();
+    let look = use_context::<super::heatmap::Look>();
+    Effect::new(move |_| {
+        let colour = super::heatmap::current_style(look).colour;
+        if let Some(c) = canvas.get() {
+            draw_thumb(&c, &map, colour);
+        }
+    });
+    view! { <canvas class="map-canvas" node_ref=canvas role="img" aria-label=label></canvas> }
+}
+
 #[component]
 fn Thumb(
     /// The pooled head map.
@@ -67,6 +81,12 @@ fn Thumb(
     selected: Signal<bool>,
     /// Opens this head.
     on_open: Callback<(usize, usize)>,
+    /// Shift-click: picks the head for a knock-out.
+    #[prop(optional)]
+    on_pick: Option<Callback<(usize, usize)>>,
+    /// Whether it is picked.
+    #[prop(optional, into)]
+    picked: Signal<bool>,
 ) -> impl IntoView {
     let canvas: NodeRef<html::Canvas> = NodeRef::new();
     let (layer, head) = (map.layer, map.head);
@@ -79,8 +99,8 @@ fn Thumb(
         }
     });
     view! {
-        <button class="thumb" class:selected=selected title=format!("layer {layer}, head {head}") aria-label=format!("open layer {layer} head {head}")
-            on:click=move |_| on_open.run((layer, head))>
+        <button class="thumb" class:selected=selected class:picked=picked title=format!("layer {layer}, head {head} (shift-click: pick for a knock-out)") aria-label=format!("open layer {layer} head {head}")
+            on:click=move |ev: web_sys::MouseEvent| match on_pick { Some(pick) if ev.shift_key() => pick.run((layer, head)), _ => on_open.run((layer, head)) }>
             <canvas node_ref=canvas></canvas>
         </button>
     }
@@ -103,6 +123,12 @@ pub fn ModelView(
     #[prop(into)]
     current: Signal<(usize, usize)>,
     on_open: Callback<(usize, usize)>,
+    /// Shift-click picks heads for a knock-out.
+    #[prop(optional)]
+    on_pick: Option<Callback<(usize, usize)>>,
+    /// The picked heads.
+    #[prop(optional, into)]
+    picked: Signal<Vec<(usize, usize)>>,
 ) -> impl IntoView {
     let group = (n_head / n_kv_head.max(1)).max(1);
     view! {
@@ -125,7 +151,7 @@ pub fn ModelView(
                             let heads = (0..group).map(|k| {
                                 let h = g * group + k;
                                 let m = all[l * n_head + h].clone();
-                                view! { <Thumb map=m selected=Signal::derive(move || current.get() == (l, h)) on_open=on_open/> }
+                                view! { <Thumb map=m selected=Signal::derive(move || current.get() == (l, h)) on_open=on_open on_pick=on_pick.unwrap_or(Callback::new(|_| ())) picked=Signal::derive(move || picked.with(|p| p.contains(&(l, h))))/> }
                             }).collect_view();
                             view! { <div class="kv-group" title=format!("KV head {g}")>{heads}</div> }
                         }).collect_view();

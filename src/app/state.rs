@@ -10,7 +10,22 @@ use super::experiment::Outcome;
 use super::heatmap::{ColourScale, Look};
 use super::{Phase, View, MAX_SIDE};
 use crate::analysis::explain::{Explain, MapView, WhatIf};
-use crate::worker::protocol::{HeadMap, ModelSummary, Request, Response, RunResult};
+use crate::analysis::heads::{Ablation, Similarity};
+use crate::worker::protocol::{ablated_slot, HeadMap, ModelSummary, Request, Response, RunResult};
+
+/// A knock-out's answer: the comparison, the text's tokens, and the likeliest next tokens as
+/// (text, p before, p after).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnockOut {
+    pub ablation: Ablation,
+    pub tokens: Vec<String>,
+    pub next: Vec<(String, f32, f32)>,
+    /// The heads whose maps moved most: (layer, head, largest |Δp|).
+    pub changed: Vec<(usize, usize, f32)>,
+}
+
+/// Texts up to this many tokens get the head-similarity matrix as soon as the patterns tab opens.
+const AUTO_SIMILARITY_TOKENS: usize = 64;
 
 #[derive(Clone, Copy)]
 pub struct Page {
@@ -41,16 +56,34 @@ pub struct Page {
     pub explain: RwSignal<Option<Explain>>,
     /// Every head's pattern scores on the current run.
     pub head_scores: RwSignal<Option<crate::analysis::heads::HeadScores>>,
-    /// The induction diagnostic's result and its repeated tokens.
-    pub induction: RwSignal<Option<(crate::analysis::heads::Induction, Vec<String>)>>,
+    /// The induction diagnostic's result, its repeated tokens and the best heads' maps.
+    pub induction: RwSignal<Option<(crate::analysis::heads::Induction, Vec<String>, Vec<HeadMap>)>>,
     pub induction_running: RwSignal<bool>,
+    /// Every pair of heads compared on the current run, clustered.
+    pub similarity: RwSignal<Option<Similarity>>,
+    pub similarity_running: RwSignal<bool>,
+    /// Heads picked for a knock-out (shift-click), not yet applied.
+    pub picked: RwSignal<Vec<(usize, usize)>>,
+    /// Heads knocked out (in the URL as `ablate=L.H,L.*`); applied to every run.
+    pub knocked: RwSignal<Vec<(usize, usize)>>,
+    /// The knock-out compared with the plain run.
+    pub ablation: RwSignal<Option<KnockOut>>,
+    pub ablation_running: RwSignal<bool>,
+    /// The head compared before/after the knock-out, and its two maps.
+    pub compare: RwSignal<(usize, usize)>,
+    pub compare_maps: RwSignal<(Option<HeadMap>, Option<HeadMap>)>,
+    /// `?ablate=` as written, until the model says how many heads a layer has.
+    knocked_spec: StoredValue<Option<String>>,
+    /// Ids of map requests for the comparison: (id, after the knock-out).
+    compare_requests: StoredValue<Vec<(u64, bool)>>,
     /// Run as soon as the model is loaded (`?run=1`, or Run pressed while loading).
     pending_run: StoredValue<bool>,
     client: StoredValue<Option<Client>, LocalStorage>,
 }
 
 impl Page {
-    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, colour: ColourScale, hide_sink: bool, what_if: WhatIf) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, colour: ColourScale, hide_sink: bool, what_if: WhatIf, ablate: Option<String>) -> Self {
         Page {
             phase: RwSignal::new(Phase::LoadingModel),
             progress: RwSignal::new((String::from("download"), 0.0, None)),
@@ -74,6 +107,16 @@ impl Page {
             head_scores: RwSignal::new(None),
             induction: RwSignal::new(None),
             induction_running: RwSignal::new(false),
+            similarity: RwSignal::new(None),
+            similarity_running: RwSignal::new(false),
+            picked: RwSignal::new(vec![]),
+            knocked: RwSignal::new(vec![]),
+            ablation: RwSignal::new(None),
+            ablation_running: RwSignal::new(false),
+            compare: RwSignal::new((0, 0)),
+            compare_maps: RwSignal::new((None, None)),
+            knocked_spec: StoredValue::new(ablate),
+            compare_requests: StoredValue::new(vec![]),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
         }
@@ -81,7 +124,7 @@ impl Page {
 
     /// Starts the worker and asks it to load `model_url`.
     pub fn start(self, base: &str, model_url: String) {
-        match Client::spawn(base, move |_, r| self.on_response(r)) {
+        match Client::spawn(base, move |id, r| self.on_response(id, r)) {
             Ok(c) => {
                 c.send(&Request::LoadUrl { url: model_url });
                 self.client.set_value(Some(c));
@@ -90,12 +133,80 @@ impl Page {
         }
     }
 
-    pub fn send(self, req: Request) {
-        self.client.with_value(|c| {
-            if let Some(c) = c {
-                c.send(&req);
+    /// Sends a request; its id, when a worker is running.
+    pub fn send(self, req: Request) -> Option<u64> {
+        self.client.with_value(|c| c.as_ref().map(|c| c.send(&req)))
+    }
+
+    /// Picks or unpicks a head for the knock-out (shift-click).
+    pub fn toggle_pick(self, l: usize, h: usize) {
+        self.picked.update(|p| match p.iter().position(|x| *x == (l, h)) {
+            Some(i) => {
+                p.remove(i);
             }
-        })
+            None => {
+                p.push((l, h));
+                p.sort_unstable();
+            }
+        });
+    }
+
+    /// Knocks the picked heads out (the plain run again when none are picked).
+    pub fn knock_out(self) {
+        let heads = self.picked.get_untracked();
+        self.knocked.set(heads.clone());
+        self.ablation.set(None);
+        self.compare_maps.set((None, None));
+        if heads.is_empty() || self.run.get_untracked().is_none() {
+            return;
+        }
+        self.ablation_running.set(true);
+        self.send(Request::Ablate { heads, slot: 0 });
+    }
+
+    /// The knocked-out heads again, on a new run (the picks stay as they are).
+    fn reapply_knock_out(self) {
+        let heads = self.knocked.get_untracked();
+        self.ablation.set(None);
+        self.compare_maps.set((None, None));
+        if !heads.is_empty() {
+            self.ablation_running.set(true);
+            self.send(Request::Ablate { heads, slot: 0 });
+        }
+    }
+
+    /// Back to the plain run: nothing knocked out or picked.
+    pub fn reset_knock_out(self) {
+        self.picked.set(vec![]);
+        self.knock_out();
+    }
+
+    /// The compared head's map before and after the knock-out.
+    pub fn request_compare(self) {
+        if self.ablation.get_untracked().is_none() {
+            return;
+        }
+        let (layer, head) = self.compare.get_untracked();
+        let ids: Vec<(u64, bool)> = [(0, false), (ablated_slot(0), true)]
+            .into_iter()
+            .filter_map(|(slot, after)| self.send(Request::Head { layer, head, max_side: MAX_SIDE, rows: None, cols: None, slot, view: self.map_view() }).map(|id| (id, after)))
+            .collect();
+        self.compare_requests.set_value(ids);
+    }
+
+    /// Short texts get the similarity matrix without asking (it costs heads² × n² / 4 steps).
+    fn auto_similarity(self) {
+        if self.similarity.get_untracked().is_none() && self.run.with_untracked(|r| r.as_ref().is_some_and(|r| r.report.ids.len() <= AUTO_SIMILARITY_TOKENS)) {
+            self.request_similarity();
+        }
+    }
+
+    /// Every pair of heads compared, clustered.
+    pub fn request_similarity(self) {
+        if self.run.get_untracked().is_some() && !self.similarity_running.get_untracked() {
+            self.similarity_running.set(true);
+            self.send(Request::Similarity { slot: 0 });
+        }
     }
 
     /// Loads a GGUF file the reader opened or dropped.
@@ -180,8 +291,14 @@ impl Page {
         if v == View::Model && self.thumbs.get_untracked().is_none() && self.run.get_untracked().is_some() {
             self.send(Request::Thumbs { side: 24, slot: 0 });
         }
-        if v == View::Patterns && self.head_scores.get_untracked().is_none() && self.run.get_untracked().is_some() {
-            self.send(Request::Heads { slot: 0 });
+        if v == View::Patterns && self.run.get_untracked().is_some() {
+            if self.head_scores.get_untracked().is_none() {
+                self.send(Request::Heads { slot: 0 });
+            }
+            if self.thumbs.get_untracked().is_none() {
+                self.send(Request::Thumbs { side: 24, slot: 0 });
+            }
+            self.auto_similarity();
         }
     }
 
@@ -194,9 +311,10 @@ impl Page {
         self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))
     }
 
-    fn on_response(self, r: Response) {
+    fn on_response(self, id: u64, r: Response) {
         match r {
             Response::Ready => {}
+            Response::Progress { phase: p, .. } if p == "knock-out" => {}
             Response::Progress { phase: p, done, total } if p == "experiment" => self.exp_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } => self.progress.set((p, done, total)),
             Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
@@ -204,12 +322,23 @@ impl Page {
                 self.exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
             }
             Response::Loaded { model: m, backend: b, adapter, note } => {
+                let (m_layers, m_heads) = (m.n_layer, m.n_head);
                 self.layer.set(self.layer.get_untracked().min(m.n_layer - 1));
                 self.head.set(self.head.get_untracked().min(m.n_head - 1));
                 self.model.set(Some(m));
                 self.backend.set(Some((b, adapter, note)));
                 if matches!(self.phase.get_untracked(), Phase::LoadingModel | Phase::Error) {
                     self.phase.set(Phase::Ready);
+                }
+                if let Some(spec) = self.knocked_spec.get_value() {
+                    self.knocked_spec.set_value(None);
+                    match crate::analysis::heads::parse_heads(&spec, m_layers, m_heads) {
+                        Ok(h) => {
+                            self.picked.set(h.clone());
+                            self.knocked.set(h);
+                        }
+                        Err(_) => self.error.set(Some(format!("ablate={spec}: not heads of this model (write L.H or L.* with layers below {m_layers} and heads below {m_heads}); nothing is knocked out"))),
+                    }
                 }
                 if self.pending_run.get_value() {
                     self.pending_run.set_value(false);
@@ -228,13 +357,22 @@ impl Page {
                     self.send(Request::Thumbs { side: 24, slot: 0 });
                 }
                 self.head_scores.set(None);
+                self.similarity.set(None);
                 if self.view.get_untracked() == View::Patterns {
                     self.send(Request::Heads { slot: 0 });
+                    self.send(Request::Thumbs { side: 24, slot: 0 });
+                    self.auto_similarity();
                 }
+                // The knock-out follows the text.
+                self.reapply_knock_out();
                 if !self.map_view().is_plain() {
                     self.request_head(None);
                 }
                 self.request_explain();
+            }
+            Response::Head { map: m, .. } if self.compare_requests.with_value(|r| r.iter().any(|(i, _)| *i == id)) => {
+                let after = self.compare_requests.with_value(|r| r.iter().any(|(i, a)| *i == id && *a));
+                self.compare_maps.update(|(b, a)| if after { *a = Some(m) } else { *b = Some(m) });
             }
             Response::Head { map: m, exact_rows } => {
                 // A whole-map answer replaces the exported rows (None for long inputs); a
@@ -251,17 +389,37 @@ impl Page {
             }
             Response::Explain { explain } => self.explain.set(Some(*explain)),
             Response::Heads { scores } => self.head_scores.set(Some(*scores)),
-            Response::Induction { induction, tokens } => {
+            Response::Induction { induction, tokens, maps } => {
                 self.induction_running.set(false);
-                self.induction.set(Some((*induction, tokens)));
+                self.induction.set(Some((*induction, tokens, maps)));
+            }
+            Response::Similarity { similarity } => {
+                self.similarity_running.set(false);
+                self.similarity.set(Some(*similarity));
+            }
+            Response::Ablation { ablation, tokens, next, changed } => {
+                self.ablation_running.set(false);
+                // A later knock-out (or a reset) supersedes this one.
+                if self.knocked.get_untracked().iter().map(|(l, h)| format!("{l}.{h}")).collect::<Vec<_>>() != ablation.heads {
+                    return;
+                }
+                // Compare the head that moved most (or the one after the knocked-out layers).
+                let deepest = self.knocked.get_untracked().iter().map(|x| x.0).max().unwrap_or(0);
+                let n_layer = self.model.get_untracked().map(|m| m.n_layer).unwrap_or(1);
+                self.compare.set(changed.first().map(|c| (c.0, c.1)).unwrap_or(((deepest + 1).min(n_layer - 1), 0)));
+                self.ablation.set(Some(KnockOut { ablation: *ablation, tokens, next, changed }));
+                self.request_compare();
             }
             Response::Thumbs { thumbs } => self.thumbs.set(Some(thumbs)),
             Response::Error { phase: p, message } => {
                 if p == "experiment" {
                     self.exp_progress.set(None);
                 }
-                if p == "induction" {
-                    self.induction_running.set(false);
+                match p.as_str() {
+                    "induction" => self.induction_running.set(false),
+                    "similarity" => self.similarity_running.set(false),
+                    "knock-out" => self.ablation_running.set(false),
+                    _ => {}
                 }
                 self.fail(format!("{p}: {message}"));
             }

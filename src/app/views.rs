@@ -160,7 +160,11 @@ pub fn AllHeadsView() -> impl IntoView {
     let open = Callback::new(move |(l, h)| p.open_head(l, h));
     view! {
         <div class="panel" class:hidden=move || p.view.get() != View::Model>
-            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head layer_window=m.layer_window.clone() current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open/> })}
+            <p class="pick-bar">
+                {move || { let k = p.picked.get(); if k.is_empty() { "Shift-click heads to pick them for a knock-out.".to_string() } else { format!("Picked for a knock-out: {} ", crate::analysis::heads::heads_spec(&k, p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX)))) } }}
+                <button class:hidden=move || p.picked.with(|k| k.is_empty()) on:click=move |_| { p.knock_out(); p.choose_view(View::Patterns) }>"Knock them out"</button>
+            </p>
+            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head layer_window=m.layer_window.clone() current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open on_pick=Callback::new(move |(l, h)| p.toggle_pick(l, h)) picked=p.picked/> })}
         </div>
     }
 }
@@ -189,8 +193,8 @@ pub fn PositionView() -> impl IntoView {
     view! {
         <div class="panel" class:hidden=move || p.view.get() != View::Position>
             <LostInTheMiddle
-                on_start=Callback::new(move |e| { p.exp_progress.set(Some((0.0, 1.0))); p.error.set(None); p.send(Request::Experiment { experiment: e }) })
-                on_cancel=Callback::new(move |_| p.send(Request::Cancel))
+                on_start=Callback::new(move |e| { p.exp_progress.set(Some((0.0, 1.0))); p.error.set(None); p.send(Request::Experiment { experiment: e }); })
+                on_cancel=Callback::new(move |_| { p.send(Request::Cancel); })
                 progress=p.exp_progress
                 outcome=p.exp_outcome
                 ready=Signal::derive(move || p.model.get().is_some())

@@ -300,6 +300,13 @@ entropy {:.3} nats (no √d: {:.3}; no RoPE: {:.3}); without the mask {:.1}% of 
                     best(&s.first_token, "first-token");
                     best(&s.previous_token, "previous-token");
                     best(&s.self_, "self");
+                    if let Some(sim) = heads::similarity(&s, c.n_head) {
+                        println!("{}", sim.summary);
+                        let name = |i: usize| format!("{}.{}", i / c.n_head, i % c.n_head);
+                        for (k, g) in sim.groups.iter().take(5).enumerate() {
+                            println!("  group {}: {}", k + 1, g.iter().map(|&i| name(i)).collect::<Vec<_>>().join(" "));
+                        }
+                    }
                 }
                 if let serde_json::Value::Object(m) = serde_json::to_value(&s).map_err(|e| e.to_string())? {
                     out.extend(m);

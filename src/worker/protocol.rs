@@ -57,6 +57,18 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// Every pair of heads compared (JS distance), clustered, on the last run of `slot`.
+    Similarity {
+        #[serde(default)]
+        slot: u32,
+    },
+    /// The last run of `slot` again with `heads` knocked out, compared with the plain pass; the
+    /// knocked-out capture is kept under [`ablated_slot`]`(slot)` for maps.
+    Ablate {
+        heads: Vec<(usize, usize)>,
+        #[serde(default)]
+        slot: u32,
+    },
     /// The induction diagnostic: `period` random ids (seeded) repeated twice, run and scored.
     Induction { period: usize, seed: u64 },
     /// A lost-in-the-middle experiment; progress is posted after every trial.
@@ -79,8 +91,18 @@ pub enum Response {
     Thumbs { thumbs: Vec<HeadMap> },
     Explain { explain: Box<Explain> },
     Heads { scores: Box<crate::analysis::heads::HeadScores> },
-    /// `tokens`: the repeated sequence as text pieces.
-    Induction { induction: Box<crate::analysis::heads::Induction>, tokens: Vec<String> },
+    /// `tokens`: the repeated sequence as text pieces; `maps`: the best-scoring heads' maps
+    /// of the diagnostic's run, best first.
+    Induction {
+        induction: Box<crate::analysis::heads::Induction>,
+        tokens: Vec<String>,
+        #[serde(default)]
+        maps: Vec<HeadMap>,
+    },
+    Similarity { similarity: Box<crate::analysis::heads::Similarity> },
+    /// `next`: the likeliest next tokens before or after, as (text, p before, p after);
+    /// `changed`: the heads whose maps moved most, as (layer, head, largest |Δp| of a cell).
+    Ablation { ablation: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)>, changed: Vec<(usize, usize, f32)> },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
     /// Something failed; `phase` says what was being done. The worker stays usable.
@@ -123,6 +145,11 @@ pub struct HeadMap {
     /// The layer's sliding window (keys older than `i + 1 - window` get exactly 0).
     #[serde(default)]
     pub window: Option<usize>,
+}
+
+/// Where a slot's knocked-out capture is kept (maps under the knock-out).
+pub const fn ablated_slot(slot: u32) -> u32 {
+    slot | 1 << 31
 }
 
 /// Marks cells the causal mask hides.

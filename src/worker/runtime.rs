@@ -132,6 +132,11 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Some(s) => post(&s.heads(slot)),
             None => post(&Response::Error { phase: "heads".into(), message: "no model is loaded".into() }),
         },
+        Request::Similarity { slot } => match &state.borrow().session {
+            Some(s) => post(&s.similarity(slot)),
+            None => post(&Response::Error { phase: "similarity".into(), message: "no model is loaded".into() }),
+        },
+        Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
         Request::Experiment { experiment } => run_experiment(state, experiment).await,
         Request::Cancel => {}
@@ -155,9 +160,46 @@ async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
         Ok(out) => {
             let t = out.trace.as_ref().expect("capture was requested");
             let tokens = first.iter().map(|&id| session.model.tokenizer.token_text(id)).collect();
-            post(&Response::Induction { induction: Box::new(Induction { period: p, ids, induction: induction_grid(t, p) }), tokens });
+            let grid = induction_grid(t, p);
+            let maps = Session::induction_maps(t, &grid, 4);
+            post(&Response::Induction { induction: Box::new(Induction { period: p, ids, induction: grid }), tokens, maps });
         }
         Err(e) => post(&Response::Error { phase: "induction".into(), message: e.to_string() }),
+    }
+}
+
+/// The last run of `slot` with `heads` knocked out, against the plain pass, on the engine.
+async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, usize)>) {
+    use crate::analysis::heads::ablation_options;
+    use super::session::ABLATION_POSITIONS;
+    let fail = |m: String| post(&Response::Error { phase: "knock-out".into(), message: m });
+    let outs = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        let c = &session.model.config;
+        if let Some((l, h)) = heads.iter().find(|(l, h)| *l >= c.n_layer || *h >= c.n_head) {
+            return fail(format!("layer {l} head {h} is not in this model ({} layers × {} heads)", c.n_layer, c.n_head));
+        }
+        let Some(ids) = session.run_ids(slot) else { return fail("run a text first".into()) };
+        let n = ids.len();
+        post(&Response::Progress { phase: "knock-out".into(), done: 0.0, total: Some(2.0) });
+        let before = st.engine.forward_async(&session.model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))).await;
+        post(&Response::Progress { phase: "knock-out".into(), done: 1.0, total: Some(2.0) });
+        let after = st.engine.forward_async(&session.model, &ids, &ablation_options(n, &heads, true, Some(ABLATION_POSITIONS))).await;
+        if let Some(note) = st.engine.take_note() {
+            post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: Some(note) });
+        }
+        before.and_then(|b| after.map(|a| (b, a)))
+    };
+    match outs {
+        Ok((before, after)) => {
+            let mut st = state.borrow_mut();
+            match st.session.as_mut() {
+                Some(s) => post(&s.finish_ablation(slot, &heads, &before, after)),
+                None => fail("no model is loaded".into()),
+            }
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 

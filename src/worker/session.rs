@@ -22,6 +22,10 @@ pub const KEPT_SLOTS: usize = 16;
 /// About 92 KB of capture per token for SmolLM2: 4096 tokens ≈ 380 MB.
 pub const KEPT_TOKENS: usize = 4096;
 
+/// A knock-out scores at most this many predictions (the last ones): each needs a row of
+/// logits (vocabulary × 4 bytes, ~200 KB for SmolLM2).
+pub const ABLATION_POSITIONS: usize = 1024;
+
 pub struct Session {
     pub model: Model,
     /// The last run's capture of each slot, oldest first.
@@ -92,6 +96,8 @@ impl Session {
             Ok(m) => m,
             Err(e) => return error("analysis", e),
         };
+        // A knock-out of the previous text no longer applies.
+        self.traces.retain(|(s, _)| *s != super::protocol::ablated_slot(slot));
         self.keep(slot, trace, report.ids.clone());
         let next_tokens = report.last_logits_top.iter().take(8).map(|(id, l)| (self.model.tokenizer.token_text(*id), (l - report.last_logsumexp).exp())).collect();
         Response::Result { run: Box::new(RunResult { report, map, sink_per_layer, sink_uniform_baseline, next_tokens }) }
@@ -120,6 +126,59 @@ impl Session {
             s.ids = ids.clone();
         }
         Response::Heads { scores: Box::new(s) }
+    }
+
+    /// Every pair of heads compared and clustered (exact: every row of every head).
+    pub fn similarity(&self, slot: u32) -> Response {
+        let Some(t) = self.trace(slot) else { return error("similarity", "run a text first") };
+        let s = crate::analysis::heads::head_scores(t, true);
+        match crate::analysis::heads::similarity(&s, t.n_head) {
+            Some(sim) => Response::Similarity { similarity: Box::new(sim) },
+            None => error("similarity", "no distances were computed"),
+        }
+    }
+
+    /// The token ids of the last run of `slot`.
+    pub fn run_ids(&self, slot: u32) -> Option<Vec<u32>> {
+        self.ids.iter().find(|(s, _)| *s == slot).map(|(_, ids)| ids.clone())
+    }
+
+    /// Compares the plain pass (`before`) with the knock-out of `heads` (`after`, run with
+    /// [`ablation_options`] and a capture, kept for maps).
+    pub fn finish_ablation(&mut self, slot: u32, heads: &[(usize, usize)], before: &ForwardOutput, after: ForwardOutput) -> Response {
+        use crate::analysis::heads::{compare, Predictions};
+        let Some(ids) = self.run_ids(slot) else { return error("knock-out", "run a text first") };
+        if before.logits.nrows() == 0 || after.logits.nrows() == 0 {
+            return error("knock-out", "the passes kept no logits");
+        }
+        let (pb, pa) = (Predictions::of(&ids, before), Predictions::of(&ids, &after));
+        let ablation = compare(&ids, heads, &pb, &pa);
+        let tok = &self.model.tokenizer;
+        let probs = |l: &[f32]| -> Vec<f32> {
+            let z = crate::analysis::report::log_sum_exp(l);
+            l.iter().map(|v| (v - z).exp()).collect()
+        };
+        let (b, a) = (probs(&pb.last), probs(&pa.last));
+        let mut next: Vec<u32> = ablation.last_logits_top_before.iter().take(8).chain(ablation.last_logits_top.iter().take(8)).map(|(id, _)| *id).collect();
+        next.sort_by(|x, y| b[*y as usize].max(a[*y as usize]).total_cmp(&b[*x as usize].max(a[*x as usize])));
+        next.dedup();
+        let next = next.into_iter().map(|id| (tok.token_text(id), b[id as usize], a[id as usize])).collect();
+        let tokens = ids.iter().map(|&id| tok.token_text(id)).collect();
+        let mut changed = vec![];
+        if let Some(trace) = after.trace {
+            if let Some(plain) = self.trace(slot) {
+                changed = most_changed(plain, &trace, 6);
+            }
+            self.keep(super::protocol::ablated_slot(slot), trace, ids);
+        }
+        Response::Ablation { ablation: Box::new(ablation), tokens, next, changed }
+    }
+
+    /// The `k` best heads' maps of an induction run, best first.
+    pub fn induction_maps(t: &AttentionTrace, grid: &crate::analysis::heads::Grid, k: usize) -> Vec<HeadMap> {
+        let mut all: Vec<(usize, usize, f32)> = grid.iter().enumerate().flat_map(|(l, r)| r.iter().enumerate().map(move |(h, v)| (l, h, *v))).collect();
+        all.sort_by(|a, b| b.2.total_cmp(&a.2));
+        all.into_iter().take(k).filter_map(|(l, h, _)| head_map(t, l, h, 128, None, None).ok()).collect()
     }
 
     /// A head's map under a what-if and/or with the sink hidden (exact rows, then pooled).
@@ -183,6 +242,26 @@ impl Session {
     }
 }
 
+/// The `k` heads whose attention moved most between two captures of the same ids, as
+/// (layer, head, largest |Δp| over every cell), largest first.
+pub fn most_changed(a: &AttentionTrace, b: &AttentionTrace, k: usize) -> Vec<(usize, usize, f32)> {
+    let mut all = vec![];
+    for l in 0..a.n_layer.min(b.n_layer) {
+        for h in 0..a.n_head {
+            let mut most = 0f32;
+            for i in 0..a.n_tokens.min(b.n_tokens) {
+                if let (Ok(x), Ok(y)) = (a.row(l, h, i), b.row(l, h, i)) {
+                    most = x.iter().zip(&y).fold(most, |m, (p, q)| m.max((p - q).abs()));
+                }
+            }
+            all.push((l, h, most));
+        }
+    }
+    all.sort_by(|x, y| y.2.total_cmp(&x.2));
+    all.truncate(k);
+    all
+}
+
 /// Rows (row i: keys 0..row.len()) max-pooled over the region `rows` × `cols` so that neither
 /// side exceeds `max_side`; cells no row reaches are [`MASKED`].
 #[allow(clippy::too_many_arguments)]
@@ -234,6 +313,24 @@ pub fn run_on_cpu(session: &mut Session, slot: u32, text: &str, layer: usize, he
             session.finish_run(slot, text, &toks, out, "cpu", layer, head, max_side, tokenize_ms, forward_ms)
         }
         Err(e) => error("run", e),
+    }
+}
+
+/// A knock-out of the last run of `slot` on the CPU, natively (as the worker does it).
+#[cfg(any(test, feature = "test-support"))]
+pub fn ablate_on_cpu(session: &mut Session, slot: u32, heads: &[(usize, usize)]) -> Response {
+    use crate::analysis::heads::ablation_options;
+    use crate::backends::{cpu::CpuBackend, Backend};
+    let Some(ids) = session.run_ids(slot) else { return error("knock-out", "run a text first") };
+    let b = CpuBackend::new();
+    let n = ids.len();
+    let before = match b.forward(&session.model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))) {
+        Ok(o) => o,
+        Err(e) => return error("knock-out", e),
+    };
+    match b.forward(&session.model, &ids, &ablation_options(n, heads, true, Some(ABLATION_POSITIONS))) {
+        Ok(after) => session.finish_ablation(slot, heads, &before, after),
+        Err(e) => error("knock-out", e),
     }
 }
 

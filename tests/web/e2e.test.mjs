@@ -310,7 +310,7 @@ test('head patterns: every head scored, induction heads found far above the rest
     const title = await page.getAttribute('.pattern-grid tbody tr:nth-child(19) td:nth-child(10) button', 'title');
     assert.ok(Math.abs(Number(title.split(' ').pop()) - heads.first_token[18][8]) < 1e-3, title);
     await page.check('input[name=attnlab-pattern][value=previous]');
-    assert.match(await page.textContent('.ranked'), /Top previous token heads/);
+    assert.match(await page.textContent('.pattern-side'), /Top previous token heads/);
     // The induction diagnostic: its best head scores far above the median.
     await page.click('.pattern-controls button');
     await page.waitForSelector('.induction-seq', { timeout: 240_000 });
@@ -319,6 +319,57 @@ test('head patterns: every head scored, induction heads found far above the rest
     // A click opens the head.
     await page.click('.ranked button >> nth=0');
     assert.equal(await page.getAttribute('nav.tabs button >> nth=0', 'aria-selected'), 'true');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('knock-out: shift-click picks heads, the next-token distribution moves as transformers says, the URL keeps it, reset returns', async () => {
+  const ref = JSON.parse(fs.readFileSync(new URL('../data/ablate.json', import.meta.url))).cases[0];
+  assert.deepEqual(ref.heads, ['14.5']);
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?text=${encodeURIComponent(ref.text)}&view=patterns&run=1`);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    const cell = '.pattern-grid tbody tr:nth-child(15) td:nth-child(7) button'; // layer 14, head 5
+    await page.waitForSelector(cell);
+    // Hover shows the head's thumbnail and scores.
+    await page.hover(cell);
+    await page.waitForSelector('.pattern-preview canvas');
+    assert.match(await page.textContent('.pattern-preview'), /layer 14 · head 5/);
+    await page.click(cell, { modifiers: ['Shift'] });
+    assert.equal(await page.$$eval('.pattern-cell.picked', (c) => c.length), 1);
+    assert.match(await page.textContent('.picked-list'), /Picked: 14\.5/);
+    await page.click('button.knock-out');
+    await page.waitForSelector('.next-compare', { timeout: 120_000 });
+    assert.match(page.url(), /[?&]ablate=14\.5(&|$)/);
+    const caption = await page.textContent('.next-compare caption');
+    const kl = Number(caption.match(/= ([0-9.]+) nats/)[1]);
+    assert.ok(Math.abs(kl - ref.kl_last) < 1e-3 && kl > 0, `KL ${kl} vs transformers ${ref.kl_last}`);
+    // Before and after differ; Δ log p per token matches transformers on hover.
+    const rows = await page.$$eval('.next-compare tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(1).map((td) => Number(td.title.split('= ')[1]))));
+    assert.ok(rows.length >= 8 && rows.some(([b, a]) => Math.abs(b - a) > 1e-4), JSON.stringify(rows));
+    const titles = await page.$$eval('.delta-strip .token', (t) => t.map((x) => x.title));
+    assert.equal(titles.length, ref.ids.length);
+    ref.delta_logprob.forEach((d, i) => {
+      const got = Number(titles[i + 1].match(/Δ ([-+0-9.]+)/)[1]);
+      assert.ok(Math.abs(got - d) < 2e-3, `token ${i + 1}: Δ ${got} vs ${d}`);
+    });
+    // Later layers' maps under the knock-out.
+    await page.waitForSelector('.compare-maps canvas');
+    assert.equal(await page.$$eval('.compare-maps figure', (f) => f.length), 2);
+    // The URL brings the knock-out back.
+    await page.goto(page.url().replace('&run=1', '') + '&run=1');
+    assert.equal(await runUntilDone(page), 'done');
+    await page.waitForSelector('.next-compare', { timeout: 120_000 });
+    assert.equal(await page.$$eval('.pattern-cell.picked', (c) => c.length), 1);
+    // Reset: the plain run, nothing in the URL.
+    await page.click('button.reset-knock-out');
+    await page.waitForFunction(() => !document.querySelector('.next-compare') && !location.search.includes('ablate'));
+    assert.equal(await page.$$eval('.pattern-cell.picked', (c) => c.length), 0);
+    // Similarity: every pair of heads, and the sentence about them.
+    await page.waitForSelector('.alike-summary', { timeout: 120_000 });
+    assert.match(await page.textContent('.alike-summary'), /of the 270 heads fall into \d+ groups?/);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
