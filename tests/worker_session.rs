@@ -239,6 +239,24 @@ fn knock_out_and_similarity_through_the_session() {
         }
     }
     assert_eq!(average_linkage(&similarity.distance).len(), heads - 1);
+    // Short texts: every row, the CLI's numbers.
+    let cli = attnlab::analysis::heads::heads_text(&s.model, &CpuBackend::new(), "the dog", true).unwrap();
+    let want = cli.js_distance.unwrap();
+    for a in 0..heads {
+        for b in 0..heads {
+            assert!((similarity.distance[a][b] - want[a][b]).abs() < 1e-6);
+        }
+    }
+    assert_eq!(similarity.rows, Some(cli.ids.len() - 1));
+    // Long texts: evenly spaced rows, and the sentence says so.
+    let mut s = Session::new(Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec { context: 512, ..Default::default() })).unwrap());
+    let r = run_on_cpu(&mut s, 0, &"the cat ab the dog ".repeat(25), 1, 2, 64);
+    let Response::Result { run } = r else { panic!("{r:?}") };
+    let Response::Similarity { similarity: long } = s.similarity(0) else { panic!() };
+    let n = run.report.ids.len();
+    assert!(n > 150, "{n} tokens");
+    assert!(long.rows.unwrap() < n - 1 && long.rows.unwrap() > 10, "{:?} of {n}", long.rows);
+    assert!(long.summary.contains("evenly spaced rows"), "{}", long.summary);
     assert!(similarity.summary.contains(&format!("of the {heads} heads")) || similarity.summary.starts_with("No two"), "{}", similarity.summary);
     let json = serde_json::to_string(&Request::Ablate { heads: vec![(0, 1)], slot: 0 }).unwrap();
     assert_eq!(json, r#"{"type":"ablate","heads":[[0,1]],"slot":0}"#);

@@ -62,22 +62,41 @@ pub fn js_distance(p: &[f32], q: &[f32]) -> f32 {
     (0.5 * kl(p, &m) + 0.5 * kl(q, &m)).max(0.0).sqrt() as f32
 }
 
+/// Mean JS distance between every pair of heads over the query rows `rows` (each ≥ 1):
+/// (heads, heads), layer-major. Computed as ½(Σp ln p + Σq ln q) − Σm ln m, m = (p+q)/2, with
+/// each row's Σp ln p once per head: one logarithm per key and pair.
+pub fn js_matrix(rows_of: &[Vec<Vec<f32>>], rows: &[usize]) -> Vec<Vec<f32>> {
+    let heads = rows_of.len();
+    let plogp = |r: &[f32]| r.iter().filter(|x| **x > 0.0).map(|&x| x as f64 * (x as f64).ln()).sum::<f64>();
+    let neg: Vec<Vec<f64>> = rows_of.iter().map(|h| rows.iter().map(|&i| plogp(&h[i])).collect()).collect();
+    let mut d = vec![vec![0f32; heads]; heads];
+    if rows.is_empty() {
+        return d;
+    }
+    for a in 0..heads {
+        for b in a + 1..heads {
+            let mut sum = 0f64;
+            for (k, &i) in rows.iter().enumerate() {
+                let (p, q) = (&rows_of[a][i], &rows_of[b][i]);
+                let mlogm: f64 = p.iter().zip(q).map(|(&x, &y)| {
+                    let m = 0.5 * (x as f64 + y as f64);
+                    if m > 0.0 { m * m.ln() } else { 0.0 }
+                }).sum();
+                sum += (0.5 * (neg[a][k] + neg[b][k]) - mlogm).max(0.0).sqrt();
+            }
+            let v = (sum / rows.len() as f64) as f32;
+            d[a][b] = v;
+            d[b][a] = v;
+        }
+    }
+    d
+}
+
 /// The pattern scores of every head, and with `similarity` the JS-distance matrix.
 pub fn head_scores(t: &AttentionTrace, similarity: bool) -> HeadScores {
     let rows = all_rows(t);
-    let js = similarity.then(|| {
-        let heads = rows.len();
-        let n = t.n_tokens;
-        let mut d = vec![vec![0f32; heads]; heads];
-        for a in 0..heads {
-            for b in a + 1..heads {
-                let v = if n < 2 { 0.0 } else { (1..n).map(|i| js_distance(&rows[a][i], &rows[b][i]) as f64).sum::<f64>() / (n - 1) as f64 } as f32;
-                d[a][b] = v;
-                d[b][a] = v;
-            }
-        }
-        d
-    });
+    let all: Vec<usize> = (1..t.n_tokens).collect();
+    let js = similarity.then(|| js_matrix(&rows, &all));
     HeadScores {
         ids: vec![],
         tokens: vec![],
@@ -87,6 +106,27 @@ pub fn head_scores(t: &AttentionTrace, similarity: bool) -> HeadScores {
         entropy: grid(t, &rows, |r, _| entropy(r) as f64),
         js_distance: js,
     }
+}
+
+/// Query rows (≥ 1) for a similarity matrix costing at most `budget` key terms per pair of
+/// heads: every row when they fit, else evenly spaced rows (the last included).
+pub fn similarity_rows(n: usize, budget: usize) -> Vec<usize> {
+    let all: Vec<usize> = (1..n).collect();
+    let cost = |r: &[usize]| r.iter().map(|i| i + 1).sum::<usize>();
+    if cost(&all) <= budget {
+        return all;
+    }
+    // Rows average (n+1)/2 keys: take about budget / that many, evenly spaced.
+    let k = (2 * budget / (n + 1)).clamp(1, n - 1);
+    let mut rows: Vec<usize> = (0..k).map(|j| 1 + (j * (n - 2)) / k.max(1)).collect();
+    rows.push(n - 1);
+    rows.dedup();
+    rows
+}
+
+/// The similarity matrix over `rows` only (see [`similarity_rows`]).
+pub fn js_matrix_of(t: &AttentionTrace, rows: &[usize]) -> Vec<Vec<f32>> {
+    js_matrix(&all_rows(t), rows)
 }
 
 /// Tokenizes, runs with capture, scores.
@@ -300,6 +340,9 @@ pub struct Similarity {
     pub threshold: f32,
     /// "How many heads behave alike on this text", in one sentence.
     pub summary: String,
+    /// How many query rows the distances average when not every row (long texts).
+    #[serde(default)]
+    pub rows: Option<usize>,
 }
 
 /// Where the similarity view cuts the tree: JS distance (the maximum is √ln 2 ≈ 0.83).
@@ -394,6 +437,11 @@ fn group_kind(s: &HeadScores, group: &[usize], n_head: usize) -> &'static str {
 
 /// Clusters `scores.js_distance` (which must be present) and says how many heads behave alike.
 pub fn similarity(scores: &HeadScores, n_head: usize) -> Option<Similarity> {
+    similarity_over(scores, n_head, None)
+}
+
+/// [`similarity`], saying when the distances average `sampled` = (rows used, rows in all).
+pub fn similarity_over(scores: &HeadScores, n_head: usize, sampled: Option<(usize, usize)>) -> Option<Similarity> {
     let d = scores.js_distance.clone()?;
     let n = d.len();
     let merges = average_linkage(&d);
@@ -411,7 +459,11 @@ pub fn similarity(scores: &HeadScores, n_head: usize) -> Option<Similarity> {
             n - alike
         ),
     };
-    Some(Similarity { distance: d, order, groups, threshold: ALIKE_BELOW, summary })
+    let summary = match sampled {
+        Some((used, all)) if used < all => format!("{summary} (Distances averaged over {used} evenly spaced rows of {all}, to keep this under a few seconds.)"),
+        _ => summary,
+    };
+    Some(Similarity { distance: d, order, groups, threshold: ALIKE_BELOW, summary, rows: sampled.map(|s| s.0) })
 }
 
 #[cfg(test)]
@@ -474,5 +526,27 @@ mod tests {
         assert!(sim.summary.contains("other 2 heads"), "{}", sim.summary);
         assert_eq!(average_linkage(&[vec![0.0]]), vec![]);
         assert_eq!(leaf_order(1, &[]), vec![0]);
+    }
+
+    #[test]
+    fn js_matrix_is_the_definition() {
+        // Two heads, rows 1 and 2 of a 3-token text.
+        let a = vec![vec![1.0], vec![0.5, 0.5], vec![1.0, 0.0, 0.0]];
+        let b = vec![vec![1.0], vec![0.9, 0.1], vec![0.0, 0.0, 1.0]];
+        let d = js_matrix(&[a.clone(), b.clone()], &[1, 2]);
+        let want = 0.5 * (js_distance(&a[1], &b[1]) + js_distance(&a[2], &b[2]));
+        assert!((d[0][1] - want).abs() < 1e-6 && d[1][0] == d[0][1] && d[0][0] == 0.0, "{d:?} vs {want}");
+        // Disjoint rows are √ln 2 apart.
+        assert!((js_distance(&a[2], &b[2]) - 2f32.ln().sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn similarity_rows_fit_the_budget() {
+        assert_eq!(similarity_rows(5, 100), vec![1, 2, 3, 4]);
+        let r = similarity_rows(1000, 20_000);
+        assert!(r.len() > 10 && r.len() < 60, "{}", r.len());
+        assert_eq!((r[0], *r.last().unwrap()), (1, 999));
+        assert!(r.windows(2).all(|w| w[0] < w[1]));
+        assert!(r.iter().map(|i| i + 1).sum::<usize>() <= 2 * 20_000);
     }
 }

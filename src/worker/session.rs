@@ -26,6 +26,10 @@ pub const KEPT_TOKENS: usize = 4096;
 /// logits (vocabulary × 4 bytes, ~200 KB for SmolLM2).
 pub const ABLATION_POSITIONS: usize = 1024;
 
+/// Key terms per pair of heads the page's similarity matrix may cost (~36 000 pairs for
+/// SmolLM2, ~2 s natively): every row up to ~140 tokens, evenly spaced rows beyond.
+pub const SIMILARITY_BUDGET: usize = 10_000;
+
 pub struct Session {
     pub model: Model,
     /// The last run's capture of each slot, oldest first.
@@ -131,8 +135,11 @@ impl Session {
     /// Every pair of heads compared and clustered (exact: every row of every head).
     pub fn similarity(&self, slot: u32) -> Response {
         let Some(t) = self.trace(slot) else { return error("similarity", "run a text first") };
-        let s = crate::analysis::heads::head_scores(t, true);
-        match crate::analysis::heads::similarity(&s, t.n_head) {
+        use crate::analysis::heads::{head_scores, js_matrix_of, similarity_over, similarity_rows};
+        let rows = similarity_rows(t.n_tokens, SIMILARITY_BUDGET);
+        let mut s = head_scores(t, false);
+        s.js_distance = Some(js_matrix_of(t, &rows));
+        match similarity_over(&s, t.n_head, Some((rows.len(), t.n_tokens.saturating_sub(1)))) {
             Some(sim) => Response::Similarity { similarity: Box::new(sim) },
             None => error("similarity", "no distances were computed"),
         }
