@@ -291,3 +291,27 @@ fn embedding_gather_works_across_split_parts() {
         }
     }
 }
+
+#[test]
+fn the_self_check_passes_on_a_working_gpu_and_catches_a_broken_one() {
+    use attnlab::backends::engine::{agree, Engine, SELF_CHECK_TEXT};
+    let model = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
+    let ids = model.tokenizer.encode(SELF_CHECK_TEXT);
+    let engine = Engine::with_gpu(GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)")));
+    pollster::block_on(engine.self_check(&model, &ids)).expect("lavapipe agrees with the CPU");
+    assert!(engine.gpu().is_some() && engine.take_note().is_none());
+    // A GPU whose numbers are off is caught, whichever part is off.
+    let opts = ForwardOptions { logits_for: attnlab::backends::LogitsFor::Last, ..Default::default() };
+    let cpu = CpuBackend::new().forward(&model, &ids, &opts).unwrap();
+    let mut bad = CpuBackend::new().forward(&model, &ids, &opts).unwrap();
+    assert!(agree(&bad, &cpu).is_ok());
+    bad.logits[[0, 5]] += 1.0;
+    assert!(agree(&bad, &cpu).unwrap_err().contains("last logits"));
+    let mut bad = CpuBackend::new().forward(&model, &ids, &opts).unwrap();
+    bad.logits[[0, 5]] = f32::NAN;
+    assert!(agree(&bad, &cpu).is_err());
+    let mut bad = CpuBackend::new().forward(&model, &ids, &opts).unwrap();
+    let t = bad.trace.as_mut().unwrap();
+    t.layers[1].q.iter_mut().for_each(|v| *v *= 3.0);
+    assert!(agree(&bad, &cpu).unwrap_err().contains("attention of layer 1"));
+}

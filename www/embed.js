@@ -8,7 +8,7 @@
 // sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope). Contract per element: dataset.state / backend /
 // source, exportJson(), and an 'attnlab-statechange' event.
 const BASE = new URL('./', import.meta.url).href;
-const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'sink', 'whatif'];
+const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'sink', 'whatif', 'backend'];
 
 let module;
 function wasm() {

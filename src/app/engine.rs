@@ -10,7 +10,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 
 use super::client::Client;
-use crate::worker::protocol::{ModelSummary, Request, Response};
+use crate::worker::protocol::{BackendChoice, ModelSummary, Request, Response};
 
 type Route = Rc<dyn Fn(Response)>;
 
@@ -29,7 +29,8 @@ pub struct Engine {
 }
 
 thread_local! {
-    static ENGINES: RefCell<Vec<(String, Rc<Engine>)>> = const { RefCell::new(Vec::new()) };
+    /// One engine per (model URL, backend choice).
+    static ENGINES: RefCell<Vec<((String, BackendChoice), Rc<Engine>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether `r` ends the exchange its request started.
@@ -39,9 +40,11 @@ fn is_final(r: &Response) -> bool {
 
 impl Engine {
     /// The page's engine for `model_url` (absolute), started and told to load the model on
-    /// first use. `base` is where the worker's files live (absolute, ending in `/`).
-    pub fn get(model_url: &str, base: &str) -> Result<Rc<Engine>, String> {
-        if let Some(e) = ENGINES.with(|m| m.borrow().iter().find(|(u, _)| u == model_url).map(|(_, e)| e.clone())) {
+    /// first use. `base` is where the worker's files live (absolute, ending in `/`); `backend`
+    /// the widget's `backend` attribute.
+    pub fn get(model_url: &str, base: &str, backend: BackendChoice) -> Result<Rc<Engine>, String> {
+        let key = (model_url.to_string(), backend);
+        if let Some(e) = ENGINES.with(|m| m.borrow().iter().find(|(k, _)| *k == key).map(|(_, e)| e.clone())) {
             return Ok(e);
         }
         let state = ArcRwSignal::new(ModelState::Loading { phase: "download".into(), done: 0.0, total: None });
@@ -66,9 +69,9 @@ impl Engine {
                 route(r);
             }
         })?;
-        load_id.set(client.send(&Request::LoadUrl { url: model_url.to_string() }));
+        load_id.set(client.send(&Request::LoadUrl { url: model_url.to_string(), backend }));
         let engine = Rc::new(Engine { client, state, routes });
-        ENGINES.with(|m| m.borrow_mut().push((model_url.to_string(), engine.clone())));
+        ENGINES.with(|m| m.borrow_mut().push((key, engine.clone())));
         Ok(engine)
     }
 

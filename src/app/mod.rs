@@ -151,6 +151,8 @@ struct UrlState {
     what_if: crate::analysis::explain::WhatIf,
     /// `?ablate=L.H,L.*`: heads knocked out.
     ablate: Option<String>,
+    /// `?backend=webgpu|cpu`.
+    backend: crate::worker::protocol::BackendChoice,
 }
 
 fn read_url() -> UrlState {
@@ -174,6 +176,7 @@ fn read_url() -> UrlState {
             _ => crate::analysis::explain::WhatIf::None,
         },
         ablate: get("ablate").filter(|a| !a.trim().is_empty()),
+        backend: crate::worker::protocol::BackendChoice::parse(&get("backend").unwrap_or_default()),
     }
 }
 
@@ -198,10 +201,12 @@ fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::
     if !ablate.is_empty() {
         p.append("ablate", ablate);
     }
-    // Keep the model choice.
-    let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok()).and_then(|c| c.get("model"));
-    if let Some(m) = current {
-        p.append("model", &m);
+    // Keep the model and backend choices.
+    let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok());
+    for key in ["model", "backend"] {
+        if let Some(v) = current.as_ref().and_then(|c| c.get(key)) {
+            p.append(key, &v);
+        }
     }
     let path = w.location().pathname().unwrap_or_default();
     let _ = w.history().and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}?{}", String::from(p.to_string())))));
@@ -300,6 +305,7 @@ pub fn Playground(
     let model_url = engine::resolve(&model_url.or(from_url).unwrap_or_else(|| DEFAULT_MODEL_URL.to_string()), &base);
     let picked = model_id(&model_url);
     let embed_model = (!model_url.ends_with(DEFAULT_MODEL_URL)).then(|| model_url.clone());
+    p.backend_choice.set_value(url.backend);
     p.start(&base, model_url);
 
     // The lost-in-the-middle tab opens with a shipped result until the reader runs their own.

@@ -11,7 +11,7 @@ use super::heatmap::{ColourScale, Look};
 use super::{Phase, View, MAX_SIDE};
 use crate::analysis::explain::{Explain, MapView, WhatIf};
 use crate::analysis::heads::{Ablation, Similarity};
-use crate::worker::protocol::{ablated_slot, HeadMap, ModelSummary, Request, Response, RunResult};
+use crate::worker::protocol::{ablated_slot, BackendChoice, HeadMap, ModelSummary, Request, Response, RunResult};
 
 /// A knock-out's answer: the comparison, the text's tokens, and the likeliest next tokens as
 /// (text, p before, p after).
@@ -72,6 +72,8 @@ pub struct Page {
     /// The head compared before/after the knock-out, and its two maps.
     pub compare: RwSignal<(usize, usize)>,
     pub compare_maps: RwSignal<(Option<HeadMap>, Option<HeadMap>)>,
+    /// `?backend=webgpu|cpu` (default: the worker decides).
+    pub backend_choice: StoredValue<BackendChoice>,
     /// `?ablate=` as written, until the model says how many heads a layer has.
     knocked_spec: StoredValue<Option<String>>,
     /// Ids of map requests for the comparison: (id, after the knock-out).
@@ -116,6 +118,7 @@ impl Page {
             compare: RwSignal::new((0, 0)),
             compare_maps: RwSignal::new((None, None)),
             knocked_spec: StoredValue::new(ablate),
+            backend_choice: StoredValue::new(BackendChoice::Auto),
             compare_requests: StoredValue::new(vec![]),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
@@ -126,7 +129,7 @@ impl Page {
     pub fn start(self, base: &str, model_url: String) {
         match Client::spawn(base, move |id, r| self.on_response(id, r)) {
             Ok(c) => {
-                c.send(&Request::LoadUrl { url: model_url });
+                c.send(&Request::LoadUrl { url: model_url, backend: self.backend_choice.get_value() });
                 self.client.set_value(Some(c));
             }
             Err(e) => self.fail(e),
@@ -218,7 +221,7 @@ impl Page {
             match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
                 Ok(buf) => self.client.with_value(|c| {
                     if let Some(c) = c {
-                        c.send_with_bytes(&Request::LoadBytes { name }, Some(buf.unchecked_into()));
+                        c.send_with_bytes(&Request::LoadBytes { name, backend: self.backend_choice.get_value() }, Some(buf.unchecked_into()));
                     }
                 }),
                 Err(e) => self.fail(format!("cannot read {name}: {e:?}")),

@@ -153,7 +153,8 @@ impl WidgetHandle {
             return Some(e.clone());
         }
         let w = self.w;
-        match Engine::get(&self.model_url(), &self.base) {
+        let backend = crate::worker::protocol::BackendChoice::parse(&attr(&self.host, "backend").unwrap_or_default());
+        match Engine::get(&self.model_url(), &self.base, backend) {
             Ok(e) => {
                 let state = e.state.clone();
                 let me = self.clone_ref();

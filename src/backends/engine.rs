@@ -61,6 +61,58 @@ impl Engine {
     }
 }
 
+/// Self-check texts are short: a handful of tokens, run on both backends.
+pub const SELF_CHECK_TEXT: &str = "The cat sat on the mat because it was warm.";
+
+/// Whether a GPU pass agrees with the CPU's on the same ids: last-position logits within
+/// 1e-2 of their scale, and every attention probability within 2e-3 (the reference tests
+/// hold the GPU to 5e-4 and 1e-2·scale; this check catches broken drivers, not rounding).
+pub fn agree(gpu: &ForwardOutput, cpu: &ForwardOutput) -> Result<(), String> {
+    let n = cpu.logits.ncols();
+    let (Some(g), Some(c)) = (gpu.logits.rows().into_iter().last(), cpu.logits.rows().into_iter().last()) else { return Err("no logits".into()) };
+    if g.len() != n {
+        return Err("logits of a different size".into());
+    }
+    let scale = c.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let worst = g.iter().zip(c.iter()).map(|(a, b)| if a.is_finite() { (a - b).abs() } else { f32::INFINITY }).fold(0.0, f32::max);
+    if worst > 1e-2 * scale || !worst.is_finite() {
+        return Err(format!("last logits differ by {worst:.3e} (scale {scale:.1})"));
+    }
+    if let (Some(tg), Some(tc)) = (&gpu.trace, &cpu.trace) {
+        for l in 0..tc.n_layer {
+            for h in 0..tc.n_head {
+                for i in 0..tc.n_tokens {
+                    let (a, b) = (tg.row(l, h, i).map_err(|e| e.to_string())?, tc.row(l, h, i).map_err(|e| e.to_string())?);
+                    let d = a.iter().zip(&b).map(|(x, y)| if x.is_finite() { (x - y).abs() } else { f32::INFINITY }).fold(0.0, f32::max);
+                    if d > 2e-3 {
+                        return Err(format!("attention of layer {l} head {h}, row {i}, differs by {d:.3e}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Runs `ids` on the GPU and the CPU; when they disagree (or the GPU fails), drops the GPU
+    /// and keeps a note saying why. Returns that disagreement.
+    pub async fn self_check(&self, model: &Model, ids: &[u32]) -> Result<(), String> {
+        let Some(gpu) = self.gpu() else { return Ok(()) };
+        let opts = ForwardOptions { logits_for: super::LogitsFor::Last, ..Default::default() };
+        let cpu = CpuBackend::new().forward(model, ids, &opts).map_err(|e| e.to_string())?;
+        let verdict = match gpu.forward_async(model, ids, &opts).await {
+            Ok(g) => agree(&g, &cpu),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = &verdict {
+            *self.gpu.lock().expect("engine lock") = None;
+            *self.note.lock().expect("engine lock") = Some(format!("the GPU's self-check disagreed with the CPU ({why}); running on the CPU"));
+        }
+        verdict
+    }
+}
+
 impl Default for Engine {
     fn default() -> Self {
         Engine::cpu()

@@ -12,9 +12,17 @@ use crate::analysis::report::InspectReport;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     /// Fetch (through the Cache API) and load a model.
-    LoadUrl { url: String },
+    LoadUrl {
+        url: String,
+        #[serde(default)]
+        backend: BackendChoice,
+    },
     /// Load the model whose bytes come with the message (a dropped or opened file).
-    LoadBytes { name: String },
+    LoadBytes {
+        name: String,
+        #[serde(default)]
+        backend: BackendChoice,
+    },
     /// Tokenize and run `text`; return the report and the map of `layer.head`. The capture is
     /// kept under `slot` (one per widget of a page; the playground uses 0).
     Run {
@@ -75,6 +83,37 @@ pub enum Request {
     Experiment { experiment: Experiment },
     /// Stops a running experiment after its current trial (handled out of turn).
     Cancel,
+}
+
+/// Where the worker runs the model (`?backend=` on the page, `backend` on widgets). The
+/// worker decides once, at its first model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// WebGPU on a hardware adapter that passes the self-check, else the CPU.
+    #[default]
+    Auto,
+    /// WebGPU whatever the adapter (the CPU only when there is none, or it fails).
+    Webgpu,
+    Cpu,
+}
+
+impl BackendChoice {
+    /// `webgpu`, `gpu` or `cpu`; anything else is `Auto`.
+    pub fn parse(s: &str) -> BackendChoice {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "webgpu" | "gpu" => BackendChoice::Webgpu,
+            "cpu" => BackendChoice::Cpu,
+            _ => BackendChoice::Auto,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Webgpu => "webgpu",
+            BackendChoice::Cpu => "cpu",
+        }
+    }
 }
 
 /// Worker → page.

@@ -12,7 +12,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use super::protocol::{Request, Response};
+use super::protocol::{BackendChoice, Request, Response};
+use crate::backends::engine::SELF_CHECK_TEXT;
+use crate::backends::gpu::adapter::{classify, software_note, AdapterKind};
 use super::session::{summary, Session};
 use crate::analysis::report::report_forward_options;
 use crate::backends::gpu::context::GpuContext;
@@ -107,12 +109,12 @@ pub fn start() {
 
 async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuffer>) {
     match req {
-        Request::LoadUrl { url } => match fetch_cached(&url).await {
-            Ok(b) => load(state, b).await,
+        Request::LoadUrl { url, backend } => match fetch_cached(&url).await {
+            Ok(b) => load(state, b, backend).await,
             Err(e) => post(&Response::Error { phase: "download".into(), message: e }),
         },
-        Request::LoadBytes { name } => match bytes {
-            Some(b) => load(state, Uint8Array::new(&b).to_vec()).await,
+        Request::LoadBytes { name, backend } => match bytes {
+            Some(b) => load(state, Uint8Array::new(&b).to_vec(), backend).await,
             None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
         Request::Run { text, layer, head, max_side, slot } => run(state, slot, &text, layer, head, max_side).await,
@@ -252,8 +254,52 @@ async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis:
     post(&Response::Experiment { experiment, rows, cancelled, elapsed_ms: clock.ms() });
 }
 
+/// What the browser says about its WebGPU adapter (vendor, architecture, description), and
+/// its kind; `None` without WebGPU or an adapter.
+async fn web_adapter() -> Option<(AdapterKind, String)> {
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).ok().filter(|v| !v.is_undefined() && !v.is_null());
+    let gpu = get(&js_sys::global(), "navigator").and_then(|n| get(&n, "gpu"))?;
+    let request: js_sys::Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let opts = js_sys::Object::new();
+    let _ = Reflect::set(&opts, &"powerPreference".into(), &"high-performance".into());
+    let promise: js_sys::Promise = request.call1(&gpu, &opts).ok()?.dyn_into().ok()?;
+    let adapter = JsFuture::from(promise).await.ok().filter(|a| !a.is_null() && !a.is_undefined())?;
+    let info = get(&adapter, "info").unwrap_or(JsValue::UNDEFINED);
+    let text = |k: &str| get(&info, k).and_then(|v| v.as_string()).unwrap_or_default();
+    let words = [text("vendor"), text("architecture"), text("description"), text("device")];
+    let fallback = [get(&info, "isFallbackAdapter"), get(&adapter, "isFallbackAdapter")].iter().flatten().any(|v| v.as_bool() == Some(true));
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let said = words.iter().filter(|w| !w.is_empty()).cloned().collect::<Vec<_>>().join(" ");
+    Some((classify(&refs, fallback), said))
+}
+
+/// Picks the engine once, at the first model: the CPU when asked, or when the adapter is a
+/// software renderer (unless WebGPU is asked for); WebGPU otherwise.
+async fn choose_engine(state: &Rc<RefCell<State>>, choice: BackendChoice) {
+    let note = match choice {
+        BackendChoice::Cpu => Some("the CPU was chosen (backend=cpu)".to_string()),
+        BackendChoice::Auto => match web_adapter().await {
+            Some((AdapterKind::Software(name), _)) => Some(software_note(&name)),
+            _ => None,
+        },
+        BackendChoice::Webgpu => None,
+    };
+    if note.is_some() {
+        state.borrow_mut().note = note;
+        return;
+    }
+    match GpuContext::new().await {
+        Ok(ctx) => match ctx.adapter_kind() {
+            AdapterKind::Software(name) if choice == BackendChoice::Auto => state.borrow_mut().note = Some(software_note(&name)),
+            _ => state.borrow_mut().engine = Engine::with_gpu(GpuBackend::with_context(ctx)),
+        },
+        Err(crate::backends::gpu::context::GpuError::NoAdapter(_)) => state.borrow_mut().note = Some("no WebGPU adapter in this browser; running on the CPU".into()),
+        Err(e) => state.borrow_mut().note = Some(format!("WebGPU unavailable ({e}); running on the CPU")),
+    }
+}
+
 /// Parses the model; the previous model stays loaded if this one fails.
-async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
+async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice) {
     post(&Response::Progress { phase: "parse".into(), done: 0.0, total: None });
     let model = match Model::from_gguf_vec(bytes) {
         Ok(m) => m,
@@ -261,19 +307,31 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>) {
     };
     if !state.borrow().gpu_tried {
         state.borrow_mut().gpu_tried = true;
-        match GpuContext::new().await {
-            Ok(ctx) => state.borrow_mut().engine = Engine::with_gpu(GpuBackend::with_context(ctx)),
-            Err(crate::backends::gpu::context::GpuError::NoAdapter(_)) => state.borrow_mut().note = Some("no WebGPU adapter in this browser; running on the CPU".into()),
-            Err(e) => state.borrow_mut().note = Some(format!("WebGPU unavailable ({e}); running on the CPU")),
-        }
+        choose_engine(state, choice).await;
     }
     let model_summary = summary(&model);
-    let mut st = state.borrow_mut();
-    if let Some(gpu) = st.engine.gpu() {
-        post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
-        gpu.prepare(&model);
+    {
+        let mut st = state.borrow_mut();
+        if let Some(gpu) = st.engine.gpu() {
+            post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
+            gpu.prepare(&model);
+        }
+        st.session = Some(Session::new(model));
     }
-    st.session = Some(Session::new(model));
+    // A hardware adapter earns its place: a short text must give the CPU's numbers.
+    if choice == BackendChoice::Auto {
+        let st = state.borrow();
+        if let (Some(session), Some(_)) = (st.session.as_ref(), st.engine.gpu()) {
+            post(&Response::Progress { phase: "self-check".into(), done: 0.0, total: None });
+            let ids = session.model.tokenizer.encode(SELF_CHECK_TEXT);
+            if st.engine.self_check(&session.model, &ids).await.is_err() {
+                drop(st);
+                let mut st = state.borrow_mut();
+                st.note = st.engine.take_note();
+            }
+        }
+    }
+    let st = state.borrow();
     let (backend, adapter) = match st.engine.gpu() {
         Some(g) => ("webgpu".to_string(), g.ctx.describe()),
         None => ("cpu".to_string(), "CPU (WebAssembly, one thread)".to_string()),

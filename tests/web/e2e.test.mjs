@@ -86,14 +86,30 @@ test('CPU fallback in a worker (WebGPU off) reaches done with the reference numb
   }
 });
 
-test('WebGPU (SwiftShader) runs the whole model in WGSL with the reference numbers', async () => {
+test('a software WebGPU adapter (SwiftShader) means the CPU by default, and says why', async () => {
   const { browser, page, errors } = await open(WEBGPU_ARGS, RUN_QUERY);
+  try {
+    assert.equal(await runUntilDone(page, 300_000), 'done');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.attnlabBackend), 'cpu');
+    assert.match(await page.textContent('.attnlab'), /SwiftShader, a software renderer: the CPU worker is faster here/);
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.equal(result.backend, 'cpu');
+    compareWithReference(result, 3, 4);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('?backend=webgpu runs the whole model in WGSL on SwiftShader with the reference numbers, and keeps the choice in the URL', async () => {
+  const { browser, page, errors } = await open(WEBGPU_ARGS, `${RUN_QUERY}&backend=webgpu`);
   try {
     assert.equal(await runUntilDone(page, 300_000), 'done');
     assert.equal(await page.evaluate(() => document.documentElement.dataset.attnlabBackend), 'webgpu');
     const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
     assert.equal(result.backend, 'webgpu');
     compareWithReference(result, 3, 4);
+    assert.match(page.url(), /[?&]backend=webgpu(&|$)/);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -142,6 +142,12 @@ impl GpuContext {
         pollster::block_on(Self::new())
     }
 
+    /// Hardware, or a software renderer (see [`super::adapter`]).
+    pub fn adapter_kind(&self) -> super::adapter::AdapterKind {
+        let i = &self.adapter_info;
+        super::adapter::classify(&[&i.name, &i.driver, &i.driver_info], i.device_type == wgpu::DeviceType::Cpu)
+    }
+
     /// "name (backend)" of the adapter.
     pub fn describe(&self) -> String {
         let i = &self.adapter_info;

@@ -2,6 +2,7 @@
 //! one command encoder, kernels in WGSL (`shaders/`) with the tiled flash-attention kernel;
 //! only what was asked (logits, and Q/K/LSE for the attention trace) is read back.
 
+pub mod adapter;
 pub mod context;
 pub mod ops;
 pub mod weights;
