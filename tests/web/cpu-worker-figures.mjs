@@ -1,0 +1,27 @@
+// CPU worker vs native figures for docs/BENCHMARKS.md (a measurement, not a test): the
+// worker's forward time (best of 3 runs) for ~64- and ~256-token texts in headless
+// Chromium with WebGPU off. Compare with `attnlab bench prefill` (1 thread).
+//   node tests/web/cpu-worker-figures.mjs   (after `make build`)
+import { chromium } from 'playwright-core';
+import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+
+const srv = await serve(new URL('../../dist', import.meta.url).pathname);
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+const page = await browser.newPage();
+const sentence = 'The quick brown fox jumps over the lazy dog while the cat sleeps.';
+console.log('| tokens | worker forward, best of 3 (ms) |\n|---|---|');
+for (const reps of [4, 16]) {
+  const text = Array(reps).fill(sentence).join(' ');
+  let best = Infinity;
+  let n = 0;
+  for (let k = 0; k < 3; k++) {
+    await page.goto(`${srv.url}index.html?backend=cpu&run=1&text=${encodeURIComponent(text)}`);
+    await page.waitForSelector('html[data-attnlab-state=done]', { timeout: 300_000 });
+    const r = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    best = Math.min(best, r.timings_ms.forward);
+    n = r.ids.length;
+  }
+  console.log(`| ${n} | ${best.toFixed(0)} |`);
+}
+await browser.close();
+srv.close();
