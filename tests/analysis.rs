@@ -91,3 +91,30 @@ fn region_max_zooms_exactly() {
     assert_eq!(v[2 * sk + 1], expect);
     assert!(t.region_max(1, 2, 70..80, 0..5, 8).is_err());
 }
+
+#[test]
+fn forward_flops_split_by_hand_for_smollm2_and_gemma() {
+    use attnlab::analysis::cost::{attention_dominates_at, forward_flops, Dims, KvArch};
+    let m = common::real_model();
+    let c = &Dims::of(&m.config);
+    // SmolLM2-135M: d 576, 9 heads of 64, 3 KV heads, FFN 1536, 30 layers.
+    // Per layer 576·576·2 + 576·192·2 + 3·576·1536 = 3 538 944 weights.
+    let (lin, att) = forward_flops(c, 1000);
+    assert_eq!(lin, 2.0 * 1000.0 * 3_538_944.0 * 30.0);
+    assert_eq!(att, 4.0 * 64.0 * (1000.0 * 1001.0 / 2.0) * 9.0 * 30.0);
+    // Attention overtakes when 1152 (n + 1) > 7 077 888, i.e. n ≥ 6144: 8192 among powers of two.
+    assert_eq!(attention_dominates_at(c), Some(8192));
+    // KV cache: 2 × 30 layers × 3 KV heads × 64 × 2 bytes = 23 040 bytes per token in f16.
+    assert_eq!(KvArch::from_dims("SmolLM2", c).bytes_per_token(2), 23_040);
+    assert_eq!(KvArch::from_dims("SmolLM2", c).kind, "GQA");
+    // Gemma 3 270M: 15 of 18 layers see at most 512 keys, so attention catches up much later.
+    let g = attnlab::Model::from_gguf_bytes(&std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(attnlab::GEMMA3_MODEL_PATH)).expect("make setup fetches Gemma 3 270M")).unwrap();
+    let gd = Dims::of(&g.config);
+    let (lin, att) = forward_flops(&gd, 4096);
+    let pairs_local: f64 = (0..4096usize).map(|i| (i + 1).min(512) as f64).sum();
+    let pairs_global = 4096.0 * 4097.0 / 2.0;
+    let local_layers = g.config.layer_window.iter().filter(|w| w.is_some()).count() as f64;
+    let want = 4.0 * 256.0 * (local_layers * pairs_local + (18.0 - local_layers) * pairs_global) * 4.0;
+    assert!((att - want).abs() < 1e-6 * want, "{att} vs {want}");
+    assert!(lin > 0.0 && KvArch::from_dims("Gemma", &gd).kind == "MQA");
+}

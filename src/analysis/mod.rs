@@ -2,6 +2,7 @@
 //! pooled maps ([`trace`]), and the JSON report shared by the CLI and the page ([`report`]).
 
 pub mod colour;
+pub mod cost;
 pub mod explain;
 pub mod heads;
 pub mod minilab;

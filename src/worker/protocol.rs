@@ -79,9 +79,12 @@ pub enum Request {
     },
     /// The induction diagnostic: `period` random ids (seeded) repeated twice, run and scored.
     Induction { period: usize, seed: u64 },
+    /// Attention alone timed at n = 128, 256, … ≤ `max_n` on the CPU and (with a GPU) both
+    /// GPU kernels; progress after every measurement, stopped by `Cancel`.
+    Cost { max_n: usize },
     /// A lost-in-the-middle experiment; progress is posted after every trial.
     Experiment { experiment: Experiment },
-    /// Stops a running experiment after its current trial (handled out of turn).
+    /// Stops a running experiment or sweep after its current step (handled out of turn).
     Cancel,
 }
 
@@ -139,6 +142,8 @@ pub enum Response {
         maps: Vec<HeadMap>,
     },
     Similarity { similarity: Box<crate::analysis::heads::Similarity> },
+    /// The sweep's measurements (partial when `cancelled`); `gpu`: the adapter, when one ran.
+    Cost { rows: Vec<crate::analysis::cost::CostRow>, cancelled: bool, gpu: Option<String> },
     /// `next`: the likeliest next tokens before or after, as (text, p before, p after);
     /// `changed`: the heads whose maps moved most, as (layer, head, largest |Δp| of a cell).
     Ablation { ablation: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)>, changed: Vec<(usize, usize, f32)> },
@@ -162,6 +167,9 @@ pub struct ModelSummary {
     /// Per layer: the sliding window (`None`: global, full causal attention).
     #[serde(default)]
     pub layer_window: Vec<Option<usize>>,
+    /// Sizes for the cost-of-attention counts.
+    #[serde(default)]
+    pub dims: Option<crate::analysis::cost::Dims>,
 }
 
 /// A head's map, or a region of it, possibly max-pooled. Cells above the causal diagonal

@@ -141,6 +141,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
         Request::Experiment { experiment } => run_experiment(state, experiment).await,
+        Request::Cost { max_n } => run_cost(state, max_n).await,
         Request::Cancel => {}
     }
 }
@@ -203,6 +204,51 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
         }
         Err(e) => fail(e.to_string()),
     }
+}
+
+/// The cost-of-attention sweep: attention alone at each n on the CPU and, with a GPU, both
+/// kernels; progress after every measurement, stopped by `Cancel`.
+async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
+    use crate::analysis::cost::{cpu_row, gpu_row, shape, sweep_sizes};
+    CANCEL.with(|c| c.set(false));
+    let (config, gpu) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else {
+            return post(&Response::Error { phase: "cost".into(), message: "no model is loaded".into() });
+        };
+        (session.model.config.clone(), st.engine.gpu())
+    };
+    let sizes = sweep_sizes(max_n.min(config.context_length.max(128)).min(16_384));
+    let per_n = if gpu.is_some() { 3 } else { 1 };
+    let total = (sizes.len() * per_n) as f64;
+    let mut rows = vec![];
+    let mut cancelled = false;
+    post(&Response::Progress { phase: "cost".into(), done: 0.0, total: Some(total) });
+    'sizes: for n in sizes {
+        let s = shape(&config, n);
+        yield_now().await;
+        if CANCEL.with(|c| c.get()) {
+            cancelled = true;
+            break;
+        }
+        rows.push(cpu_row(s, if n <= 1024 { 3 } else { 1 }));
+        post(&Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
+        if let Some(g) = &gpu {
+            for flash in [true, false] {
+                yield_now().await;
+                if CANCEL.with(|c| c.get()) {
+                    cancelled = true;
+                    break 'sizes;
+                }
+                match gpu_row(&g.ctx, s, flash, 2).await {
+                    Ok(r) => rows.push(r),
+                    Err(e) => return post(&Response::Error { phase: "cost".into(), message: format!("the GPU failed at n = {n}: {e}") }),
+                }
+                post(&Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
+            }
+        }
+    }
+    post(&Response::Cost { rows, cancelled, gpu: gpu.map(|g| g.ctx.describe()) });
 }
 
 /// Runs every trial, posting progress; stops early on `Cancel`.

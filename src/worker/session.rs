@@ -49,6 +49,7 @@ pub fn summary(model: &Model) -> ModelSummary {
         file_bytes: model.info.file_bytes,
         architecture: c.arch.clone(),
         layer_window: c.layer_window.clone(),
+        dims: Some(crate::analysis::cost::Dims::of(c)),
     }
 }
 
