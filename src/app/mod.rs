@@ -11,6 +11,7 @@
 //! - [`mount_playground`] mounts the whole playground into any element of a page.
 
 mod client;
+mod cost;
 mod embed_dialog;
 mod engine;
 mod experiment;
@@ -108,6 +109,8 @@ pub enum View {
     Lab,
     /// Every head scored by pattern.
     Patterns,
+    /// The cost of attention against n, and the KV cache.
+    Cost,
 }
 
 impl View {
@@ -120,6 +123,7 @@ impl View {
             View::Tokens => "tokens",
             View::Lab => "lab",
             View::Patterns => "patterns",
+            View::Cost => "cost",
         }
     }
     fn parse(s: &str) -> View {
@@ -129,6 +133,7 @@ impl View {
             "position" => View::Position,
             "lab" => View::Lab,
             "patterns" => View::Patterns,
+            "cost" => View::Cost,
             _ => View::Head,
         }
     }
@@ -374,6 +379,7 @@ pub fn Playground(
             <PositionView/>
             <div class="panel" class:hidden=move || p.view.get() != View::Lab><minilab::MiniLab/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Patterns><patterns::PatternsView/></div>
+            <div class="panel" class:hidden=move || p.view.get() != View::Cost><cost::CostView/></div>
             <EmbedView base=base.clone() model_src=embed_model/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>

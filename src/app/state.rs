@@ -13,6 +13,14 @@ use crate::analysis::explain::{Explain, MapView, WhatIf};
 use crate::analysis::heads::{Ablation, Similarity};
 use crate::worker::protocol::{ablated_slot, BackendChoice, HeadMap, ModelSummary, Request, Response, RunResult};
 
+/// The cost sweep's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostResult {
+    pub rows: Vec<crate::analysis::cost::CostRow>,
+    pub cancelled: bool,
+    pub gpu: Option<String>,
+}
+
 /// A knock-out's answer: the comparison, the text's tokens, and the likeliest next tokens as
 /// (text, p before, p after).
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +80,9 @@ pub struct Page {
     /// The head compared before/after the knock-out, and its two maps.
     pub compare: RwSignal<(usize, usize)>,
     pub compare_maps: RwSignal<(Option<HeadMap>, Option<HeadMap>)>,
+    /// The cost-of-attention sweep's answer, and its progress while it runs.
+    pub cost: RwSignal<Option<CostResult>>,
+    pub cost_progress: RwSignal<Option<(f64, f64)>>,
     /// `?backend=webgpu|cpu` (default: the worker decides).
     pub backend_choice: StoredValue<BackendChoice>,
     /// `?ablate=` as written, until the model says how many heads a layer has.
@@ -119,6 +130,8 @@ impl Page {
             compare_maps: RwSignal::new((None, None)),
             knocked_spec: StoredValue::new(ablate),
             backend_choice: StoredValue::new(BackendChoice::Auto),
+            cost: RwSignal::new(None),
+            cost_progress: RwSignal::new(None),
             compare_requests: StoredValue::new(vec![]),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
@@ -318,6 +331,11 @@ impl Page {
         match r {
             Response::Ready => {}
             Response::Progress { phase: p, .. } if p == "knock-out" => {}
+            Response::Progress { phase: p, done, total } if p == "cost" => self.cost_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Cost { rows, cancelled, gpu } => {
+                self.cost_progress.set(None);
+                self.cost.set(Some(CostResult { rows, cancelled, gpu }));
+            }
             Response::Progress { phase: p, done, total } if p == "experiment" => self.exp_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } => self.progress.set((p, done, total)),
             Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
@@ -422,6 +440,7 @@ impl Page {
                     "induction" => self.induction_running.set(false),
                     "similarity" => self.similarity_running.set(false),
                     "knock-out" => self.ablation_running.set(false),
+                    "cost" => self.cost_progress.set(None),
                     _ => {}
                 }
                 self.fail(format!("{p}: {message}"));

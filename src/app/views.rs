@@ -113,9 +113,9 @@ pub fn Tabs() -> impl IntoView {
     let p = page();
     view! {
         <nav class="tabs" role="tablist">
-            {[View::Head, View::Model, View::Sinks, View::Position, View::Patterns, View::Lab].into_iter().map(|v| view! {
+            {[View::Head, View::Model, View::Sinks, View::Position, View::Patterns, View::Cost, View::Lab].into_iter().map(|v| view! {
                 <button role="tab" aria-selected=move || (p.view.get() == v).to_string() class:active=move || p.view.get() == v on:click=move |_| p.choose_view(v)>
-                    {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle", View::Tokens => "Tokens", View::Lab => "From scratch", View::Patterns => "Head patterns" }}
+                    {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle", View::Tokens => "Tokens", View::Lab => "From scratch", View::Patterns => "Head patterns", View::Cost => "Cost of attention" }}
                 </button>
             }).collect_view()}
         </nav>

@@ -391,3 +391,37 @@ test('knock-out: shift-click picks heads, the next-token distribution moves as t
     await browser.close();
   }
 });
+
+test('cost of attention: a small sweep on WebGPU measures the CPU and both kernels, fits slopes, and exports a CSV with every row', async () => {
+  const { browser, page, errors } = await open(WEBGPU_ARGS, '?view=cost&backend=webgpu');
+  try {
+    await page.waitForFunction(() => document.documentElement.dataset.attnlabBackend === 'webgpu', null, { timeout: 240_000 });
+    // The FLOP split and the KV calculator need no run.
+    assert.match(await page.textContent('.cost'), /attention needs more arithmetic than all the linear layers together from n = 8192/);
+    assert.match(await page.textContent('.kv-table'), /Llama-2-7B.*512 KiB/s);
+    await page.fill('.kv-controls input', '4096');
+    await page.dispatchEvent('.kv-controls input', 'change');
+    assert.match(await page.textContent('.kv-table'), /2\.0 GiB/);
+    await page.selectOption('.cost-controls select', '512');
+    await page.click('button.run-cost');
+    await page.waitForSelector('.cost-plot .legend span.swatch', { timeout: 300_000 });
+    await page.waitForFunction(() => !document.querySelector('.cost-controls progress'), null, { timeout: 300_000 });
+    const legend = await page.textContent('.cost-plots');
+    assert.match(legend, /GPU flash kernel — slope/);
+    assert.match(legend, /GPU naive kernel — slope/);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('.cost-plots .exports button >> nth=0')]);
+    const csv = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'n,kernel,ms,scratch_bytes');
+    const rows = csv.slice(1).map((l) => l.split(','));
+    for (const k of ['cpu', 'flash', 'naive']) {
+      assert.deepEqual(rows.filter((r) => r[1] === k).map((r) => Number(r[0])), [128, 256, 512], k);
+    }
+    assert.ok(rows.every((r) => Number(r[2]) > 0 && Number(r[3]) > 0));
+    // The naive kernel's scratch grows like n², flash's like n.
+    const mem = (k, n) => Number(rows.find((r) => r[1] === k && Number(r[0]) === n)[3]);
+    assert.ok(mem('naive', 512) / mem('naive', 128) > 12 && mem('flash', 512) / mem('flash', 128) < 5);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
