@@ -69,7 +69,7 @@ pub const SELF_CHECK_TEXT: &str = "The cat sat on the mat because it was warm.";
 /// hold the GPU to 5e-4 and 1e-2·scale; this check catches broken drivers, not rounding).
 pub fn agree(gpu: &ForwardOutput, cpu: &ForwardOutput) -> Result<(), String> {
     let n = cpu.logits.ncols();
-    let (Some(g), Some(c)) = (gpu.logits.rows().into_iter().last(), cpu.logits.rows().into_iter().last()) else { return Err("no logits".into()) };
+    let (Some(g), Some(c)) = (gpu.logits.rows().into_iter().next_back(), cpu.logits.rows().into_iter().next_back()) else { return Err("no logits".into()) };
     if g.len() != n {
         return Err("logits of a different size".into());
     }
