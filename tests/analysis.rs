@@ -102,8 +102,8 @@ fn forward_flops_split_by_hand_for_smollm2_and_gemma() {
     let (lin, att) = forward_flops(c, 1000);
     assert_eq!(lin, 2.0 * 1000.0 * 3_538_944.0 * 30.0);
     assert_eq!(att, 4.0 * 64.0 * (1000.0 * 1001.0 / 2.0) * 9.0 * 30.0);
-    // Attention overtakes when 1152 (n + 1) > 7 077 888, i.e. n ≥ 6144: 8192 among powers of two.
-    assert_eq!(attention_dominates_at(c), Some(8192));
+    // Attention overtakes when 1152 (n + 1) > 7 077 888, i.e. n ≥ 6144.
+    assert_eq!(attention_dominates_at(c), Some(6144));
     // KV cache: 2 × 30 layers × 3 KV heads × 64 × 2 bytes = 23 040 bytes per token in f16.
     assert_eq!(KvArch::from_dims("SmolLM2", c).bytes_per_token(2), 23_040);
     assert_eq!(KvArch::from_dims("SmolLM2", c).kind, "GQA");

@@ -119,30 +119,43 @@ pub fn forward_flops(c: &Dims, n: usize) -> (f64, f64) {
     let (d, hd) = (c.n_embd as f64, c.head_dim as f64);
     let per_layer = d * (c.n_head as f64 * hd) * 2.0 + d * (c.n_head_kv as f64 * hd) * 2.0 + 3.0 * d * c.n_ff as f64;
     let linear = 2.0 * n as f64 * per_layer * c.n_layer as f64;
-    let pairs: f64 = match (0..c.n_layer).filter_map(|l| c.layer_window.get(l).copied().flatten()).next() {
-        // Models with sliding windows: local layers see at most `w` keys.
-        Some(_) => (0..c.n_layer).map(|l| match c.layer_window.get(l).copied().flatten() {
-            Some(w) => window_pairs(n, w),
-            None => (n * (n + 1) / 2) as f64,
-        }).sum::<f64>() / c.n_layer as f64,
-        None => (n * (n + 1) / 2) as f64,
-    };
+    // Per layer, the causal (query, key) pairs; local layers see at most `w` keys.
+    let pairs: f64 = (0..c.n_layer).map(|l| window_pairs(n, c.layer_window.get(l).copied().flatten())).sum::<f64>() / c.n_layer.max(1) as f64;
     let attention = 4.0 * hd * pairs * c.n_head as f64 * c.n_layer as f64;
     (linear, attention)
 }
 
-/// Causal (query, key) pairs when each query sees at most `w` keys.
-fn window_pairs(n: usize, w: usize) -> f64 {
-    (0..n).map(|i| (i + 1).min(w) as f64).sum()
+/// Causal (query, key) pairs of n tokens when each query sees at most `w` keys (all earlier
+/// keys with `None`): Σᵢ min(i + 1, w), in closed form and in f64 (no overflow on wasm32).
+pub fn window_pairs(n: usize, w: Option<usize>) -> f64 {
+    let n = n as f64;
+    match w.map(|w| w as f64) {
+        Some(w) if n > w => w * (w + 1.0) / 2.0 + (n - w) * w,
+        _ => n * (n + 1.0) / 2.0,
+    }
 }
 
-/// The smallest power of two n at which attention takes more FLOPs than the linear layers
-/// (searching up to 2²⁴ tokens).
+/// The smallest n at which attention takes more FLOPs than the linear layers (up to 2²⁴
+/// tokens). Attention's FLOPs per token never fall as n grows and the linear layers' are
+/// constant, so the answer is found by bisection.
 pub fn attention_dominates_at(c: &Dims) -> Option<usize> {
-    (7..=24).map(|p| 1usize << p).find(|&n| {
+    let more = |n: usize| {
         let (lin, att) = forward_flops(c, n);
         att > lin
-    })
+    };
+    let (mut lo, mut hi) = (1usize, 1usize << 24);
+    if !more(hi) {
+        return None;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if more(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
 }
 
 /// An architecture's KV cache: layers × KV heads × head size × 2 (K and V) values per token.
@@ -195,6 +208,15 @@ mod tests {
         assert_eq!(log_log_slope(&[(1.0, 1.0)]), None);
         assert_eq!(sweep_sizes(1000), vec![128, 256, 512]);
         assert_eq!(sweep_sizes(1), vec![128]);
+    }
+
+    #[test]
+    fn window_pairs_closed_form_is_the_sum() {
+        for (n, w) in [(1, None), (10, None), (10, Some(4)), (4, Some(10)), (513, Some(512)), (1000, Some(1))] {
+            let sum: f64 = (0..n).map(|i| (i + 1).min(w.unwrap_or(usize::MAX)) as f64).sum();
+            assert_eq!(window_pairs(n, w), sum, "n {n}, w {w:?}");
+        }
+        assert_eq!(window_pairs(1 << 24, None), (1u64 << 24) as f64 * ((1u64 << 24) as f64 + 1.0) / 2.0);
     }
 
     #[test]

@@ -87,6 +87,10 @@ pub struct Page {
     pub backend_choice: StoredValue<BackendChoice>,
     /// `?ablate=` as written, until the model says how many heads a layer has.
     knocked_spec: StoredValue<Option<String>>,
+    /// The id of the latest run request: answers to older ones are dropped.
+    run_id: StoredValue<Option<u64>>,
+    /// A run was sent and its answer has not come.
+    run_pending: StoredValue<bool>,
     /// Ids of map requests for the comparison: (id, after the knock-out).
     compare_requests: StoredValue<Vec<(u64, bool)>>,
     /// Run as soon as the model is loaded (`?run=1`, or Run pressed while loading).
@@ -133,6 +137,8 @@ impl Page {
             cost: RwSignal::new(None),
             cost_progress: RwSignal::new(None),
             compare_requests: StoredValue::new(vec![]),
+            run_id: StoredValue::new(None),
+            run_pending: StoredValue::new(false),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
         }
@@ -255,12 +261,15 @@ impl Page {
         self.phase.set(Phase::Running);
         self.error.set(None);
         self.thumbs.set(None);
-        self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
+        let id = self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
+        self.run_id.set_value(id);
+        self.run_pending.set_value(id.is_some());
     }
 
     /// The selected head's map, whole or a (rows, cols) region of it.
     pub fn request_head(self, region: Option<((usize, usize), (usize, usize))>) {
-        if self.run.get_untracked().is_none() {
+        // While a run is under way its result will ask for the head chosen by then.
+        if self.run.get_untracked().is_none() || self.run_pending.get_value() {
             return;
         }
         self.phase.set(Phase::Running);
@@ -366,9 +375,15 @@ impl Page {
                     self.start_run();
                 }
             }
+            // Only the latest run is ever shown.
+            Response::Result { .. } | Response::Superseded if self.run_id.get_value() != Some(id) => {}
+            Response::Error { ref phase, .. } if phase == "run" && self.run_id.get_value().is_some_and(|r| r != id) => {}
+            Response::Superseded => {}
             Response::Result { run: r } => {
+                self.run_pending.set_value(false);
                 let r = *r;
                 let key = format!("{}.{}", r.map.layer, r.map.head);
+                let (map_layer, map_head) = (r.map.layer, r.map.head);
                 self.rows.set(r.report.attention.get(&key).cloned());
                 self.map.set(Some(r.map.clone()));
                 self.query.set(Some(r.report.ids.len().saturating_sub(1)));
@@ -386,7 +401,9 @@ impl Page {
                 }
                 // The knock-out follows the text.
                 self.reapply_knock_out();
-                if !self.map_view().is_plain() {
+                // A head chosen while the run was under way, or a what-if, needs its own map.
+                let changed = (self.layer.get_untracked(), self.head.get_untracked()) != (map_layer, map_head);
+                if changed || !self.map_view().is_plain() {
                     self.request_head(None);
                 }
                 self.request_explain();
@@ -433,6 +450,9 @@ impl Page {
             }
             Response::Thumbs { thumbs } => self.thumbs.set(Some(thumbs)),
             Response::Error { phase: p, message } => {
+                if p == "run" {
+                    self.run_pending.set_value(false);
+                }
                 if p == "experiment" {
                     self.exp_progress.set(None);
                 }

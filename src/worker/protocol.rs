@@ -149,6 +149,8 @@ pub enum Response {
     Ablation { ablation: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)>, changed: Vec<(usize, usize, f32)> },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
+    /// A queued run that a later run of the same slot replaced before it started.
+    Superseded,
     /// Something failed; `phase` says what was being done. The worker stays usable.
     Error { phase: String, message: String },
 }

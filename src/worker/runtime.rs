@@ -56,10 +56,15 @@ fn scope() -> DedicatedWorkerGlobalScope {
 
 /// Posts `{json, id}`, `id` being the request's being handled.
 fn post(r: &Response) {
+    post_to(r, CURRENT_ID.with(|c| c.get()))
+}
+
+/// Posts `{json, id}` answering request `id`.
+fn post_to(r: &Response, id: f64) {
     let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"phase\":\"protocol\",\"message\":\"{e}\"}}"));
     let msg = js_sys::Object::new();
     let _ = Reflect::set(&msg, &"json".into(), &JsValue::from_str(&json));
-    let _ = Reflect::set(&msg, &"id".into(), &JsValue::from_f64(CURRENT_ID.with(|c| c.get())));
+    let _ = Reflect::set(&msg, &"id".into(), &JsValue::from_f64(id));
     let _ = scope().post_message(&msg);
 }
 
@@ -83,6 +88,18 @@ pub fn start() {
         }
         let bytes = Reflect::get(&data, &"bytes".into()).ok().and_then(|b| b.dyn_into::<ArrayBuffer>().ok());
         let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0);
+        // A new run replaces the runs of its slot still waiting in the queue: rapid clicks
+        // end with one run of the last text, and each replaced request gets its answer.
+        if let Ok(Request::Run { slot, .. }) = serde_json::from_str::<Request>(&json) {
+            let mut q = queue.borrow_mut();
+            q.retain(|(old, j, _)| {
+                let replaced = matches!(serde_json::from_str::<Request>(j), Ok(Request::Run { slot: s, .. }) if s == slot);
+                if replaced {
+                    post_to(&Response::Superseded, *old);
+                }
+                !replaced
+            });
+        }
         queue.borrow_mut().push_back((id, json, bytes));
         if busy.get() {
             return;

@@ -397,7 +397,7 @@ test('cost of attention: a small sweep on WebGPU measures the CPU and both kerne
   try {
     await page.waitForFunction(() => document.documentElement.dataset.attnlabBackend === 'webgpu', null, { timeout: 240_000 });
     // The FLOP split and the KV calculator need no run.
-    assert.match(await page.textContent('.cost'), /attention needs more arithmetic than all the linear layers together from n = 8192/);
+    assert.match(await page.textContent('.cost'), /attention needs more arithmetic than all the linear layers together from n = 6144/);
     assert.match(await page.textContent('.kv-table'), /Llama-2-7B.*512 KiB/s);
     await page.fill('.kv-controls input', '4096');
     await page.dispatchEvent('.kv-controls input', 'change');
@@ -420,6 +420,48 @@ test('cost of attention: a small sweep on WebGPU measures the CPU and both kerne
     // The naive kernel's scratch grows like n², flash's like n.
     const mem = (k, n) => Number(rows.find((r) => r[1] === k && Number(r[0]) === n)[3]);
     assert.ok(mem('naive', 512) / mem('naive', 128) > 12 && mem('flash', 512) / mem('flash', 128) < 5);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('ten runs fired within a second end with the last text and never show an older one; a head chosen mid-run applies to the new result', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?text=${encodeURIComponent('A first text.')}&run=1`);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    // Record every text the page shows from now on.
+    await page.evaluate(() => {
+      window.seen = [];
+      setInterval(() => {
+        const j = window.attnlab.exportJson();
+        const t = j && JSON.parse(j).text;
+        if (t && window.seen[window.seen.length - 1] !== t) window.seen.push(t);
+      }, 10);
+    });
+    const long = 'The quick brown fox jumps over the lazy dog. '.repeat(20);
+    const texts = Array.from({ length: 10 }, (_, i) => `${long}Run number ${i}.`);
+    const t0 = Date.now();
+    for (const t of texts) {
+      await page.fill('#attnlab-text', t);
+      await page.press('#attnlab-text', 'Control+Enter');
+    }
+    assert.ok(Date.now() - t0 < 1500, `fired in ${Date.now() - t0} ms`);
+    // A head switch while the run is under way.
+    await page.fill('.controls label:has-text("Layer") input', '2');
+    await page.dispatchEvent('.controls label:has-text("Layer") input', 'change');
+    await page.fill('.controls label:has-text("Head") input', '5');
+    await page.dispatchEvent('.controls label:has-text("Head") input', 'change');
+    await page.waitForFunction((last) => {
+      const j = window.attnlab.exportJson();
+      return document.documentElement.dataset.attnlabState === 'done' && j && JSON.parse(j).text === last && JSON.parse(j).attention['2.5'];
+    }, texts[9], { timeout: 240_000 });
+    await page.waitForTimeout(300);
+    const seen = await page.evaluate(() => window.seen);
+    assert.deepEqual(seen, ['A first text.', texts[9]], 'only the first and the last text were ever shown');
+    assert.match(await page.textContent('.head-title'), /Layer 2 · head 5/);
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.equal(result.attention['2.5'].length, result.ids.length);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
