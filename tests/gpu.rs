@@ -315,3 +315,31 @@ fn the_self_check_passes_on_a_working_gpu_and_catches_a_broken_one() {
     t.layers[1].q.iter_mut().for_each(|v| *v *= 3.0);
     assert!(agree(&bad, &cpu).unwrap_err().contains("attention of layer 1"));
 }
+
+#[test]
+fn a_profiled_forward_times_every_dispatch() {
+    use attnlab::backends::gpu::profile::summarise;
+    let model = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
+    let gpu = GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)"));
+    assert!(gpu.ctx.timestamps, "{} offers no timestamp queries (lavapipe does)", gpu.ctx.describe());
+    gpu.prepare(&model);
+    let ids = model.tokenizer.encode("the cat ab the dog");
+    let opts = ForwardOptions { capture_attention: false, logits_for: attnlab::backends::LogitsFor::Last, ..Default::default() };
+    let plain = gpu.forward(&model, &ids, &opts).unwrap();
+    assert!(gpu.ctx.start_profile());
+    let profiled = gpu.forward(&model, &ids, &opts).unwrap();
+    let timed = gpu.ctx.finish_profile().unwrap();
+    // Profiling changes no number.
+    assert_eq!(plain.logits, profiled.logits);
+    // Two layers: at least Q, K, V, O and three FFN matmuls each, attention, norms.
+    assert!(timed.len() >= 2 * 9, "{} dispatches", timed.len());
+    assert!(timed.iter().all(|t| t.ms >= 0.0 && t.ms.is_finite()) && timed.iter().map(|t| t.ms).sum::<f64>() > 0.0);
+    let rows = summarise(&timed);
+    let attn = rows.iter().find(|r| r.kernel == "flash attention").expect("attention is profiled");
+    assert_eq!(attn.calls, 2);
+    assert!(rows.iter().any(|r| r.kernel == "matmul ffn_up" && r.calls == 2 && r.gflop_per_s.is_some()));
+    assert!((rows.iter().map(|r| r.share).sum::<f64>() - 1.0).abs() < 1e-9);
+    // After finishing, nothing more is timed.
+    gpu.forward(&model, &ids, &opts).unwrap();
+    assert!(gpu.ctx.finish_profile().unwrap().is_empty());
+}

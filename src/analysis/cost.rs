@@ -125,15 +125,7 @@ pub fn forward_flops(c: &Dims, n: usize) -> (f64, f64) {
     (linear, attention)
 }
 
-/// Causal (query, key) pairs of n tokens when each query sees at most `w` keys (all earlier
-/// keys with `None`): Σᵢ min(i + 1, w), in closed form and in f64 (no overflow on wasm32).
-pub fn window_pairs(n: usize, w: Option<usize>) -> f64 {
-    let n = n as f64;
-    match w.map(|w| w as f64) {
-        Some(w) if n > w => w * (w + 1.0) / 2.0 + (n - w) * w,
-        _ => n * (n + 1.0) / 2.0,
-    }
-}
+pub use crate::model::arch::causal_pairs as window_pairs;
 
 /// The smallest n at which attention takes more FLOPs than the linear layers (up to 2²⁴
 /// tokens). Attention's FLOPs per token never fall as n grows and the linear layers' are

@@ -46,6 +46,8 @@ enum BenchWhat {
     Attention,
     /// Sliding-window vs full attention, Gemma 3's shape (CPU, and the GPU when found).
     Window,
+    /// A per-kernel profile of one GPU forward pass (GPU timestamps), at the first `--tokens`.
+    Gpu,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +166,9 @@ enum Command {
         /// Timed repetitions per configuration (the best is reported).
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// `gpu`: the profile as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -359,6 +364,7 @@ next token after:  {}", show(&a.last_logits_top_before), show(&a.last_logits_top
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
         Command::Bench { what: BenchWhat::Window, n, reps, .. } => bench_window(&n, reps)?,
+        Command::Bench { what: BenchWhat::Gpu, tokens, json, .. } => bench_gpu(&cli.model, tokens.first().copied().unwrap_or(128), json)?,
         Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => {
             use attnlab::analysis::position::{score, summarise, Experiment};
             let (model, _) = load(&cli.model)?;
@@ -459,6 +465,38 @@ next token after:  {}", show(&a.last_logits_top_before), show(&a.last_logits_top
                 println!("\npeak resident memory, GPU runs included: {m:.0} MiB");
             }
         }
+    }
+    Ok(())
+}
+
+/// One GPU forward pass of `n` tokens with every dispatch timed, grouped by kernel.
+fn bench_gpu(model_path: &str, n: usize, json: bool) -> Result<(), String> {
+    use attnlab::backends::gpu::{profile, GpuBackend};
+    let (model, _) = load(model_path)?;
+    let gpu = GpuBackend::new().map_err(|e| e.to_string())?;
+    gpu.prepare(&model);
+    let base = model.tokenizer.encode("The quick brown fox jumps over the lazy dog while the cat watches from the warm window. ");
+    let ids: Vec<u32> = base.iter().cycle().take(n).copied().collect();
+    let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
+    gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?; // warm-up: pipelines
+    let wall = gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?.timings.total_ms;
+    if !gpu.ctx.start_profile() {
+        return Err(format!("{} offers no timestamp queries: no per-kernel profile (the whole forward pass takes {wall:.1} ms)", gpu.ctx.describe()));
+    }
+    gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?;
+    let timed = gpu.ctx.finish_profile().map_err(|e| e.to_string())?;
+    let rows = profile::summarise(&timed);
+    let gpu_ms: f64 = timed.iter().map(|t| t.ms).sum();
+    if json {
+        println!("{}", serde_json::json!({ "adapter": gpu.ctx.describe(), "tokens": n, "forward_wall_ms": wall, "kernels_ms": gpu_ms, "dispatches": timed.len(), "rows": rows }));
+        return Ok(());
+    }
+    println!("adapter: {}; {} tokens; {} dispatches, {gpu_ms:.1} ms of kernels in a {wall:.1} ms forward pass (wall, readback included)", gpu.ctx.describe(), n, timed.len());
+    println!("| kernel | calls | total ms | share | GFLOP/s | GB/s |");
+    println!("|---|---|---|---|---|---|");
+    let f = |v: Option<f64>| v.map(|v| if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.3}") }).unwrap_or_else(|| "—".into());
+    for r in rows {
+        println!("| {} | {} | {:.2} | {:.1}% | {} | {} |", r.kernel, r.calls, r.total_ms, 100.0 * r.share, f(r.gflop_per_s), f(r.gb_per_s));
     }
     Ok(())
 }

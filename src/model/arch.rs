@@ -53,6 +53,16 @@ pub struct AttnShape {
     pub window: Option<usize>,
 }
 
+/// Causal (query, key) pairs of n tokens when each query sees at most `w` keys (all earlier
+/// keys with `None`): Σᵢ min(i + 1, w), in closed form and in f64 (no overflow on wasm32).
+pub fn causal_pairs(n: usize, w: Option<usize>) -> f64 {
+    let n = n as f64;
+    match w.map(|w| w as f64) {
+        Some(w) if n > w => w * (w + 1.0) / 2.0 + (n - w) * w,
+        _ => n * (n + 1.0) / 2.0,
+    }
+}
+
 impl AttnShape {
     pub fn group(&self) -> usize {
         self.n_head / self.n_kv

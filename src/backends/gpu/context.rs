@@ -97,7 +97,35 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// Whether the device writes timestamps at the start and end of compute passes.
+    pub timestamps: bool,
+    /// While profiling: every dispatch's pass gets two timestamps.
+    profile: Mutex<Option<Profile>>,
 }
+
+/// What a dispatch computes, for GFLOP/s and GB/s in profiles (0: not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+/// One profiled dispatch: its label, its work, and its GPU time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timed {
+    pub label: String,
+    pub work: Work,
+    pub ms: f64,
+}
+
+struct Profile {
+    queries: wgpu::QuerySet,
+    /// (label, work) of each timed pass, in order: pass k wrote queries 2k and 2k + 1.
+    passes: Vec<(String, Work)>,
+}
+
+/// Passes one profile can time (two queries each).
+const PROFILE_PASSES: u32 = 2048;
 
 impl GpuContext {
     /// Opens the first high-performance adapter. `WGPU_BACKEND=vulkan` selects lavapipe on CI.
@@ -122,8 +150,11 @@ impl GpuContext {
                 info.name, available.max_compute_workgroup_storage_size, available.max_compute_invocations_per_workgroup
             )));
         }
+        // Timestamps inside passes let `attnlab bench gpu` time every kernel (when offered).
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor { label: Some("attnlab device"), required_limits: required_limits.clone(), ..Default::default() })
+            .request_device(&wgpu::DeviceDescriptor { label: Some("attnlab device"), required_limits: required_limits.clone(), required_features, ..Default::default() })
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let lost = Arc::new(Mutex::new(None));
@@ -133,7 +164,7 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
-        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost })
+        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost, timestamps, profile: Mutex::new(None) })
     }
 
     /// Blocking variant for native callers (CLI, tests).
@@ -237,9 +268,20 @@ impl GpuContext {
 
     /// Records one dispatch of `kernel` with `buffers` bound in slot order.
     pub fn dispatch(&self, encoder: &mut wgpu::CommandEncoder, label: &str, kernel: &Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) {
+        self.dispatch_work(encoder, label, kernel, buffers, groups, Work::default())
+    }
+
+    /// [`GpuContext::dispatch`] saying how much work it is (for profiles).
+    pub fn dispatch_work(&self, encoder: &mut wgpu::CommandEncoder, label: &str, kernel: &Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32), work: Work) {
         let entries: Vec<wgpu::BindGroupEntry> = buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout: &kernel.layout, entries: &entries });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+        let mut profile = self.profile.lock().expect("profile lock");
+        let timestamp_writes = profile.as_mut().filter(|p| (p.passes.len() as u32) < PROFILE_PASSES).map(|p| {
+            let k = p.passes.len() as u32;
+            p.passes.push((label.to_string(), work));
+            wgpu::ComputePassTimestampWrites { query_set: &p.queries, beginning_of_pass_write_index: Some(2 * k), end_of_pass_write_index: Some(2 * k + 1) }
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes });
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
@@ -328,6 +370,38 @@ impl GpuContext {
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<(), GpuError> {
         self.queue.submit([encoder.finish()]);
         self.wait_native()
+    }
+
+    /// Starts timing every dispatch (false when the device has no timestamp queries).
+    pub fn start_profile(&self) -> bool {
+        if !self.timestamps {
+            return false;
+        }
+        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: 2 * PROFILE_PASSES });
+        *self.profile.lock().expect("profile lock") = Some(Profile { queries, passes: Vec::new() });
+        true
+    }
+
+    /// Stops timing and returns each timed dispatch, in order (after the work was submitted).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn finish_profile(&self) -> Result<Vec<Timed>, GpuError> {
+        let Some(p) = self.profile.lock().expect("profile lock").take() else { return Ok(vec![]) };
+        let count = 2 * p.passes.len() as u32;
+        if count == 0 {
+            return Ok(vec![]);
+        }
+        let bytes = count as u64 * 8;
+        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some("profile resolve"), size: bytes, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some("profile staging"), size: bytes, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        let mut enc = self.encoder("profile resolve");
+        enc.resolve_query_set(&p.queries, 0..count, &resolved, 0);
+        enc.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        // Read as f32 pairs through the staging path, then reinterpret as u64 ticks.
+        let words = pollster::block_on(self.read_staged_async(vec![(staging, 2 * count as usize)]))?.remove(0);
+        let ticks: Vec<u64> = words.chunks(2).map(|w| (w[0].to_bits() as u64) | ((w[1].to_bits() as u64) << 32)).collect();
+        let period = self.queue.get_timestamp_period() as f64; // ns per tick
+        Ok(p.passes.into_iter().enumerate().map(|(k, (label, work))| Timed { label, work, ms: ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period / 1e6 }).collect())
     }
 
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {

@@ -5,6 +5,7 @@
 pub mod adapter;
 pub mod context;
 pub mod ops;
+pub mod profile;
 pub mod weights;
 
 use std::sync::Mutex;

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::context::{sources, sources::DotOperands, GpuContext, Slot};
+use super::context::{sources, sources::DotOperands, GpuContext, Slot, Work};
 use super::weights::GpuMatrix;
 pub use crate::model::arch::AttnShape;
 use crate::model::arch::RopeStyle;
@@ -44,7 +44,9 @@ pub fn matmul(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer
         let p = MatmulParams { n: n as u32, rows: part.rows as u32, cols: w.cols as u32, x_row0: x_row0 as u32, out_stride: w.rows as u32, out_col0: part.row0 as u32, _pad: [0; 2] };
         let u = ctx.uniform("matmul params", &p);
         let groups = ((part.rows as u32).div_ceil(MATMUL_TILE_ROWS), (n as u32).div_ceil(MATMUL_TILE_TOKENS), 1);
-        ctx.dispatch(enc, &w.name, &k, &[&u, &part.quants, &part.scales, &part.mins, x, y], groups);
+        let weight_bytes = (part.quants.size() + part.scales.size() + part.mins.size()) as f64;
+        let work = Work { flops: 2.0 * (n * part.rows * w.cols) as f64, bytes: weight_bytes + 4.0 * (n * w.cols + n * part.rows) as f64 };
+        ctx.dispatch_work(enc, &w.name, &k, &[&u, &part.quants, &part.scales, &part.mins, x, y], groups, work);
     }
 }
 
@@ -207,7 +209,10 @@ pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     let q_tile = flash_q_tile(s);
     let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, _pad: 0 };
     let u = ctx.uniform("flash params", &p);
-    ctx.dispatch(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1));
+    // q·k and p·v over the causal (or windowed) pairs of every query head.
+    let pairs = crate::model::arch::causal_pairs(s.n, s.window);
+    let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * (2 * s.n_head + 2 * s.n_kv) * s.head_dim + s.n * s.n_head) as f64 };
+    ctx.dispatch_work(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1), work);
 }
 
 /// Heads per naive pass so that S = (heads, n, n) fits one binding.
