@@ -158,6 +158,16 @@ struct UrlState {
     ablate: Option<String>,
     /// `?backend=webgpu|cpu`.
     backend: crate::worker::protocol::BackendChoice,
+    /// What in the URL could not be used as written (shown once, never fatal).
+    warnings: Vec<String>,
+    /// `layer` and `head` as asked (checked against the model once it is loaded).
+    asked: (Option<usize>, Option<usize>),
+}
+
+/// The URL parameter `key` unused because `value` is not one of `allowed`.
+fn not_one_of(key: &str, value: &str, allowed: &str) -> String {
+    let shown: String = value.chars().take(40).collect();
+    format!("{key}={shown} is not one of {allowed}; the default is used")
 }
 
 fn read_url() -> UrlState {
@@ -165,23 +175,53 @@ fn read_url() -> UrlState {
         .and_then(|w| w.location().search().ok())
         .and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok());
     let get = |k: &str| params.as_ref().and_then(|p| p.get(k));
+    let mut warnings = vec![];
+    let mut number = |k: &str| -> Option<usize> {
+        let v = get(k)?;
+        match v.trim().parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                warnings.push(format!("{k}={} is not a {k} number (0, 1, 2, …); {k} 0 is shown", v.chars().take(40).collect::<String>()));
+                None
+            }
+        }
+    };
+    let (layer, head) = (number("layer"), number("head"));
+    let view = get("view").unwrap_or_default();
+    if !view.is_empty() && View::parse(&view).as_str() != view {
+        warnings.push(not_one_of("view", &view, "head, model, sinks, position, patterns, cost, lab"));
+    }
+    let scale = get("scale").unwrap_or_default();
+    if !scale.is_empty() && heatmap::ColourScale::parse(&scale).as_str() != scale {
+        warnings.push(not_one_of("scale", &scale, "linear, sqrt, log"));
+    }
+    let whatif = get("whatif").unwrap_or_default();
+    if !whatif.is_empty() && !["unscaled", "unmasked", "norope"].contains(&whatif.as_str()) {
+        warnings.push(not_one_of("whatif", &whatif, "unscaled, unmasked, norope"));
+    }
+    let backend = get("backend").unwrap_or_default();
+    if !backend.is_empty() && crate::worker::protocol::BackendChoice::parse(&backend) == crate::worker::protocol::BackendChoice::Auto {
+        warnings.push(not_one_of("backend", &backend, "webgpu, cpu"));
+    }
     UrlState {
         text: get("text"),
-        layer: get("layer").and_then(|v| v.parse().ok()).unwrap_or(0),
-        head: get("head").and_then(|v| v.parse().ok()).unwrap_or(0),
-        view: View::parse(&get("view").unwrap_or_default()),
+        layer: layer.unwrap_or(0),
+        head: head.unwrap_or(0),
+        view: View::parse(&view),
         run: get("run").as_deref() == Some("1"),
         model: get("model"),
-        colour: heatmap::ColourScale::parse(&get("scale").unwrap_or_default()),
+        colour: heatmap::ColourScale::parse(&scale),
         hide_sink: get("sink").as_deref() == Some("hide"),
-        what_if: match get("whatif").as_deref() {
-            Some("unscaled") => crate::analysis::explain::WhatIf::Unscaled,
-            Some("unmasked") => crate::analysis::explain::WhatIf::Unmasked,
-            Some("norope") => crate::analysis::explain::WhatIf::NoRope,
+        what_if: match whatif.as_str() {
+            "unscaled" => crate::analysis::explain::WhatIf::Unscaled,
+            "unmasked" => crate::analysis::explain::WhatIf::Unmasked,
+            "norope" => crate::analysis::explain::WhatIf::NoRope,
             _ => crate::analysis::explain::WhatIf::None,
         },
         ablate: get("ablate").filter(|a| !a.trim().is_empty()),
-        backend: crate::worker::protocol::BackendChoice::parse(&get("backend").unwrap_or_default()),
+        backend: crate::worker::protocol::BackendChoice::parse(&backend),
+        warnings,
+        asked: (layer, head),
     }
 }
 
@@ -311,6 +351,7 @@ pub fn Playground(
     let picked = model_id(&model_url);
     let embed_model = (!model_url.ends_with(DEFAULT_MODEL_URL)).then(|| model_url.clone());
     p.backend_choice.set_value(url.backend);
+    p.set_url_warnings(url.warnings.clone(), url.asked);
     p.start(&base, model_url);
 
     // The lost-in-the-middle tab opens with a shipped result until the reader runs their own.

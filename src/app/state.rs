@@ -83,6 +83,10 @@ pub struct Page {
     /// The cost-of-attention sweep's answer, and its progress while it runs.
     pub cost: RwSignal<Option<CostResult>>,
     pub cost_progress: RwSignal<Option<(f64, f64)>>,
+    /// What the URL asked for that could not be used (bad values, heads beyond the model).
+    pub notice: RwSignal<Vec<String>>,
+    /// `layer`/`head` as the URL asked, checked against the model once it is loaded.
+    asked: StoredValue<(Option<usize>, Option<usize>)>,
     /// `?backend=webgpu|cpu` (default: the worker decides).
     pub backend_choice: StoredValue<BackendChoice>,
     /// `?ablate=` as written, until the model says how many heads a layer has.
@@ -134,6 +138,8 @@ impl Page {
             compare_maps: RwSignal::new((None, None)),
             knocked_spec: StoredValue::new(ablate),
             backend_choice: StoredValue::new(BackendChoice::Auto),
+            notice: RwSignal::new(vec![]),
+            asked: StoredValue::new((None, None)),
             cost: RwSignal::new(None),
             cost_progress: RwSignal::new(None),
             compare_requests: StoredValue::new(vec![]),
@@ -158,6 +164,12 @@ impl Page {
     /// Sends a request; its id, when a worker is running.
     pub fn send(self, req: Request) -> Option<u64> {
         self.client.with_value(|c| c.as_ref().map(|c| c.send(&req)))
+    }
+
+    /// The URL's unusable values, and the layer/head it asked for (checked on load).
+    pub fn set_url_warnings(self, warnings: Vec<String>, asked: (Option<usize>, Option<usize>)) {
+        self.notice.set(warnings);
+        self.asked.set_value(asked);
     }
 
     /// Picks or unpicks a head for the knock-out (shift-click).
@@ -367,8 +379,20 @@ impl Page {
                             self.picked.set(h.clone());
                             self.knocked.set(h);
                         }
-                        Err(_) => self.error.set(Some(format!("ablate={spec}: not heads of this model (write L.H or L.* with layers below {m_layers} and heads below {m_heads}); nothing is knocked out"))),
+                        Err(_) => {
+                            let shown: String = spec.chars().take(40).collect();
+                            self.notice.update(|n| n.push(format!("ablate={shown} is not heads of this model (write L.H or L.* with layers below {m_layers} and heads below {m_heads}); nothing is knocked out")));
+                        }
                     }
+                }
+                // A layer or head beyond this model: the last one is shown, and we say so.
+                let (al, ah) = self.asked.get_value();
+                self.asked.set_value((None, None));
+                if let Some(l) = al.filter(|l| *l >= m_layers) {
+                    self.notice.update(|n| n.push(format!("layer={l} is beyond this model's {m_layers} layers; layer {} is shown", m_layers - 1)));
+                }
+                if let Some(h) = ah.filter(|h| *h >= m_heads) {
+                    self.notice.update(|n| n.push(format!("head={h} is beyond this model's {m_heads} heads per layer; head {} is shown", m_heads - 1)));
                 }
                 if self.pending_run.get_value() {
                     self.pending_run.set_value(false);

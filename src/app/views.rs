@@ -64,7 +64,7 @@ pub fn Status() -> impl IntoView {
         {move || (p.phase.get() == Phase::LoadingModel).then(|| {
             let (phase, done, total) = p.progress.get();
             let pct = total.map(|t| done / t.max(1.0) * 100.0).unwrap_or(0.0);
-            let label = match phase.as_str() { "cache" => "Loading the model from the browser cache", "parse" => "Reading the model", "upload" => "Uploading weights to the GPU", "open" => "Opening the file", _ => "Downloading the model" };
+            let label = match phase.as_str() { "cache" => "Loading the model from the browser cache", "parse" => "Reading the model", "upload" => "Uploading weights to the GPU", "open" => "Opening the file", "self-check" => "Checking the GPU's numbers against the CPU", _ => "Downloading the model" };
             view! {
                 <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
                     <div class="bar" style=format!("width:{pct:.1}%")></div>
@@ -73,6 +73,9 @@ pub fn Status() -> impl IntoView {
             }
         })}
         {move || p.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        {move || { let n = p.notice.get(); (!n.is_empty()).then(|| view! {
+            <div class="notice" role="status"><ul>{n.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul><button class="link" on:click=move |_| p.notice.set(vec![])>"Dismiss"</button></div>
+        }) }}
     }
 }
 

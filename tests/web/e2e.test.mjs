@@ -467,3 +467,27 @@ test('ten runs fired within a second end with the last text and never show an ol
     await browser.close();
   }
 });
+
+test('hostile URL parameters are clamped or refused with a message, and the page still runs', async () => {
+  const q = `?text=${encodeURIComponent('Hello there.')}&layer=999&head=-1&view=bogus%3Cb%3E&scale=weird&whatif=zzz&backend=quantum&ablate=99.99&run=1`;
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, q);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    const notice = await page.textContent('.notice');
+    for (const m of [/head=-1 is not a head number/, /view=bogus<b> is not one of/, /scale=weird is not one of/, /whatif=zzz is not one of/, /backend=quantum is not one of/, /layer=999 is beyond this model's 30 layers; layer 29 is shown/, /ablate=99\.99 is not heads of this model/]) {
+      assert.match(notice, m);
+    }
+    assert.equal(await page.$$eval('.notice b', (b) => b.length), 0, 'markup in a parameter stays text');
+    assert.equal(await page.inputValue('.controls label:has-text("Layer") input'), '29');
+    assert.equal(await page.inputValue('.controls label:has-text("Head") input'), '0');
+    assert.equal(await page.getAttribute('nav.tabs button >> nth=0', 'aria-selected'), 'true');
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.ok(result.attention['29.0']);
+    assert.doesNotMatch(page.url(), /ablate=/);
+    await page.click('.notice button');
+    assert.equal(await page.$('.notice'), null);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
