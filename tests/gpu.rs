@@ -343,3 +343,25 @@ fn a_profiled_forward_times_every_dispatch() {
     gpu.forward(&model, &ids, &opts).unwrap();
     assert!(gpu.ctx.finish_profile().unwrap().is_empty());
 }
+
+#[test]
+fn gpu_weights_are_cached_by_content_not_by_name_and_size() {
+    let a = common::tiny_model_bytes(&common::TinySpec::default());
+    // The same file with weights changed near its end (bit 0 of every 4th byte: never a NaN).
+    let mut b = a.clone();
+    let len = b.len();
+    for i in (len - 8192..len).filter(|i| i % 4 == 0) {
+        b[i] ^= 1;
+    }
+    let (ma, mb) = (attnlab::Model::from_gguf_bytes(&a).unwrap(), attnlab::Model::from_gguf_bytes(&b).unwrap());
+    assert_eq!((&ma.info.name, ma.info.weight_bytes), (&mb.info.name, mb.info.weight_bytes));
+    assert_ne!(ma.info.content_hash, mb.info.content_hash);
+    let gpu = GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)"));
+    let ids = ma.tokenizer.encode("the cat ab the dog");
+    let opts = ForwardOptions { capture_attention: false, logits_for: attnlab::backends::LogitsFor::Last, ..Default::default() };
+    let ga = gpu.forward(&ma, &ids, &opts).unwrap();
+    let gb = gpu.forward(&mb, &ids, &opts).unwrap();
+    let cb = CpuBackend::new().forward(&mb, &ids, &opts).unwrap();
+    assert!(max_diff(ga.logits.as_slice().unwrap(), gb.logits.as_slice().unwrap()) > 1e-4, "the second file's weights were uploaded");
+    assert!(max_diff(gb.logits.as_slice().unwrap(), cb.logits.as_slice().unwrap()) < 1e-3);
+}

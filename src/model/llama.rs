@@ -288,6 +288,9 @@ pub struct ModelInfo {
     pub weight_bytes: usize,
     pub tensor_types: Vec<(String, usize)>,
     pub tied_output: bool,
+    /// A 64-bit hash of the whole file ([`crate::model::content_hash`]): two files with the
+    /// same name and size but other weights differ here.
+    pub content_hash: u64,
 }
 
 pub(crate) fn find<'g>(g: &'g Gguf, name: &str) -> Result<&'g TensorInfo, ModelError> {

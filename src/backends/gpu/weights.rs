@@ -170,7 +170,7 @@ pub struct GpuWeights {
     pub matrices: HashMap<String, GpuMatrix>,
     pub vectors: HashMap<String, wgpu::Buffer>,
     /// Identifies the model these came from.
-    pub fingerprint: (String, usize),
+    pub fingerprint: (String, usize, u64),
 }
 
 impl GpuWeights {
@@ -192,6 +192,6 @@ impl GpuWeights {
     }
 }
 
-pub fn fingerprint(model: &Model) -> (String, usize) {
-    (model.info.name.clone(), model.info.weight_bytes)
+pub fn fingerprint(model: &Model) -> (String, usize, u64) {
+    (model.info.name.clone(), model.info.weight_bytes, model.info.content_hash)
 }
