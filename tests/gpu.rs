@@ -365,3 +365,25 @@ fn gpu_weights_are_cached_by_content_not_by_name_and_size() {
     assert!(max_diff(ga.logits.as_slice().unwrap(), gb.logits.as_slice().unwrap()) > 1e-4, "the second file's weights were uploaded");
     assert!(max_diff(gb.logits.as_slice().unwrap(), cb.logits.as_slice().unwrap()) < 1e-3);
 }
+
+#[test]
+fn a_destroyed_device_mid_session_finishes_on_the_cpu_and_says_so() {
+    use attnlab::backends::engine::Engine;
+    let model = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
+    let ids = model.tokenizer.encode("the cat ab the dog the cat");
+    let opts = ForwardOptions::default();
+    let engine = Engine::with_gpu(GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)")));
+    let first = pollster::block_on(engine.forward_async(&model, &ids, &opts)).unwrap();
+    assert_eq!(first.backend, "gpu");
+    // The device goes away (a driver reset, a tab in the background too long).
+    engine.gpu().unwrap().ctx.device.destroy();
+    let after = pollster::block_on(engine.forward_async(&model, &ids, &opts)).expect("the CPU finishes the run");
+    assert_eq!(after.backend, "cpu");
+    assert!(engine.gpu().is_none(), "the GPU is dropped for the rest of the session");
+    let note = engine.take_note().expect("the engine says why");
+    assert!(note.contains("GPU failed"), "{note}");
+    let cpu = CpuBackend::new().forward(&model, &ids, &opts).unwrap();
+    assert_eq!(after.logits, cpu.logits, "equal to the plain CPU run");
+    let (ta, tc) = (after.trace.unwrap(), cpu.trace.unwrap());
+    assert_eq!(ta.row(1, 2, 5).unwrap(), tc.row(1, 2, 5).unwrap());
+}

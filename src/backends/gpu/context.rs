@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt;
 
 /// Kernel sources, embedded at build time.
 pub mod sources {
@@ -164,6 +163,16 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
+        // Errors nobody captured (a destroyed device, out of memory) mark the device unusable
+        // instead of panicking: the engine then finishes on the CPU and says why.
+        let error_flag = lost.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut l) = error_flag.lock() {
+                if l.is_none() {
+                    *l = Some(format!("GPU error: {e}"));
+                }
+            }
+        }));
         Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost, timestamps, profile: Mutex::new(None) })
     }
 
@@ -245,11 +254,21 @@ impl GpuContext {
         } else {
             bytes
         };
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        })
+        self.buffer_with(label, contents, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST)
+    }
+
+    /// A buffer holding `contents` (length a multiple of 4), written through the queue: no
+    /// mapping, so a lost or destroyed device yields an error at submission, not a panic.
+    fn buffer_with(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let b = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: contents.len().max(4).next_multiple_of(4) as u64, usage: usage | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+        if contents.len() % 4 == 0 {
+            self.queue.write_buffer(&b, 0, contents);
+        } else {
+            let mut padded = contents.to_vec();
+            padded.resize(contents.len().next_multiple_of(4), 0);
+            self.queue.write_buffer(&b, 0, &padded);
+        }
+        b
     }
 
     /// An uninitialised storage buffer of `len` f32.
@@ -263,7 +282,7 @@ impl GpuContext {
     }
 
     pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: bytemuck::bytes_of(value), usage: wgpu::BufferUsages::UNIFORM })
+        self.buffer_with(label, bytemuck::bytes_of(value), wgpu::BufferUsages::UNIFORM)
     }
 
     /// Records one dispatch of `kernel` with `buffers` bound in slot order.
