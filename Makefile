@@ -29,7 +29,7 @@ help:
 	@echo "make build   build the static site into dist/ (playground, embed.js, lesson.html)"
 	@echo "make bench   CPU prefill benchmark (docs/BENCHMARKS.md)"
 	@echo "make embed-figures   widget download sizes and timings (docs/BENCHMARKS.md)"
-	@echo "make fuzz    run the GGUF fuzz target for 60 s (cargo-fuzz)"
+	@echo "make fuzz    run the GGUF and tokenizer fuzz targets for 60 s each (cargo-fuzz)"
 
 setup: setup-rust setup-trunk setup-wasm-bindgen setup-npm setup-apt model
 	@cargo fetch --quiet
@@ -96,7 +96,8 @@ embed-figures: build
 
 fuzz:
 	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run gguf_parse -- -max_total_time=60
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run gguf_parse -- -max_total_time=60 -max_len=4096
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run tokenizer -- -max_total_time=60 -max_len=512
 
 clean:
 	cargo clean

@@ -77,3 +77,18 @@ fn control_tokens_are_matched_whole_and_long_runs_stay_fast() {
     let ids = tok.encode(&long);
     assert_eq!(tok.decode(&ids).unwrap(), long);
 }
+
+/// Found by the tokenizer fuzz target: SmolLM2's vocabulary has no token for most control
+/// bytes, so they become `unk` (id 0, `<|endoftext|>`), which decodes as that token's text;
+/// the rest of the text still round-trips and the spans still cover every byte.
+#[test]
+fn control_bytes_without_a_token_become_unk_and_the_rest_round_trips() {
+    let model = common::real_model();
+    let t = &model.tokenizer;
+    let toks = t.encode_with_spans("\u{4}&bb");
+    let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
+    assert_eq!(ids[0], t.unk_id.expect("SmolLM2 has an unknown-token id"));
+    assert_eq!((toks[0].start, toks[0].end), (0, 1));
+    assert_eq!(toks.last().unwrap().end, 4);
+    assert_eq!(t.decode(&ids[1..]).unwrap(), "&bb");
+}
