@@ -172,3 +172,20 @@ mod hostile {
         }
     }
 }
+
+/// A chat transcript full of control tokens: each is matched whole, in one pass over the text
+/// (it used to scan the text once per special token per match: 36 s for this text, now ~3 ms;
+/// docs/BENCHMARKS.md).
+#[test]
+fn chat_transcripts_match_every_control_token() {
+    let t = &gemma().tokenizer;
+    let text = "<start_of_turn>user\nWhat is the pass key?<end_of_turn>\n".repeat(500);
+    let toks = t.encode_with_spans(&text);
+    let (start, end) = (t.id_of("<start_of_turn>").unwrap(), t.id_of("<end_of_turn>").unwrap());
+    assert_eq!(toks.iter().filter(|k| k.id == start).count(), 500);
+    assert_eq!(toks.iter().filter(|k| k.id == end).count(), 500);
+    let first = toks.iter().find(|k| k.id == start).unwrap();
+    assert_eq!(&text[first.start..first.end], "<start_of_turn>");
+    let ids: Vec<u32> = toks.iter().map(|k| k.id).collect();
+    assert_eq!(t.decode(&ids).unwrap().trim_start_matches("<bos>"), text);
+}

@@ -100,6 +100,10 @@ pub struct Tokenizer {
     merges: HashMap<(u32, u32), (u32, u32)>,
     /// Control and user-defined tokens, matched literally, longest first.
     specials: Vec<(String, u32)>,
+    /// All of `specials` in one automaton: the earliest, then longest, match in one pass over
+    /// the text (a scan per special was O(specials × text): Gemma has thousands).
+    specials_ac: Option<aho_corasick::AhoCorasick>,
+    special_ids: std::collections::HashSet<u32>,
     pre: Vec<Regex>,
     pre_name: String,
     /// Token of each byte's printable character; a vocabulary may lack some (SmolLM2 has no
@@ -215,6 +219,12 @@ impl Tokenizer {
             tokens,
             token_to_id,
             merges,
+            specials_ac: if specials.is_empty() {
+                None
+            } else {
+                aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostLongest).build(specials.iter().map(|(s, _)| s.as_str())).ok()
+            },
+            special_ids: specials.iter().map(|(_, id)| *id).collect(),
             specials,
             pre,
             pre_name,
@@ -251,11 +261,7 @@ impl Tokenizer {
         let mut after_special = true;
         while pos < text.len() {
             // Earliest special token at or after `pos`; longest wins at the same start.
-            let next = self
-                .specials
-                .iter()
-                .filter_map(|(s, id)| text[pos..].find(s.as_str()).map(|at| (pos + at, s.len(), *id)))
-                .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            let next = self.specials_ac.as_ref().and_then(|ac| ac.find(&text[pos..])).map(|m| (pos + m.start(), m.len(), self.specials[m.pattern().as_usize()].1));
             let (plain_end, special) = match next {
                 Some((at, len, id)) => (at, Some((at, len, id))),
                 None => (text.len(), None),
@@ -475,7 +481,7 @@ impl Tokenizer {
     /// The raw bytes a token stands for.
     pub fn token_bytes(&self, id: u32) -> Result<Vec<u8>, TokenizerError> {
         let s = self.tokens.get(id as usize).ok_or(TokenizerError::BadId(id))?;
-        if self.specials.iter().any(|(_, sid)| *sid == id) {
+        if self.special_ids.contains(&id) {
             return Ok(s.as_bytes().to_vec());
         }
         if self.kind == TokenizerKind::SentencePiece {
