@@ -15,6 +15,13 @@ use super::report::{log_sum_exp, top_k, ReportError};
 /// `[layer][head]` scores.
 pub type Grid = Vec<Vec<f32>>;
 
+/// Every head as (layer, head, score), highest score first.
+pub fn ranked(g: &Grid) -> Vec<(usize, usize, f32)> {
+    let mut all: Vec<(usize, usize, f32)> = g.iter().enumerate().flat_map(|(l, r)| r.iter().enumerate().map(move |(h, v)| (l, h, *v))).collect();
+    all.sort_by(|a, b| b.2.total_cmp(&a.2));
+    all
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct HeadScores {
     pub ids: Vec<u32>,
@@ -53,13 +60,6 @@ fn grid(t: &AttentionTrace, rows: &[Vec<Vec<f32>>], f: impl Fn(&[f32], usize) ->
                 .collect()
         })
         .collect()
-}
-
-/// Jensen–Shannon distance (√ of the divergence, natural log) of two distributions.
-pub fn js_distance(p: &[f32], q: &[f32]) -> f32 {
-    let kl = |a: &[f32], m: &[f64]| a.iter().zip(m).filter(|(x, _)| **x > 0.0).map(|(x, m)| *x as f64 * (*x as f64 / m).ln()).sum::<f64>();
-    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| 0.5 * (*a as f64 + *b as f64)).collect();
-    (0.5 * kl(p, &m) + 0.5 * kl(q, &m)).max(0.0).sqrt() as f32
 }
 
 /// Mean JS distance between every pair of heads over the query rows `rows` (each ≥ 1):
@@ -469,6 +469,14 @@ pub fn similarity_over(scores: &HeadScores, n_head: usize, sampled: Option<(usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+/// The definition, plainly: Jensen–Shannon distance (√ of the divergence, natural log).
+fn js_distance(p: &[f32], q: &[f32]) -> f32 {
+    let kl = |a: &[f32], m: &[f64]| a.iter().zip(m).filter(|(x, _)| **x > 0.0).map(|(x, m)| *x as f64 * (*x as f64 / m).ln()).sum::<f64>();
+    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| 0.5 * (*a as f64 + *b as f64)).collect();
+    (0.5 * kl(p, &m) + 0.5 * kl(q, &m)).max(0.0).sqrt() as f32
+}
+
 
     /// Two pairs, interleaved: {0, 2} at 0.1 and {1, 3} at 0.2. By hand (UPGMA): merge 0+2 at
     /// 0.1 (cluster 4); d(4,1) = (0.5+0.6)/2, d(4,3) = (0.7+0.8)/2; merge 1+3 at 0.2 (cluster 5);

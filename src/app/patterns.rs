@@ -126,8 +126,7 @@ pub fn PatternsView() -> impl IntoView {
                 None => view! { <p class="muted">{move || if pattern.get() == Pattern::Induction { "Press the button to run the diagnostic." } else { "Run a text to score every head." }}</p> }.into_any(),
                 Some(g) => {
                     let max = g.iter().flatten().fold(1e-6f32, |m, v| m.max(*v));
-                    let mut ranked: Vec<(usize, usize, f32)> = g.iter().enumerate().flat_map(|(l, r)| r.iter().enumerate().map(move |(h, v)| (l, h, *v))).collect();
-                    ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+                    let ranked = crate::analysis::heads::ranked(&g);
                     let label = pattern.get().label();
                     view! {
                         <div class="pattern-body">

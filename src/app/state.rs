@@ -187,23 +187,17 @@ impl Page {
 
     /// Knocks the picked heads out (the plain run again when none are picked).
     pub fn knock_out(self) {
-        let heads = self.picked.get_untracked();
-        self.knocked.set(heads.clone());
-        self.ablation.set(None);
-        self.compare_maps.set((None, None));
-        if heads.is_empty() || self.run.get_untracked().is_none() {
-            return;
-        }
-        self.ablation_running.set(true);
-        self.send(Request::Ablate { heads, slot: 0 });
+        self.knocked.set(self.picked.get_untracked());
+        self.reapply_knock_out();
     }
 
-    /// The knocked-out heads again, on a new run (the picks stay as they are).
+    /// The knocked-out heads run against the current run (again after a new run; the picks
+    /// stay as they are).
     fn reapply_knock_out(self) {
         let heads = self.knocked.get_untracked();
         self.ablation.set(None);
         self.compare_maps.set((None, None));
-        if !heads.is_empty() {
+        if !heads.is_empty() && self.run.get_untracked().is_some() {
             self.ablation_running.set(true);
             self.send(Request::Ablate { heads, slot: 0 });
         }

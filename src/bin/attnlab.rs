@@ -298,9 +298,7 @@ entropy {:.3} nats (no √d: {:.3}; no RoPE: {:.3}); without the mask {:.1}% of 
                 if !json {
                     let c = &model.config;
                     let best = |g: &heads::Grid, name: &str| {
-                        let mut all: Vec<(usize, usize, f32)> = (0..c.n_layer).flat_map(|l| (0..c.n_head).map(move |h| (l, h))).map(|(l, h)| (l, h, g[l][h])).collect();
-                        all.sort_by(|a, b| b.2.total_cmp(&a.2));
-                        println!("top {name} heads: {}", all.iter().take(6).map(|(l, h, v)| format!("{l}.{h} {v:.3}")).collect::<Vec<_>>().join(", "));
+                        println!("top {name} heads: {}", heads::ranked(g).iter().take(6).map(|(l, h, v)| format!("{l}.{h} {v:.3}")).collect::<Vec<_>>().join(", "));
                     };
                     best(&s.first_token, "first-token");
                     best(&s.previous_token, "previous-token");
@@ -329,10 +327,7 @@ entropy {:.3} nats (no √d: {:.3}; no RoPE: {:.3}); without the mask {:.1}% of 
                 }
                 let r = heads::induction(&model, &b, &first).map_err(|e| e.to_string())?;
                 if !json {
-                    let c = &model.config;
-                    let mut all: Vec<(usize, usize, f32)> = (0..c.n_layer).flat_map(|l| (0..c.n_head).map(move |h| (l, h))).map(|(l, h)| (l, h, r.induction[l][h])).collect();
-                    all.sort_by(|a, b| b.2.total_cmp(&a.2));
-                    println!("induction (period {}): {}", r.period, all.iter().take(8).map(|(l, h, v)| format!("{l}.{h} {v:.3}")).collect::<Vec<_>>().join(", "));
+                    println!("induction (period {}): {}", r.period, heads::ranked(&r.induction).iter().take(8).map(|(l, h, v)| format!("{l}.{h} {v:.3}")).collect::<Vec<_>>().join(", "));
                 }
                 out.insert("induction".into(), serde_json::to_value(&r).map_err(|e| e.to_string())?);
             }

@@ -184,9 +184,7 @@ impl Session {
 
     /// The `k` best heads' maps of an induction run, best first.
     pub fn induction_maps(t: &AttentionTrace, grid: &crate::analysis::heads::Grid, k: usize) -> Vec<HeadMap> {
-        let mut all: Vec<(usize, usize, f32)> = grid.iter().enumerate().flat_map(|(l, r)| r.iter().enumerate().map(move |(h, v)| (l, h, *v))).collect();
-        all.sort_by(|a, b| b.2.total_cmp(&a.2));
-        all.into_iter().take(k).filter_map(|(l, h, _)| head_map(t, l, h, 128, None, None).ok()).collect()
+        crate::analysis::heads::ranked(grid).into_iter().take(k).filter_map(|(l, h, _)| head_map(t, l, h, 128, None, None).ok()).collect()
     }
 
     /// A head's map under a what-if and/or with the sink hidden (exact rows, then pooled).
