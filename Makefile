@@ -79,6 +79,8 @@ test: setup test-rust test-web
 # GPU tests run on Mesa's lavapipe (Vulkan on the CPU) where no real GPU is present.
 test-rust:
 	WGPU_BACKEND=$${WGPU_BACKEND:-vulkan} cargo test --release --all-targets
+	# The worker never holds a RefCell borrow across an .await (denied in runtime.rs).
+	cargo clippy --release --target wasm32-unknown-unknown --features web --bin attnlab-worker --bin attnlab-web
 
 # The page compiles and Trunk builds the site.
 test-web:

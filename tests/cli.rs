@@ -94,3 +94,20 @@ fn every_command_takes_gemma_with_model() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["rows"].as_array().unwrap().len(), 2);
 }
+
+/// A text beyond the context is refused with the limit and the way out; `--truncate` runs the
+/// model's whole context (8192 tokens) with finite numbers.
+#[test]
+fn full_context_or_a_clear_refusal() {
+    let text = "In the beginning the committee met on Tuesdays; later, when the budget grew, it met every day. ".repeat(500);
+    let (ok, _, err) = attnlab(&["inspect", "--text", "-", "--heads", "none"], Some(&text));
+    assert!(!ok && err.contains("more than this model's context of 8192 tokens") && err.contains("--truncate"), "{err}");
+    let (ok, out, err) = attnlab(&["inspect", "--text", "-", "--heads", "none", "--json", "--truncate"], Some(&text));
+    assert!(ok, "{err}");
+    assert!(err.contains("kept the first 8192"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let n = v["ids"].as_array().unwrap().len();
+    assert!((8185..=8192).contains(&n), "{n}");
+    assert!(v["last_logsumexp"].as_f64().unwrap().is_finite());
+    assert!(v["sink_mass_key0"].as_array().unwrap().iter().flat_map(|l| l.as_array().unwrap()).all(|m| m.as_f64().is_some_and(|m| (0.0..=1.0).contains(&m))));
+}

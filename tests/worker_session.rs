@@ -282,3 +282,77 @@ fn long_texts_score_the_last_predictions_only() {
     assert!(all.logprob.iter().all(|l| *l <= 0.0 && l.is_finite()));
     assert_eq!(all.last, last3.last);
 }
+
+/// A text longer than the model reads is refused with the limit and where to cut; cut there,
+/// it runs. Beyond the exact-rows limit the result carries the pooled map only, and the rows
+/// come on request (the export), equal to an exact zoom of the same head.
+#[test]
+fn too_long_texts_are_refused_with_a_cut_and_long_results_are_sized_by_the_view() {
+    use attnlab::worker::session::EXACT_ROWS_LIMIT;
+    let spec = common::TinySpec { context: 4096, ..Default::default() };
+    let mut s = Session::new(Model::from_gguf_bytes(&common::tiny_model_bytes(&spec)).unwrap());
+    let text = "the cat ab the dog ".repeat(1200);
+    let n_all = s.tokenize(&text).len();
+    assert!(n_all > 4096, "{n_all}");
+    let Response::TooLong { n, max, keep_bytes, why } = run_on_cpu(&mut s, 0, &text, 1, 2, 256) else { panic!("not refused") };
+    assert_eq!((n, max), (n_all, 4096));
+    assert!(why.contains("4096"), "{why}");
+    let cut = &text[..keep_bytes];
+    let kept = s.tokenize(cut).len();
+    assert!((4090..=4096).contains(&kept), "{kept}");
+
+    let Response::Result { run } = run_on_cpu(&mut s, 0, cut, 1, 2, 256) else { panic!("the cut text did not run") };
+    let n = run.report.ids.len();
+    assert!(n > EXACT_ROWS_LIMIT);
+    assert!(run.report.attention.is_empty(), "no exact rows in a long run's result");
+    assert!(run.map.pooled() && run.map.side_q <= 256);
+    assert!(run.map.values.iter().all(|v| v.is_finite()));
+    let Response::Rows { layer, head, rows } = s.rows(0, 1, 2) else { panic!() };
+    assert_eq!((layer, head, rows.len()), (1, 2, n));
+    for q in [0, n / 2, n - 1] {
+        assert_eq!(rows[q].len(), q + 1);
+        assert!((rows[q].iter().sum::<f32>() - 1.0).abs() < 1e-3);
+        let Response::Head { map, .. } = s.head(0, 1, 2, 512, Some((q, q + 1)), Some((0, (q + 1).min(512)))) else { panic!() };
+        assert_eq!(map.values, rows[q][..map.values.len()], "query {q}");
+    }
+    // The wire carries the rows as floats, not text.
+    let w = attnlab::worker::wire::wire_size(&s.rows(0, 1, 2));
+    assert_eq!(w.float_bytes, 4 * n * (n + 1) / 2);
+    assert!(w.value_bytes < 20 * n, "{w:?}");
+}
+
+/// In the browser the capture must fit beside the model under wasm32's 4 GiB: a Gemma text
+/// within its 32 768-token context but beyond that memory is refused early, with numbers.
+#[test]
+fn wasm_memory_refuses_early_with_numbers() {
+    use attnlab::model::tokenizer::Token;
+    let mut s = Session::new(Model::from_gguf_vec(std::fs::read(attnlab::GEMMA3_MODEL_PATH).expect("make model fetches Gemma")).unwrap());
+    let toks: Vec<Token> = (0..30_000).map(|i| Token { id: 2, start: i * 3, end: i * 3 + 3 }).collect();
+    assert!(toks.len() <= s.model.config.context_length);
+    let Err(Response::TooLong { n, max, keep_bytes, why }) = s.prepare_run(0, &toks, true) else { panic!("not refused") };
+    assert_eq!(n, 30_000);
+    assert!(max > 10_000 && max < 30_000, "{max}");
+    assert_eq!(keep_bytes, max * 3);
+    assert!(why.contains("WebAssembly") && why.contains(&format!("{max} tokens fit")), "{why}");
+    // What fits is allowed.
+    assert!(s.prepare_run(0, &toks[..max], true).is_ok());
+}
+
+/// SmolLM2's whole context through the worker's path on the CPU: finite numbers, the pooled
+/// map, and exact rows on request.
+#[test]
+fn full_context_through_the_session() {
+    let mut s = Session::new(common::real_model());
+    let text = "In the beginning the committee met on Tuesdays; later, when the budget grew, it met every day. ".repeat(500);
+    let Response::TooLong { max, keep_bytes, .. } = run_on_cpu(&mut s, 0, &text, 0, 0, 512) else { panic!("not refused") };
+    assert_eq!(max, 8192);
+    let Response::Result { run } = run_on_cpu(&mut s, 0, &text[..keep_bytes], 3, 4, 512) else { panic!("the cut text did not run") };
+    let n = run.report.ids.len();
+    assert!((8185..=8192).contains(&n), "{n}");
+    assert!(run.map.pooled() && run.map.side_q <= 512 && run.map.values.iter().all(|v| v.is_finite()));
+    assert!(run.report.sink_mass_key0.iter().flatten().all(|m| m.is_some_and(|m| m.is_finite() && (0.0..=1.0).contains(&m))));
+    assert!(run.next_tokens.iter().all(|(_, p)| p.is_finite()));
+    let Response::Rows { rows, .. } = s.rows(0, 3, 4) else { panic!() };
+    assert_eq!(rows.len(), n);
+    assert!((rows[n - 1].iter().sum::<f32>() - 1.0).abs() < 1e-3);
+}

@@ -3,12 +3,13 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker};
 
 use crate::worker::protocol::{Request, Response};
+use crate::worker::wire;
 
 /// Trunk builds the worker (wasm-bindgen `no-modules` output) beside the page.
 pub const WORKER_JS: &str = "attnlab-worker.js";
@@ -30,7 +31,7 @@ pub struct Client {
 /// imports the engine from `base` (which may be another origin: it then needs CORS).
 fn start_worker(base: &str) -> Result<Worker, String> {
     let boot = format!(
-        "importScripts({js:?});\nwasm_bindgen({{ module_or_path: {wasm:?} }}).catch((e) => postMessage({{ json: JSON.stringify({{ type: 'error', phase: 'worker', message: String(e) }}), id: 0 }}));\n",
+        "importScripts({js:?});\nwasm_bindgen({{ module_or_path: {wasm:?} }}).catch((e) => postMessage({{ value: {{ type: 'error', phase: 'worker', message: String(e) }}, floats: [], id: 0 }}));\n",
         js = format!("{base}{WORKER_JS}"),
         wasm = format!("{base}{WORKER_WASM}")
     );
@@ -52,16 +53,17 @@ impl Client {
         let (w, p) = (worker.clone(), pending.clone());
         let handler = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let data = ev.data();
-            let text = Reflect::get(&data, &"json".into()).ok().and_then(|j| j.as_string()).unwrap_or_default();
-            let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0) as u64;
-            match serde_json::from_str::<Response>(&text) {
-                Ok(Response::Ready) => {
+            match wire::decode::<Response>(&data) {
+                Ok((Response::Ready, _)) => {
                     for (msg, bytes) in p.borrow_mut().take().unwrap_or_default() {
                         post(&w, &msg, bytes);
                     }
                 }
-                Ok(r) => on_response(id, r),
-                Err(e) => on_response(id, Response::Error { phase: "protocol".into(), message: format!("bad message from the worker: {e}") }),
+                Ok((r, id)) => on_response(id as u64, r),
+                Err(e) => {
+                    let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0) as u64;
+                    on_response(id, Response::Error { phase: "protocol".into(), message: format!("from the worker: {e}") })
+                }
             }
         });
         worker.set_onmessage(Some(handler.as_ref().unchecked_ref()));
@@ -83,11 +85,13 @@ impl Client {
     pub fn send_with_bytes(&self, req: &Request, bytes: Option<js_sys::ArrayBuffer>) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let msg = Object::new();
-        let json = serde_json::to_string(req).unwrap_or_default();
-        let _ = Reflect::set(&msg, &"json".into(), &JsValue::from_str(&json));
-        let _ = Reflect::set(&msg, &"id".into(), &JsValue::from_f64(id as f64));
-        let msg: JsValue = msg.into();
+        let msg = match wire::encode(req, id as f64) {
+            Ok((msg, _)) => msg,
+            Err(e) => {
+                web_sys::console::error_1(&JsValue::from_str(&e));
+                return id;
+            }
+        };
         if let Some(queue) = self.pending.borrow_mut().as_mut() {
             queue.push((msg, bytes));
             return id;

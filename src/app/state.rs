@@ -85,6 +85,11 @@ pub struct Page {
     pub cost_progress: RwSignal<Option<(f64, f64)>>,
     /// What the URL asked for that could not be used (bad values, heads beyond the model).
     pub notice: RwSignal<Vec<String>>,
+    /// The last run was refused as too long: (tokens, tokens that fit, byte where they end,
+    /// why); the page offers to cut the text there.
+    pub too_long: RwSignal<Option<(usize, usize, usize, String)>>,
+    /// The JSON export waits for the selected head's rows (long inputs).
+    export_wanted: StoredValue<bool>,
     /// `layer`/`head` as the URL asked, checked against the model once it is loaded.
     asked: StoredValue<(Option<usize>, Option<usize>)>,
     /// `?backend=webgpu|cpu` (default: the worker decides).
@@ -147,6 +152,8 @@ impl Page {
             run_pending: StoredValue::new(false),
             pending_run: StoredValue::new(run),
             client: StoredValue::new_local(None),
+            too_long: RwSignal::new(None),
+            export_wanted: StoredValue::new(false),
         }
     }
 
@@ -240,6 +247,25 @@ impl Page {
     /// Loads a GGUF file the reader opened or dropped.
     pub fn load_file(self, file: web_sys::File) {
         let name = file.name();
+        // Whatever was shown or under way belongs to the old model: drop it (the worker drops
+        // what it had queued and stops an experiment), and run the text again once loaded.
+        self.pending_run.set_value(self.run.get_untracked().is_some() || self.run_pending.get_value());
+        self.run_id.set_value(None);
+        self.run_pending.set_value(false);
+        self.run.set(None);
+        self.map.set(None);
+        self.rows.set(None);
+        self.thumbs.set(None);
+        self.explain.set(None);
+        self.head_scores.set(None);
+        self.similarity.set(None);
+        self.similarity_running.set(false);
+        self.ablation.set(None);
+        self.ablation_running.set(false);
+        self.induction_running.set(false);
+        self.cost_progress.set(None);
+        self.too_long.set(None);
+        self.model.set(None);
         self.phase.set(Phase::LoadingModel);
         self.progress.set(("open".into(), 0.0, Some(file.size())));
         leptos::task::spawn_local(async move {
@@ -266,7 +292,9 @@ impl Page {
         }
         self.phase.set(Phase::Running);
         self.error.set(None);
+        self.too_long.set(None);
         self.thumbs.set(None);
+        self.progress.set(("run".into(), 0.0, None));
         let id = self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
         self.run_id.set_value(id);
         self.run_pending.set_value(id.is_some());
@@ -337,6 +365,31 @@ impl Page {
         Signal::derive(move || self.run.with(|r| r.as_ref().map(|r| r.report.tokens.clone()).unwrap_or_default()))
     }
 
+    /// Downloads the current result as JSON; a long input's rows are asked for first.
+    pub fn export_download(self) {
+        let Some(run) = self.run.get_untracked() else { return };
+        if self.rows.get_untracked().is_none() && run.report.ids.len() > crate::worker::session::EXACT_ROWS_LIMIT {
+            self.export_wanted.set_value(true);
+            self.send(Request::Rows { layer: self.layer.get_untracked(), head: self.head.get_untracked(), slot: 0 });
+            return;
+        }
+        if let Some(json) = self.export() {
+            super::download("attnlab.json", "application/json", &json);
+        }
+    }
+
+    /// Cuts the text where the tokens that fit end, and runs it.
+    pub fn truncate_and_run(self) {
+        let Some((_, _, keep, _)) = self.too_long.get_untracked() else { return };
+        let text = self.text.get_untracked();
+        let mut cut = keep.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.set(text[..cut].to_string());
+        self.start_run();
+    }
+
     /// The current result as `attnlab inspect --json` with the selected head's rows.
     pub fn export(self) -> Option<String> {
         self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))
@@ -394,7 +447,21 @@ impl Page {
                 }
             }
             // Only the latest run is ever shown.
-            Response::Result { .. } | Response::Superseded if self.run_id.get_value() != Some(id) => {}
+            Response::Result { .. } | Response::Superseded | Response::TooLong { .. } if self.run_id.get_value() != Some(id) => {}
+            Response::TooLong { n, max, keep_bytes, why } => {
+                self.run_pending.set_value(false);
+                self.too_long.set(Some((n, max, keep_bytes, why)));
+                self.phase.set(if self.run.get_untracked().is_some() { Phase::Done } else { Phase::Ready });
+            }
+            Response::Rows { layer, head, rows } => {
+                // Only the selected head's rows belong to the export.
+                if (layer, head) == (self.layer.get_untracked(), self.head.get_untracked()) {
+                    self.rows.set(Some(rows));
+                    if std::mem::take(&mut *self.export_wanted.write_value()) {
+                        self.export_download();
+                    }
+                }
+            }
             Response::Error { ref phase, .. } if phase == "run" && self.run_id.get_value().is_some_and(|r| r != id) => {}
             Response::Superseded => {}
             Response::Result { run: r } => {

@@ -73,6 +73,12 @@ pub fn Status() -> impl IntoView {
             }
         })}
         {move || p.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        {move || p.too_long.get().map(|(n, max, _, why)| view! {
+            <div class="error too-long" role="alert">
+                <p>{format!("The text has {n} tokens: {why}. Nothing was cut.")}</p>
+                <button class="primary" on:click=move |_| p.truncate_and_run()>{format!("Keep the first {max} tokens and run")}</button>
+            </div>
+        })}
         {move || { let n = p.notice.get(); (!n.is_empty()).then(|| view! {
             <div class="notice" role="status"><ul>{n.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul><button class="link" on:click=move |_| p.notice.set(vec![])>"Dismiss"</button></div>
         }) }}
@@ -98,12 +104,14 @@ pub fn InputBar() -> impl IntoView {
                     on:change=move |ev| p.set_layer_head(None, event_target_value(&ev).parse().ok())/></label>
                 <span class="muted">{move || p.model.get().map(|m| format!("KV head {} of {}", p.head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
                 <span class="muted layer-kind">{move || p.model.get().map(|m| layer_kind(&m, p.layer.get()))}</span>
+                // A run sent while an experiment or sweep runs waits for it, and says so.
+                {move || (p.phase.get() == Phase::Running).then(|| p.progress.get().0).filter(|s| s.starts_with("waiting")).map(|s| view! { <span class="muted waiting" role="status">{s}</span> })}
             </div>
         </section>
         {move || p.run.get().map(|r| {
             let t = &r.report.timings_ms;
             view! {
-                <p class="timings">{format!("{} tokens · tokenize {:.1} ms · forward {:.0} ms · maps {:.0} ms", r.report.ids.len(), t.tokenize, t.forward, t.analysis)}</p>
+                <p class="timings">{format!("{} tokens · tokenize {:.1} ms · forward {:.0} ms · maps {:.0} ms{}", r.report.ids.len(), t.tokenize, t.forward, t.analysis, r.memory_bytes.map(|b| format!(" · engine memory {:.0} MiB", b as f64 / 1048576.0)).unwrap_or_default())}</p>
                 <p class="next">"Next token: "{r.next_tokens.iter().take(5).map(|(t, p)| view! { <code>{format!("{t:?}")}</code><span>{format!(" {:.1}%  ", p * 100.0)}</span> }).collect_view()}</p>
             }
         })}
@@ -150,7 +158,7 @@ pub fn HeadView() -> impl IntoView {
             <div class="exports">
                 <button on:click=move |_| if let (Some(c), Some(m)) = (canvas_ref.get_untracked(), p.map.get_untracked()) { if let Some(u) = heatmap::png_2x(&c, &m, &tokens.get_untracked(), p.query.get_untracked(), p.look.style_untracked()) { download_url(&format!("attnlab-L{}-H{}.png", m.layer, m.head), &u) } }>"PNG (2×)"</button>
                 <button on:click=move |_| if let Some(m) = p.map.get_untracked() { download(&format!("attnlab-L{}-H{}.csv", m.layer, m.head), "text/csv", &map_csv(&m, &tokens.get_untracked())) }>"CSV"</button>
-                <button on:click=move |_| if let Some(json) = p.export() { download("attnlab.json", "application/json", &json) }>"JSON"</button>
+                <button on:click=move |_| p.export_download()>"JSON"</button>
             </div>
         </div>
     }

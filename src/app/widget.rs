@@ -267,6 +267,10 @@ impl WidgetHandle {
                 w.error.set(Some(format!("{phase}: {message}")));
                 w.phase.set(Phase::Error);
             }
+            Response::TooLong { n, why, .. } => {
+                w.error.set(Some(format!("the text has {n} tokens: {why}")));
+                w.phase.set(Phase::Error);
+            }
             _ => {}
         }
     }

@@ -48,6 +48,12 @@ enum BenchWhat {
     Window,
     /// A per-kernel profile of one GPU forward pass (GPU timestamps), at the first `--tokens`.
     Gpu,
+    /// Peak resident memory of one CPU run at each `--tokens`, as `inspect --heads none` and
+    /// as the worker does it (each size in its own process), with message bytes per run.
+    Memory,
+    /// One run of `memory` (the child process); `--json` picks the worker's path.
+    #[value(hide = true)]
+    MemoryOne,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +78,9 @@ enum Command {
         heads: String,
         #[arg(long)]
         json: bool,
+        /// A text longer than the model's context: keep its first tokens instead of refusing.
+        #[arg(long)]
+        truncate: bool,
     },
     /// Inside one head: q·k, ÷√d, softmax and the values weighted into the head's output for
     /// one query, with what-ifs (no √d, no causal mask, no RoPE).
@@ -232,10 +241,23 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("{} tokens", ids.len());
             }
         }
-        Command::Inspect { text, backend: choice, heads, json } => {
-            let text = read_text(&text)?;
+        Command::Inspect { text, backend: choice, heads, json, truncate } => {
+            let mut text = read_text(&text)?;
             let heads = HeadSelection::parse(&heads).map_err(|e| e.to_string())?;
             let (model, _) = load(&cli.model)?;
+            let max = model.config.context_length;
+            let toks = model.tokenizer.encode_with_spans(&text);
+            if toks.len() > max {
+                if !truncate {
+                    return Err(format!("the text has {} tokens, more than this model's context of {max} tokens; nothing was run (--truncate keeps the first {max})", toks.len()));
+                }
+                let mut cut = toks[max - 1].end.min(text.len());
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                eprintln!("attnlab: the text has {} tokens; kept the first {max} (its first {cut} bytes)", toks.len());
+                text.truncate(cut);
+            }
             let b = backend(choice)?;
             let report = inspect(&model, &b, &text, &heads).map_err(|e| e.to_string())?;
             report_fallback(&b);
@@ -359,6 +381,8 @@ next token after:  {}", show(&a.last_logits_top_before), show(&a.last_logits_top
         }
         Command::Bench { what: BenchWhat::Attention, n, reps, .. } => bench_attention(&n, reps)?,
         Command::Bench { what: BenchWhat::Window, n, reps, .. } => bench_window(&n, reps)?,
+        Command::Bench { what: BenchWhat::Memory, tokens, .. } => bench_memory(&cli.model, &tokens)?,
+        Command::Bench { what: BenchWhat::MemoryOne, tokens, json, .. } => bench_memory_one(&cli.model, tokens.first().copied().unwrap_or(128), json)?,
         Command::Bench { what: BenchWhat::Gpu, tokens, json, .. } => bench_gpu(&cli.model, tokens.first().copied().unwrap_or(128), json)?,
         Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => {
             use attnlab::analysis::position::{score, summarise, Experiment};
@@ -461,6 +485,76 @@ next token after:  {}", show(&a.last_logits_top_before), show(&a.last_logits_top
             }
         }
     }
+    Ok(())
+}
+
+/// A text of exactly `n` tokens (or as close as the tokenizer allows): prose repeated, cut
+/// at a token's end.
+fn text_of(model: &Model, n: usize) -> String {
+    let sentence = "The committee reviewed the proposal on Tuesday, and after a long debate about costs, schedules and the risks of delay, it voted to fund the first phase. ";
+    let mut text = sentence.repeat(n / 20 + 2);
+    let toks = model.tokenizer.encode_with_spans(&text);
+    if toks.len() > n {
+        text.truncate(toks[n - 1].end);
+    }
+    text
+}
+
+/// `bench memory`: each size in a child process (peak resident memory only grows).
+fn bench_memory(model_path: &str, ns: &[usize]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let (model, _) = load(model_path)?;
+    println!("model: {} ({:.0} MiB file); CPU, {} thread(s)", model.info.name, model.info.file_bytes as f64 / 1048576.0, rayon::current_num_threads());
+    println!("| path | tokens | capture MiB | run s | peak resident MiB | result message before: JSON, every row (MiB) | after: value + floats (MiB) |");
+    println!("|---|---|---|---|---|---|---|");
+    for &n in ns {
+        for worker in [false, true] {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["--model", model_path, "bench", "memory-one", "--tokens", &n.to_string()]);
+            if worker {
+                cmd.arg("--json");
+            }
+            let out = cmd.output().map_err(|e| e.to_string())?;
+            let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() {
+                println!("| {} | {n} | failed: {} |", if worker { "worker" } else { "inspect" }, String::from_utf8_lossy(&out.stderr).trim());
+                continue;
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+fn bench_memory_one(model_path: &str, n: usize, worker: bool) -> Result<(), String> {
+    use attnlab::model::capture::AttentionTrace;
+    use attnlab::worker::session::Session;
+    use attnlab::worker::wire::wire_size;
+    let (model, _) = load(model_path)?;
+    let text = text_of(&model, n);
+    let capture = AttentionTrace::bytes_for(&model.config, model.tokenizer.encode(&text).len()) as f64 / 1048576.0;
+    let mib = |b: usize| b as f64 / 1048576.0;
+    let clock = Clock::start();
+    let (path, tokens, wire) = if worker {
+        // What the worker does: check and size the run, forward, keep the capture, build the result.
+        let mut session = Session::new(model);
+        let toks = session.tokenize(&text);
+        let opts = session.prepare_run(0, &toks, false).map_err(|r| format!("{r:?}"))?;
+        let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
+        let out = CpuBackend::new().forward(&session.model, &ids, &opts).map_err(|e| e.to_string())?;
+        let r = session.finish_run(0, &text, &toks, out, "cpu", 0, 0, 512, 0.0, 0.0);
+        let peak = peak_rss_mib();
+        let w = wire_size(&r);
+        // Before: JSON text with the selected head's every row, whatever n (a long run's rows
+        // now come only for an export).
+        let rows_json = if toks.len() > attnlab::worker::session::EXACT_ROWS_LIMIT { wire_size(&session.rows(0, 0, 0)).json_bytes } else { 0 };
+        (format!("worker (result: map + rows ≤ {} tokens)", attnlab::worker::session::EXACT_ROWS_LIMIT), toks.len(), format!("{:.0} | {:.1} | {:.2} + {:.2}", peak.unwrap_or(f64::NAN), mib(w.json_bytes + rows_json), mib(w.value_bytes), mib(w.float_bytes)))
+    } else {
+        let report = inspect(&model, &CpuBackend::new(), &text, &HeadSelection::List(vec![])).map_err(|e| e.to_string())?;
+        ("inspect --heads none".to_string(), report.ids.len(), format!("{:.0} | - | -", peak_rss_mib().unwrap_or(f64::NAN)))
+    };
+    let secs = clock.ms() / 1e3;
+    println!("| {path} | {tokens} | {capture:.0} | {secs:.1} | {wire} |");
     Ok(())
 }
 

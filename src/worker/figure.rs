@@ -100,6 +100,7 @@ pub fn run_from_report(report: &InspectReport, layer: usize, head: usize, max_si
         sink_per_layer: sink_per_layer(&report.sink_mass_key0),
         sink_uniform_baseline: uniform_baseline(n),
         next_tokens: vec![],
+        memory_bytes: None,
     };
     (run, found)
 }

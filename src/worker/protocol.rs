@@ -1,7 +1,7 @@
-//! Messages between the page (main thread) and the engine's Web Worker, as JSON.
-//! Model bytes travel beside the JSON as a transferred `ArrayBuffer`. Each message object is
-//! `{json, id}`: the worker answers a request with its `id`, so several widgets of one page
-//! can share one worker and each get its own answers.
+//! Messages between the page (main thread) and the engine's Web Worker. How they cross
+//! (structured values, floats as transferred `Float32Array`s, ids) is [`super::wire`]: the
+//! worker answers a request with its `id`, so several widgets of one page can share one
+//! worker and each get its own answers.
 
 use crate::analysis::explain::{Explain, MapView};
 use crate::analysis::position::{Experiment, ResultRow};
@@ -45,6 +45,14 @@ pub enum Request {
         /// A what-if and/or the sink hidden (default: the map as the model computes it).
         #[serde(default)]
         view: MapView,
+    },
+    /// The exact rows of one head from the last run of `slot` (a long input's export: a run's
+    /// result carries them only up to [`super::session::EXACT_ROWS_LIMIT`] tokens).
+    Rows {
+        layer: usize,
+        head: usize,
+        #[serde(default)]
+        slot: u32,
     },
     /// One query row of one head, step by step, with the what-ifs (from the last run of `slot`).
     Explain {
@@ -131,6 +139,8 @@ pub enum Response {
     /// `exact_rows`: row i holds keys 0..=i (absent for zoomed regions and long inputs).
     Head { map: HeadMap, exact_rows: Option<Vec<Vec<f32>>> },
     Thumbs { thumbs: Vec<HeadMap> },
+    /// Row i holds the probabilities of keys 0..=i.
+    Rows { layer: usize, head: usize, rows: Vec<Vec<f32>> },
     Explain { explain: Box<Explain> },
     Heads { scores: Box<crate::analysis::heads::HeadScores> },
     /// `tokens`: the repeated sequence as text pieces; `maps`: the best-scoring heads' maps
@@ -149,6 +159,10 @@ pub enum Response {
     Ablation { ablation: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)>, changed: Vec<(usize, usize, f32)> },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
+    /// The text is longer than a run can take: `n` tokens where `max` fit (`why` says what
+    /// limits it); its first `max` tokens end at byte `keep_bytes` of the text (the page
+    /// offers to cut there).
+    TooLong { n: usize, max: usize, keep_bytes: usize, why: String },
     /// A queued run that a later run of the same slot replaced before it started.
     Superseded,
     /// Something failed; `phase` says what was being done. The worker stays usable.
@@ -212,7 +226,8 @@ impl HeadMap {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
-    /// `attention` holds the exact rows of the selected head only.
+    /// `attention` holds the exact rows of the selected head only, and only up to
+    /// [`super::session::EXACT_ROWS_LIMIT`] tokens (longer inputs: ask with `Request::Rows`).
     pub report: InspectReport,
     pub map: HeadMap,
     /// Per layer: mean over heads of the sink mass on key 0.
@@ -222,4 +237,7 @@ pub struct RunResult {
     pub sink_uniform_baseline: f32,
     /// The likeliest next tokens after the text: (decoded text, probability).
     pub next_tokens: Vec<(String, f32)>,
+    /// The worker's WebAssembly memory after the run, in bytes (browser only).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }

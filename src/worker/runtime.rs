@@ -1,10 +1,13 @@
 //! The worker's wasm glue: receives requests, fetches the model (with progress, through the
 //! Cache API so a second visit needs no network), picks WebGPU or the CPU, and answers.
-//! Requests are handled one at a time, in arrival order.
+//! Requests are handled one at a time, in arrival order; a newer run replaces queued ones, a
+//! new model drops what was queued for the old one.
+#![deny(clippy::await_holding_refcell_ref)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -13,23 +16,27 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use super::protocol::{BackendChoice, Request, Response};
-use crate::backends::engine::SELF_CHECK_TEXT;
-use crate::backends::gpu::adapter::{classify, software_note, AdapterKind};
 use super::session::{summary, Session};
-use crate::analysis::report::report_forward_options;
+use super::wire;
+use crate::backends::engine::{Engine, SELF_CHECK_TEXT};
+use crate::backends::gpu::adapter::{classify, software_note, AdapterKind};
 use crate::backends::gpu::context::GpuContext;
-use crate::backends::engine::Engine;
 use crate::backends::gpu::GpuBackend;
 use crate::util::Clock;
 use crate::Model;
 
 const CACHE_NAME: &str = "attnlab-models-v1";
+const CPU_ADAPTER: &str = "CPU (WebAssembly, one thread)";
 
 thread_local! {
-    /// Set by a `Cancel` message; checked between experiment trials.
+    /// Set by a `Cancel` message (or a new model); checked between experiment trials.
     static CANCEL: Cell<bool> = const { Cell::new(false) };
     /// The id of the request being handled: every answer carries it.
     static CURRENT_ID: Cell<f64> = const { Cell::new(0.0) };
+    /// The id of the newest `Run` of each slot: an older run's result is never built.
+    static LATEST_RUN: RefCell<HashMap<u32, f64>> = RefCell::new(HashMap::new());
+    /// The long job under way ("experiment", "cost sweep"), which a run arriving waits for.
+    static LONG_JOB: Cell<Option<&'static str>> = const { Cell::new(None) };
 }
 
 /// Lets the worker's event loop deliver messages (a cancel) between trials.
@@ -40,67 +47,138 @@ async fn yield_now() {
     let _ = JsFuture::from(promise).await;
 }
 
+/// What the worker holds between requests. No `RefCell` borrow of it is ever held across an
+/// `.await` (clippy's `await_holding_refcell_ref` is denied below): a request takes its
+/// model and engine out as shared handles, awaits, then borrows again to finish.
 #[derive(Default)]
 struct State {
     session: Option<Session>,
     /// The GPU when the browser has one, with the one GPU→CPU fallback.
-    engine: Engine,
+    engine: Rc<Engine>,
     /// Why the CPU runs instead of WebGPU, when it does.
     note: Option<String>,
     gpu_tried: bool,
+}
+
+impl State {
+    /// The loaded model and the engine, to run a forward pass with no borrow held.
+    fn parts(&self) -> Option<(Arc<Model>, Rc<Engine>)> {
+        self.session.as_ref().map(|s| (s.model.clone(), self.engine.clone()))
+    }
+
+    /// The backend now serving, as the page shows it.
+    fn loaded(&self, model: &Model) -> Response {
+        let (backend, adapter) = match self.engine.gpu() {
+            Some(g) => ("webgpu".to_string(), g.ctx.describe()),
+            None => ("cpu".to_string(), CPU_ADAPTER.to_string()),
+        };
+        Response::Loaded { model: summary(model), backend, adapter, note: self.note.clone() }
+    }
+}
+
+/// After a forward pass: when the GPU failed and the engine finished on the CPU, say so.
+fn report_fallback(state: &Rc<RefCell<State>>, model: &Model) {
+    let mut st = state.borrow_mut();
+    if let Some(note) = st.engine.take_note() {
+        st.note = Some(note);
+        post(&st.loaded(model));
+    }
+}
+
+/// Whether `model` is still the loaded one (a new model may have come during an await).
+fn still_loaded(state: &Rc<RefCell<State>>, model: &Arc<Model>) -> bool {
+    state.borrow().session.as_ref().is_some_and(|s| Arc::ptr_eq(&s.model, model))
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
-/// Posts `{json, id}`, `id` being the request's being handled.
+/// Answers the request being handled.
 fn post(r: &Response) {
     post_to(r, CURRENT_ID.with(|c| c.get()))
 }
 
-/// Posts `{json, id}` answering request `id`.
+/// Posts `r` answering request `id`, its floats transferred (see [`wire`]).
 fn post_to(r: &Response, id: f64) {
-    let json = serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"type\":\"error\",\"phase\":\"protocol\",\"message\":\"{e}\"}}"));
-    let msg = js_sys::Object::new();
-    let _ = Reflect::set(&msg, &"json".into(), &JsValue::from_str(&json));
-    let _ = Reflect::set(&msg, &"id".into(), &JsValue::from_f64(id));
-    let _ = scope().post_message(&msg);
+    let sent = wire::encode(r, id).and_then(|(msg, transfer)| scope().post_message_with_transfer(&msg, &transfer).map_err(js_err));
+    if let Err(e) = sent {
+        let fallback = Response::Error { phase: "protocol".into(), message: e };
+        if let Ok((msg, _)) = wire::encode(&fallback, id) {
+            let _ = scope().post_message(&msg);
+        }
+    }
 }
 
 fn js_err(e: JsValue) -> String {
     e.as_string().or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()))).unwrap_or_else(|| format!("{e:?}"))
 }
 
+fn no_model(phase: &str) -> Response {
+    Response::Error { phase: phase.into(), message: "no model is loaded".into() }
+}
+
+/// The bytes of the worker's WebAssembly memory (it grows and never shrinks).
+fn wasm_memory_bytes() -> usize {
+    core::arch::wasm32::memory_size(0) * 65_536
+}
+
+type Queued = (f64, Request, Option<ArrayBuffer>);
+
+/// What a queued request gets when a new model replaces the one it was for.
+fn dropped(req: &Request) -> Response {
+    match req {
+        Request::Experiment { experiment } => Response::Experiment { experiment: experiment.clone(), rows: vec![], cancelled: true, elapsed_ms: 0.0 },
+        Request::Cost { .. } => Response::Cost { rows: vec![], cancelled: true, gpu: None },
+        _ => Response::Superseded,
+    }
+}
+
 /// Starts listening for requests.
 pub fn start() {
     console_error_panic_hook::set_once();
-    let queue: Rc<RefCell<VecDeque<(f64, String, Option<ArrayBuffer>)>>> = Rc::default();
+    let queue: Rc<RefCell<VecDeque<Queued>>> = Rc::default();
     let busy = Rc::new(Cell::new(false));
     let state = Rc::new(RefCell::new(State::default()));
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
         let data = ev.data();
-        let json = Reflect::get(&data, &"json".into()).ok().and_then(|j| j.as_string()).unwrap_or_default();
-        // A cancel must not wait behind the experiment it stops.
-        if matches!(serde_json::from_str::<Request>(&json), Ok(Request::Cancel)) {
-            CANCEL.with(|c| c.set(true));
-            return;
+        let (req, id) = match wire::decode::<Request>(&data) {
+            Ok(r) => r,
+            Err(e) => {
+                let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0);
+                return post_to(&Response::Error { phase: "protocol".into(), message: e }, id);
+            }
+        };
+        match &req {
+            // A cancel must not wait behind the experiment it stops.
+            Request::Cancel => return CANCEL.with(|c| c.set(true)),
+            // A new run replaces the runs of its slot still waiting in the queue (each gets
+            // its answer), and the one in flight finishes without a result.
+            Request::Run { slot, .. } => {
+                LATEST_RUN.with(|l| l.borrow_mut().insert(*slot, id));
+                queue.borrow_mut().retain(|(old, r, _)| {
+                    let replaced = matches!(r, Request::Run { slot: s, .. } if s == slot);
+                    if replaced {
+                        post_to(&Response::Superseded, *old);
+                    }
+                    !replaced
+                });
+                if let Some(job) = LONG_JOB.with(|j| j.get()) {
+                    post_to(&Response::Progress { phase: format!("waiting for the {job} to finish (Cancel stops it)"), done: 0.0, total: None }, id);
+                }
+            }
+            // A new model: what was queued for the old one is dropped, a running experiment
+            // or sweep stops after its current step.
+            Request::LoadUrl { .. } | Request::LoadBytes { .. } => {
+                CANCEL.with(|c| c.set(true));
+                for (old, r, _) in queue.borrow_mut().drain(..) {
+                    post_to(&dropped(&r), old);
+                }
+            }
+            _ => {}
         }
         let bytes = Reflect::get(&data, &"bytes".into()).ok().and_then(|b| b.dyn_into::<ArrayBuffer>().ok());
-        let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0);
-        // A new run replaces the runs of its slot still waiting in the queue: rapid clicks
-        // end with one run of the last text, and each replaced request gets its answer.
-        if let Ok(Request::Run { slot, .. }) = serde_json::from_str::<Request>(&json) {
-            let mut q = queue.borrow_mut();
-            q.retain(|(old, j, _)| {
-                let replaced = matches!(serde_json::from_str::<Request>(j), Ok(Request::Run { slot: s, .. }) if s == slot);
-                if replaced {
-                    post_to(&Response::Superseded, *old);
-                }
-                !replaced
-            });
-        }
-        queue.borrow_mut().push_back((id, json, bytes));
+        queue.borrow_mut().push_back((id, req, bytes));
         if busy.get() {
             return;
         }
@@ -109,12 +187,9 @@ pub fn start() {
         wasm_bindgen_futures::spawn_local(async move {
             loop {
                 let next = queue.borrow_mut().pop_front();
-                let Some((id, json, bytes)) = next else { break };
+                let Some((id, req, bytes)) = next else { break };
                 CURRENT_ID.with(|c| c.set(id));
-                match serde_json::from_str::<Request>(&json) {
-                    Ok(req) => handle(&state, req, bytes).await,
-                    Err(e) => post(&Response::Error { phase: "protocol".into(), message: format!("bad request: {e}") }),
-                }
+                handle(&state, req, bytes).await;
             }
             busy.set(false);
         });
@@ -122,6 +197,12 @@ pub fn start() {
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
     post(&Response::Ready);
+}
+
+/// Answers from the kept captures (no forward pass, nothing awaited).
+fn answer(state: &Rc<RefCell<State>>, phase: &str, f: impl FnOnce(&Session) -> Response) {
+    let r = state.borrow().session.as_ref().map(f);
+    post(&r.unwrap_or_else(|| no_model(phase)));
 }
 
 async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuffer>) {
@@ -135,30 +216,24 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
         Request::Run { text, layer, head, max_side, slot } => run(state, slot, &text, layer, head, max_side).await,
-        Request::Explain { layer, head, query, slot } => match &state.borrow().session {
-            Some(s) => post(&s.explain(slot, layer, head, query)),
-            None => post(&Response::Error { phase: "explain".into(), message: "no model is loaded".into() }),
-        },
-        Request::Head { layer, head, max_side, rows, cols, slot, view } => match &state.borrow().session {
-            Some(s) => post(&s.head_view(slot, layer, head, max_side, rows, cols, view)),
-            None => post(&Response::Error { phase: "map".into(), message: "no model is loaded".into() }),
-        },
-        Request::Thumbs { side, slot } => match &state.borrow().session {
-            Some(s) => post(&s.thumbs(slot, side)),
-            None => post(&Response::Error { phase: "thumbnails".into(), message: "no model is loaded".into() }),
-        },
-        Request::Heads { slot } => match &state.borrow().session {
-            Some(s) => post(&s.heads(slot)),
-            None => post(&Response::Error { phase: "heads".into(), message: "no model is loaded".into() }),
-        },
-        Request::Similarity { slot } => match &state.borrow().session {
-            Some(s) => post(&s.similarity(slot)),
-            None => post(&Response::Error { phase: "similarity".into(), message: "no model is loaded".into() }),
-        },
+        Request::Explain { layer, head, query, slot } => answer(state, "explain", |s| s.explain(slot, layer, head, query)),
+        Request::Head { layer, head, max_side, rows, cols, slot, view } => answer(state, "map", |s| s.head_view(slot, layer, head, max_side, rows, cols, view)),
+        Request::Rows { layer, head, slot } => answer(state, "export", |s| s.rows(slot, layer, head)),
+        Request::Thumbs { side, slot } => answer(state, "thumbnails", |s| s.thumbs(slot, side)),
+        Request::Heads { slot } => answer(state, "heads", |s| s.heads(slot)),
+        Request::Similarity { slot } => answer(state, "similarity", |s| s.similarity(slot)),
         Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
-        Request::Experiment { experiment } => run_experiment(state, experiment).await,
-        Request::Cost { max_n } => run_cost(state, max_n).await,
+        Request::Experiment { experiment } => {
+            LONG_JOB.with(|j| j.set(Some("experiment")));
+            run_experiment(state, experiment).await;
+            LONG_JOB.with(|j| j.set(None));
+        }
+        Request::Cost { max_n } => {
+            LONG_JOB.with(|j| j.set(Some("cost sweep")));
+            run_cost(state, max_n).await;
+            LONG_JOB.with(|j| j.set(None));
+        }
         Request::Cancel => {}
     }
 }
@@ -166,20 +241,18 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
 /// The induction diagnostic on the worker's engine (GPU or CPU).
 async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
     use crate::analysis::heads::{induction_grid, random_ids, Induction};
-    let st = state.borrow();
-    let Some(session) = st.session.as_ref() else {
-        return post(&Response::Error { phase: "induction".into(), message: "no model is loaded".into() });
-    };
-    let p = period.clamp(2, session.model.config.context_length / 2);
-    let first = random_ids(p, seed);
-    let vocab = session.model.config.vocab_size as u32;
-    let first: Vec<u32> = first.into_iter().map(|id| id % vocab).collect();
+    let Some((model, engine)) = state.borrow().parts() else { return post(&no_model("induction")) };
+    let p = period.clamp(2, model.config.context_length / 2);
+    let vocab = model.config.vocab_size as u32;
+    let first: Vec<u32> = random_ids(p, seed).into_iter().map(|id| id % vocab).collect();
     let ids: Vec<u32> = first.iter().chain(&first).copied().collect();
     let opts = crate::backends::ForwardOptions { logits_for: crate::backends::LogitsFor::Last, ..Default::default() };
-    match st.engine.forward_async(&session.model, &ids, &opts).await {
+    let out = engine.forward_async(&model, &ids, &opts).await;
+    report_fallback(state, &model);
+    match out {
         Ok(out) => {
             let t = out.trace.as_ref().expect("capture was requested");
-            let tokens = first.iter().map(|&id| session.model.tokenizer.token_text(id)).collect();
+            let tokens = first.iter().map(|&id| model.tokenizer.token_text(id)).collect();
             let grid = induction_grid(t, p);
             let maps = Session::induction_maps(t, &grid, 4);
             post(&Response::Induction { induction: Box::new(Induction { period: p, ids, induction: grid }), tokens, maps });
@@ -190,10 +263,10 @@ async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
 
 /// The last run of `slot` with `heads` knocked out, against the plain pass, on the engine.
 async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, usize)>) {
-    use crate::analysis::heads::ablation_options;
     use super::session::ABLATION_POSITIONS;
+    use crate::analysis::heads::ablation_options;
     let fail = |m: String| post(&Response::Error { phase: "knock-out".into(), message: m });
-    let outs = {
+    let (model, engine, ids) = {
         let st = state.borrow();
         let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
         let c = &session.model.config;
@@ -201,23 +274,21 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
             return fail(format!("layer {l} head {h} is not in this model ({} layers × {} heads)", c.n_layer, c.n_head));
         }
         let Some(ids) = session.run_ids(slot) else { return fail("run a text first".into()) };
-        let n = ids.len();
-        post(&Response::Progress { phase: "knock-out".into(), done: 0.0, total: Some(2.0) });
-        let before = st.engine.forward_async(&session.model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))).await;
-        post(&Response::Progress { phase: "knock-out".into(), done: 1.0, total: Some(2.0) });
-        let after = st.engine.forward_async(&session.model, &ids, &ablation_options(n, &heads, true, Some(ABLATION_POSITIONS))).await;
-        if let Some(note) = st.engine.take_note() {
-            post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: Some(note) });
-        }
-        before.and_then(|b| after.map(|a| (b, a)))
+        (session.model.clone(), st.engine.clone(), ids)
     };
-    match outs {
+    let n = ids.len();
+    post(&Response::Progress { phase: "knock-out".into(), done: 0.0, total: Some(2.0) });
+    let before = engine.forward_async(&model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))).await;
+    post(&Response::Progress { phase: "knock-out".into(), done: 1.0, total: Some(2.0) });
+    let after = engine.forward_async(&model, &ids, &ablation_options(n, &heads, true, Some(ABLATION_POSITIONS))).await;
+    report_fallback(state, &model);
+    if !still_loaded(state, &model) {
+        return post(&Response::Superseded);
+    }
+    match before.and_then(|b| after.map(|a| (b, a))) {
         Ok((before, after)) => {
-            let mut st = state.borrow_mut();
-            match st.session.as_mut() {
-                Some(s) => post(&s.finish_ablation(slot, &heads, &before, after)),
-                None => fail("no model is loaded".into()),
-            }
+            let r = state.borrow_mut().session.as_mut().map(|s| s.finish_ablation(slot, &heads, &before, after));
+            post(&r.unwrap_or_else(|| no_model("knock-out")));
         }
         Err(e) => fail(e.to_string()),
     }
@@ -228,13 +299,8 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
 async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
     use crate::analysis::cost::{cpu_row, gpu_row, shape, sweep_sizes};
     CANCEL.with(|c| c.set(false));
-    let (config, gpu) = {
-        let st = state.borrow();
-        let Some(session) = st.session.as_ref() else {
-            return post(&Response::Error { phase: "cost".into(), message: "no model is loaded".into() });
-        };
-        (session.model.config.clone(), st.engine.gpu())
-    };
+    let Some((model, engine)) = state.borrow().parts() else { return post(&no_model("cost")) };
+    let (config, gpu) = (model.config.clone(), engine.gpu());
     let sizes = sweep_sizes(max_n.min(config.context_length.max(128)).min(16_384));
     let per_n = if gpu.is_some() { 3 } else { 1 };
     let total = (sizes.len() * per_n) as f64;
@@ -268,7 +334,8 @@ async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
     post(&Response::Cost { rows, cancelled, gpu: gpu.map(|g| g.ctx.describe()) });
 }
 
-/// Runs every trial, posting progress; stops early on `Cancel`.
+/// Runs every trial, posting progress; stops early on `Cancel` (or a new model), keeping the
+/// trials already done.
 async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis::position::Experiment) {
     use crate::analysis::position::{summarise, Prepared, ResultRow};
     CANCEL.with(|c| c.set(false));
@@ -277,6 +344,7 @@ async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis:
         Ok(g) => g,
         Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
     };
+    let Some((model, engine)) = state.borrow().parts() else { return post(&no_model("experiment")) };
     let total: usize = groups.iter().map(|g| g.3.len()).sum();
     let mut done = 0;
     let mut rows = vec![];
@@ -293,18 +361,12 @@ async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis:
                 }
                 break 'groups;
             }
-            let st = state.borrow();
-            let Some(session) = st.session.as_ref() else {
-                return post(&Response::Error { phase: "experiment".into(), message: "no model is loaded".into() });
-            };
-            let prep = match Prepared::new(&session.model, &trial) {
+            let prep = match Prepared::new(&model, &trial) {
                 Ok(p) => p,
                 Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
             };
-            let out = st.engine.forward_async(&session.model, &prep.ids, &prep.options()).await;
-            if let Some(note) = st.engine.take_note() {
-                post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: Some(note) });
-            }
+            let out = engine.forward_async(&model, &prep.ids, &prep.options()).await;
+            report_fallback(state, &model);
             match out {
                 Ok(out) => scores.push(prep.score(&out)),
                 Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
@@ -354,7 +416,7 @@ async fn choose_engine(state: &Rc<RefCell<State>>, choice: BackendChoice) {
     match GpuContext::new().await {
         Ok(ctx) => match ctx.adapter_kind() {
             AdapterKind::Software(name) if choice == BackendChoice::Auto => state.borrow_mut().note = Some(software_note(&name)),
-            _ => state.borrow_mut().engine = Engine::with_gpu(GpuBackend::with_context(ctx)),
+            _ => state.borrow_mut().engine = Rc::new(Engine::with_gpu(GpuBackend::with_context(ctx))),
         },
         Err(crate::backends::gpu::context::GpuError::NoAdapter(_)) => state.borrow_mut().note = Some("no WebGPU adapter in this browser; running on the CPU".into()),
         Err(e) => state.borrow_mut().note = Some(format!("WebGPU unavailable ({e}); running on the CPU")),
@@ -368,61 +430,64 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice)
         Ok(m) => m,
         Err(e) => return post(&Response::Error { phase: "load".into(), message: e.to_string() }),
     };
-    if !state.borrow().gpu_tried {
-        state.borrow_mut().gpu_tried = true;
+    let first = !std::mem::replace(&mut state.borrow_mut().gpu_tried, true);
+    if first {
         choose_engine(state, choice).await;
     }
-    let model_summary = summary(&model);
-    {
-        let mut st = state.borrow_mut();
-        if let Some(gpu) = st.engine.gpu() {
-            post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
-            gpu.prepare(&model);
-        }
-        st.session = Some(Session::new(model));
+    let engine = state.borrow().engine.clone();
+    if let Some(gpu) = engine.gpu() {
+        post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
+        gpu.prepare(&model);
     }
+    let session = Session::new(model);
+    let model = session.model.clone();
+    state.borrow_mut().session = Some(session);
     // A hardware adapter earns its place: a short text must give the CPU's numbers.
-    if choice == BackendChoice::Auto {
-        let st = state.borrow();
-        if let (Some(session), Some(_)) = (st.session.as_ref(), st.engine.gpu()) {
-            post(&Response::Progress { phase: "self-check".into(), done: 0.0, total: None });
-            let ids = session.model.tokenizer.encode(SELF_CHECK_TEXT);
-            if st.engine.self_check(&session.model, &ids).await.is_err() {
-                drop(st);
-                let mut st = state.borrow_mut();
-                st.note = st.engine.take_note();
-            }
+    if choice == BackendChoice::Auto && engine.gpu().is_some() {
+        post(&Response::Progress { phase: "self-check".into(), done: 0.0, total: None });
+        let ids = model.tokenizer.encode(SELF_CHECK_TEXT);
+        if engine.self_check(&model, &ids).await.is_err() {
+            state.borrow_mut().note = engine.take_note();
         }
     }
-    let st = state.borrow();
-    let (backend, adapter) = match st.engine.gpu() {
-        Some(g) => ("webgpu".to_string(), g.ctx.describe()),
-        None => ("cpu".to_string(), "CPU (WebAssembly, one thread)".to_string()),
-    };
-    post(&Response::Loaded { model: model_summary, backend, adapter, note: st.note.clone() });
+    let loaded = state.borrow().loaded(&model);
+    post(&loaded);
 }
 
 async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) {
-    let mut st = state.borrow_mut();
-    let st = &mut *st;
-    let Some(session) = st.session.as_mut() else {
-        return post(&Response::Error { phase: "run".into(), message: "no model is loaded".into() });
-    };
     let clock = Clock::start();
-    let toks = session.tokenize(text);
+    let prepared = {
+        let mut st = state.borrow_mut();
+        let st = &mut *st;
+        let Some(session) = st.session.as_mut() else { return post(&no_model("run")) };
+        let toks = session.tokenize(text);
+        session.prepare_run(slot, &toks, true).map(|opts| (session.model.clone(), st.engine.clone(), toks, opts))
+    };
+    let (model, engine, toks, opts) = match prepared {
+        Ok(p) => p,
+        Err(refusal) => return post(&refusal),
+    };
     let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
     let tokenize_ms = clock.ms();
-    let out = st.engine.forward_async(&session.model, &ids, &report_forward_options()).await;
-    // The GPU failed (device lost, out of memory) and the engine finished on the CPU: say so.
-    if let Some(note) = st.engine.take_note() {
-        st.note = Some(note);
-        post(&Response::Loaded { model: summary(&session.model), backend: "cpu".into(), adapter: "CPU (WebAssembly, one thread)".into(), note: st.note.clone() });
+    let out = engine.forward_async(&model, &ids, &opts).await;
+    report_fallback(state, &model);
+    // A newer run of this slot arrived, or another model: this result would never be shown.
+    let latest = LATEST_RUN.with(|l| l.borrow().get(&slot).copied()) == Some(CURRENT_ID.with(|c| c.get()));
+    if !latest || !still_loaded(state, &model) {
+        return post(&Response::Superseded);
     }
     match out {
         Ok(out) => {
             let forward_ms = clock.ms() - tokenize_ms;
             let backend = if out.backend == "gpu" { "webgpu" } else { "cpu" };
-            post(&session.finish_run(slot, text, &toks, out, backend, layer, head, max_side, tokenize_ms, forward_ms));
+            let mut r = match state.borrow_mut().session.as_mut() {
+                Some(s) => s.finish_run(slot, text, &toks, out, backend, layer, head, max_side, tokenize_ms, forward_ms),
+                None => no_model("run"),
+            };
+            if let Response::Result { run } = &mut r {
+                run.memory_bytes = Some(wasm_memory_bytes() as u64);
+            }
+            post(&r);
         }
         Err(e) => post(&Response::from(e)),
     }

@@ -8,6 +8,7 @@ use crate::analysis::trace::AttentionTrace;
 use crate::backends::{EngineError, ForwardOutput};
 use crate::model::tokenizer::Token;
 use crate::Model;
+use std::sync::Arc;
 
 use super::protocol::{HeadMap, ModelSummary, Response, RunResult, MASKED};
 
@@ -30,8 +31,24 @@ pub const ABLATION_POSITIONS: usize = 1024;
 /// SmolLM2, ~2 s natively): every row up to ~140 tokens, evenly spaced rows beyond.
 pub const SIMILARITY_BUDGET: usize = 10_000;
 
+/// WebAssembly (wasm32) memory ends at 4 GiB: the model, the kept captures, the forward
+/// pass's scratch and the new capture must all fit below it.
+/// (u64: 4 GiB itself does not fit in wasm32's `usize`.)
+pub const WASM_MEMORY: u64 = 4 << 30;
+/// What the rest of the worker (allocator slack, messages, the page's copies) may need.
+const WASM_HEADROOM: u64 = 384 << 20;
+
+/// The forward pass's working memory at `n` tokens besides the capture: the residual stream
+/// and its normed copy, q/k/v, the attention output and the feed-forward's three (n, n_ff)
+/// activations (f32).
+pub fn scratch_bytes(c: &crate::model::Config, n: usize) -> usize {
+    let per_token = 4 * c.n_embd + (c.n_head + 2 * c.n_head_kv) * c.head_dim + 3 * c.n_ff;
+    n.saturating_mul(per_token).saturating_mul(4)
+}
+
 pub struct Session {
-    pub model: Model,
+    /// Shared with the forward pass in flight (the worker holds no borrow across it).
+    pub model: Arc<Model>,
     /// The last run's capture of each slot, oldest first.
     traces: Vec<(u32, AttentionTrace)>,
     /// The token ids of each kept run.
@@ -59,7 +76,7 @@ fn error(phase: &str, e: impl std::fmt::Display) -> Response {
 
 impl Session {
     pub fn new(model: Model) -> Self {
-        Session { model, traces: Vec::new(), ids: Vec::new() }
+        Session { model: Arc::new(model), traces: Vec::new(), ids: Vec::new() }
     }
 
     fn trace(&self, slot: u32) -> Option<&AttentionTrace> {
@@ -79,6 +96,47 @@ impl Session {
         self.ids.retain(|(s, _)| traces.iter().any(|(t, _)| t == s));
     }
 
+    /// Bytes held by the kept captures of slots other than `slot` (and its knock-out).
+    fn kept_bytes_besides(&self, slot: u32) -> usize {
+        let c = &self.model.config;
+        self.traces.iter().filter(|(s, _)| *s != slot && *s != super::protocol::ablated_slot(slot)).map(|(_, t)| AttentionTrace::bytes_for(c, t.n_tokens)).sum()
+    }
+
+    /// Checks that a run of `toks` can go ahead and gives its forward options. Too many tokens
+    /// for the model, or (in the browser, `wasm`) for the memory left, is refused with the
+    /// limit and where to cut the text ([`Response::TooLong`]); otherwise the slot's previous
+    /// capture is released first, so the new one does not sit beside it.
+    pub fn prepare_run(&mut self, slot: u32, toks: &[Token], wasm: bool) -> Result<crate::backends::ForwardOptions, Response> {
+        let c = &self.model.config;
+        let n = toks.len();
+        if n == 0 {
+            return Err(error("run", crate::backends::EngineError::EmptyInput));
+        }
+        let cut = |max: usize, why: String| Response::TooLong { n, max, keep_bytes: toks[max.clamp(1, n) - 1].end, why };
+        if n > c.context_length {
+            return Err(cut(c.context_length, format!("this model reads at most {} tokens", c.context_length)));
+        }
+        let mut opts = crate::analysis::report::report_forward_options();
+        let per_token = AttentionTrace::bytes_for(c, 1) + scratch_bytes(c, 1);
+        let capture = AttentionTrace::bytes_for(c, n);
+        if wasm {
+            let held = (self.model.info.file_bytes + self.kept_bytes_besides(slot)) as u64 + WASM_HEADROOM;
+            let left = WASM_MEMORY.saturating_sub(held);
+            let need = (capture as u64).saturating_add(scratch_bytes(c, n) as u64);
+            if need > left {
+                let max = (left / per_token.max(1) as u64) as usize;
+                return Err(cut(max, format!("its attention capture and working memory need {} MiB, and this browser tab's WebAssembly memory (4096 MiB) has {} MiB left beside the model and the kept runs: {} tokens fit", need >> 20, left >> 20, max)));
+            }
+            opts.capture_budget_bytes = left.min(usize::MAX as u64) as usize;
+        }
+        if capture > opts.capture_budget_bytes {
+            let max = opts.capture_budget_bytes / AttentionTrace::bytes_for(c, 1).max(1);
+            return Err(cut(max, format!("capturing its attention needs {} MiB, more than the {} MiB allowed: {} tokens fit", capture >> 20, opts.capture_budget_bytes >> 20, max)));
+        }
+        self.traces.retain(|(s, _)| *s != slot && *s != super::protocol::ablated_slot(slot));
+        Ok(opts)
+    }
+
     /// Tokens of `text` (the worker then runs the forward pass on its backend).
     pub fn tokenize(&self, text: &str) -> Vec<Token> {
         self.model.tokenizer.encode_with_spans(text)
@@ -88,7 +146,10 @@ impl Session {
     pub fn finish_run(&mut self, slot: u32, text: &str, toks: &[Token], out: ForwardOutput, backend_name: &str, layer: usize, head: usize, max_side: usize, tokenize_ms: f64, forward_ms: f64) -> Response {
         let c = &self.model.config;
         let (layer, head) = (layer.min(c.n_layer - 1), head.min(c.n_head - 1));
-        let mut report = match build_report(&self.model, text, toks, &out, &HeadSelection::List(vec![(layer, head)]), tokenize_ms, forward_ms) {
+        // Exact rows only where the page can use them whole; a long input's view asks for
+        // regions (zoom) or, to export, for the rows (`rows`).
+        let exported = if toks.len() <= EXACT_ROWS_LIMIT { vec![(layer, head)] } else { vec![] };
+        let mut report = match build_report(&self.model, text, toks, &out, &HeadSelection::List(exported), tokenize_ms, forward_ms) {
             Ok(r) => r,
             Err(e) => return error("analysis", e),
         };
@@ -105,7 +166,16 @@ impl Session {
         self.traces.retain(|(s, _)| *s != super::protocol::ablated_slot(slot));
         self.keep(slot, trace, report.ids.clone());
         let next_tokens = report.last_logits_top.iter().take(8).map(|(id, l)| (self.model.tokenizer.token_text(*id), (l - report.last_logsumexp).exp())).collect();
-        Response::Result { run: Box::new(RunResult { report, map, sink_per_layer, sink_uniform_baseline, next_tokens }) }
+        Response::Result { run: Box::new(RunResult { report, map, sink_per_layer, sink_uniform_baseline, next_tokens, memory_bytes: None }) }
+    }
+
+    /// The exact rows of one head from the last run of `slot` (for an export).
+    pub fn rows(&self, slot: u32, layer: usize, head: usize) -> Response {
+        let Some(t) = self.trace(slot) else { return error("export", "run a text first") };
+        match t.head_rows(layer, head) {
+            Ok(rows) => Response::Rows { layer, head, rows },
+            Err(e) => error("export", e),
+        }
     }
 
     /// One query row explained (ids and tokens of the run included).
@@ -306,14 +376,17 @@ pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, 
 /// the session with it; the worker itself goes through `backends::engine::Engine`).
 #[cfg(any(test, feature = "test-support"))]
 pub fn run_on_cpu(session: &mut Session, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) -> Response {
-    use crate::analysis::report::report_forward_options;
     use crate::backends::{cpu::CpuBackend, Backend};
     use crate::util::Clock;
     let clock = Clock::start();
     let toks = session.tokenize(text);
     let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
     let tokenize_ms = clock.ms();
-    match CpuBackend::new().forward(&session.model, &ids, &report_forward_options()) {
+    let opts = match session.prepare_run(slot, &toks, false) {
+        Ok(o) => o,
+        Err(refusal) => return refusal,
+    };
+    match CpuBackend::new().forward(&session.model, &ids, &opts) {
         Ok(out) => {
             let forward_ms = clock.ms() - tokenize_ms;
             session.finish_run(slot, text, &toks, out, "cpu", layer, head, max_side, tokenize_ms, forward_ms)
