@@ -387,3 +387,29 @@ fn a_destroyed_device_mid_session_finishes_on_the_cpu_and_says_so() {
     let (ta, tc) = (after.trace.unwrap(), cpu.trace.unwrap());
     assert_eq!(ta.row(1, 2, 5).unwrap(), tc.row(1, 2, 5).unwrap());
 }
+
+/// The lost-in-the-middle loop (as `attnlab position` and the worker run it): the device lost
+/// after the first trial, the rest finish on the CPU with the CPU's own scores, and the trial
+/// already done is kept.
+#[test]
+fn a_device_lost_mid_experiment_keeps_the_trials_and_finishes_on_the_cpu() {
+    use attnlab::analysis::position::{kv_trials, score};
+    use attnlab::backends::engine::Engine;
+    let model = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
+    let trials: Vec<_> = kv_trials(4, 2, 2, 7).unwrap().into_iter().flat_map(|(_, t)| t).collect();
+    assert!(trials.len() >= 3);
+    let engine = Engine::with_gpu(GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)")));
+    let cpu = CpuBackend::new();
+    let mut scores = vec![score(&model, &engine, &trials[0]).unwrap()];
+    engine.gpu().unwrap().ctx.device.destroy();
+    for t in &trials[1..] {
+        scores.push(score(&model, &engine, t).expect("the CPU finishes the experiment"));
+    }
+    assert!(engine.take_note().is_some_and(|n| n.contains("GPU failed")));
+    for (i, (s, t)) in scores.iter().zip(&trials).enumerate() {
+        let c = score(&model, &cpu, t).unwrap();
+        let tol = if i == 0 { 1e-3 } else { 0.0 };
+        assert!((s.gold_logprob - c.gold_logprob).abs() <= tol, "trial {i}: {} vs {}", s.gold_logprob, c.gold_logprob);
+        assert_eq!(s.n_tokens, c.n_tokens);
+    }
+}

@@ -1,5 +1,6 @@
 //! The engine worker's request handling, natively (the browser glue only moves messages):
-//! a run, head maps (exact, pooled, zoomed), thumbnails, and the JSON protocol.
+//! a run, head maps (exact, pooled, zoomed), thumbnails, the protocol through serde, long
+//! texts (refused with a cut, sized results, the whole context) and the wasm memory budget.
 
 mod common;
 
@@ -50,7 +51,7 @@ fn run_then_heads_regions_and_thumbnails() {
 }
 
 #[test]
-fn protocol_is_json_both_ways() {
+fn protocol_round_trips_through_serde() {
     let req = Request::Run { text: "<b>hi</b>".into(), layer: 2, head: 1, max_side: 256, slot: 0 };
     let json = serde_json::to_string(&req).unwrap();
     assert!(json.contains("\"type\":\"run\""), "{json}");

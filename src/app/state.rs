@@ -90,6 +90,8 @@ pub struct Page {
     pub too_long: RwSignal<Option<(usize, usize, usize, String)>>,
     /// The JSON export waits for the selected head's rows (long inputs).
     export_wanted: StoredValue<bool>,
+    /// A model file is loading in place of the current one.
+    replacing: StoredValue<bool>,
     /// `layer`/`head` as the URL asked, checked against the model once it is loaded.
     asked: StoredValue<(Option<usize>, Option<usize>)>,
     /// `?backend=webgpu|cpu` (default: the worker decides).
@@ -154,6 +156,7 @@ impl Page {
             client: StoredValue::new_local(None),
             too_long: RwSignal::new(None),
             export_wanted: StoredValue::new(false),
+            replacing: StoredValue::new(false),
         }
     }
 
@@ -247,25 +250,13 @@ impl Page {
     /// Loads a GGUF file the reader opened or dropped.
     pub fn load_file(self, file: web_sys::File) {
         let name = file.name();
-        // Whatever was shown or under way belongs to the old model: drop it (the worker drops
-        // what it had queued and stops an experiment), and run the text again once loaded.
+        // A run under way belongs to the old model: its answer is dropped (the worker drops
+        // what it had queued and stops an experiment). What is shown stays until the new
+        // model has loaded (a file that fails to load loses nothing); the text then runs on it.
         self.pending_run.set_value(self.run.get_untracked().is_some() || self.run_pending.get_value());
         self.run_id.set_value(None);
         self.run_pending.set_value(false);
-        self.run.set(None);
-        self.map.set(None);
-        self.rows.set(None);
-        self.thumbs.set(None);
-        self.explain.set(None);
-        self.head_scores.set(None);
-        self.similarity.set(None);
-        self.similarity_running.set(false);
-        self.ablation.set(None);
-        self.ablation_running.set(false);
-        self.induction_running.set(false);
-        self.cost_progress.set(None);
-        self.too_long.set(None);
-        self.model.set(None);
+        self.replacing.set_value(true);
         self.phase.set(Phase::LoadingModel);
         self.progress.set(("open".into(), 0.0, Some(file.size())));
         leptos::task::spawn_local(async move {
@@ -278,6 +269,26 @@ impl Page {
                 Err(e) => self.fail(format!("cannot read {name}: {e:?}")),
             }
         });
+    }
+
+    /// Forgets every result of the previous model.
+    fn clear_results(self) {
+        self.run.set(None);
+        self.map.set(None);
+        self.rows.set(None);
+        self.thumbs.set(None);
+        self.explain.set(None);
+        self.head_scores.set(None);
+        self.similarity.set(None);
+        self.similarity_running.set(false);
+        self.ablation.set(None);
+        self.ablation_running.set(false);
+        self.compare_maps.set((None, None));
+        self.induction.set(None);
+        self.induction_running.set(false);
+        self.cost.set(None);
+        self.cost_progress.set(None);
+        self.too_long.set(None);
     }
 
     fn fail(self, message: String) {
@@ -411,6 +422,9 @@ impl Page {
                 self.exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
             }
             Response::Loaded { model: m, backend: b, adapter, note } => {
+                if std::mem::take(&mut *self.replacing.write_value()) {
+                    self.clear_results();
+                }
                 let (m_layers, m_heads) = (m.n_layer, m.n_head);
                 self.layer.set(self.layer.get_untracked().min(m.n_layer - 1));
                 self.head.set(self.head.get_untracked().min(m.n_head - 1));
@@ -535,6 +549,11 @@ impl Page {
             }
             Response::Thumbs { thumbs } => self.thumbs.set(Some(thumbs)),
             Response::Error { phase: p, message } => {
+                if matches!(p.as_str(), "load" | "open" | "download") {
+                    // The old model stays loaded, and what it showed stays.
+                    self.replacing.set_value(false);
+                    self.pending_run.set_value(false);
+                }
                 if p == "run" {
                     self.run_pending.set_value(false);
                 }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { serve, WEBGPU_ARGS, NO_WEBGPU_ARGS } from './serve.mjs';
 
@@ -486,6 +487,103 @@ test('hostile URL parameters are clamped or refused with a message, and the page
     assert.doesNotMatch(page.url(), /ablate=/);
     await page.click('.notice button');
     assert.equal(await page.$('.notice'), null);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// The CLI twin (built by `cargo test --release`, which `make test` runs first).
+function cli(args, input) {
+  const r = spawnSync(new URL('../../target/release/attnlab', import.meta.url).pathname, args, { input, encoding: 'utf8', maxBuffer: 1 << 30, cwd: new URL('../..', import.meta.url).pathname });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout;
+}
+
+// An ASCII text of exactly `n` tokens, cut at a token boundary by the CLI's tokenizer.
+function textOfTokens(n) {
+  const words = ['river', 'market', 'lantern', 'seven', 'quietly', 'orange', 'engine', 'whisper', 'garden', 'copper', 'northern', 'ladder'];
+  const parts = [];
+  for (let i = 0; parts.join(' ').length < n * 6; i++) parts.push(`${words[i % 12]} ${words[(i * 5 + 3) % 12]} ${i % 97}${i % 7 === 0 ? '.' : ','}`);
+  const tokens = JSON.parse(cli(['tokenize', '--text', '-', '--json'], parts.join(' '))).tokens;
+  assert.ok(tokens.length >= n);
+  return tokens.slice(0, n).join('');
+}
+
+test('full context: a text beyond 8192 tokens gets an offer to cut, a 4000-token text runs on the CPU worker and its exported rows equal the CLI\'s', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?layer=3&head=4');
+  try {
+    assert.equal(await settle(page), 'ready');
+    // Beyond the context: refused with the numbers and an offer; nothing runs, nothing is cut.
+    const huge = textOfTokens(9000);
+    await page.fill('#attnlab-text', huge);
+    await page.click('button.primary');
+    await page.waitForSelector('.too-long', { timeout: 60_000 });
+    assert.match(await page.textContent('.too-long'), /has 9000 tokens: this model reads at most 8192 tokens\. Nothing was cut\./);
+    assert.match(await page.textContent('.too-long button'), /Keep the first 8192 tokens and run/);
+    assert.equal((await page.inputValue('#attnlab-text')).length, huge.length);
+
+    const text = textOfTokens(4000);
+    await page.fill('#attnlab-text', text);
+    await page.click('button.primary');
+    assert.equal(await runUntilDone(page, 600_000), 'done');
+    assert.equal(await page.$$eval('.too-long', (e) => e.length), 0);
+    assert.match(await page.textContent('.timings'), /4000 tokens .* engine memory \d+ MiB/);
+    // A long run's result carries the pooled map only; the JSON export asks for the rows.
+    assert.equal(await page.getAttribute('canvas[role=img]', 'data-pooled'), 'true');
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), page.click('.exports button:has-text("JSON")')]);
+    const result = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+    assert.equal(result.ids.length, 4000);
+    const rows = result.attention['3.4'];
+    assert.equal(rows.length, 4000);
+    const ref = JSON.parse(cli(['inspect', '--text', '-', '--heads', '3.4', '--json'], text));
+    assert.deepEqual(result.ids, ref.ids);
+    let worst = 0;
+    for (const q of [0, 1234, 3999]) {
+      assert.equal(rows[q].length, q + 1);
+      rows[q].forEach((p, k) => { worst = Math.max(worst, Math.abs(p - ref.attention['3.4'][q][k])); });
+    }
+    assert.ok(worst <= 1e-4, `rows differ from the CLI's by ${worst}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a run during an experiment waits and says so, the cancelled experiment keeps its trials; a model opened mid-run replaces the run', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=position&layer=3&head=4');
+  try {
+    assert.equal(await settle(page), 'ready');
+    const inputs = '.experiment input[type=number]';
+    for (const [i, v] of [[0, '6'], [1, '3'], [2, '20']]) {
+      await page.fill(`${inputs} >> nth=${i}`, v);
+      await page.dispatchEvent(`${inputs} >> nth=${i}`, 'change');
+    }
+    await page.click('.experiment button.primary');
+    await page.waitForFunction(() => /[1-9]\d* of 60 trials/.test(document.querySelector('.experiment .progress')?.textContent ?? ''), null, { timeout: 120_000 });
+    await page.fill('#attnlab-text', TEXT);
+    await page.press('#attnlab-text', 'Control+Enter');
+    await page.waitForSelector('.waiting', { timeout: 30_000 });
+    assert.match(await page.textContent('.waiting'), /waiting for the experiment to finish/);
+    await page.click('.experiment button:has-text("Cancel")');
+    assert.equal(await runUntilDone(page, 240_000), 'done');
+    compareWithReference(JSON.parse(await page.evaluate(() => window.attnlab.exportJson())), 3, 4);
+    await page.waitForFunction(() => /cancelled/.test(document.querySelector('.experiment').textContent), null, { timeout: 60_000 });
+    assert.ok((await page.$$('.results tbody tr')).length >= 1, 'the trials done are kept');
+
+    // Another model opened while a run is under way: the old run is never shown, the text
+    // runs again on the new model.
+    const text = 'The lighthouse keeper counted the ships that passed the rocks every night. '.repeat(30);
+    await page.fill('#attnlab-text', text);
+    await page.press('#attnlab-text', 'Control+Enter');
+    await page.setInputFiles('input[type=file]', new URL('../../dist/models/gemma-3-270m-q4_k_m.gguf', import.meta.url).pathname);
+    await page.waitForFunction(() => {
+      const j = window.attnlab.exportJson();
+      return document.documentElement.dataset.attnlabState === 'done' && j && JSON.parse(j).n_layers === 18;
+    }, null, { timeout: 400_000 });
+    const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.equal(result.text, text);
+    assert.match(result.model, /gemma/i);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
