@@ -52,6 +52,12 @@ fn hostile_counts_are_refused_before_allocating() {
     assert!(matches!(Gguf::parse(&b), Err(GgufError::TooLarge { .. })));
 
     assert_eq!(Gguf::parse(b"GGML").unwrap_err(), GgufError::BadMagic);
+    // The page checks a dropped file's first 8 bytes before reading the rest.
+    use attnlab::model::gguf::check_magic;
+    assert!(check_magic(b"GGUF\x03\0\0\0").is_ok() && check_magic(b"GGUF\x02\0\0\0").is_ok());
+    assert_eq!(check_magic(b"GGML\x03\0\0\0").unwrap_err(), GgufError::BadMagic);
+    assert_eq!(check_magic(b"GGUF\x01\0\0\0").unwrap_err(), GgufError::UnsupportedVersion(1));
+    assert!(check_magic(b"GGUF\x03").is_err() && check_magic(b"").is_err());
     assert_eq!(Gguf::parse(b"").unwrap_err(), GgufError::BadMagic);
     let mut v1 = b"GGUF".to_vec();
     v1.extend(1u32.to_le_bytes());

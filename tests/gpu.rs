@@ -413,3 +413,22 @@ fn a_device_lost_mid_experiment_keeps_the_trials_and_finishes_on_the_cpu() {
         assert_eq!(s.n_tokens, c.n_tokens);
     }
 }
+
+/// A whole 4096-token context on lavapipe (a tiny model, so CI can afford it): finite, and the
+/// CPU's numbers — the GPU's long loops leave no row unwritten.
+#[test]
+fn a_full_context_on_the_gpu_matches_the_cpu() {
+    let spec = common::TinySpec { context: 4096, ..Default::default() };
+    let model = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&spec)).unwrap();
+    let n = 4096;
+    let ids: Vec<u32> = (0..n as u32).map(|i| (i * 31 + 7) % 261).collect();
+    let opts = ForwardOptions { logits_for: attnlab::backends::LogitsFor::Last, ..Default::default() };
+    let gpu = GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)")).forward(&model, &ids, &opts).unwrap();
+    let cpu = CpuBackend::new().forward(&model, &ids, &opts).unwrap();
+    assert!(gpu.logits.iter().all(|v| v.is_finite()));
+    assert!(max_diff(gpu.logits.as_slice().unwrap(), cpu.logits.as_slice().unwrap()) < 1e-3);
+    let (tg, tc) = (gpu.trace.unwrap(), cpu.trace.unwrap());
+    for (layer, head, q) in [(0, 0, 0), (1, 3, 2047), (1, 1, n - 1)] {
+        assert!(max_diff(&tg.row(layer, head, q).unwrap(), &tc.row(layer, head, q).unwrap()) < 1e-4, "{layer}.{head} row {q}");
+    }
+}

@@ -249,24 +249,40 @@ impl Page {
 
     /// Loads a GGUF file the reader opened or dropped.
     pub fn load_file(self, file: web_sys::File) {
+        use crate::worker::session::MAX_MODEL_FILE;
         let name = file.name();
-        // A run under way belongs to the old model: its answer is dropped (the worker drops
-        // what it had queued and stops an experiment). What is shown stays until the new
-        // model has loaded (a file that fails to load loses nothing); the text then runs on it.
-        self.pending_run.set_value(self.run.get_untracked().is_some() || self.run_pending.get_value());
-        self.run_id.set_value(None);
-        self.run_pending.set_value(false);
-        self.replacing.set_value(true);
-        self.phase.set(Phase::LoadingModel);
-        self.progress.set(("open".into(), 0.0, Some(file.size())));
+        let gb = |b: f64| b / 1e9;
+        // Fail fast, before reading the file: too large for the engine's memory...
+        if file.size() > MAX_MODEL_FILE as f64 {
+            return self.fail(format!("{name} is {:.1} GB: the engine's WebAssembly memory ends at 4 GiB and the model must run beside its file, so files up to {:.1} GB can be opened here (the command line has no such limit)", gb(file.size()), gb(MAX_MODEL_FILE as f64)));
+        }
         leptos::task::spawn_local(async move {
+            // ...or not a GGUF file: its first 8 bytes say so (magic and version).
+            let head = wasm_bindgen_futures::JsFuture::from(file.slice_with_f64_and_f64(0.0, 8.0).map(|b| b.array_buffer()).unwrap_or_else(|_| file.array_buffer())).await;
+            let head = head.map(|b| js_sys::Uint8Array::new(&b).to_vec()).unwrap_or_default();
+            if let Err(e) = crate::model::gguf::check_magic(&head) {
+                return self.fail(format!("{name}: {e}"));
+            }
+            // A run under way belongs to the old model: its answer is dropped (the worker drops
+            // what it had queued and stops an experiment). What is shown stays until the new
+            // model has loaded (a file that fails to load loses nothing); then the text runs on it.
+            self.pending_run.set_value(self.run.get_untracked().is_some() || self.run_pending.get_value());
+            self.run_id.set_value(None);
+            self.run_pending.set_value(false);
+            self.replacing.set_value(true);
+            self.error.set(None);
+            self.phase.set(Phase::LoadingModel);
+            self.progress.set(("open".into(), 0.0, Some(file.size())));
             match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
                 Ok(buf) => self.client.with_value(|c| {
                     if let Some(c) = c {
                         c.send_with_bytes(&Request::LoadBytes { name, backend: self.backend_choice.get_value() }, Some(buf.unchecked_into()));
                     }
                 }),
-                Err(e) => self.fail(format!("cannot read {name}: {e:?}")),
+                Err(e) => {
+                    self.replacing.set_value(false);
+                    self.fail(format!("cannot read {name}: {e:?}"))
+                }
             }
         });
     }

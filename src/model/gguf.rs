@@ -366,18 +366,31 @@ fn read_value(c: &mut Cursor, ty: u32, key: &str, depth: u32) -> Result<MetaValu
     })
 }
 
+/// Checks a file's first 8 bytes (magic and version) before the rest is read: the page
+/// refuses a wrong file without copying it.
+pub fn check_magic(head: &[u8]) -> Result<(), GgufError> {
+    let mut c = Cursor { bytes: head, pos: 0 };
+    header_start(&mut c).map(|_| ())
+}
+
+/// Magic and version; the cursor is left after them.
+fn header_start(c: &mut Cursor) -> Result<u32, GgufError> {
+    let magic = c.array::<4>(&|| "magic".into()).map_err(|_| GgufError::BadMagic)?;
+    if &magic != b"GGUF" {
+        return Err(GgufError::BadMagic);
+    }
+    let version = c.u32(&|| "version".into())?;
+    if version != 2 && version != 3 {
+        return Err(GgufError::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
 impl Gguf {
     /// Parses the header of a GGUF file and checks every tensor's bytes lie inside `bytes`.
     pub fn parse(bytes: &[u8]) -> Result<Gguf, GgufError> {
         let mut c = Cursor { bytes, pos: 0 };
-        let magic = c.array::<4>(&|| "magic".into()).map_err(|_| GgufError::BadMagic)?;
-        if &magic != b"GGUF" {
-            return Err(GgufError::BadMagic);
-        }
-        let version = c.u32(&|| "version".into())?;
-        if version != 2 && version != 3 {
-            return Err(GgufError::UnsupportedVersion(version));
-        }
+        let version = header_start(&mut c)?;
         let n_tensors = c.u64(&|| "tensor count".into())?;
         let n_kv = c.u64(&|| "metadata count".into())?;
         if n_tensors > MAX_TENSORS {

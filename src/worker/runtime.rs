@@ -212,6 +212,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Err(e) => post(&Response::Error { phase: "download".into(), message: e }),
         },
         Request::LoadBytes { name, backend } => match bytes {
+            Some(b) if b.byte_length() as u64 > super::session::MAX_MODEL_FILE => post(&Response::Error { phase: "open".into(), message: format!("{name} is {} MiB, more than the {} MiB the engine can hold", b.byte_length() >> 20, super::session::MAX_MODEL_FILE >> 20) }),
             Some(b) => load(state, Uint8Array::new(&b).to_vec(), backend).await,
             None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },

@@ -35,6 +35,9 @@ pub const SIMILARITY_BUDGET: usize = 10_000;
 /// pass's scratch and the new capture must all fit below it.
 /// (u64: 4 GiB itself does not fit in wasm32's `usize`.)
 pub const WASM_MEMORY: u64 = 4 << 30;
+/// The largest model file the browser takes: it is copied into WebAssembly memory and must
+/// leave room to run.
+pub const MAX_MODEL_FILE: u64 = 3 << 30;
 /// What the rest of the worker (allocator slack, messages, the page's copies) may need.
 const WASM_HEADROOM: u64 = 384 << 20;
 

@@ -138,7 +138,7 @@ test('a 2000-token input renders a pooled map and zooms', async () => {
   }
 });
 
-test('a garbage GGUF shows an error and the app keeps working; pasted markup stays text', async () => {
+test('a garbage, a 5 GB, a non-GGUF or a truncated file shows a clear error fast and the app keeps working; pasted markup stays text', async () => {
   const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '');
   try {
     assert.equal(await settle(page), 'ready');
@@ -146,6 +146,25 @@ test('a garbage GGUF shows an error and the app keeps working; pasted markup sta
     await page.waitForSelector('.error');
     assert.equal(await state(page), 'error');
     assert.match(await page.textContent('.error'), /truncated|not a GGUF|cannot read/);
+    // A 5 GB file is refused from its size alone (nothing is read), a file that is not GGUF
+    // from its first bytes, a truncated model by the parser; the model loaded stays.
+    const huge = '/tmp/attnlab-huge-test.gguf';
+    fs.closeSync(fs.openSync(huge, 'w'));
+    fs.truncateSync(huge, 5e9);
+    try {
+      const t0 = Date.now();
+      await page.setInputFiles('input[type=file]', huge);
+      await page.waitForFunction(() => /is 5\.0 GB/.test(document.querySelector('.error')?.textContent ?? ''), null, { timeout: 10_000 });
+      assert.ok(Date.now() - t0 < 5000, `refused in ${Date.now() - t0} ms`);
+      assert.match(await page.textContent('.error'), /files up to 3\.2 GB can be opened here/);
+    } finally {
+      fs.unlinkSync(huge);
+    }
+    await page.setInputFiles('input[type=file]', { name: 'notes.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from('PK\x03\x04 a zip, not a model') });
+    await page.waitForFunction(() => /notes\.gguf: not a GGUF file/.test(document.querySelector('.error')?.textContent ?? ''), null, { timeout: 10_000 });
+    const model = fs.readFileSync(new URL('../../dist/models/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url));
+    await page.setInputFiles('input[type=file]', { name: 'cut.gguf', mimeType: 'application/octet-stream', buffer: model.subarray(0, 2_000_000) });
+    await page.waitForFunction(() => /truncated|lies outside|beyond/.test(document.querySelector('.error')?.textContent ?? ''), null, { timeout: 60_000 });
     // The loaded model still runs, and markup in the text is shown as text, never run.
     await page.fill('#attnlab-text', '<script>alert(1)</script><b>bold</b>');
     await page.click('button.primary');
