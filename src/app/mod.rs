@@ -71,6 +71,8 @@ fn layer_kind(m: &ModelSummary, layer: usize) -> String {
     }
 }
 const EXAMPLE: &str = "The dog chased the cat because it was hungry.";
+/// Longest text kept in the page's URL, in bytes.
+pub const URL_TEXT_MAX: usize = 16_000;
 const MAX_SIDE: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,7 +231,11 @@ fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::
     use crate::analysis::explain::WhatIf;
     let Some(w) = web_sys::window() else { return };
     let Ok(p) = web_sys::UrlSearchParams::new() else { return };
-    p.append("text", text);
+    // A whole chapter does not go into the address bar (browsers cap URLs at ~2 MB, and it is
+    // rewritten on every keystroke); the page says so under the text.
+    if text.len() <= URL_TEXT_MAX {
+        p.append("text", text);
+    }
     p.append("layer", &layer.to_string());
     p.append("head", &head.to_string());
     p.append("view", view.as_str());

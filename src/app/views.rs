@@ -104,6 +104,7 @@ pub fn InputBar() -> impl IntoView {
                     on:change=move |ev| p.set_layer_head(None, event_target_value(&ev).parse().ok())/></label>
                 <span class="muted">{move || p.model.get().map(|m| format!("KV head {} of {}", p.head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
                 <span class="muted layer-kind">{move || p.model.get().map(|m| layer_kind(&m, p.layer.get()))}</span>
+                {move || p.text.with(|t| t.len() > super::URL_TEXT_MAX).then(|| view! { <span class="muted url-note">{format!("longer than {} KB: the link keeps everything but the text", super::URL_TEXT_MAX / 1000)}</span> })}
                 // A run sent while an experiment or sweep runs waits for it, and says so.
                 {move || (p.phase.get() == Phase::Running).then(|| p.progress.get().0).filter(|s| s.starts_with("waiting")).map(|s| view! { <span class="muted waiting" role="status">{s}</span> })}
             </div>

@@ -608,3 +608,22 @@ test('a run during an experiment waits and says so, the cancelled experiment kee
     await browser.close();
   }
 });
+
+test('a 1 MB text in the URL is refused with the limit and an offer to cut, and the link does not carry it', async () => {
+  const text = 'The quick brown fox jumps over the lazy dog. '.repeat(22_223).slice(0, 1_000_000);
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `?text=${text.replaceAll(' ', '+')}&run=1`);
+  try {
+    await page.waitForSelector('.too-long', { timeout: 120_000 });
+    assert.match(await page.textContent('.too-long'), /has \d{5,} tokens: this model reads at most 8192 tokens/);
+    assert.equal((await page.inputValue('#attnlab-text')).length, 1_000_000);
+    assert.match(await page.textContent('.url-note'), /the link keeps everything but the text/);
+    assert.ok((await page.evaluate(() => location.search.length)) < 1000);
+    // Cut where the offer says: the first 8192 tokens run (the test stops at the cut itself).
+    await page.click('.too-long button');
+    assert.ok((await page.inputValue('#attnlab-text')).length < 1_000_000);
+    assert.equal(await page.$$eval('.too-long', (e) => e.length), 0);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});

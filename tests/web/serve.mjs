@@ -11,7 +11,8 @@ export async function serve(dir, { pages = {}, cors = true } = {}) {
   const root = dir ? path.resolve(dir) : null;
   const requests = new Map();
   let bytes = 0;
-  const server = http.createServer((req, res) => {
+  // Large headers allowed: a test opens a 1 MB URL (static hosts often cap URLs far lower).
+  const server = http.createServer({ maxHeaderSize: 4 << 20 }, (req, res) => {
     const pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     requests.set(pathname, (requests.get(pathname) ?? 0) + 1);
     const headers = cors ? { 'access-control-allow-origin': '*' } : {};
