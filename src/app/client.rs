@@ -85,7 +85,7 @@ impl Client {
     pub fn send_with_bytes(&self, req: &Request, bytes: Option<js_sys::ArrayBuffer>) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
-        let msg = match wire::encode(req, id as f64) {
+        let msg = match wire::encode(req.clone(), id as f64) {
             Ok((msg, _)) => msg,
             Err(e) => {
                 web_sys::console::error_1(&JsValue::from_str(&e));

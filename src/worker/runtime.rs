@@ -81,7 +81,7 @@ fn report_fallback(state: &Rc<RefCell<State>>, model: &Model) {
     let mut st = state.borrow_mut();
     if let Some(note) = st.engine.take_note() {
         st.note = Some(note);
-        post(&st.loaded(model));
+        post(st.loaded(model));
     }
 }
 
@@ -95,16 +95,16 @@ fn scope() -> DedicatedWorkerGlobalScope {
 }
 
 /// Answers the request being handled.
-fn post(r: &Response) {
+fn post(r: Response) {
     post_to(r, CURRENT_ID.with(|c| c.get()))
 }
 
 /// Posts `r` answering request `id`, its floats transferred (see [`wire`]).
-fn post_to(r: &Response, id: f64) {
+fn post_to(r: Response, id: f64) {
     let sent = wire::encode(r, id).and_then(|(msg, transfer)| scope().post_message_with_transfer(&msg, &transfer).map_err(js_err));
     if let Err(e) = sent {
         let fallback = Response::Error { phase: "protocol".into(), message: e };
-        if let Ok((msg, _)) = wire::encode(&fallback, id) {
+        if let Ok((msg, _)) = wire::encode(fallback, id) {
             let _ = scope().post_message(&msg);
         }
     }
@@ -146,7 +146,7 @@ pub fn start() {
             Ok(r) => r,
             Err(e) => {
                 let id = Reflect::get(&data, &"id".into()).ok().and_then(|i| i.as_f64()).unwrap_or(0.0);
-                return post_to(&Response::Error { phase: "protocol".into(), message: e }, id);
+                return post_to(Response::Error { phase: "protocol".into(), message: e }, id);
             }
         };
         match &req {
@@ -159,12 +159,12 @@ pub fn start() {
                 queue.borrow_mut().retain(|(old, r, _)| {
                     let replaced = matches!(r, Request::Run { slot: s, .. } if s == slot);
                     if replaced {
-                        post_to(&Response::Superseded, *old);
+                        post_to(Response::Superseded, *old);
                     }
                     !replaced
                 });
                 if let Some(job) = LONG_JOB.with(|j| j.get()) {
-                    post_to(&Response::Progress { phase: format!("waiting for the {job} to finish (Cancel stops it)"), done: 0.0, total: None }, id);
+                    post_to(Response::Progress { phase: format!("waiting for the {job} to finish (Cancel stops it)"), done: 0.0, total: None }, id);
                 }
             }
             // A new model: what was queued for the old one is dropped, a running experiment
@@ -172,7 +172,7 @@ pub fn start() {
             Request::LoadUrl { .. } | Request::LoadBytes { .. } => {
                 CANCEL.with(|c| c.set(true));
                 for (old, r, _) in queue.borrow_mut().drain(..) {
-                    post_to(&dropped(&r), old);
+                    post_to(dropped(&r), old);
                 }
             }
             _ => {}
@@ -196,25 +196,25 @@ pub fn start() {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
-    post(&Response::Ready);
+    post(Response::Ready);
 }
 
 /// Answers from the kept captures (no forward pass, nothing awaited).
 fn answer(state: &Rc<RefCell<State>>, phase: &str, f: impl FnOnce(&Session) -> Response) {
     let r = state.borrow().session.as_ref().map(f);
-    post(&r.unwrap_or_else(|| no_model(phase)));
+    post(r.unwrap_or_else(|| no_model(phase)));
 }
 
 async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuffer>) {
     match req {
         Request::LoadUrl { url, backend } => match fetch_cached(&url).await {
             Ok(b) => load(state, b, backend).await,
-            Err(e) => post(&Response::Error { phase: "download".into(), message: e }),
+            Err(e) => post(Response::Error { phase: "download".into(), message: e }),
         },
         Request::LoadBytes { name, backend } => match bytes {
-            Some(b) if b.byte_length() as u64 > super::session::MAX_MODEL_FILE => post(&Response::Error { phase: "open".into(), message: format!("{name} is {} MiB, more than the {} MiB the engine can hold", b.byte_length() >> 20, super::session::MAX_MODEL_FILE >> 20) }),
+            Some(b) if b.byte_length() as u64 > super::session::MAX_MODEL_FILE => post(Response::Error { phase: "open".into(), message: format!("{name} is {} MiB, more than the {} MiB the engine can hold", b.byte_length() >> 20, super::session::MAX_MODEL_FILE >> 20) }),
             Some(b) => load(state, Uint8Array::new(&b).to_vec(), backend).await,
-            None => post(&Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
+            None => post(Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
         Request::Run { text, layer, head, max_side, slot } => run(state, slot, &text, layer, head, max_side).await,
         Request::Explain { layer, head, query, slot } => answer(state, "explain", |s| s.explain(slot, layer, head, query)),
@@ -242,7 +242,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
 /// The induction diagnostic on the worker's engine (GPU or CPU).
 async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
     use crate::analysis::heads::{induction_grid, random_ids, Induction};
-    let Some((model, engine)) = state.borrow().parts() else { return post(&no_model("induction")) };
+    let Some((model, engine)) = state.borrow().parts() else { return post(no_model("induction")) };
     let p = period.clamp(2, model.config.context_length / 2);
     let vocab = model.config.vocab_size as u32;
     let first: Vec<u32> = random_ids(p, seed).into_iter().map(|id| id % vocab).collect();
@@ -256,9 +256,9 @@ async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
             let tokens = first.iter().map(|&id| model.tokenizer.token_text(id)).collect();
             let grid = induction_grid(t, p);
             let maps = Session::induction_maps(t, &grid, 4);
-            post(&Response::Induction { induction: Box::new(Induction { period: p, ids, induction: grid }), tokens, maps });
+            post(Response::Induction { induction: Box::new(Induction { period: p, ids, induction: grid }), tokens, maps });
         }
-        Err(e) => post(&Response::Error { phase: "induction".into(), message: e.to_string() }),
+        Err(e) => post(Response::Error { phase: "induction".into(), message: e.to_string() }),
     }
 }
 
@@ -266,7 +266,7 @@ async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
 async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, usize)>) {
     use super::session::ABLATION_POSITIONS;
     use crate::analysis::heads::ablation_options;
-    let fail = |m: String| post(&Response::Error { phase: "knock-out".into(), message: m });
+    let fail = |m: String| post(Response::Error { phase: "knock-out".into(), message: m });
     let (model, engine, ids) = {
         let st = state.borrow();
         let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
@@ -278,18 +278,18 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
         (session.model.clone(), st.engine.clone(), ids)
     };
     let n = ids.len();
-    post(&Response::Progress { phase: "knock-out".into(), done: 0.0, total: Some(2.0) });
+    post(Response::Progress { phase: "knock-out".into(), done: 0.0, total: Some(2.0) });
     let before = engine.forward_async(&model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))).await;
-    post(&Response::Progress { phase: "knock-out".into(), done: 1.0, total: Some(2.0) });
+    post(Response::Progress { phase: "knock-out".into(), done: 1.0, total: Some(2.0) });
     let after = engine.forward_async(&model, &ids, &ablation_options(n, &heads, true, Some(ABLATION_POSITIONS))).await;
     report_fallback(state, &model);
     if !still_loaded(state, &model) {
-        return post(&Response::Superseded);
+        return post(Response::Superseded);
     }
     match before.and_then(|b| after.map(|a| (b, a))) {
         Ok((before, after)) => {
             let r = state.borrow_mut().session.as_mut().map(|s| s.finish_ablation(slot, &heads, &before, after));
-            post(&r.unwrap_or_else(|| no_model("knock-out")));
+            post(r.unwrap_or_else(|| no_model("knock-out")));
         }
         Err(e) => fail(e.to_string()),
     }
@@ -300,14 +300,14 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
 async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
     use crate::analysis::cost::{cpu_row, gpu_row, shape, sweep_sizes};
     CANCEL.with(|c| c.set(false));
-    let Some((model, engine)) = state.borrow().parts() else { return post(&no_model("cost")) };
+    let Some((model, engine)) = state.borrow().parts() else { return post(no_model("cost")) };
     let (config, gpu) = (model.config.clone(), engine.gpu());
     let sizes = sweep_sizes(max_n.min(config.context_length.max(128)).min(16_384));
     let per_n = if gpu.is_some() { 3 } else { 1 };
     let total = (sizes.len() * per_n) as f64;
     let mut rows = vec![];
     let mut cancelled = false;
-    post(&Response::Progress { phase: "cost".into(), done: 0.0, total: Some(total) });
+    post(Response::Progress { phase: "cost".into(), done: 0.0, total: Some(total) });
     'sizes: for n in sizes {
         let s = shape(&config, n);
         yield_now().await;
@@ -316,7 +316,7 @@ async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
             break;
         }
         rows.push(cpu_row(s, if n <= 1024 { 3 } else { 1 }));
-        post(&Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
+        post(Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
         if let Some(g) = &gpu {
             for flash in [true, false] {
                 yield_now().await;
@@ -326,13 +326,13 @@ async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
                 }
                 match gpu_row(&g.ctx, s, flash, 2).await {
                     Ok(r) => rows.push(r),
-                    Err(e) => return post(&Response::Error { phase: "cost".into(), message: format!("the GPU failed at n = {n}: {e}") }),
+                    Err(e) => return post(Response::Error { phase: "cost".into(), message: format!("the GPU failed at n = {n}: {e}") }),
                 }
-                post(&Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
+                post(Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
             }
         }
     }
-    post(&Response::Cost { rows, cancelled, gpu: gpu.map(|g| g.ctx.describe()) });
+    post(Response::Cost { rows, cancelled, gpu: gpu.map(|g| g.ctx.describe()) });
 }
 
 /// Runs every trial, posting progress; stops early on `Cancel` (or a new model), keeping the
@@ -343,14 +343,14 @@ async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis:
     let clock = Clock::start();
     let groups = match experiment.groups() {
         Ok(g) => g,
-        Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
+        Err(e) => return post(Response::Error { phase: "experiment".into(), message: e.to_string() }),
     };
-    let Some((model, engine)) = state.borrow().parts() else { return post(&no_model("experiment")) };
+    let Some((model, engine)) = state.borrow().parts() else { return post(no_model("experiment")) };
     let total: usize = groups.iter().map(|g| g.3.len()).sum();
     let mut done = 0;
     let mut rows = vec![];
     let mut cancelled = false;
-    post(&Response::Progress { phase: "experiment".into(), done: 0.0, total: Some(total as f64) });
+    post(Response::Progress { phase: "experiment".into(), done: 0.0, total: Some(total as f64) });
     'groups: for (size, index, relative, trials) in groups {
         let mut scores = vec![];
         for trial in trials {
@@ -364,20 +364,20 @@ async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis:
             }
             let prep = match Prepared::new(&model, &trial) {
                 Ok(p) => p,
-                Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
+                Err(e) => return post(Response::Error { phase: "experiment".into(), message: e.to_string() }),
             };
             let out = engine.forward_async(&model, &prep.ids, &prep.options()).await;
             report_fallback(state, &model);
             match out {
                 Ok(out) => scores.push(prep.score(&out)),
-                Err(e) => return post(&Response::Error { phase: "experiment".into(), message: e.to_string() }),
+                Err(e) => return post(Response::Error { phase: "experiment".into(), message: e.to_string() }),
             }
             done += 1;
-            post(&Response::Progress { phase: "experiment".into(), done: done as f64, total: Some(total as f64) });
+            post(Response::Progress { phase: "experiment".into(), done: done as f64, total: Some(total as f64) });
         }
         rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
     }
-    post(&Response::Experiment { experiment, rows, cancelled, elapsed_ms: clock.ms() });
+    post(Response::Experiment { experiment, rows, cancelled, elapsed_ms: clock.ms() });
 }
 
 /// What the browser says about its WebGPU adapter (vendor, architecture, description), and
@@ -426,10 +426,10 @@ async fn choose_engine(state: &Rc<RefCell<State>>, choice: BackendChoice) {
 
 /// Parses the model; the previous model stays loaded if this one fails.
 async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice) {
-    post(&Response::Progress { phase: "parse".into(), done: 0.0, total: None });
+    post(Response::Progress { phase: "parse".into(), done: 0.0, total: None });
     let model = match Model::from_gguf_vec(bytes) {
         Ok(m) => m,
-        Err(e) => return post(&Response::Error { phase: "load".into(), message: e.to_string() }),
+        Err(e) => return post(Response::Error { phase: "load".into(), message: e.to_string() }),
     };
     let first = !std::mem::replace(&mut state.borrow_mut().gpu_tried, true);
     if first {
@@ -437,7 +437,7 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice)
     }
     let engine = state.borrow().engine.clone();
     if let Some(gpu) = engine.gpu() {
-        post(&Response::Progress { phase: "upload".into(), done: 0.0, total: None });
+        post(Response::Progress { phase: "upload".into(), done: 0.0, total: None });
         gpu.prepare(&model);
     }
     let session = Session::new(model);
@@ -445,14 +445,14 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice)
     state.borrow_mut().session = Some(session);
     // A hardware adapter earns its place: a short text must give the CPU's numbers.
     if choice == BackendChoice::Auto && engine.gpu().is_some() {
-        post(&Response::Progress { phase: "self-check".into(), done: 0.0, total: None });
+        post(Response::Progress { phase: "self-check".into(), done: 0.0, total: None });
         let ids = model.tokenizer.encode(SELF_CHECK_TEXT);
         if engine.self_check(&model, &ids).await.is_err() {
             state.borrow_mut().note = engine.take_note();
         }
     }
     let loaded = state.borrow().loaded(&model);
-    post(&loaded);
+    post(loaded);
 }
 
 async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) {
@@ -460,13 +460,13 @@ async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, he
     let prepared = {
         let mut st = state.borrow_mut();
         let st = &mut *st;
-        let Some(session) = st.session.as_mut() else { return post(&no_model("run")) };
+        let Some(session) = st.session.as_mut() else { return post(no_model("run")) };
         let toks = session.tokenize(text);
         session.prepare_run(slot, &toks, true).map(|opts| (session.model.clone(), st.engine.clone(), toks, opts))
     };
     let (model, engine, toks, opts) = match prepared {
         Ok(p) => p,
-        Err(refusal) => return post(&refusal),
+        Err(refusal) => return post(refusal),
     };
     let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
     let tokenize_ms = clock.ms();
@@ -475,7 +475,7 @@ async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, he
     // A newer run of this slot arrived, or another model: this result would never be shown.
     let latest = LATEST_RUN.with(|l| l.borrow().get(&slot).copied()) == Some(CURRENT_ID.with(|c| c.get()));
     if !latest || !still_loaded(state, &model) {
-        return post(&Response::Superseded);
+        return post(Response::Superseded);
     }
     match out {
         Ok(out) => {
@@ -488,9 +488,9 @@ async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, he
             if let Response::Result { run } = &mut r {
                 run.memory_bytes = Some(wasm_memory_bytes() as u64);
             }
-            post(&r);
+            post(r);
         }
-        Err(e) => post(&Response::from(e)),
+        Err(e) => post(Response::from(e)),
     }
 }
 
@@ -566,10 +566,10 @@ async fn fetch_cached_unlocked(url: &str) -> Result<Vec<u8>, String> {
         value.copy_to(&mut bytes[start..]);
         if bytes.len() as f64 - last_post > 1e6 {
             last_post = bytes.len() as f64;
-            post(&Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
+            post(Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
         }
     }
-    post(&Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
+    post(Response::Progress { phase: phase.into(), done: bytes.len() as f64, total });
     if let Some(p) = stored {
         // Other documents waiting on the lock read the model from the cache once this is done.
         let _ = JsFuture::from(p).await;

@@ -124,9 +124,8 @@ mod web {
     use js_sys::{Array, Float32Array, Object, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
 
-    /// The message for `msg` answering (or being) request `id`, and the buffers to transfer.
-    pub fn encode<T: serde::Serialize + Floats + Clone>(msg: &T, id: f64) -> Result<(JsValue, Array), String> {
-        let mut value = msg.clone();
+    /// The message for `value` answering (or being) request `id`, and the buffers to transfer.
+    pub fn encode<T: serde::Serialize + Floats>(mut value: T, id: f64) -> Result<(JsValue, Array), String> {
         let mut floats = vec![];
         value.take_floats(&mut floats);
         let ser = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
