@@ -5,6 +5,8 @@
 // A workgroup computes a TILE_N × TILE_R block of y, staging a TILE_N × TILE_K slice of x and a
 // TILE_R × TILE_K slice of W (dequantized) in workgroup memory (12 KiB); each invocation owns
 // ROWS_PER_INV × TOKENS_PER_INV outputs. Dispatch: (ceil(rows / TILE_R), ceil(n / TILE_N), 1).
+// `gemv` (below) serves n ≤ GEMV_MAX_N tokens (the last position's output projection), where a
+// 32-token tile would compute 31 rows for nothing.
 struct Params {
     n: u32,
     rows: u32,
@@ -79,6 +81,40 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             if (t < p.n && r < p.rows) {
                 y[t * p.out_stride + p.out_col0 + r] = acc[i * ROWS_PER_INV + j];
             }
+        }
+    }
+}
+
+// Few tokens: a workgroup owns GEMV_ROWS weight rows, GEMV_LANES invocations per row stride
+// the reduction (adjacent invocations read adjacent weights), each weight is dequantized once,
+// and the lanes' partial sums are added in workgroup memory. Dispatch: (ceil(rows / GEMV_ROWS), 1, 1).
+const GEMV_LANES: u32 = 64u / GEMV_ROWS;
+var<workgroup> partial: array<f32, 256>; // (GEMV_MAX_N, 64)
+
+@compute @workgroup_size(64, 1, 1)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let r = wg.x * GEMV_ROWS + li / GEMV_LANES;
+    let lane = li % GEMV_LANES;
+    var acc = array<f32, GEMV_MAX_N>();
+    if (r < p.rows) {
+        for (var k = lane; k < p.cols; k += GEMV_LANES) {
+            let w = dequant(r * p.cols + k);
+            for (var t = 0u; t < p.n; t++) {
+                acc[t] = fma(x[(p.x_row0 + t) * p.cols + k], w, acc[t]);
+            }
+        }
+    }
+    for (var t = 0u; t < GEMV_MAX_N; t++) {
+        partial[t * 64u + li] = acc[t];
+    }
+    workgroupBarrier();
+    if (lane == 0u && r < p.rows) {
+        for (var t = 0u; t < p.n; t++) {
+            var sum = 0.0;
+            for (var j = 0u; j < GEMV_LANES; j++) {
+                sum += partial[t * 64u + li + j];
+            }
+            y[t * p.out_stride + p.out_col0 + r] = sum;
         }
     }
 }

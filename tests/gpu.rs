@@ -111,7 +111,7 @@ fn gemma_quant_types_match_cpu_matmul() {
     let ctx = ctx();
     // Random bytes with tame f16 scales: every bit pattern of the quants, exact layouts.
     for (ty, block, size, scale_at) in [(GgmlType::Q5_0, 32, 22, &[0usize][..]), (GgmlType::Q4K, 256, 144, &[0, 2]), (GgmlType::Q6K, 256, 210, &[208])] {
-        let (rows, cols, n) = (70, 512, 5);
+        let (rows, cols) = (70, 512);
         let blocks = rows * cols / block;
         let mut data: Vec<u8> = common::values(blocks * size, ty.id() as u64, 1.0).iter().map(|v| ((v + 1.0) * 127.5) as u8).collect();
         for b in 0..blocks {
@@ -120,17 +120,50 @@ fn gemma_quant_types_match_cpu_matmul() {
             }
         }
         let t = QTensor::new("w", ty, rows, cols, data).unwrap();
-        let x = common::values(n * cols, 41, 1.0);
-        let mut expect = vec![0.0; n * rows];
-        cpu::matmul_qt(&x, n, &t, &mut expect);
-        for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, 8 * cols)] {
-            let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
-            let mut enc = ctx.encoder("quant test");
-            ops::matmul(ctx, &mut enc, &xb, 0, n, &gm, &yb);
-            let got = read(ctx, &[(&yb, n * rows)], enc).remove(0);
-            let scale = expect.iter().fold(1f32, |m, v| m.max(v.abs()));
-            let err = max_diff(&got, &expect) / scale;
-            assert!(err < 1e-5, "{}: relative err {err} ({} parts)", ty.name(), gm.parts.len());
+        // 1 and 4 tokens: the gemv path; 5: the tiled matmul.
+        for n in [1, 4, 5] {
+            let x = common::values(n * cols, 41, 1.0);
+            let mut expect = vec![0.0; n * rows];
+            cpu::matmul_qt(&x, n, &t, &mut expect);
+            for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, 8 * cols)] {
+                let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
+                let mut enc = ctx.encoder("quant test");
+                ops::matmul(ctx, &mut enc, &xb, 0, n, &gm, &yb);
+                let got = read(ctx, &[(&yb, n * rows)], enc).remove(0);
+                let scale = expect.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let err = max_diff(&got, &expect) / scale;
+                assert!(err < 1e-5, "{} n={n}: relative err {err} ({} parts)", ty.name(), gm.parts.len());
+            }
+        }
+    }
+}
+
+/// The few-token path reads its tokens from row `x_row0` on (the last position's output
+/// projection), on every weight layout, whole and split.
+#[test]
+fn gemv_reads_rows_from_an_offset_and_matches_the_cpu() {
+    let ctx = ctx();
+    for (ty, rows, cols) in [(GgmlType::Q4_1, 515, 576), (GgmlType::Q8_0, 9, 96), (GgmlType::Q4_0, 64, 64), (GgmlType::F16, 3, 64)] {
+        let w = common::values(rows * cols, 11, 1.0);
+        let data = match ty {
+            GgmlType::Q4_1 => quantize::q4_1(&w),
+            GgmlType::Q8_0 => quantize::q8_0(&w),
+            GgmlType::Q4_0 => quantize::q4_0(&w),
+            _ => quantize::f16_bytes(&w),
+        };
+        let t = QTensor::new("w", ty, rows, cols, data).unwrap();
+        let all = common::values(7 * cols, 12, 1.0);
+        for (row0, n) in [(6, 1), (3, 3), (2, 4)] {
+            let mut y_ref = vec![0.0; n * rows];
+            cpu::matmul_qt(&all[row0 * cols..(row0 + n) * cols], n, &t, &mut y_ref);
+            for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, t.row_bytes() * 10)] {
+                let (xb, yb) = (ctx.upload("x", &all), ctx.scratch("y", n * rows));
+                let mut enc = ctx.encoder("gemv test");
+                ops::matmul(ctx, &mut enc, &xb, row0, n, &gm, &yb);
+                let y = read(ctx, &[(&yb, n * rows)], enc).remove(0);
+                let e = max_diff(&y, &y_ref);
+                assert!(e < 1e-4, "{} {rows}x{cols} rows {row0}..{} parts={}: err {e}", ty.name(), row0 + n, gm.parts.len());
+            }
         }
     }
 }

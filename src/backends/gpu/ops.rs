@@ -12,6 +12,9 @@ use crate::model::arch::RopeStyle;
 /// ([`wgsl_constants`]), so the dispatch maths below and the shaders cannot disagree.
 pub const MATMUL_TILE_ROWS: u32 = 64;
 pub const MATMUL_TILE_TOKENS: u32 = 32;
+/// Up to this many tokens a matmul runs as `gemv` (`GEMV_ROWS` weight rows per workgroup).
+pub const GEMV_MAX_N: u32 = 4;
+pub const GEMV_ROWS: u32 = 8;
 pub const ELEMENTWISE_WG: u32 = 256;
 pub const FLASH_WG: u32 = 64;
 pub const NAIVE_TILE: u32 = 16;
@@ -19,7 +22,7 @@ pub const NAIVE_TILE: u32 = 16;
 /// The constants above as WGSL, for the kernel prelude.
 pub fn wgsl_constants() -> String {
     format!(
-        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\n"
+        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst GEMV_MAX_N: u32 = {GEMV_MAX_N}u;\nconst GEMV_ROWS: u32 = {GEMV_ROWS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\n"
     )
 }
 
@@ -38,12 +41,15 @@ struct MatmulParams {
 const WEIGHT_SLOTS: [Slot; 6] = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite];
 
 /// `y[t, :] = x[x_row0 + t, :] · Wᵀ` for t < n.  x: (*, cols), y: (n, w.rows).
+/// Up to [`GEMV_MAX_N`] tokens the `gemv` entry point runs instead of the tiled `matmul`.
 pub fn matmul(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, x_row0: usize, n: usize, w: &GpuMatrix, y: &wgpu::Buffer) {
-    let k = ctx.kernel(&format!("matmul/{}", w.format), || sources::with_format(sources::MATMUL, w.format), "matmul", &WEIGHT_SLOTS);
+    let few = n as u32 <= GEMV_MAX_N && w.parts.iter().all(|p| (p.rows as u32).div_ceil(GEMV_ROWS) <= 65_535);
+    let entry = if few { "gemv" } else { "matmul" };
+    let k = ctx.kernel(&format!("{entry}/{}", w.format), || sources::with_format(sources::MATMUL, w.format), entry, &WEIGHT_SLOTS);
     for part in &w.parts {
         let p = MatmulParams { n: n as u32, rows: part.rows as u32, cols: w.cols as u32, x_row0: x_row0 as u32, out_stride: w.rows as u32, out_col0: part.row0 as u32, _pad: [0; 2] };
         let u = ctx.uniform("matmul params", &p);
-        let groups = ((part.rows as u32).div_ceil(MATMUL_TILE_ROWS), (n as u32).div_ceil(MATMUL_TILE_TOKENS), 1);
+        let groups = if few { ((part.rows as u32).div_ceil(GEMV_ROWS), 1, 1) } else { ((part.rows as u32).div_ceil(MATMUL_TILE_ROWS), (n as u32).div_ceil(MATMUL_TILE_TOKENS), 1) };
         let weight_bytes = (part.quants.size() + part.scales.size() + part.mins.size()) as f64;
         let work = Work { flops: 2.0 * (n * part.rows * w.cols) as f64, bytes: weight_bytes + 4.0 * (n * w.cols + n * part.rows) as f64 };
         ctx.dispatch_work(enc, &w.name, &k, &[&u, &part.quants, &part.scales, &part.mins, x, y], groups, work);
