@@ -138,20 +138,25 @@ fn gemma_quant_types_match_cpu_matmul() {
     }
 }
 
+/// A (rows, cols) matrix of test values (seeded) quantized to `ty` (Q4_1, Q8_0, Q4_0 or F16).
+fn quantized(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> QTensor {
+    let w = common::values(rows * cols, seed, 1.0);
+    let data = match ty {
+        GgmlType::Q4_1 => quantize::q4_1(&w),
+        GgmlType::Q8_0 => quantize::q8_0(&w),
+        GgmlType::Q4_0 => quantize::q4_0(&w),
+        _ => quantize::f16_bytes(&w),
+    };
+    QTensor::new("w", ty, rows, cols, data).unwrap()
+}
+
 /// The few-token path reads its tokens from row `x_row0` on (the last position's output
 /// projection), on every weight layout, whole and split.
 #[test]
 fn gemv_reads_rows_from_an_offset_and_matches_the_cpu() {
     let ctx = ctx();
     for (ty, rows, cols) in [(GgmlType::Q4_1, 515, 576), (GgmlType::Q8_0, 9, 96), (GgmlType::Q4_0, 64, 64), (GgmlType::F16, 3, 64)] {
-        let w = common::values(rows * cols, 11, 1.0);
-        let data = match ty {
-            GgmlType::Q4_1 => quantize::q4_1(&w),
-            GgmlType::Q8_0 => quantize::q8_0(&w),
-            GgmlType::Q4_0 => quantize::q4_0(&w),
-            _ => quantize::f16_bytes(&w),
-        };
-        let t = QTensor::new("w", ty, rows, cols, data).unwrap();
+        let t = quantized(ty, rows, cols, 11);
         let all = common::values(7 * cols, 12, 1.0);
         for (row0, n) in [(6, 1), (3, 3), (2, 4)] {
             let mut y_ref = vec![0.0; n * rows];
@@ -172,14 +177,7 @@ fn gemv_reads_rows_from_an_offset_and_matches_the_cpu() {
 fn quantized_matmul_matches_cpu_on_odd_shapes_and_split_buffers() {
     let ctx = ctx();
     for (ty, rows, cols, n) in [(GgmlType::Q4_1, 65, 96, 1), (GgmlType::Q4_1, 130, 576, 33), (GgmlType::Q8_0, 130, 64, 33), (GgmlType::Q8_0, 7, 32, 70), (GgmlType::Q4_0, 33, 64, 5), (GgmlType::F16, 31, 64, 2)] {
-        let w = common::values(rows * cols, 7, 1.0);
-        let data = match ty {
-            GgmlType::Q4_1 => quantize::q4_1(&w),
-            GgmlType::Q8_0 => quantize::q8_0(&w),
-            GgmlType::Q4_0 => quantize::q4_0(&w),
-            _ => quantize::f16_bytes(&w),
-        };
-        let t = QTensor::new("w", ty, rows, cols, data).unwrap();
+        let t = quantized(ty, rows, cols, 7);
         let x = common::values(n * cols, 8, 1.0);
         let mut y_ref = vec![0.0; n * rows];
         cpu::matmul_qt(&x, n, &t, &mut y_ref);
