@@ -16,6 +16,7 @@ fn validate(name: &str, src: &str) {
 fn every_shader_validates() {
     for format in 0..4 {
         validate(&format!("matmul/{format}"), &sources::with_format(sources::MATMUL, format));
+        validate(&format!("matmul_reg/{format}"), &sources::with_format(sources::MATMUL_REG, format));
         validate(&format!("embed/{format}"), &sources::with_format(sources::EMBED, format));
     }
     validate("rmsnorm", sources::RMSNORM);
@@ -35,5 +36,5 @@ fn every_wgsl_file_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let mut files: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".wgsl")).collect();
     files.sort();
-    assert_eq!(files, ["argmax.wgsl", "attention_maps.wgsl", "dequant.wgsl", "elementwise.wgsl", "embed.wgsl", "flash_attention.wgsl", "matmul.wgsl", "naive_attention.wgsl", "rmsnorm.wgsl", "rope.wgsl"], "a new shader needs a line in every_shader_validates");
+    assert_eq!(files, ["argmax.wgsl", "attention_maps.wgsl", "dequant.wgsl", "elementwise.wgsl", "embed.wgsl", "flash_attention.wgsl", "matmul.wgsl", "matmul_reg.wgsl", "naive_attention.wgsl", "rmsnorm.wgsl", "rope.wgsl"], "a new shader needs a line in every_shader_validates");
 }

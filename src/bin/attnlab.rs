@@ -178,6 +178,10 @@ enum Command {
         /// `gpu`: the profile as JSON.
         #[arg(long)]
         json: bool,
+        /// `gpu`: the matrix-multiplication kernel (`registers`, `workgroup`), or `compare`:
+        /// whole forward passes with each, at every `--tokens`, best of `--reps`.
+        #[arg(long, default_value = "registers")]
+        matmul: String,
     },
 }
 
@@ -383,7 +387,11 @@ next token after:  {}", show(&a.last_logits_top_before), show(&a.last_logits_top
         Command::Bench { what: BenchWhat::Window, n, reps, .. } => bench_window(&n, reps)?,
         Command::Bench { what: BenchWhat::Memory, tokens, .. } => bench_memory(&cli.model, &tokens)?,
         Command::Bench { what: BenchWhat::MemoryOne, tokens, json, .. } => bench_memory_one(&cli.model, tokens.first().copied().unwrap_or(128), json)?,
-        Command::Bench { what: BenchWhat::Gpu, tokens, json, .. } => bench_gpu(&cli.model, tokens.first().copied().unwrap_or(128), json)?,
+        Command::Bench { what: BenchWhat::Gpu, tokens, reps, matmul, .. } if matmul == "compare" => bench_gpu_matmuls(&cli.model, &tokens, reps)?,
+        Command::Bench { what: BenchWhat::Gpu, tokens, json, matmul, .. } => {
+            let kernel = attnlab::backends::gpu::context::MatmulKernel::parse(&matmul).ok_or_else(|| format!("--matmul {matmul}: expected registers, workgroup or compare"))?;
+            bench_gpu(&cli.model, tokens.first().copied().unwrap_or(128), kernel, json)?
+        }
         Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => {
             use attnlab::analysis::position::{score, summarise, Experiment};
             let (model, _) = load(&cli.model)?;
@@ -559,13 +567,13 @@ fn bench_memory_one(model_path: &str, n: usize, worker: bool) -> Result<(), Stri
 }
 
 /// One GPU forward pass of `n` tokens with every dispatch timed, grouped by kernel.
-fn bench_gpu(model_path: &str, n: usize, json: bool) -> Result<(), String> {
+fn bench_gpu(model_path: &str, n: usize, kernel: attnlab::backends::gpu::context::MatmulKernel, json: bool) -> Result<(), String> {
     use attnlab::backends::gpu::{profile, GpuBackend};
     let (model, _) = load(model_path)?;
     let gpu = GpuBackend::new().map_err(|e| e.to_string())?;
     gpu.prepare(&model);
-    let base = model.tokenizer.encode("The quick brown fox jumps over the lazy dog while the cat watches from the warm window. ");
-    let ids: Vec<u32> = base.iter().cycle().take(n).copied().collect();
+    gpu.ctx.set_matmul_kernel(kernel);
+    let ids = bench_ids(&model, n);
     let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
     gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?; // warm-up: pipelines
     let wall = gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?.timings.total_ms;
@@ -577,15 +585,50 @@ fn bench_gpu(model_path: &str, n: usize, json: bool) -> Result<(), String> {
     let rows = profile::summarise(&timed);
     let gpu_ms: f64 = timed.iter().map(|t| t.ms).sum();
     if json {
-        println!("{}", serde_json::json!({ "adapter": gpu.ctx.describe(), "tokens": n, "forward_wall_ms": wall, "kernels_ms": gpu_ms, "dispatches": timed.len(), "rows": rows }));
+        println!("{}", serde_json::json!({ "adapter": gpu.ctx.describe(), "tokens": n, "matmul": kernel.name(), "forward_wall_ms": wall, "kernels_ms": gpu_ms, "dispatches": timed.len(), "rows": rows }));
         return Ok(());
     }
-    println!("adapter: {}; {} tokens; {} dispatches, {gpu_ms:.1} ms of kernels in a {wall:.1} ms forward pass (wall, readback included)", gpu.ctx.describe(), n, timed.len());
+    println!("adapter: {}; {} tokens; matmul kernel: {}; {} dispatches, {gpu_ms:.1} ms of kernels in a {wall:.1} ms forward pass (wall, readback included)", gpu.ctx.describe(), n, kernel.name(), timed.len());
     println!("| kernel | calls | total ms | share | GFLOP/s | GB/s |");
     println!("|---|---|---|---|---|---|");
     let f = |v: Option<f64>| v.map(|v| if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.3}") }).unwrap_or_else(|| "—".into());
     for r in rows {
         println!("| {} | {} | {:.2} | {:.1}% | {} | {} |", r.kernel, r.calls, r.total_ms, 100.0 * r.share, f(r.gflop_per_s), f(r.gb_per_s));
+    }
+    Ok(())
+}
+
+/// `n` token ids of an ordinary English sentence, repeated.
+fn bench_ids(model: &Model, n: usize) -> Vec<u32> {
+    let base = model.tokenizer.encode("The quick brown fox jumps over the lazy dog while the cat watches from the warm window. ");
+    base.iter().cycle().take(n).copied().collect()
+}
+
+/// Whole GPU forward passes with each matrix-multiplication kernel, one after the other in
+/// one process, best of `reps` after a warm-up each.
+fn bench_gpu_matmuls(model_path: &str, ns: &[usize], reps: usize) -> Result<(), String> {
+    use attnlab::backends::gpu::{context::MatmulKernel, GpuBackend};
+    let (model, _) = load(model_path)?;
+    let gpu = GpuBackend::new().map_err(|e| e.to_string())?;
+    gpu.prepare(&model);
+    let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
+    println!("adapter: {}; whole forward pass (last position's logits), best of {}", gpu.ctx.describe(), reps.max(1));
+    println!("| tokens | workgroup ms | registers ms | speed-up | registers tokens/s |");
+    println!("|---|---|---|---|---|");
+    for &n in ns {
+        let ids = bench_ids(&model, n);
+        let mut ms = [0.0f64; 2];
+        for (i, k) in [MatmulKernel::Workgroup, MatmulKernel::Registers].into_iter().enumerate() {
+            gpu.ctx.set_matmul_kernel(k);
+            gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?; // warm-up: pipelines
+            ms[i] = f64::INFINITY;
+            for _ in 0..reps.max(1) {
+                let clock = Clock::start();
+                gpu.forward(&model, &ids, &opts).map_err(|e| e.to_string())?;
+                ms[i] = ms[i].min(clock.ms());
+            }
+        }
+        println!("| {n} | {:.1} | {:.1} | {:.2}× | {:.1} |", ms[0], ms[1], ms[0] / ms[1], n as f64 / ms[1] * 1000.0);
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 pub mod sources {
     pub const DEQUANT: &str = include_str!("../../../shaders/dequant.wgsl");
     pub const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
+    pub const MATMUL_REG: &str = include_str!("../../../shaders/matmul_reg.wgsl");
     pub const EMBED: &str = include_str!("../../../shaders/embed.wgsl");
     pub const RMSNORM: &str = include_str!("../../../shaders/rmsnorm.wgsl");
     pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
@@ -27,10 +28,12 @@ pub mod sources {
     }
 
     /// A weight-reading kernel specialised to one storage format; the format constants come
-    /// from `weights.rs`, the one place that defines them.
+    /// from `weights.rs`, the one place that defines them. Kernels that read weights one
+    /// element at a time get `dequant.wgsl` too (`matmul_reg.wgsl` reads whole blocks itself).
     pub fn with_format(kernel: &str, format: u32) -> String {
         use super::super::weights::{FORMAT_F32, FORMAT_Q4, FORMAT_Q8, FORMAT_Q8S16};
-        format!("const FORMAT: u32 = {format}u;\nconst FORMAT_Q4: u32 = {FORMAT_Q4}u;\nconst FORMAT_Q8: u32 = {FORMAT_Q8}u;\nconst FORMAT_F32: u32 = {FORMAT_F32}u;\nconst FORMAT_Q8S16: u32 = {FORMAT_Q8S16}u;\n{DEQUANT}\n{kernel}")
+        let dequant = if kernel == MATMUL_REG { "" } else { DEQUANT };
+        format!("const FORMAT: u32 = {format}u;\nconst FORMAT_Q4: u32 = {FORMAT_Q4}u;\nconst FORMAT_Q8: u32 = {FORMAT_Q8}u;\nconst FORMAT_F32: u32 = {FORMAT_F32}u;\nconst FORMAT_Q8S16: u32 = {FORMAT_Q8S16}u;\n{dequant}\n{kernel}")
     }
 
     /// Where an attention kernel's dot product reads its operands.
@@ -100,6 +103,30 @@ pub struct GpuContext {
     pub timestamps: bool,
     /// While profiling: every dispatch's pass gets two timestamps.
     profile: Mutex<Option<Profile>>,
+    /// Which kernel runs matrix multiplications (registers unless a benchmark asks otherwise).
+    matmul: Mutex<MatmulKernel>,
+}
+
+/// The two matrix-multiplication kernels, kept side by side so a benchmark can compare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// `matmul_reg.wgsl`: register tiles, whole quant blocks per load, no workgroup memory.
+    Registers,
+    /// `matmul.wgsl`: the first kernel, tiles staged element by element in workgroup memory.
+    Workgroup,
+}
+
+impl MatmulKernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Workgroup => "workgroup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MatmulKernel> {
+        [MatmulKernel::Registers, MatmulKernel::Workgroup].into_iter().find(|k| k.name() == s)
+    }
 }
 
 /// What a dispatch computes, for GFLOP/s and GB/s in profiles (0: not counted).
@@ -173,7 +200,7 @@ impl GpuContext {
                 }
             }
         }));
-        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost, timestamps, profile: Mutex::new(None) })
+        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost, timestamps, profile: Mutex::new(None), matmul: Mutex::new(MatmulKernel::Registers) })
     }
 
     /// Blocking variant for native callers (CLI, tests).
@@ -198,6 +225,14 @@ impl GpuContext {
         } else {
             format!("{} ({:?})", i.name, i.backend)
         }
+    }
+
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        *self.matmul.lock().expect("matmul choice poisoned")
+    }
+
+    pub fn set_matmul_kernel(&self, k: MatmulKernel) {
+        *self.matmul.lock().expect("matmul choice poisoned") = k;
     }
 
     pub fn check_lost(&self) -> Result<(), GpuError> {

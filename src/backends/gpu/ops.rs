@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::context::{sources, sources::DotOperands, GpuContext, Slot, Work};
+use super::context::{sources, sources::DotOperands, GpuContext, MatmulKernel, Slot, Work};
 use super::weights::GpuMatrix;
 pub use crate::model::arch::AttnShape;
 use crate::model::arch::RopeStyle;
@@ -15,6 +15,9 @@ pub const MATMUL_TILE_TOKENS: u32 = 32;
 /// Up to this many tokens a matmul runs as `gemv` (`GEMV_ROWS` weight rows per workgroup).
 pub const GEMV_MAX_N: u32 = 4;
 pub const GEMV_ROWS: u32 = 8;
+/// `matmul_reg`: weight rows × tokens of y per invocation (8 × 8 invocations per workgroup).
+pub const REG_ROWS: u32 = 4;
+pub const REG_TOKENS: u32 = 2;
 pub const ELEMENTWISE_WG: u32 = 256;
 pub const FLASH_WG: u32 = 64;
 pub const NAIVE_TILE: u32 = 16;
@@ -22,7 +25,7 @@ pub const NAIVE_TILE: u32 = 16;
 /// The constants above as WGSL, for the kernel prelude.
 pub fn wgsl_constants() -> String {
     format!(
-        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst GEMV_MAX_N: u32 = {GEMV_MAX_N}u;\nconst GEMV_ROWS: u32 = {GEMV_ROWS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\n"
+        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst GEMV_MAX_N: u32 = {GEMV_MAX_N}u;\nconst GEMV_ROWS: u32 = {GEMV_ROWS}u;\nconst REG_ROWS: u32 = {REG_ROWS}u;\nconst REG_TOKENS: u32 = {REG_TOKENS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\n"
     )
 }
 
@@ -41,15 +44,19 @@ struct MatmulParams {
 const WEIGHT_SLOTS: [Slot; 6] = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite];
 
 /// `y[t, :] = x[x_row0 + t, :] · Wᵀ` for t < n.  x: (*, cols), y: (n, w.rows).
-/// Up to [`GEMV_MAX_N`] tokens the `gemv` entry point runs instead of the tiled `matmul`.
+/// The context's [`MatmulKernel`] picks `matmul_reg.wgsl` (any matrix of whole 32-column blocks)
+/// or `matmul.wgsl`; up to [`GEMV_MAX_N`] tokens their `gemv` entry points run instead.
 pub fn matmul(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, x_row0: usize, n: usize, w: &GpuMatrix, y: &wgpu::Buffer) {
     let few = n as u32 <= GEMV_MAX_N && w.parts.iter().all(|p| (p.rows as u32).div_ceil(GEMV_ROWS) <= 65_535);
-    let entry = if few { "gemv" } else { "matmul" };
-    let k = ctx.kernel(&format!("{entry}/{}", w.format), || sources::with_format(sources::MATMUL, w.format), entry, &WEIGHT_SLOTS);
+    // The register kernel walks whole 32-column blocks (every quantized matrix has them).
+    let reg = w.cols % 32 == 0 && ctx.matmul_kernel() == MatmulKernel::Registers;
+    let entry = match (few, reg) { (true, false) => "gemv", (true, true) => "gemv_reg", (false, true) => "matmul_reg", (false, false) => "matmul" };
+    let src = if reg { sources::MATMUL_REG } else { sources::MATMUL };
+    let k = ctx.kernel(&format!("{entry}/{}", w.format), || sources::with_format(src, w.format), entry, &WEIGHT_SLOTS);
     for part in &w.parts {
         let p = MatmulParams { n: n as u32, rows: part.rows as u32, cols: w.cols as u32, x_row0: x_row0 as u32, out_stride: w.rows as u32, out_col0: part.row0 as u32, _pad: [0; 2] };
         let u = ctx.uniform("matmul params", &p);
-        let groups = if few { ((part.rows as u32).div_ceil(GEMV_ROWS), 1, 1) } else { ((part.rows as u32).div_ceil(MATMUL_TILE_ROWS), (n as u32).div_ceil(MATMUL_TILE_TOKENS), 1) };
+        let groups = if few { ((part.rows as u32).div_ceil(GEMV_ROWS), 1, 1) } else if reg { ((part.rows as u32).div_ceil(8 * REG_ROWS), (n as u32).div_ceil(8 * REG_TOKENS), 1) } else { ((part.rows as u32).div_ceil(MATMUL_TILE_ROWS), (n as u32).div_ceil(MATMUL_TILE_TOKENS), 1) };
         let weight_bytes = (part.quants.size() + part.scales.size() + part.mins.size()) as f64;
         let work = Work { flops: 2.0 * (n * part.rows * w.cols) as f64, bytes: weight_bytes + 4.0 * (n * w.cols + n * part.rows) as f64 };
         ctx.dispatch_work(enc, &w.name, &k, &[&u, &part.quants, &part.scales, &part.mins, x, y], groups, work);
