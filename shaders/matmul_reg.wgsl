@@ -81,38 +81,24 @@ fn weights4(o: Block, row: u32, blk: u32, c: u32) -> vec4<f32> {
     return signed_bytes(w) * s;
 }
 
+// The tile's loads, accumulators and stores are written out straight (the host expands the
+// UNROLLED_* markers for REG_ROWS × REG_TOKENS, see `sources::with_register_tile`): arrays
+// indexed in loops can end up in memory, and every value here must stay in a register.
 @compute @workgroup_size(8, 8, 1)
 fn matmul_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r0 = gid.x * REG_ROWS;
     let t0 = gid.y * REG_TOKENS;
     let cols4 = p.cols / 4u;
     // Rows and tokens past the end read the last one (no branches in the loop) and write nothing.
-    var rows: array<u32, REG_ROWS>;
-    for (var j = 0u; j < REG_ROWS; j++) { rows[j] = min(r0 + j, p.rows - 1u); }
-    var xbase: array<u32, REG_TOKENS>;
-    for (var i = 0u; i < REG_TOKENS; i++) { xbase[i] = (p.x_row0 + min(t0 + i, p.n - 1u)) * cols4; }
-    var acc: array<f32, REG_ROWS * REG_TOKENS>; // (REG_TOKENS, REG_ROWS)
+    UNROLLED_SETUP
     for (var blk = 0u; blk < p.cols / 32u; blk++) {
-        var wb: array<Block, REG_ROWS>;
-        for (var j = 0u; j < REG_ROWS; j++) { wb[j] = load_block(rows[j], blk); }
+        UNROLLED_LOAD_BLOCKS
         for (var c = 0u; c < 8u; c++) {
-            var xv: array<vec4<f32>, REG_TOKENS>;
-            for (var i = 0u; i < REG_TOKENS; i++) { xv[i] = x[xbase[i] + blk * 8u + c]; }
-            for (var j = 0u; j < REG_ROWS; j++) {
-                let w = weights4(wb[j], rows[j], blk, c);
-                for (var i = 0u; i < REG_TOKENS; i++) {
-                    acc[i * REG_ROWS + j] += dot(xv[i], w);
-                }
-            }
+            let xc = blk * 8u + c;
+            UNROLLED_CHUNK
         }
     }
-    for (var i = 0u; i < REG_TOKENS; i++) {
-        for (var j = 0u; j < REG_ROWS; j++) {
-            if (t0 + i < p.n && r0 + j < p.rows) {
-                y[(t0 + i) * p.out_stride + p.out_col0 + r0 + j] = acc[i * REG_ROWS + j];
-            }
-        }
-    }
+    UNROLLED_STORE
 }
 
 // Few tokens (n ≤ GEMV_MAX_N; the last position's output projection): a workgroup owns

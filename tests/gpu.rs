@@ -5,7 +5,7 @@
 mod common;
 
 use attnlab::backends::cpu::ops as cpu;
-use attnlab::backends::gpu::context::GpuContext;
+use attnlab::backends::gpu::context::{GpuContext, MatmulKernel};
 use attnlab::backends::gpu::ops::{self, AttnShape};
 use attnlab::backends::gpu::weights::GpuMatrix;
 use attnlab::backends::gpu::GpuBackend;
@@ -120,19 +120,21 @@ fn gemma_quant_types_match_cpu_matmul() {
             }
         }
         let t = QTensor::new("w", ty, rows, cols, data).unwrap();
-        // 1 and 4 tokens: the gemv path; 5: the tiled matmul.
-        for n in [1, 4, 5] {
+        // 1 and 4 tokens: the gemv paths; 5 and 70: the tiled matmuls (70: two token tiles).
+        for n in [1, 4, 5, 70] {
             let x = common::values(n * cols, 41, 1.0);
             let mut expect = vec![0.0; n * rows];
             cpu::matmul_qt(&x, n, &t, &mut expect);
             for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, 8 * cols)] {
-                let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
-                let mut enc = ctx.encoder("quant test");
-                ops::matmul(ctx, &mut enc, &xb, 0, n, &gm, &yb);
-                let got = read(ctx, &[(&yb, n * rows)], enc).remove(0);
-                let scale = expect.iter().fold(1f32, |m, v| m.max(v.abs()));
-                let err = max_diff(&got, &expect) / scale;
-                assert!(err < 1e-5, "{} n={n}: relative err {err} ({} parts)", ty.name(), gm.parts.len());
+                for kernel in KERNELS {
+                    let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
+                    let mut enc = ctx.encoder("quant test");
+                    ops::matmul_with(ctx, kernel, &mut enc, &xb, 0, n, &gm, &yb);
+                    let got = read(ctx, &[(&yb, n * rows)], enc).remove(0);
+                    let scale = expect.iter().fold(1f32, |m, v| m.max(v.abs()));
+                    let err = max_diff(&got, &expect) / scale;
+                    assert!(err < 1e-5, "{} {kernel:?} n={n}: relative err {err} ({} parts)", ty.name(), gm.parts.len());
+                }
             }
         }
     }
@@ -150,24 +152,28 @@ fn quantized(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> QTensor {
     QTensor::new("w", ty, rows, cols, data).unwrap()
 }
 
-/// The few-token path reads its tokens from row `x_row0` on (the last position's output
-/// projection), on every weight layout, whole and split.
+/// Both matmul kernels (each with its gemv): every test below runs them side by side.
+const KERNELS: [MatmulKernel; 2] = [MatmulKernel::Registers, MatmulKernel::Workgroup];
+
+/// Matmuls read their tokens from row `x_row0` on (the last position's output projection,
+/// a window of a longer buffer), on every weight layout, whole and split, with both kernels:
+/// the gemv paths (≤ 4 tokens) and the tiled ones (5, 67: a partial tile of 8 × 8 invocations).
 #[test]
-fn gemv_reads_rows_from_an_offset_and_matches_the_cpu() {
+fn matmuls_read_rows_from_an_offset_and_match_the_cpu() {
     let ctx = ctx();
-    for (ty, rows, cols) in [(GgmlType::Q4_1, 515, 576), (GgmlType::Q8_0, 9, 96), (GgmlType::Q4_0, 64, 64), (GgmlType::F16, 3, 64)] {
+    for (ty, rows, cols) in [(GgmlType::Q4_1, 515, 576), (GgmlType::Q8_0, 9, 96), (GgmlType::Q4_0, 64, 64), (GgmlType::F16, 3, 64), (GgmlType::F16, 5, 36)] {
         let t = quantized(ty, rows, cols, 11);
-        let all = common::values(7 * cols, 12, 1.0);
-        for (row0, n) in [(6, 1), (3, 3), (2, 4)] {
+        let all = common::values(70 * cols, 12, 1.0);
+        for ((row0, n), kernel) in [(6, 1), (3, 3), (2, 4), (1, 5), (3, 67)].into_iter().flat_map(|c| KERNELS.map(|k| (c, k))) {
             let mut y_ref = vec![0.0; n * rows];
             cpu::matmul_qt(&all[row0 * cols..(row0 + n) * cols], n, &t, &mut y_ref);
             for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, t.row_bytes() * 10)] {
                 let (xb, yb) = (ctx.upload("x", &all), ctx.scratch("y", n * rows));
-                let mut enc = ctx.encoder("gemv test");
-                ops::matmul(ctx, &mut enc, &xb, row0, n, &gm, &yb);
+                let mut enc = ctx.encoder("offset test");
+                ops::matmul_with(ctx, kernel, &mut enc, &xb, row0, n, &gm, &yb);
                 let y = read(ctx, &[(&yb, n * rows)], enc).remove(0);
                 let e = max_diff(&y, &y_ref);
-                assert!(e < 1e-4, "{} {rows}x{cols} rows {row0}..{} parts={}: err {e}", ty.name(), row0 + n, gm.parts.len());
+                assert!(e < 1e-4, "{} {kernel:?} {rows}x{cols} rows {row0}..{} parts={}: err {e}", ty.name(), row0 + n, gm.parts.len());
             }
         }
     }
@@ -176,19 +182,22 @@ fn gemv_reads_rows_from_an_offset_and_matches_the_cpu() {
 #[test]
 fn quantized_matmul_matches_cpu_on_odd_shapes_and_split_buffers() {
     let ctx = ctx();
-    for (ty, rows, cols, n) in [(GgmlType::Q4_1, 65, 96, 1), (GgmlType::Q4_1, 130, 576, 33), (GgmlType::Q8_0, 130, 64, 33), (GgmlType::Q8_0, 7, 32, 70), (GgmlType::Q4_0, 33, 64, 5), (GgmlType::F16, 31, 64, 2)] {
+    // Rows and tokens on both sides of the register kernel's 64 × 64 tile and the old 64 × 32 one.
+    for (ty, rows, cols, n) in [(GgmlType::Q4_1, 65, 96, 1), (GgmlType::Q4_1, 130, 576, 33), (GgmlType::Q8_0, 130, 64, 33), (GgmlType::Q8_0, 7, 32, 70), (GgmlType::Q4_0, 33, 64, 5), (GgmlType::Q4_0, 129, 128, 64), (GgmlType::Q4_0, 63, 64, 129), (GgmlType::F16, 31, 64, 2), (GgmlType::F16, 66, 32, 9), (GgmlType::F16, 9, 44, 11)] {
         let t = quantized(ty, rows, cols, 7);
         let x = common::values(n * cols, 8, 1.0);
         let mut y_ref = vec![0.0; n * rows];
         cpu::matmul_qt(&x, n, &t, &mut y_ref);
         // Whole, and split into parts of ~10 rows (as a tensor over the binding limit is).
         for gm in [GpuMatrix::upload(ctx, &t), GpuMatrix::upload_with_limit(ctx, &t, t.row_bytes() * 10)] {
-            let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
-            let mut enc = ctx.encoder("matmul test");
-            ops::matmul(ctx, &mut enc, &xb, 0, n, &gm, &yb);
-            let y = read(ctx, &[(&yb, n * rows)], enc).remove(0);
-            let e = max_diff(&y, &y_ref);
-            assert!(e < 1e-4, "{} {rows}x{cols} n={n} parts={}: err {e}", ty.name(), gm.parts.len());
+            for kernel in KERNELS {
+                let (xb, yb) = (ctx.upload("x", &x), ctx.scratch("y", n * rows));
+                let mut enc = ctx.encoder("matmul test");
+                ops::matmul_with(ctx, kernel, &mut enc, &xb, 0, n, &gm, &yb);
+                let y = read(ctx, &[(&yb, n * rows)], enc).remove(0);
+                let e = max_diff(&y, &y_ref);
+                assert!(e < 1e-4, "{} {kernel:?} {rows}x{cols} n={n} parts={}: err {e}", ty.name(), gm.parts.len());
+            }
         }
     }
 }

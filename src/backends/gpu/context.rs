@@ -29,11 +29,46 @@ pub mod sources {
 
     /// A weight-reading kernel specialised to one storage format; the format constants come
     /// from `weights.rs`, the one place that defines them. Kernels that read weights one
-    /// element at a time get `dequant.wgsl` too (`matmul_reg.wgsl` reads whole blocks itself).
+    /// element at a time get `dequant.wgsl` too (`matmul_reg.wgsl` reads whole blocks itself,
+    /// and has its tile written out by [`with_register_tile`]).
     pub fn with_format(kernel: &str, format: u32) -> String {
         use super::super::weights::{FORMAT_F32, FORMAT_Q4, FORMAT_Q8, FORMAT_Q8S16};
-        let dequant = if kernel == MATMUL_REG { "" } else { DEQUANT };
+        let (dequant, kernel) = if kernel == MATMUL_REG {
+            ("", with_register_tile(kernel, super::super::ops::REG_ROWS as usize, super::super::ops::REG_TOKENS as usize))
+        } else {
+            (DEQUANT, kernel.to_string())
+        };
         format!("const FORMAT: u32 = {format}u;\nconst FORMAT_Q4: u32 = {FORMAT_Q4}u;\nconst FORMAT_Q8: u32 = {FORMAT_Q8}u;\nconst FORMAT_F32: u32 = {FORMAT_F32}u;\nconst FORMAT_Q8S16: u32 = {FORMAT_Q8S16}u;\n{dequant}\n{kernel}")
+    }
+
+    /// `matmul_reg.wgsl` with its `rows` × `tokens` tile as straight-line code: named
+    /// accumulators `a{token}_{row}`, one block `b{row}` and one x vector `x{token}` per chunk.
+    pub fn with_register_tile(kernel: &str, rows: usize, tokens: usize) -> String {
+        let mut setup = String::new();
+        for j in 0..rows {
+            setup += &format!("let row{j} = min(r0 + {j}u, p.rows - 1u); ");
+        }
+        for i in 0..tokens {
+            setup += &format!("let xb{i} = (p.x_row0 + min(t0 + {i}u, p.n - 1u)) * cols4; ");
+            for j in 0..rows {
+                setup += &format!("var a{i}_{j} = 0.0; ");
+            }
+        }
+        let load: String = (0..rows).map(|j| format!("let b{j} = load_block(row{j}, blk); ")).collect();
+        let mut chunk: String = (0..tokens).map(|i| format!("let x{i} = x[xb{i} + xc]; ")).collect();
+        for j in 0..rows {
+            chunk += &format!("let w{j} = weights4(b{j}, row{j}, blk, c); ");
+            for i in 0..tokens {
+                chunk += &format!("a{i}_{j} += dot(x{i}, w{j}); ");
+            }
+        }
+        let mut store = String::new();
+        for i in 0..tokens {
+            for j in 0..rows {
+                store += &format!("if (t0 + {i}u < p.n && r0 + {j}u < p.rows) {{ y[(t0 + {i}u) * p.out_stride + p.out_col0 + r0 + {j}u] = a{i}_{j}; }} ");
+            }
+        }
+        kernel.replace("UNROLLED_SETUP", &setup).replace("UNROLLED_LOAD_BLOCKS", &load).replace("UNROLLED_CHUNK", &chunk).replace("UNROLLED_STORE", &store)
     }
 
     /// Where an attention kernel's dot product reads its operands.

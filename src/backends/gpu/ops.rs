@@ -16,8 +16,8 @@ pub const MATMUL_TILE_TOKENS: u32 = 32;
 pub const GEMV_MAX_N: u32 = 4;
 pub const GEMV_ROWS: u32 = 8;
 /// `matmul_reg`: weight rows × tokens of y per invocation (8 × 8 invocations per workgroup).
-pub const REG_ROWS: u32 = 4;
-pub const REG_TOKENS: u32 = 2;
+pub const REG_ROWS: u32 = 8;
+pub const REG_TOKENS: u32 = 8;
 pub const ELEMENTWISE_WG: u32 = 256;
 pub const FLASH_WG: u32 = 64;
 pub const NAIVE_TILE: u32 = 16;
@@ -47,9 +47,15 @@ const WEIGHT_SLOTS: [Slot; 6] = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Re
 /// The context's [`MatmulKernel`] picks `matmul_reg.wgsl` (any matrix of whole 32-column blocks)
 /// or `matmul.wgsl`; up to [`GEMV_MAX_N`] tokens their `gemv` entry points run instead.
 pub fn matmul(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, x_row0: usize, n: usize, w: &GpuMatrix, y: &wgpu::Buffer) {
+    matmul_with(ctx, ctx.matmul_kernel(), enc, x, x_row0, n, w, y)
+}
+
+/// [`matmul`] with the kernel named (tests run both side by side on one context).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(ctx: &GpuContext, kernel: MatmulKernel, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, x_row0: usize, n: usize, w: &GpuMatrix, y: &wgpu::Buffer) {
     let few = n as u32 <= GEMV_MAX_N && w.parts.iter().all(|p| (p.rows as u32).div_ceil(GEMV_ROWS) <= 65_535);
     // The register kernel walks whole 32-column blocks (every quantized matrix has them).
-    let reg = w.cols % 32 == 0 && ctx.matmul_kernel() == MatmulKernel::Registers;
+    let reg = w.cols % 32 == 0 && kernel == MatmulKernel::Registers;
     let entry = match (few, reg) { (true, false) => "gemv", (true, true) => "gemv_reg", (false, true) => "matmul_reg", (false, false) => "matmul" };
     let src = if reg { sources::MATMUL_REG } else { sources::MATMUL };
     let k = ctx.kernel(&format!("{entry}/{}", w.format), || sources::with_format(src, w.format), entry, &WEIGHT_SLOTS);
