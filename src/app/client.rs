@@ -11,9 +11,17 @@ use web_sys::{MessageEvent, Worker};
 use crate::worker::protocol::{Request, Response};
 use crate::worker::wire;
 
-/// Trunk builds the worker (wasm-bindgen `no-modules` output) beside the page.
+/// Trunk builds the worker (wasm-bindgen `no-modules` output) beside the page, in two builds:
+/// plain SIMD128, and relaxed SIMD (FMA) from `scripts/relaxed-worker.sh`.
 pub const WORKER_JS: &str = "attnlab-worker.js";
 pub const WORKER_WASM: &str = "attnlab-worker_bg.wasm";
+pub const WORKER_RELAXED_JS: &str = "attnlab-worker-relaxed.js";
+pub const WORKER_RELAXED_WASM: &str = "attnlab-worker-relaxed_bg.wasm";
+
+/// Whether the page's address says `simd=plain` (keeps the SIMD128 build; tests compare both).
+fn plain_simd_asked() -> bool {
+    web_sys::window().and_then(|w| w.location().search().ok()).and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok()).and_then(|p| p.get("simd")).as_deref() == Some("plain")
+}
 
 /// A message waiting for the worker to start: (message object, transferable bytes).
 type Pending = (JsValue, Option<js_sys::ArrayBuffer>);
@@ -29,11 +37,22 @@ pub struct Client {
 /// Starts the worker from `base` (an absolute URL ending in `/`). A worker script must come
 /// from the page's own origin, so the worker is a small same-origin `blob:` script that
 /// imports the engine from `base` (which may be another origin: it then needs CORS).
+/// The relaxed build is tried where the browser validates a module holding one
+/// `f32x4.relaxed_madd`; a missing relaxed script (a build without the hook) falls back to the
+/// plain one. (Only before the first script runs: each defines the global `wasm_bindgen`.)
 fn start_worker(base: &str) -> Result<Worker, String> {
     let boot = format!(
-        "importScripts({js:?});\nwasm_bindgen({{ module_or_path: {wasm:?} }}).catch((e) => postMessage({{ value: {{ type: 'error', phase: 'worker', message: String(e) }}, floats: [], id: 0 }}));\n",
+        "const fail = (e) => postMessage({{ value: {{ type: 'error', phase: 'worker', message: String(e) }}, floats: [], id: 0 }});\n\
+         const v = [253, 12, ...new Array(16).fill(0)];\n\
+         const relaxed = {try_relaxed} && WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0, ...v, ...v, ...v, 253, 133, 2, 11]));\n\
+         let wasm = {wasm:?};\n\
+         try {{\n  if (!relaxed) throw 0;\n  importScripts({rjs:?});\n  wasm = {rwasm:?};\n}} catch (_) {{\n  importScripts({js:?});\n}}\n\
+         wasm_bindgen({{ module_or_path: wasm }}).catch(fail);\n",
+        try_relaxed = !plain_simd_asked(),
         js = format!("{base}{WORKER_JS}"),
-        wasm = format!("{base}{WORKER_WASM}")
+        wasm = format!("{base}{WORKER_WASM}"),
+        rjs = format!("{base}{WORKER_RELAXED_JS}"),
+        rwasm = format!("{base}{WORKER_RELAXED_WASM}")
     );
     let opts = web_sys::BlobPropertyBag::new();
     opts.set_type("text/javascript");

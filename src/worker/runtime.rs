@@ -26,7 +26,8 @@ use crate::util::Clock;
 use crate::Model;
 
 const CACHE_NAME: &str = "attnlab-models-v1";
-const CPU_ADAPTER: &str = "CPU (WebAssembly, one thread)";
+/// The CPU engine as the badge names it: which of the two worker builds is running.
+const CPU_ADAPTER: &str = if cfg!(target_feature = "relaxed-simd") { "CPU (WebAssembly SIMD128 + relaxed FMA, one thread)" } else { "CPU (WebAssembly SIMD128, one thread)" };
 
 thread_local! {
     /// Set by a `Cancel` message (or a new model); checked between experiment trials.

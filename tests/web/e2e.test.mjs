@@ -58,6 +58,8 @@ test('CPU fallback in a worker (WebGPU off) reaches done with the reference numb
     assert.equal(await runUntilDone(page), 'done');
     assert.equal(await page.evaluate(() => document.documentElement.dataset.attnlabBackend), 'cpu');
     assert.match(await page.textContent('.note'), /no WebGPU adapter/);
+    // Chromium validates relaxed SIMD: the worker's FMA build runs, and the badge says which.
+    assert.match(await page.textContent('.badge'), /WebAssembly SIMD128 \+ relaxed FMA/);
     const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
     assert.equal(result.backend, 'cpu');
     compareWithReference(result, 3, 4);
@@ -81,6 +83,20 @@ test('CPU fallback in a worker (WebGPU off) reaches done with the reference numb
     await page.click('nav.tabs button >> nth=2');
     assert.equal((await page.$$('.sink-cell')).length, 270);
     assert.equal((await page.$$('.sink-chart circle')).length, 30);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the plain SIMD128 worker build (browsers without relaxed SIMD) gives the reference numbers too', async () => {
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `${RUN_QUERY}&simd=plain`);
+  try {
+    assert.equal(await runUntilDone(page), 'done');
+    const badge = await page.textContent('.badge');
+    assert.match(badge, /WebAssembly SIMD128, one thread/);
+    assert.doesNotMatch(badge, /relaxed/);
+    compareWithReference(JSON.parse(await page.evaluate(() => window.attnlab.exportJson())), 3, 4);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

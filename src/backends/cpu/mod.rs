@@ -2,6 +2,7 @@
 //! op by op, exact f32 over quantized weights.
 
 pub mod ops;
+pub mod panel;
 pub mod parallel;
 
 use ndarray::Array2;
@@ -120,7 +121,15 @@ impl Backend for CpuBackend {
     }
 
     fn describe(&self) -> String {
-        format!("CPU, f32, {} thread(s)", parallel::threads())
+        // The browser has two builds of the worker (see scripts/relaxed-worker.sh).
+        let simd = if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+            ", wasm SIMD128 + relaxed FMA"
+        } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            ", wasm SIMD128"
+        } else {
+            ""
+        };
+        format!("CPU, f32, {} thread(s){simd}", parallel::threads())
     }
 
     fn forward(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {

@@ -20,7 +20,11 @@ thread_local! {
 ///
 /// Rows of `w` are dequantized `MATMUL_ROW_CHUNK` at a time into a per-thread scratch and
 /// multiplied with `matrixmultiply`'s sgemm; tasks own disjoint column blocks of `out`.
+/// The wasm build (one thread, four lanes) runs [`super::panel::matmul_qt`] instead.
 pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
+    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        return super::panel::matmul_qt(x, n, w, out); // the browser's kernel (see panel.rs)
+    }
     let (rows, cols) = (w.rows, w.cols);
     assert_eq!(x.len(), n * cols, "matmul_qt: x has {} values, expected {n} × {cols}", x.len());
     assert_eq!(out.len(), n * rows);
