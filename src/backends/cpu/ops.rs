@@ -211,13 +211,13 @@ pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::gguf::GgmlType;
     use crate::model::quant::quantize;
 
     /// Deterministic pseudo-random values in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {

@@ -103,10 +103,18 @@ pub fn pack_panel(w: &QTensor, r0: usize, nr: usize, row: &mut [f32], panel: &mu
     }
 }
 
+/// Where a panel's products go: columns `c0 .. c0 + nr` of `out` (*, stride).
+pub struct Dest<'a> {
+    pub out: &'a mut [f32],
+    pub stride: usize,
+    pub c0: usize,
+    pub nr: usize,
+}
+
 /// `out[t, c0 + j] = Σ_k x[t, k] · panel[k, j]` for the `T` tokens starting at row `t0` of
-/// `x` (T ≤ TOKENS) and j < nr. x: (*, cols); panel: (cols, 8); out: (*, out_stride).
+/// `x` (T ≤ TOKENS) and j < nr. x: (*, cols); panel: (cols, 8).
 #[inline(always)]
-fn tile<const T: usize>(x: &[f32], t0: usize, cols: usize, panel: &[f32], out: &mut [f32], out_stride: usize, c0: usize, nr: usize) {
+fn tile<const T: usize>(x: &[f32], t0: usize, cols: usize, panel: &[f32], d: &mut Dest) {
     assert!((t0 + T) * cols <= x.len() && panel.len() >= cols * PANEL);
     let mut acc = [[F4::zero(); VECS]; T];
     let xp = x[t0 * cols..].as_ptr();
@@ -124,25 +132,25 @@ fn tile<const T: usize>(x: &[f32], t0: usize, cols: usize, panel: &[f32], out: &
         }
     }
     for (i, a) in acc.iter().enumerate() {
-        let o = &mut out[(t0 + i) * out_stride + c0..];
-        for j in 0..nr {
+        let o = &mut d.out[(t0 + i) * d.stride + d.c0..];
+        for j in 0..d.nr {
             o[j] = a[j / 4].to_array()[j % 4];
         }
     }
 }
 
 /// `out[t, c0 .. c0 + nr] = x[t, :] · panelᵀ` for every token t < n, TOKENS at a time.
-pub fn panel_matmul(x: &[f32], n: usize, cols: usize, panel: &[f32], out: &mut [f32], out_stride: usize, c0: usize, nr: usize) {
+pub fn panel_matmul(x: &[f32], n: usize, cols: usize, panel: &[f32], d: &mut Dest) {
     let mut t0 = 0;
     while t0 + TOKENS <= n {
-        tile::<TOKENS>(x, t0, cols, panel, out, out_stride, c0, nr);
+        tile::<TOKENS>(x, t0, cols, panel, d);
         t0 += TOKENS;
     }
     match n - t0 {
         0 => {}
-        1 => tile::<1>(x, t0, cols, panel, out, out_stride, c0, nr),
-        2 => tile::<2>(x, t0, cols, panel, out, out_stride, c0, nr),
-        3 => tile::<3>(x, t0, cols, panel, out, out_stride, c0, nr),
+        1 => tile::<1>(x, t0, cols, panel, d),
+        2 => tile::<2>(x, t0, cols, panel, d),
+        3 => tile::<3>(x, t0, cols, panel, d),
         r => unreachable!("{r} ≥ TOKENS"),
     }
 }
@@ -157,7 +165,7 @@ pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     for r0 in (0..rows).step_by(PANEL) {
         let nr = PANEL.min(rows - r0);
         pack_panel(w, r0, nr, &mut row, &mut panel);
-        panel_matmul(x, n, cols, &panel, out, rows, r0, nr);
+        panel_matmul(x, n, cols, &panel, &mut Dest { out: &mut *out, stride: rows, c0: r0, nr });
     }
 }
 
@@ -165,17 +173,8 @@ pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::model::gguf::GgmlType;
+    use crate::backends::cpu::ops::tests::values;
     use crate::model::quant::quantize;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     /// Against a plain f64 triple loop on the dequantized weights: every token remainder
     /// (n mod 4), partial panels (rows mod 8), every quant type the engine reads.
