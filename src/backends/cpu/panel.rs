@@ -56,6 +56,20 @@ mod lanes {
         pub fn to_array(self) -> [f32; 4] {
             [f32x4_extract_lane::<0>(self.0), f32x4_extract_lane::<1>(self.0), f32x4_extract_lane::<2>(self.0), f32x4_extract_lane::<3>(self.0)]
         }
+        /// SAFETY: `p .. p + 4` writable.
+        #[inline(always)]
+        pub unsafe fn store(self, p: *mut f32) {
+            v128_store(p as *mut v128, self.0)
+        }
+        /// Rows a..d → columns: result[c] = [a[c], b[c], c[c], d[c]] (eight lane shuffles).
+        #[inline(always)]
+        pub fn transpose(r: [F4; 4]) -> [F4; 4] {
+            let t0 = i32x4_shuffle::<0, 4, 1, 5>(r[0].0, r[1].0);
+            let t1 = i32x4_shuffle::<0, 4, 1, 5>(r[2].0, r[3].0);
+            let t2 = i32x4_shuffle::<2, 6, 3, 7>(r[0].0, r[1].0);
+            let t3 = i32x4_shuffle::<2, 6, 3, 7>(r[2].0, r[3].0);
+            [F4(i32x4_shuffle::<0, 1, 4, 5>(t0, t1)), F4(i32x4_shuffle::<2, 3, 6, 7>(t0, t1)), F4(i32x4_shuffle::<0, 1, 4, 5>(t2, t3)), F4(i32x4_shuffle::<2, 3, 6, 7>(t2, t3))]
+        }
     }
 }
 
@@ -82,23 +96,44 @@ mod lanes {
         pub fn to_array(self) -> [f32; 4] {
             self.0
         }
+        /// SAFETY: `p .. p + 4` writable.
+        pub unsafe fn store(self, p: *mut f32) {
+            for (i, v) in self.0.iter().enumerate() {
+                *p.add(i) = *v;
+            }
+        }
+        pub fn transpose(r: [F4; 4]) -> [F4; 4] {
+            std::array::from_fn(|c| F4(std::array::from_fn(|i| r[i].0[c])))
+        }
     }
 }
 
 use lanes::F4;
 
 /// Rows `r0 .. r0 + nr` (nr ≤ 8) of `w` as one panel: `panel[k · 8 + j] = w[r0 + j, k]`, zeros
-/// for j ≥ nr. `row`: a scratch of `w.cols` floats. panel: (cols, 8).
-pub fn pack_panel(w: &QTensor, r0: usize, nr: usize, row: &mut [f32], panel: &mut [f32]) {
+/// for j ≥ nr. The rows are dequantized side by side into `rows` (8 × cols), then turned into
+/// columns four by four with lane shuffles. rows: (8, cols); panel: (cols, 8).
+pub fn pack_panel(w: &QTensor, r0: usize, nr: usize, rows: &mut [f32], panel: &mut [f32]) {
     let cols = w.cols;
-    assert!(nr <= PANEL && row.len() == cols && panel.len() == cols * PANEL);
-    if nr < PANEL {
-        panel.fill(0.0);
+    assert!(nr <= PANEL && rows.len() == cols * PANEL && panel.len() == cols * PANEL);
+    w.dequantize_rows(r0, nr, &mut rows[..nr * cols]);
+    rows[nr * cols..].fill(0.0);
+    let k4 = cols - cols % 4;
+    for k in (0..k4).step_by(4) {
+        for h in 0..PANEL / 4 {
+            // SAFETY: rows 4h .. 4h + 4 at columns k .. k + 4 < cols, inside `rows` (asserted);
+            // the stores write panel[(k + c) · 8 + 4h ..][..4] with k + c < cols.
+            unsafe {
+                let r: [F4; 4] = std::array::from_fn(|i| F4::load(rows.as_ptr().add((4 * h + i) * cols + k)));
+                for (c, v) in F4::transpose(r).into_iter().enumerate() {
+                    v.store(panel.as_mut_ptr().add((k + c) * PANEL + 4 * h));
+                }
+            }
+        }
     }
-    for j in 0..nr {
-        w.dequantize_row(r0 + j, row);
-        for (k, v) in row.iter().enumerate() {
-            panel[k * PANEL + j] = *v;
+    for k in k4..cols {
+        for j in 0..PANEL {
+            panel[k * PANEL + j] = rows[j * cols + k];
         }
     }
 }
@@ -156,15 +191,15 @@ pub fn panel_matmul(x: &[f32], n: usize, cols: usize, panel: &[f32], d: &mut Des
 }
 
 /// `out = x · wᵀ` with x (n, cols), w (rows, cols) quantized, out (n, rows): one panel of 8
-/// weight rows dequantized at a time (2 · cols floats of scratch besides the panel).
+/// weight rows dequantized at a time (16 · cols floats of scratch: the rows and the panel).
 pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     let (rows, cols) = (w.rows, w.cols);
     assert_eq!(x.len(), n * cols, "matmul_qt: x has {} values, expected {n} × {cols}", x.len());
     assert_eq!(out.len(), n * rows);
-    let (mut row, mut panel) = (vec![0.0; cols], vec![0.0; cols * PANEL]);
+    let (mut rows8, mut panel) = (vec![0.0; cols * PANEL], vec![0.0; cols * PANEL]);
     for r0 in (0..rows).step_by(PANEL) {
         let nr = PANEL.min(rows - r0);
-        pack_panel(w, r0, nr, &mut row, &mut panel);
+        pack_panel(w, r0, nr, &mut rows8, &mut panel);
         panel_matmul(x, n, cols, &panel, &mut Dest { out: &mut *out, stride: rows, c0: r0, nr });
     }
 }
