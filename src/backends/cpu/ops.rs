@@ -150,7 +150,14 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 ///
 /// Query head `h` reads KV head `h / (n_head / n_kv)` (the grouping of Hugging Face's
 /// `repeat_kv` and llama.cpp's GQA broadcast).
+///
+/// The two products per tile go through `matrixmultiply` natively and through the panel
+/// kernel of `panel.rs` in the browser (as the weights' matmuls do).
 pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32]) {
+    causal_attention_with(s, q, k, v, out, lse, cfg!(all(target_arch = "wasm32", target_feature = "simd128")))
+}
+
+fn causal_attention_with(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32], panel: bool) {
     let (n, n_head, n_kv, hd) = (s.n, s.n_head, s.n_kv, s.head_dim);
     let (q_row, kv_row) = (n_head * hd, n_kv * hd);
     assert_eq!(q.len(), n * q_row);
@@ -163,7 +170,7 @@ pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut
     let tiles = n.div_ceil(ATTN_QUERY_TILE);
     let out_ptr = SyncPtr(out.as_mut_ptr());
     let lse_ptr = SyncPtr(lse.as_mut_ptr());
-    for_each_index(n_head * tiles, |task| {
+    let run = |task: usize| {
         let (h, t) = (task / tiles, task % tiles);
         let g = h / group;
         let q0 = t * ATTN_QUERY_TILE;
@@ -178,8 +185,13 @@ pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut
             let scores = &mut s_[..rows * kv_len]; // (rows, kv_len): keys k_lo..k_lo+kv_len
             // SAFETY: A = q rows q0.. of head h (rows × hd, row stride q_row); B = kᵀ of KV
             // head g (hd × kv_len); C = scores. All inside their slices.
-            unsafe {
-                matrixmultiply::sgemm(rows, hd, kv_len, scale, q.as_ptr().add(q0 * q_row + h * hd), q_row as isize, 1, k.as_ptr().add(k_lo * kv_row + g * hd), 1, kv_row as isize, 0.0, scores.as_mut_ptr(), kv_len as isize, 1);
+            if panel {
+                super::panel::gemm_abt(rows, hd, kv_len, &q[q0 * q_row + h * hd..], q_row, &k[k_lo * kv_row + g * hd..], kv_row, scores, kv_len);
+                scores.iter_mut().for_each(|v| *v *= scale);
+            } else {
+                unsafe {
+                    matrixmultiply::sgemm(rows, hd, kv_len, scale, q.as_ptr().add(q0 * q_row + h * hd), q_row as isize, 1, k.as_ptr().add(k_lo * kv_row + g * hd), 1, kv_row as isize, 0.0, scores.as_mut_ptr(), kv_len as isize, 1);
+                }
             }
             for r in 0..rows {
                 let i = q0 + r;
@@ -204,10 +216,23 @@ pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut
             // SAFETY: A = probabilities (rows × kv_len); B = v of KV head g (kv_len × hd);
             // C = out rows q0.. of head h, written by this task only.
             unsafe {
-                matrixmultiply::sgemm(rows, kv_len, hd, 1.0, scores.as_ptr(), kv_len as isize, 1, v.as_ptr().add(k_lo * kv_row + g * hd), kv_row as isize, 1, 0.0, out_ptr.get().add(q0 * q_row + h * hd), q_row as isize, 1);
+                if panel {
+                    // Rows q0 .. q0 + rows of `out` from head h's column on; only columns
+                    // h·hd .. h·hd + hd of them are written, as above.
+                    let o = std::slice::from_raw_parts_mut(out_ptr.get().add(q0 * q_row + h * hd), (rows - 1) * q_row + hd);
+                    super::panel::gemm_ab(rows, kv_len, hd, scores, kv_len, &v[k_lo * kv_row + g * hd..], kv_row, o, q_row);
+                } else {
+                    matrixmultiply::sgemm(rows, kv_len, hd, 1.0, scores.as_ptr(), kv_len as isize, 1, v.as_ptr().add(k_lo * kv_row + g * hd), kv_row as isize, 1, 0.0, out_ptr.get().add(q0 * q_row + h * hd), q_row as isize, 1);
+                }
             }
         });
-    });
+    };
+    if panel {
+        // One task at a time: each builds a `&mut` view of its rows of `out` (see above).
+        (0..n_head * tiles).for_each(run);
+    } else {
+        for_each_index(n_head * tiles, run);
+    }
 }
 
 #[cfg(test)]
@@ -259,11 +284,14 @@ pub(crate) mod tests {
             let v = values(n * n_kv * hd, 3);
             let mut out = vec![0.0; q.len()];
             let mut lse = vec![0.0; n_head * n];
-            causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse);
             let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, None);
-            let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(eo < 1e-5 && el < 1e-4, "n={n}: out err {eo}, lse err {el}");
+            // Both product kernels: matrixmultiply (native) and the panel kernel (the browser's).
+            for panel in [false, true] {
+                causal_attention_with(AttnShape { n, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse, panel);
+                let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(eo < 1e-5 && el < 1e-4, "n={n} panel={panel}: out err {eo}, lse err {el}");
+            }
         }
     }
 
@@ -322,11 +350,13 @@ pub(crate) mod tests {
             let v = values(n * n_kv * hd, 13);
             let mut out = vec![0.0; q.len()];
             let mut lse = vec![0.0; n_head * n];
-            causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window: Some(w) }, &q, &k, &v, &mut out, &mut lse);
             let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, Some(w));
-            let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(eo < 1e-5 && el < 1e-4, "n={n} w={w}: out err {eo}, lse err {el}");
+            for panel in [false, true] {
+                causal_attention_with(AttnShape { n, n_head, n_kv, head_dim: hd, window: Some(w) }, &q, &k, &v, &mut out, &mut lse, panel);
+                let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(eo < 1e-5 && el < 1e-4, "n={n} w={w} panel={panel}: out err {eo}, lse err {el}");
+            }
         }
     }
 

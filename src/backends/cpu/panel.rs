@@ -147,19 +147,19 @@ pub struct Dest<'a> {
 }
 
 /// `out[t, c0 + j] = Σ_k x[t, k] · panel[k, j]` for the `T` tokens starting at row `t0` of
-/// `x` (T ≤ TOKENS) and j < nr. x: (*, cols); panel: (cols, 8).
+/// `x` (T ≤ TOKENS) and j < nr. x: (*, xs) with cols ≤ xs; panel: (cols, 8).
 #[inline(always)]
-fn tile<const T: usize>(x: &[f32], t0: usize, cols: usize, panel: &[f32], d: &mut Dest) {
-    assert!((t0 + T) * cols <= x.len() && panel.len() >= cols * PANEL);
+fn tile<const T: usize>(x: &[f32], xs: usize, t0: usize, cols: usize, panel: &[f32], d: &mut Dest) {
+    assert!(cols <= xs && (t0 + T - 1) * xs + cols <= x.len() && panel.len() >= cols * PANEL);
     let mut acc = [[F4::zero(); VECS]; T];
-    let xp = x[t0 * cols..].as_ptr();
+    let xp = x[t0 * xs..].as_ptr();
     let pp = panel.as_ptr();
     for k in 0..cols {
         // SAFETY: k < cols; the panel holds cols · PANEL floats and x rows t0 .. t0 + T (asserted).
         unsafe {
             let b: [F4; VECS] = std::array::from_fn(|v| F4::load(pp.add(k * PANEL + 4 * v)));
             for (i, a) in acc.iter_mut().enumerate() {
-                let xv = F4::splat_load(xp.add(i * cols + k));
+                let xv = F4::splat_load(xp.add(i * xs + k));
                 for v in 0..VECS {
                     a[v] = xv.mul_add(b[v], a[v]);
                 }
@@ -174,18 +174,19 @@ fn tile<const T: usize>(x: &[f32], t0: usize, cols: usize, panel: &[f32], d: &mu
     }
 }
 
-/// `out[t, c0 .. c0 + nr] = x[t, :] · panelᵀ` for every token t < n, TOKENS at a time.
-pub fn panel_matmul(x: &[f32], n: usize, cols: usize, panel: &[f32], d: &mut Dest) {
+/// `out[t, c0 .. c0 + nr] = x[t, :cols] · panelᵀ` for every token t < n, TOKENS at a time.
+/// x: (n, xs), xs ≥ cols (a row stride wider than the product, as for one head of q).
+pub fn panel_matmul(x: &[f32], xs: usize, n: usize, cols: usize, panel: &[f32], d: &mut Dest) {
     let mut t0 = 0;
     while t0 + TOKENS <= n {
-        tile::<TOKENS>(x, t0, cols, panel, d);
+        tile::<TOKENS>(x, xs, t0, cols, panel, d);
         t0 += TOKENS;
     }
     match n - t0 {
         0 => {}
-        1 => tile::<1>(x, t0, cols, panel, d),
-        2 => tile::<2>(x, t0, cols, panel, d),
-        3 => tile::<3>(x, t0, cols, panel, d),
+        1 => tile::<1>(x, xs, t0, cols, panel, d),
+        2 => tile::<2>(x, xs, t0, cols, panel, d),
+        3 => tile::<3>(x, xs, t0, cols, panel, d),
         r => unreachable!("{r} ≥ TOKENS"),
     }
 }
@@ -200,7 +201,40 @@ pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     for r0 in (0..rows).step_by(PANEL) {
         let nr = PANEL.min(rows - r0);
         pack_panel(w, r0, nr, &mut rows8, &mut panel);
-        panel_matmul(x, n, cols, &panel, &mut Dest { out: &mut *out, stride: rows, c0: r0, nr });
+        panel_matmul(x, cols, n, cols, &panel, &mut Dest { out: &mut *out, stride: rows, c0: r0, nr });
+    }
+}
+
+/// `c = a · bᵀ` for plain f32 operands with row strides, as attention's QKᵀ needs:
+/// a (m, ≥ k) stride `sa`, b (n, ≥ k) stride `sb`, c (m, n) stride `sc`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_abt(m: usize, k: usize, n: usize, a: &[f32], sa: usize, b: &[f32], sb: usize, c: &mut [f32], sc: usize) {
+    let mut panel = vec![0.0; k * PANEL];
+    for j0 in (0..n).step_by(PANEL) {
+        let nr = PANEL.min(n - j0);
+        panel.fill(0.0);
+        for j in 0..nr {
+            for (kk, v) in b[(j0 + j) * sb..(j0 + j) * sb + k].iter().enumerate() {
+                panel[kk * PANEL + j] = *v;
+            }
+        }
+        panel_matmul(a, sa, m, k, &panel, &mut Dest { out: &mut *c, stride: sc, c0: j0, nr });
+    }
+}
+
+/// `c = a · b` for plain f32 operands with row strides, as attention's P·V needs:
+/// a (m, ≥ k) stride `sa`, b (k, ≥ n) stride `sb`, c (m, ≥ n) stride `sc` (columns 0 .. n).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ab(m: usize, k: usize, n: usize, a: &[f32], sa: usize, b: &[f32], sb: usize, c: &mut [f32], sc: usize) {
+    let mut panel = vec![0.0; k * PANEL];
+    for j0 in (0..n).step_by(PANEL) {
+        let nr = PANEL.min(n - j0);
+        for kk in 0..k {
+            let row = &b[kk * sb + j0..kk * sb + j0 + nr];
+            panel[kk * PANEL..kk * PANEL + nr].copy_from_slice(row);
+            panel[kk * PANEL + nr..(kk + 1) * PANEL].fill(0.0);
+        }
+        panel_matmul(a, sa, m, k, &panel, &mut Dest { out: &mut *c, stride: sc, c0: j0, nr });
     }
 }
 
@@ -210,6 +244,31 @@ mod tests {
     use crate::model::gguf::GgmlType;
     use crate::backends::cpu::ops::tests::values;
     use crate::model::quant::quantize;
+
+    /// The strided f32 products attention uses, against a plain loop: odd sizes, strides wider
+    /// than the rows, a panel short of 8 columns.
+    #[test]
+    fn strided_products_match_the_plain_loop() {
+        for (m, k, n) in [(1, 1, 1), (5, 64, 13), (64, 7, 9), (3, 33, 8)] {
+            let (sa, sb, sc) = (k + 3, k + 5, n + 2);
+            let a = values(m * sa, 1);
+            let bt = values(n * sb, 2); // (n, k) rows for a · bᵀ
+            let mut c = vec![f32::NAN; m * sc];
+            gemm_abt(m, k, n, &a, sa, &bt, sb, &mut c, sc);
+            let sb2 = n + 4;
+            let b = values(k * sb2, 3); // (k, n) rows for a · b
+            let mut c2 = vec![f32::NAN; m * sc];
+            gemm_ab(m, k, n, &a, sa, &b, sb2, &mut c2, sc);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|t| a[i * sa + t] as f64 * bt[j * sb + t] as f64).sum();
+                    assert!((c[i * sc + j] as f64 - want).abs() < 1e-4, "abt {m}×{k}×{n} [{i},{j}]");
+                    let want2: f64 = (0..k).map(|t| a[i * sa + t] as f64 * b[t * sb2 + j] as f64).sum();
+                    assert!((c2[i * sc + j] as f64 - want2).abs() < 1e-4, "ab {m}×{k}×{n} [{i},{j}]");
+                }
+            }
+        }
+    }
 
     /// Against a plain f64 triple loop on the dequantized weights: every token remainder
     /// (n mod 4), partial panels (rows mod 8), every quant type the engine reads.
