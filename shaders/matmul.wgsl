@@ -7,23 +7,11 @@
 // ROWS_PER_INV × TOKENS_PER_INV outputs. Dispatch: (ceil(rows / TILE_R), ceil(n / TILE_N), 1).
 // `gemv` (below) serves n ≤ GEMV_MAX_N tokens (the last position's output projection), where a
 // 32-token tile would compute 31 rows for nothing.
-struct Params {
-    n: u32,
-    rows: u32,
-    cols: u32,
-    x_row0: u32,
-    out_stride: u32,
-    out_col0: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// Params `p`, the output `y` and `gemv_finish`: matmul_common.wgsl.
 @group(0) @binding(1) var<storage, read> quants: array<u32>;
 @group(0) @binding(2) var<storage, read> scales: array<f32>;
 @group(0) @binding(3) var<storage, read> mins: array<f32>;
 @group(0) @binding(4) var<storage, read> x: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 const WG_X: u32 = 16u;            // invocations along weight rows
 const WG_Y: u32 = 16u;            // invocations along tokens
@@ -88,8 +76,6 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
 // Few tokens: a workgroup owns GEMV_ROWS weight rows, GEMV_LANES invocations per row stride
 // the reduction (adjacent invocations read adjacent weights), each weight is dequantized once,
 // and the lanes' partial sums are added in workgroup memory. Dispatch: (ceil(rows / GEMV_ROWS), 1, 1).
-const GEMV_LANES: u32 = 64u / GEMV_ROWS;
-var<workgroup> partial: array<f32, 256>; // (GEMV_MAX_N, 64)
 
 @compute @workgroup_size(64, 1, 1)
 fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -104,17 +90,5 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
-    for (var t = 0u; t < GEMV_MAX_N; t++) {
-        partial[t * 64u + li] = acc[t];
-    }
-    workgroupBarrier();
-    if (lane == 0u && r < p.rows) {
-        for (var t = 0u; t < p.n; t++) {
-            var sum = 0.0;
-            for (var j = 0u; j < GEMV_LANES; j++) {
-                sum += partial[t * 64u + li + j];
-            }
-            y[t * p.out_stride + p.out_col0 + r] = sum;
-        }
-    }
+    gemv_finish(acc, li, lane, r);
 }

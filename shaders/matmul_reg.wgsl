@@ -10,23 +10,11 @@
 // multiply-adds — the ratio that matters where every load is costly (a CPU running the shader,
 // as lavapipe does) and a good one on GPUs.
 // Dispatch: (ceil(rows / (8 · REG_ROWS)), ceil(n / (8 · REG_TOKENS)), 1).
-struct Params {
-    n: u32,
-    rows: u32,
-    cols: u32,
-    x_row0: u32,
-    out_stride: u32,
-    out_col0: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// Params `p`, the output `y` and `gemv_finish`: matmul_common.wgsl.
 @group(0) @binding(1) var<storage, read> quants: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> scales: array<f32>;
 @group(0) @binding(3) var<storage, read> mins: array<f32>;
 @group(0) @binding(4) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 // One row's 32-element block, as loaded: nibbles (Q4) in `a`, bytes (Q8) in `a` then `b`.
 struct Block {
@@ -105,8 +93,6 @@ fn matmul_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
 // GEMV_ROWS weight rows and GEMV_LANES invocations per row; each invocation takes every
 // GEMV_LANES-th block of its row, loads it once and multiplies it with the n tokens' x, and the
 // lanes' partial sums are added in workgroup memory. Dispatch: (ceil(rows / GEMV_ROWS), 1, 1).
-const GEMV_LANES: u32 = 64u / GEMV_ROWS;
-var<workgroup> partial: array<f32, 256>; // (GEMV_MAX_N, 64)
 
 @compute @workgroup_size(64, 1, 1)
 fn gemv_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -124,17 +110,5 @@ fn gemv_reg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
             }
         }
     }
-    for (var t = 0u; t < GEMV_MAX_N; t++) {
-        partial[t * 64u + li] = acc[t];
-    }
-    workgroupBarrier();
-    if (lane == 0u && r < p.rows) {
-        for (var t = 0u; t < p.n; t++) {
-            var sum = 0.0;
-            for (var j = 0u; j < GEMV_LANES; j++) {
-                sum += partial[t * 64u + li + j];
-            }
-            y[t * p.out_stride + p.out_col0 + r] = sum;
-        }
-    }
+    gemv_finish(acc, li, lane, r);
 }

@@ -13,6 +13,7 @@ pub mod sources {
     pub const DEQUANT: &str = include_str!("../../../shaders/dequant.wgsl");
     pub const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
     pub const MATMUL_REG: &str = include_str!("../../../shaders/matmul_reg.wgsl");
+    pub const MATMUL_COMMON: &str = include_str!("../../../shaders/matmul_common.wgsl");
     pub const EMBED: &str = include_str!("../../../shaders/embed.wgsl");
     pub const RMSNORM: &str = include_str!("../../../shaders/rmsnorm.wgsl");
     pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
@@ -34,7 +35,9 @@ pub mod sources {
     pub fn with_format(kernel: &str, format: u32) -> String {
         use super::super::weights::{FORMAT_F32, FORMAT_Q4, FORMAT_Q8, FORMAT_Q8S16};
         let (dequant, kernel) = if kernel == MATMUL_REG {
-            ("", with_register_tile(kernel, super::super::ops::REG_ROWS as usize, super::super::ops::REG_TOKENS as usize))
+            ("", format!("{MATMUL_COMMON}{}", with_register_tile(kernel, super::super::ops::REG_ROWS as usize, super::super::ops::REG_TOKENS as usize)))
+        } else if kernel == MATMUL {
+            (DEQUANT, format!("{MATMUL_COMMON}{kernel}"))
         } else {
             (DEQUANT, kernel.to_string())
         };
