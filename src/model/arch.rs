@@ -103,9 +103,8 @@ pub struct ForwardOptions {
     pub logits_for: LogitsFor,
     /// Refuse inputs whose capture would exceed this many bytes.
     pub capture_budget_bytes: usize,
-    /// Also the most likely next token at every position, computed in chunks of
-    /// [`LOGIT_CHUNK`] rows so the (n, vocab) logits never exist at once (Gemma's 262k-wide
-    /// vocabulary would need 1 MB per token).
+    /// Also the most likely next token at every position ([`Ops::matmul_argmax`]: the
+    /// (n, vocab) logits never exist at once).
     pub argmax_all: bool,
     /// Heads knocked out: their slice of the attention output is set to zero at every
     /// position, before the output projection (`(layer, head)` pairs).
@@ -117,9 +116,6 @@ impl Default for ForwardOptions {
         ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false, ablate: Vec::new() }
     }
 }
-
-/// Positions whose logits are computed together when only their argmax is kept.
-pub const LOGIT_CHUNK: usize = 64;
 
 /// What a backend must provide. Buffers are flat f32 arrays; shapes are in each call.
 pub trait Ops {
@@ -146,9 +142,11 @@ pub trait Ops {
     fn zero_heads(&mut self, x: &mut Self::Buf, n: usize, n_head: usize, head_dim: usize, heads: &[usize]);
     /// out (rows.len(), d) = the listed rows of x (·, d).
     fn gather_rows(&mut self, x: &Self::Buf, d: usize, rows: &[usize], out: &mut Self::Buf);
-    /// out[out_at + r] = index of the largest value of row r of x (rows, width), the lowest
-    /// index on ties, as f32 (exact below 2²⁴).
-    fn argmax_rows(&mut self, x: &Self::Buf, rows: usize, width: usize, out: &mut Self::Buf, out_at: usize);
+    /// out (n) = for each row of x (n, w.cols), the index of the largest value of x · wᵀ (the
+    /// lowest on ties) as f32 (exact below 2²⁴): every position's most likely next token. The
+    /// (n, w.rows) logits need not exist at once (Gemma's 262k-wide vocabulary would need
+    /// 1 MB per token).
+    fn matmul_argmax(&mut self, x: &Self::Buf, n: usize, w: &QTensor, out: &mut Self::Buf);
 }
 
 /// One layer's attention capture, in backend buffers.
@@ -187,7 +185,7 @@ pub fn ablate_heads<O: Ops>(o: &mut O, attn: &mut O::Buf, layer: usize, n: usize
 }
 
 /// The logits step shared by every architecture: gather the rows asked for and project them;
-/// with `argmax_all`, also every position's argmax, a chunk of rows at a time.
+/// with `argmax_all`, also every position's argmax.
 /// Returns (logits (positions, vocab), positions, argmax (n)).
 pub fn record_logits<O: Ops>(o: &mut O, hidden: &O::Buf, n: usize, d: usize, output: &QTensor, opts: &ForwardOptions) -> (O::Buf, Vec<usize>, Option<O::Buf>) {
     let positions = opts.logits_for.positions(n);
@@ -199,16 +197,7 @@ pub fn record_logits<O: Ops>(o: &mut O, hidden: &O::Buf, n: usize, d: usize, out
     }
     let argmax = opts.argmax_all.then(|| {
         let mut argmax = o.buffer("argmax", n); // (n)
-        let chunk = LOGIT_CHUNK.min(n);
-        let mut rows = o.buffer("argmax rows", chunk * d); // (chunk, d)
-        let mut part = o.buffer("argmax logits", chunk * output.rows); // (chunk, vocab)
-        for p0 in (0..n).step_by(chunk) {
-            let len = chunk.min(n - p0);
-            let span: Vec<usize> = (p0..p0 + len).collect();
-            o.gather_rows(hidden, d, &span, &mut rows);
-            o.matmul(&rows, len, output, &mut part);
-            o.argmax_rows(&part, len, output.rows, &mut argmax, p0);
-        }
+        o.matmul_argmax(hidden, n, output, &mut argmax);
         argmax
     });
     (logits, positions, argmax)

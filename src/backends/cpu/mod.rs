@@ -92,11 +92,9 @@ impl Ops for CpuOps {
         }
     }
 
-    fn argmax_rows(&mut self, x: &Vec<f32>, rows: usize, width: usize, out: &mut Vec<f32>, out_at: usize) {
-        for (r, row) in x[..rows * width].chunks_exact(width).enumerate() {
-            let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
-            out[out_at + r] = best.0 as f32;
-        }
+    fn matmul_argmax(&mut self, x: &Vec<f32>, n: usize, w: &QTensor, out: &mut Vec<f32>) {
+        self.logits_at_ms.get_or_insert(self.clock.ms());
+        ops::matmul_argmax(&x[..n * w.cols], n, w, &mut out[..n]);
     }
 
     fn zero_heads(&mut self, x: &mut Vec<f32>, n: usize, n_head: usize, head_dim: usize, heads: &[usize]) {

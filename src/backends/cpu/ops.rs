@@ -65,6 +65,69 @@ pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     });
 }
 
+/// For every row t of x (n, w.cols), the index of the largest value of `x[t] · wᵀ` (the lowest
+/// index on ties; NaN never wins), as f32 in out (n): every position's most likely next token
+/// without the (n, vocab) logits, and with the output matrix dequantized once. (Chunks of
+/// tokens through [`matmul_qt`] would dequantize its 49k–262k rows once per chunk: a fifth of
+/// the browser worker's matmul time on a 240-token text.)
+///
+/// Each thread takes a contiguous range of w's rows, [`MATMUL_ROW_CHUNK`] at a time, with a
+/// running best per token; the ranges are then merged in row order, which keeps the lowest index.
+/// Scratch: n · MATMUL_ROW_CHUNK products and two (threads, n) running bests.
+pub fn matmul_argmax(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
+    assert_eq!(x.len(), n * w.cols, "matmul_argmax: x has {} values, expected {n} × {}", x.len(), w.cols);
+    assert_eq!(out.len(), n);
+    let blocks = w.rows.div_ceil(MATMUL_ROW_CHUNK);
+    let parts = super::parallel::threads().clamp(1, blocks.max(1));
+    let per = blocks.div_ceil(parts) * MATMUL_ROW_CHUNK; // rows per part
+    let (mut best, mut index) = (vec![f32::NEG_INFINITY; parts * n], vec![0.0f32; parts * n]); // (parts, n) each
+    let (best_ptr, index_ptr) = (SyncPtr(best.as_mut_ptr()), SyncPtr(index.as_mut_ptr()));
+    for_each_index(parts, |part| {
+        // SAFETY: row `part` of `best` and `index` (n values each) belongs to this task only.
+        let (best, index) = unsafe { (std::slice::from_raw_parts_mut(best_ptr.get().add(part * n), n), std::slice::from_raw_parts_mut(index_ptr.get().add(part * n), n)) };
+        let mut prod = vec![0.0; n * MATMUL_ROW_CHUNK]; // (n, nr)
+        for r0 in (part * per..w.rows.min((part + 1) * per)).step_by(MATMUL_ROW_CHUNK) {
+            let nr = MATMUL_ROW_CHUNK.min(w.rows - r0);
+            let prod = &mut prod[..n * nr];
+            matmul_rows(x, n, w, r0, nr, prod);
+            for (t, row) in prod.chunks_exact(nr).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    if v > best[t] {
+                        (best[t], index[t]) = (v, (r0 + j) as f32);
+                    }
+                }
+            }
+        }
+    });
+    for (t, o) in out.iter_mut().enumerate() {
+        let winner = (0..parts).fold(0, |b, p| if best[p * n + t] > best[b * n + t] { p } else { b });
+        *o = index[winner * n + t];
+    }
+}
+
+/// `out = x · w[r0 .. r0 + nr]ᵀ`, out (n, nr): one block of weight rows, dequantized into this
+/// thread's scratch (the browser: the panel kernel).
+fn matmul_rows(x: &[f32], n: usize, w: &QTensor, r0: usize, nr: usize, out: &mut [f32]) {
+    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        return super::panel::matmul_rows(x, n, w, r0, nr, out);
+    }
+    let cols = w.cols;
+    assert!(x.len() == n * cols && out.len() == n * nr && r0 + nr <= w.rows);
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < nr * cols {
+            s.resize(nr * cols, 0.0);
+        }
+        let wc = &mut s[..nr * cols]; // (nr, cols)
+        w.dequantize_rows(r0, nr, wc);
+        // SAFETY: A = x (n × cols), B = wcᵀ (cols × nr), C = out (n × nr), all live slices of
+        // exactly those sizes (asserted).
+        unsafe {
+            matrixmultiply::sgemm(n, cols, nr, 1.0, x.as_ptr(), cols as isize, 1, wc.as_ptr(), 1, cols as isize, 0.0, out.as_mut_ptr(), nr as isize, 1);
+        }
+    });
+}
+
 /// RMSNorm per row: `out = x / sqrt(mean(x²) + eps) * weight`. x, out: (n, d).
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let d = weight.len();
@@ -117,10 +180,44 @@ pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, rope_dim: usize, bas
     }
 }
 
+/// e^x in f32 for the CPU engine's softmax and gated activations, written without calls or
+/// branches so that a loop over it vectorizes (SIMD128 in the browser, SSE/AVX natively),
+/// where `f32::exp` is one libm call per value (in the browser worker, SwiGLU's exps alone
+/// took 10 % of a forward pass). Cephes' `expf`: x = n·ln 2 + r with ln 2 split in two parts so
+/// `r` is exact, |r| ≤ ln 2 / 2, e^r by a degree-6 polynomial, and 2ⁿ built in the exponent
+/// bits as two factors (n runs from -126 to 128). Within 2 ulp of e^x (see the test); 0 below
+/// ln(f32::MIN_POSITIVE) ≈ -87.34 (no subnormal results), +∞ above ln(f32::MAX) ≈ 88.72, NaN
+/// for NaN.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LO: f32 = -87.336_55; // ln(f32::MIN_POSITIVE)
+    const HI: f32 = 88.722_84; // ln(f32::MAX)
+    const C1: f32 = 0.693_359_4; // ln 2, high part (9 significant bits: n · C1 is exact)
+    const C2: f32 = -2.121_944_4e-4; // ln 2 - C1
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer, kept in the low bits
+    let xc = x.clamp(LO, HI);
+    let t = xc * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND; // round(x / ln 2)
+    let r = xc - n * C1 - n * C2;
+    let poly = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 0.5;
+    let er = poly * r * r + r + 1.0;
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32; // n as an integer
+    let (a, b) = (ni >> 1, ni - (ni >> 1));
+    let scale = |e: i32| f32::from_bits(((e + 127) as u32) << 23); // 2ᵉ for -126 ≤ e ≤ 127
+    let y = er * scale(a) * scale(b);
+    if x < LO {
+        0.0
+    } else if x > HI {
+        f32::INFINITY
+    } else {
+        y
+    }
+}
+
 /// `gate = silu(gate) * up`, elementwise (SwiGLU).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+        *g = *g / (1.0 + exp(-*g)) * u;
     }
 }
 
@@ -130,7 +227,12 @@ pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     for (g, u) in gate.iter_mut().zip(up) {
         let x = *g;
-        *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()) * u;
+        // tanh(v) = sign(v) (1 - e) / (1 + e) with e = e^(-2|v|) ≤ 1 (no overflow), as the
+        // GPU kernel writes it.
+        let v = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+        let e = exp(-2.0 * v.abs());
+        let tanh = ((1.0 - e) / (1.0 + e)).copysign(v);
+        *g = 0.5 * x * (1.0 + tanh) * u;
     }
 }
 
@@ -200,11 +302,10 @@ fn causal_attention_with(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mu
                 row[..first].fill(0.0);
                 let visible = &mut row[first..=last];
                 let max = visible.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0f32;
                 for s in visible.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
+                    *s = exp(*s - max);
                 }
+                let sum: f32 = visible.iter().sum();
                 let inv = 1.0 / sum;
                 for s in visible.iter_mut() {
                     *s *= inv;
@@ -293,6 +394,36 @@ pub(crate) mod tests {
                 assert!(eo < 1e-5 && el < 1e-4, "n={n} panel={panel}: out err {eo}, lse err {el}");
             }
         }
+    }
+
+    /// The fused argmax against the argmax of the full product: 150 rows (three blocks, the last
+    /// partial, split between threads), quantized weights; then exact ties across blocks
+    /// (rows 10, 70 and 140 identical and largest: the lowest index wins) and NaN rows.
+    #[test]
+    fn matmul_argmax_matches_the_full_product_and_keeps_the_lowest_tie() {
+        use crate::model::gguf::GgmlType;
+        use crate::model::quant::quantize;
+        let (rows, cols, n) = (150, 64, 37);
+        let x = values(n * cols, 7);
+        let w = QTensor::new("w", GgmlType::Q4_1, rows, cols, quantize::q4_1(&values(rows * cols, 8))).unwrap();
+        let mut full = vec![0.0; n * rows];
+        matmul_qt(&x, n, &w, &mut full);
+        let argmax = |v: &[f32]| v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as f32;
+        let want: Vec<f32> = full.chunks_exact(rows).map(argmax).collect();
+        assert!(want.iter().any(|&i| i >= 128.0) && want.iter().any(|&i| i < 64.0), "winners in several blocks: {want:?}");
+        let mut got = vec![f32::NAN; n];
+        matmul_argmax(&x, n, &w, &mut got);
+        assert_eq!(got, want);
+
+        let mut wf = values(rows * cols, 9);
+        for r in [10, 70, 140] {
+            wf[r * cols..(r + 1) * cols].fill(4.0);
+        }
+        wf[20 * cols] = f32::NAN; // row 20 is NaN for every token
+        let w = QTensor::new("w", GgmlType::F32, rows, cols, wf.iter().flat_map(|v| v.to_le_bytes()).collect()).unwrap();
+        let xp: Vec<f32> = x.iter().map(|v| v.abs() + 0.1).collect(); // rows of x all positive
+        matmul_argmax(&xp, n, &w, &mut got);
+        assert_eq!(got, vec![10.0; n]);
     }
 
     #[test]
@@ -406,6 +537,35 @@ pub(crate) mod tests {
         assert!((x[2 * heads * hd + 1] - (a * s + b * c)).abs() < 1e-6);
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
         assert!((norm(&x) - norm(&orig)).abs() < 1e-4);
+    }
+
+    /// Every f32 from -90 to 90 in steps of 2⁻¹⁰ (and the edges) against f64's e^x: within 2 ulp
+    /// where the result is a normal f32, exact 0 / ∞ / NaN past the ends.
+    #[test]
+    fn exp_is_within_two_ulp_of_the_f64_exponential() {
+        let mut worst = 0.0f64;
+        for i in -90 * 1024..=90 * 1024 {
+            let x = i as f32 / 1024.0;
+            let (got, want) = (exp(x) as f64, (x as f64).exp());
+            if want < f32::MIN_POSITIVE as f64 {
+                assert_eq!(got, 0.0, "e^{x}");
+            } else if want > f32::MAX as f64 {
+                assert_eq!(got, f64::INFINITY, "e^{x}");
+            } else {
+                let ulp = f32::EPSILON as f64 * 2f64.powi(want.log2().floor() as i32);
+                let e = (got - want).abs() / ulp;
+                assert!(e <= 2.0, "e^{x}: {got} vs {want}, {e} ulp");
+                worst = worst.max(e);
+            }
+        }
+        assert!(worst > 0.0, "a polynomial is not exact everywhere: the sweep compared nothing");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
+        for x in [88.7f32, -87.3, 0.5 * std::f32::consts::LN_2, 1e-8] {
+            assert!((exp(x) as f64 / (x as f64).exp() - 1.0).abs() < 3e-7, "e^{x}");
+        }
     }
 
     #[test]

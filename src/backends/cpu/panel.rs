@@ -194,14 +194,19 @@ pub fn panel_matmul(x: &[f32], xs: usize, n: usize, cols: usize, panel: &[f32], 
 /// `out = x · wᵀ` with x (n, cols), w (rows, cols) quantized, out (n, rows): one panel of 8
 /// weight rows dequantized at a time (16 · cols floats of scratch: the rows and the panel).
 pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
-    let (rows, cols) = (w.rows, w.cols);
+    matmul_rows(x, n, w, 0, w.rows, out);
+}
+
+/// `out = x · w[r0 .. r0 + nr]ᵀ`: the products with a range of w's rows only, out (n, nr).
+pub fn matmul_rows(x: &[f32], n: usize, w: &QTensor, r0: usize, nr: usize, out: &mut [f32]) {
+    let cols = w.cols;
     assert_eq!(x.len(), n * cols, "matmul_qt: x has {} values, expected {n} × {cols}", x.len());
-    assert_eq!(out.len(), n * rows);
+    assert!(r0 + nr <= w.rows && out.len() == n * nr);
     let (mut rows8, mut panel) = (vec![0.0; cols * PANEL], vec![0.0; cols * PANEL]);
-    for r0 in (0..rows).step_by(PANEL) {
-        let nr = PANEL.min(rows - r0);
-        pack_panel(w, r0, nr, &mut rows8, &mut panel);
-        panel_matmul(x, cols, n, cols, &panel, &mut Dest { out: &mut *out, stride: rows, c0: r0, nr });
+    for j0 in (0..nr).step_by(PANEL) {
+        let np = PANEL.min(nr - j0);
+        pack_panel(w, r0 + j0, np, &mut rows8, &mut panel);
+        panel_matmul(x, cols, n, cols, &panel, &mut Dest { out: &mut *out, stride: nr, c0: j0, nr: np });
     }
 }
 
@@ -296,6 +301,13 @@ mod tests {
                         let e = (got[t * rows + r] as f64 - want).abs();
                         assert!(e < 1e-4 * (1.0 + want.abs()), "{} {rows}×{cols} n={n} [{t},{r}]: {} vs {want}", ty.name(), got[t * rows + r]);
                     }
+                }
+                // A range of rows from an offset (the fused argmax's blocks): the same products.
+                let (r0, nr) = (rows / 3, rows - rows / 3);
+                let mut part = vec![f32::NAN; n * nr];
+                matmul_rows(&x, n, &w, r0, nr, &mut part);
+                for t in 0..n {
+                    assert_eq!(&part[t * nr..(t + 1) * nr], &got[t * rows + r0..(t + 1) * rows], "{} rows {r0}.. n={n}", ty.name());
                 }
             }
         }
