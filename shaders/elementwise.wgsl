@@ -1,5 +1,4 @@
 // Elementwise kernels over `len` values; dispatch (ceil(len / WG), 1, 1).
-//   add:    a += b          (residual connection)
 //   swiglu: a = silu(a) * b (a = gate, b = up)
 //   geglu:  a = gelu_tanh(a) * b (Gemma)
 //   zero_heads: a[e] = 0 where e's head (e % row / head_dim) is set in `mask` (head knock-out;
@@ -16,13 +15,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 
 const WG: u32 = ELEMENTWISE_WG;
-
-@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
-fn add(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.x < p.len) {
-        a[gid.x] = a[gid.x] + b[gid.x];
-    }
-}
 
 @compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
 fn zero_heads(@builtin(global_invocation_id) gid: vec3<u32>) {

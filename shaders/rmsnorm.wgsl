@@ -1,5 +1,9 @@
-// RMSNorm per row: y = x / sqrt(mean(x²) + eps) * w.   x, y: (n, d); w: (d)
-// One workgroup per row; WG invocations reduce the sum of squares in workgroup memory.
+// RMSNorm per row: y = x / sqrt(mean(x²) + eps) * w, three ways. x, y, b: (n, d); w: (d).
+//   rmsnorm:          y = norm(x)           (b, unused, is a one-word dummy)
+//   rmsnorm_in_place: x = norm(x)           (Gemma's post-norms and per-head QK-norm)
+//   add_rmsnorm:      x += b; y = norm(x)   (the residual add and the next norm in one pass)
+// One workgroup per row; WG invocations reduce the sum of squares in workgroup memory, and
+// every invocation reads and writes the same elements of x in both of its loops.
 // Dispatch: (n, 1, 1).
 struct Params {
     n: u32,
@@ -9,21 +13,17 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-const WG: u32 = ELEMENTWISE_WG;
-var<workgroup> partial: array<f32, ELEMENTWISE_WG>;
+const WG: u32 = NORM_WG;
+var<workgroup> partial: array<f32, NORM_WG>;
 
-@compute @workgroup_size(ELEMENTWISE_WG, 1, 1)
-fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let row = wg.x;
-    var s = 0.0;
-    for (var i = li; i < p.d; i += WG) {
-        let v = x[row * p.d + i];
-        s = fma(v, v, s);
-    }
+// 1 / sqrt(mean of squares + eps) of the row whose sum of squares is spread over the
+// workgroup's `s` values (called by every invocation: it holds barriers).
+fn inv_rms(s: f32, li: u32) -> f32 {
     partial[li] = s;
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
@@ -32,8 +32,48 @@ fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         }
         workgroupBarrier();
     }
-    let inv = 1.0 / sqrt(partial[0] / f32(p.d) + p.eps);
+    return 1.0 / sqrt(partial[0] / f32(p.d) + p.eps);
+}
+
+@compute @workgroup_size(NORM_WG, 1, 1)
+fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let base = wg.x * p.d;
+    var s = 0.0;
     for (var i = li; i < p.d; i += WG) {
-        y[row * p.d + i] = x[row * p.d + i] * inv * w[i];
+        let v = x[base + i];
+        s = fma(v, v, s);
+    }
+    let inv = inv_rms(s, li);
+    for (var i = li; i < p.d; i += WG) {
+        y[base + i] = x[base + i] * inv * w[i];
+    }
+}
+
+@compute @workgroup_size(NORM_WG, 1, 1)
+fn rmsnorm_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let base = wg.x * p.d;
+    var s = 0.0;
+    for (var i = li; i < p.d; i += WG) {
+        let v = x[base + i];
+        s = fma(v, v, s);
+    }
+    let inv = inv_rms(s, li);
+    for (var i = li; i < p.d; i += WG) {
+        x[base + i] = x[base + i] * inv * w[i];
+    }
+}
+
+@compute @workgroup_size(NORM_WG, 1, 1)
+fn add_rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let base = wg.x * p.d;
+    var s = 0.0;
+    for (var i = li; i < p.d; i += WG) {
+        let v = x[base + i] + b[base + i];
+        x[base + i] = v;
+        s = fma(v, v, s);
+    }
+    let inv = inv_rms(s, li);
+    for (var i = li; i < p.d; i += WG) {
+        y[base + i] = x[base + i] * inv * w[i];
     }
 }

@@ -232,6 +232,24 @@ fn small_kernels_match_cpu() {
     assert!(max_diff(&out[1], &ref_rope) < 1e-5);
     assert!(max_diff(&out[2], &ref_halves) < 1e-5);
     assert!(max_diff(&out[3], &ref_geglu) < 1e-4, "geglu err {}", max_diff(&out[3], &ref_geglu));
+
+    // The fused norms: in place over 64-wide rows (Gemma's per-head QK-norm), and the residual
+    // add with the norm after it (both outputs: the updated residual and the normed rows).
+    let (hw, branch) = (common::values(64, 13, 1.0), common::values(n * d, 14, 2.0));
+    let mut ref_in_place = x.clone();
+    cpu::rms_norm_in_place(&mut ref_in_place, &hw, 1e-6);
+    let (mut ref_sum, mut ref_sum_norm) = (x.clone(), vec![0.0; n * d]);
+    cpu::add_assign(&mut ref_sum, &branch);
+    cpu::rms_norm(&ref_sum, &w, 1e-5, &mut ref_sum_norm);
+    let (ib, hwb) = (ctx.upload("x in place", &x), ctx.upload("head w", &hw));
+    let (sb, bb, nb) = (ctx.upload("residual", &x), ctx.upload("branch", &branch), ctx.scratch("normed", n * d));
+    let mut enc = ctx.encoder("fused norms");
+    ops::rmsnorm_in_place(ctx, &mut enc, &ib, &hwb, n * 9, 64, 1e-6);
+    ops::add_rmsnorm(ctx, &mut enc, &sb, &bb, &wb, &nb, n, d, 1e-5);
+    let out = read(ctx, &[(&ib, n * d), (&sb, n * d), (&nb, n * d)], enc);
+    assert!(max_diff(&out[0], &ref_in_place) < 1e-5, "in place {}", max_diff(&out[0], &ref_in_place));
+    assert_eq!(out[1], ref_sum, "the residual after the add");
+    assert!(max_diff(&out[2], &ref_sum_norm) < 1e-5, "add + norm {}", max_diff(&out[2], &ref_sum_norm));
 }
 
 #[test]

@@ -134,8 +134,9 @@ pub trait Ops {
     fn rope(&mut self, x: &mut Self::Buf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle);
     /// Causal (optionally windowed) softmax(q·kᵀ/√d)·v: out (n, n_head·hd), lse (n_head, n).
     fn attention(&mut self, s: AttnShape, q: &Self::Buf, k: &Self::Buf, v: &Self::Buf, out: &mut Self::Buf, lse: &mut Self::Buf);
-    /// x += y.
-    fn add(&mut self, x: &mut Self::Buf, y: &Self::Buf);
+    /// x += y, then out = RMSNorm of each `w.len()`-wide row of x, times w: a residual add and
+    /// the norm that follows it, in one pass where the backend can fuse them.
+    fn add_rms_norm(&mut self, x: &mut Self::Buf, y: &Self::Buf, w: &Vector, eps: f32, out: &mut Self::Buf);
     /// gate = act(gate) * up.
     fn gated(&mut self, act: Act, gate: &mut Self::Buf, up: &Self::Buf);
     /// Zeroes heads `heads` (each `head_dim` wide) in every row of x (n, n_head · head_dim).

@@ -122,9 +122,11 @@ impl Gemma3Weights {
         let mut up = o.buffer("ffn up", n * c.n_ff); // (n, n_ff)
         let mut layers = Vec::new();
         let mut spare: Option<LayerCapture<O::Buf>> = None;
+        // Each residual add is fused with the norm that follows it (`add_rms_norm`), so `xn`
+        // enters every layer as attn_norm(x) and leaves the last one as output_norm(x).
+        o.rms_norm(&x, &self.layers[0].attn_norm, c.rms_eps, &mut xn);
         for (i, l) in self.layers.iter().enumerate() {
             let mut cap = spare.take().unwrap_or_else(|| LayerCapture::new(o, n, q_dim, kv_dim, c.n_head));
-            o.rms_norm(&x, &l.attn_norm, c.rms_eps, &mut xn);
             o.matmul(&xn, n, &l.attn_q, &mut cap.q);
             o.matmul(&xn, n, &l.attn_k, &mut cap.k);
             o.matmul(&xn, n, &l.attn_v, &mut cap.v);
@@ -137,22 +139,21 @@ impl Gemma3Weights {
             ablate_heads(o, &mut attn, i, n, c.n_head, c.head_dim, opts);
             o.matmul(&attn, n, &l.attn_output, &mut proj);
             o.rms_norm_in_place(&mut proj, &l.post_attention_norm, c.rms_eps);
-            o.add(&mut x, &proj);
+            o.add_rms_norm(&mut x, &proj, &l.ffn_norm, c.rms_eps, &mut xn);
 
-            o.rms_norm(&x, &l.ffn_norm, c.rms_eps, &mut xn);
             o.matmul(&xn, n, &l.ffn_gate, &mut gate);
             o.matmul(&xn, n, &l.ffn_up, &mut up);
             o.gated(Act::GeluTanh, &mut gate, &up);
             o.matmul(&gate, n, &l.ffn_down, &mut proj);
             o.rms_norm_in_place(&mut proj, &l.post_ffw_norm, c.rms_eps);
-            o.add(&mut x, &proj);
+            let next_norm = self.layers.get(i + 1).map_or(&self.output_norm, |next| &next.attn_norm);
+            o.add_rms_norm(&mut x, &proj, next_norm, c.rms_eps, &mut xn);
             if opts.capture_attention {
                 layers.push(cap);
             } else {
                 spare = Some(cap);
             }
         }
-        o.rms_norm(&x, &self.output_norm, c.rms_eps, &mut xn);
         let (logits, positions, argmax) = record_logits(o, &xn, n, d, &self.token_embd, opts);
         Recorded { hidden: xn, logits, positions, argmax, layers }
     }

@@ -81,8 +81,9 @@ impl Ops for CpuOps {
         ops::causal_attention(s, q, k, v, out, lse);
     }
 
-    fn add(&mut self, x: &mut Vec<f32>, y: &Vec<f32>) {
+    fn add_rms_norm(&mut self, x: &mut Vec<f32>, y: &Vec<f32>, w: &Vector, eps: f32, out: &mut Vec<f32>) {
         ops::add_assign(x, y);
+        ops::rms_norm(x, w, eps, out);
     }
 
     fn gated(&mut self, act: Act, gate: &mut Vec<f32>, up: &Vec<f32>) {

@@ -249,10 +249,11 @@ impl Ops for GpuOps<'_> {
     }
 
     fn rms_norm_in_place(&mut self, x: &mut GpuBuf, w: &Vector, eps: f32) {
-        // A binding cannot be read and written by one dispatch: normalise a copy back into x.
-        let tmp = self.ctx.scratch("norm input", x.len);
-        self.enc.copy_buffer_to_buffer(&x.buf, 0, &tmp, 0, (x.len * 4) as u64);
-        ops::rmsnorm(self.ctx, &mut self.enc, &tmp, self.w.vector(w), &x.buf, x.len / w.len(), w.len(), eps);
+        ops::rmsnorm_in_place(self.ctx, &mut self.enc, &x.buf, self.w.vector(w), x.len / w.len(), w.len(), eps);
+    }
+
+    fn add_rms_norm(&mut self, x: &mut GpuBuf, y: &GpuBuf, w: &Vector, eps: f32, out: &mut GpuBuf) {
+        ops::add_rmsnorm(self.ctx, &mut self.enc, &x.buf, &y.buf, self.w.vector(w), &out.buf, x.len / w.len(), w.len(), eps);
     }
 
     fn rope(&mut self, x: &mut GpuBuf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle) {
@@ -267,10 +268,6 @@ impl Ops for GpuOps<'_> {
 
     fn attention(&mut self, s: AttnShape, q: &GpuBuf, k: &GpuBuf, v: &GpuBuf, out: &mut GpuBuf, lse: &mut GpuBuf) {
         ops::flash_attention(self.ctx, &mut self.enc, s, &q.buf, &k.buf, &v.buf, &out.buf, &lse.buf);
-    }
-
-    fn add(&mut self, x: &mut GpuBuf, y: &GpuBuf) {
-        ops::add(self.ctx, &mut self.enc, &x.buf, &y.buf, x.len);
     }
 
     fn gated(&mut self, act: Act, gate: &mut GpuBuf, up: &GpuBuf) {
