@@ -35,15 +35,20 @@ fn inv_rms(s: f32, li: u32) -> f32 {
     return 1.0 / sqrt(partial[0] / f32(p.d) + p.eps);
 }
 
-@compute @workgroup_size(NORM_WG, 1, 1)
-fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let base = wg.x * p.d;
+// Sum of this invocation's squares of row `base`'s x.
+fn sum_sq(base: u32, li: u32) -> f32 {
     var s = 0.0;
     for (var i = li; i < p.d; i += WG) {
         let v = x[base + i];
         s = fma(v, v, s);
     }
-    let inv = inv_rms(s, li);
+    return s;
+}
+
+@compute @workgroup_size(NORM_WG, 1, 1)
+fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let base = wg.x * p.d;
+    let inv = inv_rms(sum_sq(base, li), li);
     for (var i = li; i < p.d; i += WG) {
         y[base + i] = x[base + i] * inv * w[i];
     }
@@ -52,12 +57,7 @@ fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 @compute @workgroup_size(NORM_WG, 1, 1)
 fn rmsnorm_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let base = wg.x * p.d;
-    var s = 0.0;
-    for (var i = li; i < p.d; i += WG) {
-        let v = x[base + i];
-        s = fma(v, v, s);
-    }
-    let inv = inv_rms(s, li);
+    let inv = inv_rms(sum_sq(base, li), li);
     for (var i = li; i < p.d; i += WG) {
         x[base + i] = x[base + i] * inv * w[i];
     }

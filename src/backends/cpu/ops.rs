@@ -29,39 +29,31 @@ pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     assert_eq!(x.len(), n * cols, "matmul_qt: x has {} values, expected {n} × {cols}", x.len());
     assert_eq!(out.len(), n * rows);
     let out_ptr = SyncPtr(out.as_mut_ptr());
-    let chunks = rows.div_ceil(MATMUL_ROW_CHUNK);
-    for_each_index(chunks, |c| {
+    for_each_index(rows.div_ceil(MATMUL_ROW_CHUNK), |c| {
         let r0 = c * MATMUL_ROW_CHUNK;
-        let nr = MATMUL_ROW_CHUNK.min(rows - r0);
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < nr * cols {
-                s.resize(nr * cols, 0.0);
-            }
-            let wc = &mut s[..nr * cols]; // (nr, cols)
-            w.dequantize_rows(r0, nr, wc);
-            // SAFETY: A = x (n × cols), B = wcᵀ (cols × nr) read through strides of live
-            // slices of exactly those sizes; C is the (n × nr) block of `out` at column r0
-            // with row stride `rows`, inside `out`, and no other task writes columns r0..r0+nr.
-            unsafe {
-                matrixmultiply::sgemm(
-                    n,
-                    cols,
-                    nr,
-                    1.0,
-                    x.as_ptr(),
-                    cols as isize,
-                    1,
-                    wc.as_ptr(),
-                    1,
-                    cols as isize,
-                    0.0,
-                    out_ptr.get().add(r0),
-                    rows as isize,
-                    1,
-                );
-            }
-        });
+        // SAFETY: the (n × nr) block of `out` at column r0 with row stride `rows` lies inside
+        // `out`, and no other task writes columns r0 .. r0 + nr.
+        unsafe { dequantized_product(x, n, w, r0, MATMUL_ROW_CHUNK.min(rows - r0), out_ptr.get().add(r0), rows) };
+    });
+}
+
+/// `c = x · w[r0 .. r0 + nr]ᵀ` through this thread's scratch: the rows dequantized, then
+/// matrixmultiply's sgemm. x: (n, w.cols); c: (n, nr) with row stride `ldc`.
+/// SAFETY: `c` must be valid for writes of rows 0 .. n, columns 0 .. nr at stride `ldc`, and
+/// not written by anyone else meanwhile.
+unsafe fn dequantized_product(x: &[f32], n: usize, w: &QTensor, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+    let cols = w.cols;
+    assert!(x.len() == n * cols && r0 + nr <= w.rows);
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < nr * cols {
+            s.resize(nr * cols, 0.0);
+        }
+        let wc = &mut s[..nr * cols]; // (nr, cols)
+        w.dequantize_rows(r0, nr, wc);
+        // SAFETY: A = x (n × cols), B = wcᵀ (cols × nr), live slices of exactly those sizes;
+        // C as the caller promises.
+        unsafe { matrixmultiply::sgemm(n, cols, nr, 1.0, x.as_ptr(), cols as isize, 1, wc.as_ptr(), 1, cols as isize, 0.0, c, ldc as isize, 1) };
     });
 }
 
@@ -111,21 +103,9 @@ fn matmul_rows(x: &[f32], n: usize, w: &QTensor, r0: usize, nr: usize, out: &mut
     if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
         return super::panel::matmul_rows(x, n, w, r0, nr, out);
     }
-    let cols = w.cols;
-    assert!(x.len() == n * cols && out.len() == n * nr && r0 + nr <= w.rows);
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < nr * cols {
-            s.resize(nr * cols, 0.0);
-        }
-        let wc = &mut s[..nr * cols]; // (nr, cols)
-        w.dequantize_rows(r0, nr, wc);
-        // SAFETY: A = x (n × cols), B = wcᵀ (cols × nr), C = out (n × nr), all live slices of
-        // exactly those sizes (asserted).
-        unsafe {
-            matrixmultiply::sgemm(n, cols, nr, 1.0, x.as_ptr(), cols as isize, 1, wc.as_ptr(), 1, cols as isize, 0.0, out.as_mut_ptr(), nr as isize, 1);
-        }
-    });
+    assert_eq!(out.len(), n * nr);
+    // SAFETY: out is exactly (n, nr), borrowed mutably here.
+    unsafe { dequantized_product(x, n, w, r0, nr, out.as_mut_ptr(), nr) }
 }
 
 /// RMSNorm per row: `out = x / sqrt(mean(x²) + eps) * weight`. x, out: (n, d).
