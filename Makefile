@@ -17,7 +17,7 @@ MODEL_SHA256    := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110d
 GEMMA_VERSION   := 1.0.0
 GEMMA_FILE      := models/gemma-3-270m-q4_k_m.gguf
 GEMMA_SHA256    := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
-APT_PACKAGES    := chromium chromium-driver mesa-vulkan-drivers
+APT_PACKAGES    := chromium chromium-driver mesa-vulkan-drivers firefox-esr
 CARGO_BIN       := $(HOME)/.cargo/bin
 export PATH     := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
@@ -25,6 +25,7 @@ export PATH     := $(CURDIR)/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
 help:
 	@echo "make serve   install what is missing, fetch the model, serve http://127.0.0.1:8080"
+	@echo "             (SUBFOLDER=/attnlab/ serves it at http://127.0.0.1:8080/attnlab/)"
 	@echo "make test    install what is missing, run every test"
 	@echo "make build   build the static site into dist/ (playground, embed.js, lesson.html)"
 	@echo "make bench   CPU prefill benchmark (docs/BENCHMARKS.md)"
@@ -46,7 +47,7 @@ setup-wasm-bindgen:
 	@grep -q 'wasm_bindgen = "$(WASM_BINDGEN_VERSION)"' Trunk.toml || { echo "Trunk.toml [tools] wasm_bindgen must be $(WASM_BINDGEN_VERSION) (Cargo.lock)"; exit 1; }
 
 setup-npm:
-	@test -x node_modules/.bin/wasm-opt -a -d node_modules/playwright-core || npm ci --no-audit --no-fund
+	@test -x node_modules/.bin/wasm-opt -a -d node_modules/playwright-core -a -d node_modules/puppeteer-core || npm ci --no-audit --no-fund
 
 setup-apt:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(APT_PACKAGES); }
@@ -67,8 +68,10 @@ $(GEMMA_FILE):
 	echo "$(GEMMA_SHA256)  $@.part" | sha256sum --check --quiet
 	mv $@.part $@
 
+# `make serve SUBFOLDER=/attnlab/` serves the site from a subfolder, as a GitHub Pages project
+# site does (every URL in the site is relative, so the same dist/ works at any path).
 serve: setup
-	trunk serve
+	trunk serve $(if $(SUBFOLDER),--serve-base $(SUBFOLDER))
 
 build: setup
 	trunk build --release

@@ -1,14 +1,32 @@
-// attnlab embed: <script type="module" src="https://…/embed.js"></script> then
-// <attn-lab text="…" layer="14" head="5" view="head"></attn-lab> anywhere, any number of times.
-// Everything else (the wasm, the engine worker, the default model, shipped figures) is found
-// next to this file, so the site can live on any static host and be used from other origins.
+// attnlab embed: <script src="https://…/embed.js" async></script> (a classic script, or
+// type="module") then <attn-lab text="…" layer="14" head="5" view="head"></attn-lab> anywhere,
+// any number of times. Everything else (the wasm, the engine worker, the default model, shipped
+// figures) is found next to this file, so the site can live on any static host, in any folder,
+// and be used from other origins. A classic script loads even from a host that sends no CORS
+// headers, so a blocked load of the rest can be explained in the widget's box.
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
 // position|tokens), controls (none|compact|full), loading (lazy|eager), model-src,
 // result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps),
-// sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope). Contract per element: dataset.state / backend /
-// source, exportJson(), and an 'attnlab-statechange' event.
-const BASE = new URL('./', import.meta.url).href;
+// sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope), backend
+// (webgpu|cpu). Contract per element: dataset.state / backend / source, exportJson(), and an
+// 'attnlab-statechange' event.
+(() => {
+// This script's own address: document.currentScript for a classic script; a module has none
+// (and import.meta is a syntax error in a classic one), so the last <script> naming embed.js.
+const SCRIPT = document.currentScript?.src
+  ?? [...document.querySelectorAll('script[src]')].map((s) => s.src).reverse().find((s) => /\/embed\.js([?#]|$)/.test(s))
+  ?? location.href;
+const BASE = new URL('./', SCRIPT).href;
 const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'sink', 'whatif', 'backend'];
+
+/** Words for a failed start: a blocked cross-origin load says what the host must send. */
+function whyNot(e) {
+  const from = new URL(BASE);
+  if (from.origin !== location.origin) {
+    return `attnlab could not load from ${from.host}: that server must send the header Access-Control-Allow-Origin for its files to be used on this page (${location.host || 'this page'}), e.g. "Access-Control-Allow-Origin: *" (see "Hosting" in attnlab's README). Or use the iframe snippet, which needs no headers. (${e})`;
+  }
+  return `attnlab could not start: ${e}`;
+}
 
 let module;
 function wasm() {
@@ -53,7 +71,12 @@ class AttnLab extends HTMLElement {
       }
     }).catch((e) => {
       this.dataset.state = 'error';
-      this.shadowRoot.textContent = 'attnlab could not start: ' + e;
+      const box = document.createElement('p');
+      box.setAttribute('role', 'alert');
+      box.className = 'attnlab-error';
+      box.style.cssText = 'font: 14px/1.45 system-ui, sans-serif; color: #c92a2a; background: #fff5f5; border: 1px solid #ffc9c9; border-radius: 8px; padding: 8px 12px; margin: 0;';
+      box.textContent = whyNot(e);
+      this.shadowRoot.replaceChildren(box);
       this.dispatchEvent(new CustomEvent('attnlab-statechange', { bubbles: true, composed: true, detail: { state: 'error' } }));
     });
   }
@@ -77,3 +100,4 @@ class AttnLab extends HTMLElement {
 }
 
 if (!customElements.get('attn-lab')) customElements.define('attn-lab', AttnLab);
+})();

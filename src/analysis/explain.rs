@@ -156,6 +156,22 @@ pub enum WhatIf {
     NoRope,
 }
 
+impl WhatIf {
+    /// Its name in URLs and widget attributes (`whatif=`); None for the model as it runs.
+    pub fn param(self) -> Option<&'static str> {
+        match self {
+            WhatIf::None => None,
+            WhatIf::Unscaled => Some("unscaled"),
+            WhatIf::Unmasked => Some("unmasked"),
+            WhatIf::NoRope => Some("norope"),
+        }
+    }
+    /// From a `whatif=` value: `unscaled`, `unmasked` or `norope`; anything else is None.
+    pub fn from_param(s: &str) -> Option<WhatIf> {
+        [WhatIf::Unscaled, WhatIf::Unmasked, WhatIf::NoRope].into_iter().find(|w| w.param() == Some(s))
+    }
+}
+
 /// How a map is shown: a what-if, and the attention sink hidden (rows renormalised without
 /// key 0, so the rest of the pattern shows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -22,6 +22,16 @@ pub fn ranked(g: &Grid) -> Vec<(usize, usize, f32)> {
     all
 }
 
+/// Every head ranked by how much one query attends to one key: `rows` holds the query's row in
+/// every head, layer-major with `n_head` per layer (as [`AttentionTrace::query_rows`] gives).
+/// Highest first; ties keep the lower (layer, head). A key past a row's end counts as 0.
+pub fn rank_by_key(rows: &[Vec<f32>], n_head: usize, key: usize) -> Vec<(usize, usize, f32)> {
+    let n_head = n_head.max(1);
+    let mut all: Vec<(usize, usize, f32)> = rows.iter().enumerate().map(|(i, r)| (i / n_head, i % n_head, r.get(key).copied().unwrap_or(0.0))).collect();
+    all.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+    all
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct HeadScores {
     pub ids: Vec<u32>,
@@ -488,6 +498,28 @@ fn js_distance(p: &[f32], q: &[f32]) -> f32 {
             d[b][a] = v;
         }
         d
+    }
+
+    #[test]
+    fn heads_rank_by_one_key_highest_first_ties_in_order() {
+        // 2 layers × 3 heads; the query is token 2 (rows of 3).
+        let rows = vec![
+            vec![0.5, 0.2, 0.3], // 0.0
+            vec![0.1, 0.7, 0.2], // 0.1
+            vec![0.6, 0.2, 0.2], // 0.2
+            vec![0.2, 0.7, 0.1], // 1.0 (ties with 0.1 on key 1)
+            vec![0.9, 0.05, 0.05], // 1.1
+            vec![1.0],           // 1.2: a short row (a sliding window cut) counts as 0
+        ];
+        let r = rank_by_key(&rows, 3, 1);
+        assert_eq!(r.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(0, 1), (1, 0), (0, 0), (0, 2), (1, 1), (1, 2)]);
+        assert_eq!(r[0].2, 0.7);
+        assert_eq!(r[5].2, 0.0);
+        // The top is the maximum over every row at that key.
+        for key in 0..3 {
+            let max = rows.iter().map(|r| r.get(key).copied().unwrap_or(0.0)).fold(f32::MIN, f32::max);
+            assert_eq!(rank_by_key(&rows, 3, key)[0].2, max);
+        }
     }
 
     #[test]

@@ -30,6 +30,13 @@ fn series(rows: &[CostRow], f: fn(&CostRow) -> f64) -> Vec<(&'static str, &'stat
     KERNELS.iter().map(|(k, label, colour)| (*k, *label, *colour, rows.iter().filter(|r| r.kernel == *k).map(|r| (r.n as f64, f(r))).collect::<Vec<_>>())).filter(|s| !s.3.is_empty()).collect()
 }
 
+/// Paper, ink and grid colours from the canvas's CSS (the page's theme).
+fn theme_colours(canvas: &web_sys::HtmlCanvasElement) -> (String, String, String) {
+    let style = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten());
+    let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    (get("--attnlab-paper", "#ffffff"), get("color", "#1d2330"), get("--attnlab-mask", "#ccccdd"))
+}
+
 /// A log-log plot: x in powers of two, y in decades; each series with markers.
 fn draw(canvas: &web_sys::HtmlCanvasElement, all: &[(&str, &str, &str, Vec<(f64, f64)>)], y_label: &str, fmt: fn(f64) -> String) {
     let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
@@ -38,7 +45,8 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, all: &[(&str, &str, &str, Vec<(f64,
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
     let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
     let _ = ctx.scale(dpr, dpr);
-    ctx.set_fill_style_str("#fff");
+    let (paper, ink, grid) = theme_colours(canvas);
+    ctx.set_fill_style_str(&paper);
     ctx.fill_rect(0.0, 0.0, W, H);
     let pts: Vec<(f64, f64)> = all.iter().flat_map(|s| s.3.iter().copied()).filter(|p| p.0 > 0.0 && p.1 > 0.0).collect();
     if pts.is_empty() {
@@ -48,8 +56,8 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, all: &[(&str, &str, &str, Vec<(f64,
     let (y0, y1) = (pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).log10().floor(), pts.iter().map(|p| p.1).fold(0.0, f64::max).log10().ceil().max(1.0 + pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).log10().floor()));
     let sx = move |x: f64| PAD.0 + (x.log2() - x0) / (x1 - x0) * (W - PAD.0 - PAD.1);
     let sy = move |y: f64| H - PAD.3 - (y.log10() - y0) / (y1 - y0) * (H - PAD.2 - PAD.3);
-    ctx.set_stroke_style_str("#ccd");
-    ctx.set_fill_style_str("#555");
+    ctx.set_stroke_style_str(&grid);
+    ctx.set_fill_style_str(&ink);
     ctx.set_font("11px sans-serif");
     ctx.set_line_width(1.0);
     let mut e = x0.round() as i32;
@@ -147,7 +155,7 @@ fn FlopSplit() -> impl IntoView {
     let p = expect_context::<Page>();
     move || p.model.get().and_then(|m| m.dims.clone().map(|d| {
         let at = attention_dominates_at(&d);
-        let name = m.name.clone();
+        let name = m.display_name.clone();
         view! {
             <h4>"Linear layers vs attention in one forward pass"</h4>
             <table class="flop-split">
@@ -174,7 +182,7 @@ fn KvCalculator() -> impl IntoView {
     let width = RwSignal::new(2usize);
     let archs = move || {
         let mut a = known_archs();
-        if let Some(d) = p.model.with(|m| m.as_ref().and_then(|m| m.dims.clone().map(|d| (m.name.clone(), d)))) {
+        if let Some(d) = p.model.with(|m| m.as_ref().and_then(|m| m.dims.clone().map(|d| (m.display_name.clone(), d)))) {
             a.push(KvArch::from_dims(&format!("{} (loaded)", d.0), &d.1));
         }
         a
@@ -226,6 +234,9 @@ pub fn CostView() -> impl IntoView {
             </div>
             {move || p.cost.get().map(|c| view! {
                 <p class="muted">{match &c.gpu { Some(a) => format!("CPU and WebGPU ({a}){}.", if c.cancelled { "; cancelled, partial" } else { "" }), None => format!("CPU only: this page runs on the CPU (the GPU kernels need ?backend=webgpu and an adapter){}.", if c.cancelled { "; cancelled, partial" } else { "" }) }}</p>
+            })}
+            {move || (p.cost.with(|c| c.is_none()) && p.cost_progress.get().is_none()).then(|| view! {
+                <p class="shipped cost-first">"Press Measure to time attention on this machine: two plots (time and memory against n, log-log, with fitted slopes) appear here, after about a minute up to n = 2048. Below: what the model's own shape predicts, without measuring."</p>
             })}
             <div class="cost-plots" class:hidden=move || p.cost.with(|c| c.is_none())>
                 <LogLog rows=rows what="attention time (ms, log scale)" pick=|r| r.ms fmt=ms canvas=c_time/>

@@ -13,33 +13,76 @@ fn attr_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-fn query(text: &str, layer: usize, head: usize, view: &str, model_src: Option<&str>) -> String {
-    let Ok(p) = web_sys::UrlSearchParams::new() else { return String::new() };
-    if let Some(m) = model_src {
-        p.append("model-src", m);
-    }
-    p.append("text", text);
-    p.append("layer", &layer.to_string());
-    p.append("head", &head.to_string());
-    p.append("view", view);
-    p.append("controls", "compact");
-    String::from(p.to_string())
+/// Everything the widget understands of what the playground shows, as the widget's attributes
+/// (`view` one the widget draws). Defaults are left out, so snippets stay short.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbedState {
+    pub text: String,
+    pub layer: usize,
+    pub head: usize,
+    /// The query token whose row is picked (None: the last).
+    pub query: Option<usize>,
+    pub view: &'static str,
+    pub scale: &'static str,
+    pub hide_sink: bool,
+    /// `unscaled` | `unmasked` | `norope`, or None.
+    pub what_if: Option<&'static str>,
+    /// `webgpu` | `cpu` when the page was told which (None: the widget decides).
+    pub backend: Option<String>,
+    /// A model other than the default, as an absolute URL.
+    pub model_src: Option<String>,
 }
 
-/// The element snippet (`model_src`: a model other than the default, as an absolute URL).
-pub fn element_snippet(base: &str, text: &str, layer: usize, head: usize, view: &str, model_src: Option<&str>) -> String {
-    let model = model_src.map(|m| format!(" model-src=\"{}\"", attr_escape(m))).unwrap_or_default();
-    format!(
-        "<script type=\"module\" src=\"{base}embed.js\"></script>\n<attn-lab text=\"{}\" layer=\"{layer}\" head=\"{head}\" view=\"{view}\" controls=\"compact\"{model}></attn-lab>",
-        attr_escape(text)
-    )
+impl EmbedState {
+    /// (attribute, value) pairs in a stable order, `controls` included.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut a = vec![("text", self.text.clone()), ("layer", self.layer.to_string()), ("head", self.head.to_string())];
+        if let Some(q) = self.query {
+            a.push(("query", q.to_string()));
+        }
+        a.push(("view", self.view.to_string()));
+        a.push(("controls", "compact".into()));
+        if self.scale != "sqrt" {
+            a.push(("scale", self.scale.to_string()));
+        }
+        if self.hide_sink {
+            a.push(("sink", "hide".into()));
+        }
+        if let Some(w) = self.what_if {
+            a.push(("whatif", w.to_string()));
+        }
+        if let Some(b) = &self.backend {
+            a.push(("backend", b.clone()));
+        }
+        if let Some(m) = &self.model_src {
+            a.push(("model-src", m.clone()));
+        }
+        a
+    }
+
+    fn query_string(&self) -> String {
+        let Ok(p) = web_sys::UrlSearchParams::new() else { return String::new() };
+        for (k, v) in self.attributes() {
+            p.append(k, &v);
+        }
+        String::from(p.to_string())
+    }
+}
+
+/// The element snippet: a classic script (it loads even where the host sends no CORS headers,
+/// so the widget can say what is missing), then the element.
+pub fn element_snippet(base: &str, s: &EmbedState) -> String {
+    let attrs: String = s.attributes().into_iter().map(|(k, v)| format!(" {k}=\"{}\"", attr_escape(&v))).collect();
+    format!("<script src=\"{base}embed.js\" async></script>\n<attn-lab{attrs}></attn-lab>")
 }
 
 /// The iframe snippet (a fixed fallback height; `embed-resize.js` fits it to its content).
-pub fn iframe_snippet(base: &str, text: &str, layer: usize, head: usize, view: &str, model_src: Option<&str>) -> String {
+pub fn iframe_snippet(base: &str, s: &EmbedState) -> String {
     format!(
-        "<iframe src=\"{base}embed.html?{}\" title=\"attnlab: where layer {layer}, head {head} looks\" loading=\"lazy\" width=\"100%\" height=\"760\" style=\"border:0;max-width:720px\"></iframe>\n<script src=\"{base}embed-resize.js\"></script>",
-        attr_escape(&query(text, layer, head, view, model_src))
+        "<iframe src=\"{base}embed.html?{}\" title=\"attnlab: where layer {}, head {} looks\" loading=\"lazy\" width=\"100%\" height=\"760\" style=\"border:0;max-width:720px\"></iframe>\n<script src=\"{base}embed-resize.js\"></script>",
+        attr_escape(&s.query_string()),
+        s.layer,
+        s.head
     )
 }
 
@@ -55,24 +98,20 @@ fn copy(text: &str) {
 
 #[component]
 pub fn EmbedDialog(
-    text: String,
-    layer: usize,
-    head: usize,
-    view: &'static str,
+    /// What the playground shows now.
+    state: EmbedState,
+    /// The tab open in the playground, when a widget cannot draw it (its name for the note).
+    unsupported: Option<&'static str>,
     /// The site's absolute URL (ending in `/`).
     base: String,
-    /// The model when it is not the default (absolute URL).
-    model_src: Option<String>,
     /// The current result as JSON (for `result-src`).
     #[prop(into)]
     figure: Signal<Option<String>>,
     on_close: Callback<()>,
 ) -> impl IntoView {
-    let view = if view == "position" || view == "tokens" { view } else { view };
-    let m = model_src.as_deref();
-    let element = element_snippet(&base, &text, layer, head, view, m);
-    let iframe = iframe_snippet(&base, &text, layer, head, view, m);
-    let preview = format!("{base}embed.html?{}", query(&text, layer, head, view, m));
+    let element = element_snippet(&base, &state);
+    let iframe = iframe_snippet(&base, &state);
+    let preview = format!("{base}embed.html?{}", state.query_string());
     let copied = RwSignal::new(None::<&'static str>);
     let dialog: NodeRef<html::Div> = NodeRef::new();
     Effect::new(move |_| {
@@ -87,6 +126,7 @@ pub fn EmbedDialog(
                 on:click=|ev| ev.stop_propagation()
                 on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Escape" { on_close.run(()) }>
                 <h2 id="embed-title">"Embed this figure"</h2>
+                {unsupported.map(|tab| view! { <p class="notice embed-unsupported">{format!("The “{tab}” tab cannot be embedded yet: these snippets show the map of layer {} head {}, with your text, query token and settings.", state.layer, state.head)}</p> })}
                 <p class="muted">"Paste either snippet into a course page. The element needs scripts; the iframe works where a learning platform strips them (Canvas, Moodle). The model (94 MB for SmolLM2, 253 MB for Gemma 3) downloads once per reader, only when a figure runs."</p>
                 <h3>"Element"</h3>
                 <textarea class="snippet snippet-element" readonly rows="3" prop:value=element.clone()></textarea>

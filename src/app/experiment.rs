@@ -326,7 +326,7 @@ pub fn LostInTheMiddle(
                 let grid = (o.experiment.task == Task::Passkey).then(|| passkey_grid(&o.rows));
                 view! {
                     {if o.shipped {
-                        view! { <p class="shipped">{format!("Shipped result for SmolLM2-135M ({}; made by `attnlab position` on the {} backend in {:.0} s). Run your own with the settings above, on the model loaded now.", settings_text(&o.experiment), o.backend.clone().unwrap_or_else(|| "cpu".into()), o.elapsed_ms / 1e3)}</p> }.into_any()
+                        view! { <p class="shipped">{format!("A saved result for SmolLM2-135M-Instruct ({}; computed ahead of time with the same steps, on a {} in {:.0} s), shown until you run your own with the settings above, on the model loaded now.", settings_text(&o.experiment), if o.backend.as_deref() == Some("webgpu") { "graphics card" } else { "computer's processor" }, o.elapsed_ms / 1e3)}</p> }.into_any()
                     } else {
                         view! { <p class="muted">{format!("{} rows in {:.1} s{}", o.rows.len(), o.elapsed_ms / 1e3, if o.cancelled { " (cancelled: partial results)" } else { "" })}</p> }.into_any()
                     }}

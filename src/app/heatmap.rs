@@ -94,17 +94,38 @@ fn short(t: &str) -> String {
 
 /// Room under the map for the colour bar and its ticks (drawn into the canvas, so a PNG
 /// export carries its own legend).
-const LEGEND_PX: f64 = 54.0;
+const LEGEND_PX: f64 = 84.0;
 /// Canvas size in CSS pixels.
 pub const WIDTH_PX: f64 = MAP_PX + LABEL_PX;
 pub const HEIGHT_PX: f64 = MAP_PX + LABEL_PX + LEGEND_PX;
 
-/// Paper and ink colours of the canvas, from its CSS (`--attnlab-paper` and `color`), so the
-/// figure follows the page's or widget's theme.
-fn colours(canvas: &HtmlCanvasElement) -> (String, String, String) {
+/// Paper, ink, muted ink and masked-cell colours of the canvas, from its CSS
+/// (`--attnlab-paper`, `color`, `--attnlab-muted`, `--attnlab-mask`), so the figure follows
+/// the page's or widget's theme (dark included).
+fn colours(canvas: &HtmlCanvasElement) -> Colours {
     let style = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten());
     let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
-    (get("--attnlab-paper", "#ffffff"), get("color", "#1d2330"), get("--attnlab-muted", "#5b6475"))
+    let mask = parse_hex(&get("--attnlab-mask", "")).unwrap_or(MASK_RGB);
+    Colours { paper: get("--attnlab-paper", "#ffffff"), ink: get("color", "#1d2330"), muted: get("--attnlab-muted", "#5b6475"), mask }
+}
+
+/// The colours one drawing uses.
+pub struct Colours {
+    paper: String,
+    ink: String,
+    muted: String,
+    mask: [u8; 3],
+}
+
+/// `#rrggbb` or `#rgb` as RGB.
+fn parse_hex(s: &str) -> Option<[u8; 3]> {
+    let h = s.strip_prefix('#')?;
+    let v = |i: usize, n: usize| u8::from_str_radix(h.get(i..i + n)?, 16).ok();
+    match h.len() {
+        6 => Some([v(0, 2)?, v(2, 2)?, v(4, 2)?]),
+        3 => Some([v(0, 1)? * 17, v(1, 1)? * 17, v(2, 1)? * 17]),
+        _ => None,
+    }
 }
 
 /// What to draw over the map.
@@ -117,8 +138,8 @@ struct Marks {
 }
 
 /// Draws `map` into `canvas` at `scale` device pixels per CSS pixel (map, labels, colour bar).
-fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Marks, scale_max: f32, scale: f64, colours: &(String, String, String)) {
-    let (paper, ink, muted) = colours;
+fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Marks, scale_max: f32, scale: f64, colours: &Colours) {
+    let Colours { paper, ink, muted, mask } = colours;
     canvas.set_width((WIDTH_PX * scale) as u32);
     canvas.set_height((HEIGHT_PX * scale) as u32);
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
@@ -134,7 +155,7 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
     }
     let mut px = vec![0u8; sq * sk * 4];
     for (i, v) in map.values.iter().enumerate() {
-        let rgb = if *v == MASKED { MASK_RGB } else { ramp(marks.style.colour.t(*v, scale_max)) };
+        let rgb = if *v == MASKED { *mask } else { ramp(marks.style.colour.t(*v, scale_max)) };
         px[i * 4..i * 4 + 3].copy_from_slice(&rgb);
         px[i * 4 + 3] = 255;
     }
@@ -235,17 +256,28 @@ fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Mar
         let _ = ctx.fill_text(&if v == 0.0 || v >= 0.01 { format!("{v:.2}") } else { format!("{v:.0e}") }, x, by + bh + 15.0);
     }
     ctx.set_text_align("left");
-    let _ = ctx.fill_text(&style_caption(marks.style, map.pooled()), bx + bw + 12.0, by + 9.0);
-    let [r, g, b] = MASK_RGB;
+    // Right of the bar, one line per part of the caption (never cut: squeezed to fit), then the
+    // masked swatch and the window edge.
+    let (lx, room) = (bx + bw + 12.0, WIDTH_PX - (bx + bw + 12.0) - 4.0);
+    let caption = style_caption(marks.style, map.pooled());
+    let mut y = by + 9.0;
+    for part in caption.split("; ") {
+        let _ = ctx.fill_text_with_max_width(part, lx, y, room);
+        y += 14.0;
+    }
+    let [r, g, b] = *mask;
     ctx.set_fill_style_str(&format!("rgb({r},{g},{b})"));
-    ctx.fill_rect(bx + bw + 12.0, by + 16.0, 14.0, 10.0);
+    ctx.fill_rect(lx, y - 8.0, 14.0, 10.0);
+    ctx.set_stroke_style_str(muted);
+    ctx.stroke_rect(lx, y - 8.0, 14.0, 10.0);
     ctx.set_fill_style_str(ink);
-    let _ = ctx.fill_text("masked (future keys)", bx + bw + 32.0, by + 25.0);
+    let _ = ctx.fill_text_with_max_width("masked (future keys)", lx + 20.0, y + 1.0, room - 20.0);
     if let Some(w) = band {
+        y += 14.0;
         ctx.set_fill_style_str("#0c8599");
-        ctx.fill_rect(bx + bw + 12.0, by + 34.0, 14.0, 3.0);
+        ctx.fill_rect(lx, y - 4.0, 14.0, 3.0);
         ctx.set_fill_style_str(ink);
-        let _ = ctx.fill_text(&format!("sliding window edge: each query sees its last {w} keys"), bx + bw + 32.0, by + 39.0);
+        let _ = ctx.fill_text_with_max_width(&format!("sliding window edge: each query sees its last {w} keys"), lx + 20.0, y + 1.0, room - 20.0);
     }
 }
 

@@ -104,11 +104,12 @@ pub fn KnockOutPanel() -> impl IntoView {
     view! {
         <section class="knockout">
             <h3>"Knock heads out"</h3>
-            <p class="muted">"Some heads matter more than others. Knocking a head out sets its output to zero at every position (before the layer's output projection) and runs the model again: what the model then gets wrong is what that head was doing. Shift-click cells of the grid (or thumbnails in All heads) to pick heads, or pick a whole layer."</p>
+            <p class="muted">"Some heads matter more than others. Knocking a head out sets its output to zero at every position (before the layer's output projection) and runs the model again: what the model then gets wrong is what that head was doing. Turn on “Pick heads” and click or tap cells of the grid (or thumbnails in All heads) — or shift-click them — or pick a whole layer."</p>
             <div class="knockout-controls">
                 <label>"layer "<select on:change=move |ev| layer_pick.set(event_target_value(&ev).parse().unwrap_or(0))>
                     {move || (0..p.model.with(|m| m.as_ref().map(|m| m.n_layer).unwrap_or(0))).map(|l| view! { <option value=l.to_string()>{l}</option> }).collect_view()}
                 </select></label>
+                <PickMode/>
                 <button on:click=move |_| { let n = p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head).unwrap_or(0)); let l = layer_pick.get_untracked(); p.picked.update(|k| { k.retain(|x| x.0 != l); k.extend((0..n).map(|h| (l, h))); k.sort_unstable(); }) }>"Pick the whole layer"</button>
                 <span class="picked-list">{move || { let k = p.picked.get(); if k.is_empty() { "Nothing picked.".to_string() } else { format!("Picked: {}", crate::analysis::heads::heads_spec(&k, p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX)))) } }}</span>
                 <button class="knock-out" on:click=move |_| p.knock_out() disabled=move || p.picked.with(|k| k.is_empty()) || p.run.get().is_none() || p.ablation_running.get()>
@@ -133,5 +134,14 @@ pub fn KnockOutPanel() -> impl IntoView {
                 <CompareMaps/>
             })}
         </section>
+    }
+}
+
+/// The switch that makes clicks (and taps) on heads pick them for a knock-out.
+#[component]
+pub fn PickMode() -> impl IntoView {
+    let p = expect_context::<Page>();
+    view! {
+        <label class="pick-mode"><input type="checkbox" prop:checked=move || p.pick_mode.get() on:change=move |ev| p.pick_mode.set(event_target_checked(&ev))/>" Pick heads (click or tap to pick)"</label>
     }
 }

@@ -87,7 +87,7 @@ pub fn MiniLab() -> impl IntoView {
                 <button on:click=move |_| lab.set(Lab::new(lab.get_untracked().seed + 1))>{move || format!("Re-roll weights (seed {})", lab.get().seed)}</button>
                 <label><input type="checkbox" prop:checked=move || causal.get() on:change=move |ev| causal.set(event_target_checked(&ev))/>" causal mask"</label>
                 <label><input type="checkbox" prop:checked=move || heads.get() == 2 on:change=move |ev| heads.set(if event_target_checked(&ev) { 2 } else { 1 })/>" 2 heads × 4 dims"</label>
-                <button on:click=move |_| { p.view.set(View::Head); p.request_head(None); }>"The same steps on the real model →"</button>
+                <button class="to-real-model" on:click=move |_| { p.view.set(View::Head); if p.run.with_untracked(|r| r.is_none()) { p.start_run() } else { p.request_head(None) } }>"The same steps on the real model →"</button>
             </div>
             {move || {
                 let s = steps.get();

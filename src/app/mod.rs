@@ -42,7 +42,7 @@ pub const DEFAULT_MODEL_URL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// The models the picker offers: (`?model=` id, label, URL inside the site).
 pub const MODELS: [(&str, &str, &str); 2] = [
-    ("smollm2", "SmolLM2-135M (GQA: 9 query heads, 3 KV heads)", DEFAULT_MODEL_URL),
+    ("smollm2", "SmolLM2-135M-Instruct (GQA: 9 query heads, 3 KV heads)", DEFAULT_MODEL_URL),
     ("gemma3", "Gemma 3 270M (MQA: 4 query heads, 1 KV head; sliding window)", "models/gemma-3-270m-q4_k_m.gguf"),
 ];
 
@@ -60,6 +60,29 @@ fn switch_model(id: &str) {
     p.set("layer", "0");
     p.set("head", "0");
     let _ = w.location().set_search(&String::from(p.to_string()));
+}
+
+/// A view's tab label.
+pub fn tab_name(v: View) -> &'static str {
+    match v {
+        View::Head => "Head",
+        View::Model => "All heads",
+        View::Sinks => "Attention sink",
+        View::Position => "Lost in the middle",
+        View::Tokens => "Tokens",
+        View::Lab => "From scratch",
+        View::Patterns => "Head patterns",
+        View::Cost => "Cost of attention",
+    }
+}
+
+/// Where the model runs, in plain words (the adapter's details go in a tooltip).
+pub fn backend_words(backend: &str) -> &'static str {
+    if backend == "webgpu" {
+        "Running on your graphics card (WebGPU)"
+    } else {
+        "Running on your CPU (fast WebAssembly)"
+    }
 }
 
 /// What a layer's attention may see, for the heatmap's caption.
@@ -128,16 +151,19 @@ impl View {
             View::Cost => "cost",
         }
     }
-    fn parse(s: &str) -> View {
-        match s {
+    /// Every view by its URL name (`None`: not a view).
+    fn parse(s: &str) -> Option<View> {
+        Some(match s {
+            "head" => View::Head,
             "model" => View::Model,
             "sinks" => View::Sinks,
             "position" => View::Position,
+            "tokens" => View::Tokens,
             "lab" => View::Lab,
             "patterns" => View::Patterns,
             "cost" => View::Cost,
-            _ => View::Head,
-        }
+            _ => return None,
+        })
     }
 }
 
@@ -147,7 +173,12 @@ struct UrlState {
     layer: usize,
     head: usize,
     view: View,
+    /// Run once the model is loaded: always, unless `?run=0` (the page never opens empty).
     run: bool,
+    /// `?q=`: the query token whose row is picked (default: the last token).
+    query: Option<usize>,
+    /// `?k=`: the key token heads are ranked by (all heads).
+    key: Option<usize>,
     /// `?model=smollm2|gemma3`.
     model: Option<String>,
     /// `?scale=linear|sqrt|log`.
@@ -188,9 +219,11 @@ fn read_url() -> UrlState {
             }
         }
     };
-    let (layer, head) = (number("layer"), number("head"));
+    let (layer, head, query, key) = (number("layer"), number("head"), number("q"), number("k"));
     let view = get("view").unwrap_or_default();
-    if !view.is_empty() && View::parse(&view).as_str() != view {
+    // The playground's tabs (the token strip alone is a widget's view).
+    let parsed_view = View::parse(&view).filter(|v| *v != View::Tokens);
+    if !view.is_empty() && parsed_view.is_none() {
         warnings.push(not_one_of("view", &view, "head, model, sinks, position, patterns, cost, lab"));
     }
     let scale = get("scale").unwrap_or_default();
@@ -198,7 +231,7 @@ fn read_url() -> UrlState {
         warnings.push(not_one_of("scale", &scale, "linear, sqrt, log"));
     }
     let whatif = get("whatif").unwrap_or_default();
-    if !whatif.is_empty() && !["unscaled", "unmasked", "norope"].contains(&whatif.as_str()) {
+    if !whatif.is_empty() && crate::analysis::explain::WhatIf::from_param(&whatif).is_none() {
         warnings.push(not_one_of("whatif", &whatif, "unscaled, unmasked, norope"));
     }
     let backend = get("backend").unwrap_or_default();
@@ -209,17 +242,14 @@ fn read_url() -> UrlState {
         text: get("text"),
         layer: layer.unwrap_or(0),
         head: head.unwrap_or(0),
-        view: View::parse(&view),
-        run: get("run").as_deref() == Some("1"),
+        view: parsed_view.unwrap_or(View::Head),
+        run: get("run").as_deref() != Some("0"),
+        query,
+        key,
         model: get("model"),
         colour: heatmap::ColourScale::parse(&scale),
         hide_sink: get("sink").as_deref() == Some("hide"),
-        what_if: match whatif.as_str() {
-            "unscaled" => crate::analysis::explain::WhatIf::Unscaled,
-            "unmasked" => crate::analysis::explain::WhatIf::Unmasked,
-            "norope" => crate::analysis::explain::WhatIf::NoRope,
-            _ => crate::analysis::explain::WhatIf::None,
-        },
+        what_if: crate::analysis::explain::WhatIf::from_param(&whatif).unwrap_or_default(),
         ablate: get("ablate").filter(|a| !a.trim().is_empty()),
         backend: crate::worker::protocol::BackendChoice::parse(&backend),
         warnings,
@@ -227,8 +257,7 @@ fn read_url() -> UrlState {
     }
 }
 
-fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::MapStyle, ablate: &str) {
-    use crate::analysis::explain::WhatIf;
+fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>, Option<usize>), view: View, style: heatmap::MapStyle, ablate: &str) {
     let Some(w) = web_sys::window() else { return };
     let Ok(p) = web_sys::UrlSearchParams::new() else { return };
     // A whole chapter does not go into the address bar (browsers cap URLs at ~2 MB, and it is
@@ -238,23 +267,26 @@ fn write_url(text: &str, layer: usize, head: usize, view: View, style: heatmap::
     }
     p.append("layer", &layer.to_string());
     p.append("head", &head.to_string());
+    if let Some(q) = query {
+        p.append("q", &q.to_string());
+    }
+    if let Some(k) = key {
+        p.append("k", &k.to_string());
+    }
     p.append("view", view.as_str());
     p.append("scale", style.colour.as_str());
     if style.hide_sink {
         p.append("sink", "hide");
     }
-    match style.what_if {
-        WhatIf::None => {}
-        WhatIf::Unscaled => p.append("whatif", "unscaled"),
-        WhatIf::Unmasked => p.append("whatif", "unmasked"),
-        WhatIf::NoRope => p.append("whatif", "norope"),
+    if let Some(w) = style.what_if.param() {
+        p.append("whatif", w);
     }
     if !ablate.is_empty() {
         p.append("ablate", ablate);
     }
     // Keep the model and backend choices.
     let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok());
-    for key in ["model", "backend"] {
+    for key in ["model", "backend", "simd"] {
         if let Some(v) = current.as_ref().and_then(|c| c.get(key)) {
             p.append(key, &v);
         }
@@ -357,7 +389,13 @@ pub fn Playground(
     let picked = model_id(&model_url);
     let embed_model = (!model_url.ends_with(DEFAULT_MODEL_URL)).then(|| model_url.clone());
     p.backend_choice.set_value(url.backend);
+    let backend_param = match url.backend {
+        crate::worker::protocol::BackendChoice::Auto => None,
+        b => Some(b.as_str().to_string()),
+    };
     p.set_url_warnings(url.warnings.clone(), url.asked);
+    p.asked_query.set_value(url.query);
+    p.key.set(url.key);
     p.start(&base, model_url);
 
     // The lost-in-the-middle tab opens with a shipped result until the reader runs their own.
@@ -382,13 +420,26 @@ pub fn Playground(
     Effect::new(move |_| {
         let n_head = p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX));
         let ablate = crate::analysis::heads::heads_spec(&p.knocked.get(), n_head);
-        write_url(&p.text.get(), p.layer.get(), p.head.get(), p.view.get(), p.look.style(), &ablate);
+        // The query token is written only when it is not the default (the last token).
+        let last = p.run.with(|r| r.as_ref().map(|r| r.report.ids.len().saturating_sub(1)));
+        let q = p.query.get().filter(|q| Some(*q) != last);
+        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &ablate);
     });
     {
         let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));
         let api = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&api, &"exportJson".into(), export.as_ref());
         export.forget();
+        // The chosen query's row in every head ({query, rows: {"L.H": row}}), once All heads has it.
+        let rows = Closure::<dyn Fn() -> JsValue>::new(move || {
+            let n_head = p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head)).unwrap_or(1);
+            p.query_rows.with_untracked(|r| r.as_ref().map(|(q, rows)| {
+                let by_head: std::collections::BTreeMap<String, &Vec<f32>> = rows.iter().enumerate().map(|(i, r)| (format!("{}.{}", i / n_head, i % n_head), r)).collect();
+                JsValue::from_str(&serde_json::json!({ "query": q, "rows": by_head }).to_string())
+            })).unwrap_or(JsValue::NULL)
+        });
+        let _ = js_sys::Reflect::set(&api, &"exportQueryRows".into(), rows.as_ref());
+        rows.forget();
         if let Some(w) = web_sys::window() {
             let _ = js_sys::Reflect::set(&w, &"attnlab".into(), &api);
         }
@@ -400,10 +451,12 @@ pub fn Playground(
             p.load_file(f);
         }
     };
-    // A token picked in the strip (or a new run) explains that query's row.
+    // A token picked in the strip (or a new run) explains that query's row, and in All heads
+    // fetches its row in every head.
     Effect::new(move |_| {
         p.query.track();
         p.request_explain();
+        p.request_query_rows();
     });
     let query_row = Signal::derive(move || {
         let q = p.query.get()?;
@@ -427,7 +480,7 @@ pub fn Playground(
             <div class="panel" class:hidden=move || p.view.get() != View::Lab><minilab::MiniLab/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Patterns><patterns::PatternsView/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Cost><cost::CostView/></div>
-            <EmbedView base=base.clone() model_src=embed_model/>
+            <EmbedView base=base.clone() model_src=embed_model backend=backend_param/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>
     }

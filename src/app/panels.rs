@@ -58,6 +58,26 @@ fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap, colour: super::heatmap::C
     }
 }
 
+/// One query's row as bars (key 0 on the left), on an absolute 0–1 scale so heads compare;
+/// the chosen key in orange.
+fn draw_bars(canvas: &HtmlCanvasElement, row: &[f32], key: Option<usize>) {
+    const SIDE: u32 = 48;
+    canvas.set_width(SIDE);
+    canvas.set_height(SIDE);
+    let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
+    let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
+    let paper = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten()).and_then(|s| s.get_property_value("--attnlab-paper").ok()).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "#ffffff".into());
+    ctx.set_fill_style_str(paper.trim());
+    ctx.fill_rect(0.0, 0.0, SIDE as f64, SIDE as f64);
+    let n = row.len().max(1) as f64;
+    let w = SIDE as f64 / n;
+    for (j, p) in row.iter().enumerate() {
+        let h = (*p as f64).clamp(0.0, 1.0) * SIDE as f64;
+        ctx.set_fill_style_str(if Some(j) == key { "#e8590c" } else { "#4c6ef5" });
+        ctx.fill_rect(j as f64 * w, SIDE as f64 - h, w.max(1.0) - if w > 3.0 { 1.0 } else { 0.0 }, h.max(if *p > 0.0 { 1.0 } else { 0.0 }));
+    }
+}
+
 /// A head's pooled map drawn cell per pixel (CSS sizes it), in the page's colour scale.
 #[component]
 pub fn MapCanvas(map: HeadMap, #[prop(optional)] label: String) -> impl IntoView {
@@ -87,6 +107,12 @@ fn Thumb(
     /// Whether it is picked.
     #[prop(optional, into)]
     picked: Signal<bool>,
+    /// Clicks pick rather than open.
+    #[prop(optional, into)]
+    pick_mode: Signal<bool>,
+    /// The query's row in this head and the chosen key: drawn as bars instead of the map.
+    #[prop(optional, into)]
+    bars: Signal<Option<(Vec<f32>, Option<usize>)>>,
 ) -> impl IntoView {
     let canvas: NodeRef<html::Canvas> = NodeRef::new();
     let (layer, head) = (map.layer, map.head);
@@ -94,13 +120,22 @@ fn Thumb(
     let look = use_context::<super::heatmap::Look>();
     Effect::new(move |_| {
         let colour = super::heatmap::current_style(look).colour;
+        let bars = bars.get();
         if let Some(c) = canvas.get() {
-            draw_thumb(&c, &m, colour);
+            match bars {
+                Some((row, key)) => draw_bars(&c, &row, key),
+                None => draw_thumb(&c, &m, colour),
+            }
         }
     });
+    let title = move || {
+        let value = bars.with(|b| b.as_ref().and_then(|(row, key)| key.and_then(|k| row.get(k)).map(|v| format!(": {v:.3} to the chosen key"))));
+        let action = if pick_mode.get() { "click: pick for a knock-out" } else { "shift-click: pick for a knock-out" };
+        format!("layer {layer}, head {head}{} ({action})", value.unwrap_or_default())
+    };
     view! {
-        <button class="thumb" class:selected=selected class:picked=picked title=format!("layer {layer}, head {head} (shift-click: pick for a knock-out)") aria-label=format!("open layer {layer} head {head}")
-            on:click=move |ev: web_sys::MouseEvent| match on_pick { Some(pick) if ev.shift_key() => pick.run((layer, head)), _ => on_open.run((layer, head)) }>
+        <button class="thumb" class:selected=selected class:picked=picked title=title aria-label=move || format!("{} layer {layer} head {head}", if pick_mode.get() { "pick" } else { "open" })
+            on:click=move |ev: web_sys::MouseEvent| match on_pick { Some(pick) if ev.shift_key() || pick_mode.get_untracked() => pick.run((layer, head)), _ => on_open.run((layer, head)) }>
             <canvas node_ref=canvas></canvas>
         </button>
     }
@@ -129,6 +164,12 @@ pub fn ModelView(
     /// The picked heads.
     #[prop(optional, into)]
     picked: Signal<Vec<(usize, usize)>>,
+    /// Clicks pick rather than open.
+    #[prop(optional, into)]
+    pick_mode: Signal<bool>,
+    /// Bars instead of maps: the query's row in every head (layer-major) and the chosen key.
+    #[prop(optional, into)]
+    bars: Signal<Option<(Vec<Vec<f32>>, Option<usize>)>>,
 ) -> impl IntoView {
     let group = (n_head / n_kv_head.max(1)).max(1);
     view! {
@@ -151,7 +192,8 @@ pub fn ModelView(
                             let heads = (0..group).map(|k| {
                                 let h = g * group + k;
                                 let m = all[l * n_head + h].clone();
-                                view! { <Thumb map=m selected=Signal::derive(move || current.get() == (l, h)) on_open=on_open on_pick=on_pick.unwrap_or(Callback::new(|_| ())) picked=Signal::derive(move || picked.with(|p| p.contains(&(l, h))))/> }
+                                let row = Signal::derive(move || bars.with(|b| b.as_ref().and_then(|(rows, key)| rows.get(l * n_head + h).map(|r| (r.clone(), *key)))));
+                                view! { <Thumb map=m selected=Signal::derive(move || current.get() == (l, h)) on_open=on_open on_pick=on_pick.unwrap_or(Callback::new(|_| ())) picked=Signal::derive(move || picked.with(|p| p.contains(&(l, h)))) pick_mode=pick_mode bars=row/> }
                             }).collect_view();
                             view! { <div class="kv-group" title=format!("KV head {g}")>{heads}</div> }
                         }).collect_view();
@@ -173,6 +215,12 @@ pub fn ModelView(
     }
 }
 
+/// The CSS gradient of the colour ramp (legends drawn in HTML).
+fn ramp_gradient() -> String {
+    let stops: Vec<String> = (0..=8).map(|i| { let [r, g, b] = ramp(i as f32 / 8.0); format!("rgb({r},{g},{b})") }).collect();
+    format!("background:linear-gradient(to right,{})", stops.join(","))
+}
+
 /// Sink mass as a layer × head heatmap, and per layer against the uniform baseline.
 #[component]
 pub fn SinkPanel(
@@ -190,31 +238,56 @@ pub fn SinkPanel(
     let chart = move || {
         let v = per_layer.get();
         let b = baseline.get();
-        let (w, h) = (560.0, 180.0);
+        // Plot area inside margins for the axes' ticks and titles, and a legend on top.
+        let (w, h) = (600.0, 250.0);
+        let (left, right, top, bottom) = (58.0, 12.0, 40.0, 40.0);
         let n = v.len().max(2);
-        let x = |i: usize| 30.0 + i as f64 * (w - 40.0) / (n - 1) as f64;
-        let y = |m: f32| h - 20.0 - m as f64 * (h - 40.0);
+        let x = move |i: usize| left + i as f64 * (w - left - right) / (n - 1) as f64;
+        let y = move |m: f32| h - bottom - m as f64 * (h - top - bottom);
         let line: String = v.iter().enumerate().map(|(i, m)| format!("{:.1},{:.1}", x(i), y(*m))).collect::<Vec<_>>().join(" ");
-        let dots = v.iter().enumerate().map(|(i, m)| view! { <circle cx=x(i) cy=y(*m) r="3" fill="#3b5bdb"><title>{format!("layer {i}: {m:.3}")}</title></circle> }).collect_view();
+        let dots = v.iter().enumerate().map(|(i, m)| view! { <circle cx=x(i) cy=y(*m) r="3.5" fill="#4c6ef5"><title>{format!("layer {i}: {m:.3} (mean over its heads)")}</title></circle> }).collect_view();
+        let y_ticks = [0.0f32, 0.25, 0.5, 0.75, 1.0].into_iter().map(|t| view! {
+            <line x1=left x2=w - right y1=y(t) y2=y(t) stroke="currentColor" stroke-opacity="0.18"/>
+            <text x=left - 6.0 y=y(t) + 4.0 font-size="11" text-anchor="end">{format!("{t:.2}")}</text>
+        }).collect_view();
+        // A tick per layer; labels every 1, 2 or 5 layers so they never overlap.
+        let every = if v.len() <= 12 { 1 } else if v.len() <= 30 { 2 } else { 5 };
+        let x_ticks = (0..v.len()).map(|i| view! {
+            <line x1=x(i) x2=x(i) y1=h - bottom y2=h - bottom + 4.0 stroke="currentColor" stroke-opacity="0.6"/>
+            {(i % every == 0).then(|| view! { <text x=x(i) y=h - bottom + 16.0 font-size="11" text-anchor="middle">{i}</text> })}
+        }).collect_view();
         view! {
-            <svg class="sink-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label="sink mass per layer against the uniform baseline">
-                <line x1="30" x2=w - 10.0 y1=y(0.0) y2=y(0.0) stroke="#ccd"/>
-                <line x1="30" x2=w - 10.0 y1=y(1.0) y2=y(1.0) stroke="#eee"/>
-                <text x="2" y=y(1.0) + 4.0 font-size="10">"1.0"</text>
-                <text x="2" y=y(0.0) + 4.0 font-size="10">"0"</text>
-                <line x1="30" x2=w - 10.0 y1=y(b) y2=y(b) stroke="#e8590c" stroke-dasharray="4 3"/>
-                <text x=w - 12.0 y=y(b) - 4.0 font-size="10" text-anchor="end" fill="#e8590c">{format!("uniform baseline {b:.3}")}</text>
-                <polyline points=line fill="none" stroke="#3b5bdb" stroke-width="2"/>
+            <svg class="sink-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("Line chart: share of attention on the first token, mean over heads, for each of {} layers, against the even-spread baseline {b:.3}", v.len())>
+                {y_ticks}
+                <line x1=left x2=w - right y1=h - bottom y2=h - bottom stroke="currentColor" stroke-opacity="0.6"/>
+                <line x1=left x2=left y1=top y2=h - bottom stroke="currentColor" stroke-opacity="0.6"/>
+                {x_ticks}
+                <text x=(left + w - right) / 2.0 y=h - 4.0 font-size="12" text-anchor="middle">"layer"</text>
+                <text transform=format!("translate(14 {}) rotate(-90)", (top + h - bottom) / 2.0) font-size="12" text-anchor="middle">"attention on token 0"</text>
+                <line x1=left x2=w - right y1=y(b) y2=y(b) stroke="#e8590c" stroke-width="1.5" stroke-dasharray="5 3"/>
+                <polyline points=line fill="none" stroke="#4c6ef5" stroke-width="2"/>
                 {dots}
-                <text x=w / 2.0 y=h - 2.0 font-size="10" text-anchor="middle">"layer"</text>
+                // Legend.
+                <line x1=left x2=left + 26.0 y1="14" y2="14" stroke="#4c6ef5" stroke-width="2"/>
+                <rect x=left + 10.0 y="11" width="7" height="7" rx="3.5" fill="#4c6ef5"/>
+                <text x=left + 32.0 y="18" font-size="12">"mean over the heads of each layer"</text>
+                <line x1=left x2=left + 26.0 y1="30" y2="30" stroke="#e8590c" stroke-width="1.5" stroke-dasharray="5 3"/>
+                <text x=left + 32.0 y="34" font-size="12">{format!("an even spread over the earlier tokens: {b:.3}")}</text>
             </svg>
         }
     };
+    let n_heads = move || sink.with(|s| s.first().map(|h| h.len()).unwrap_or(0));
     view! {
         <div class="sink-panel">
             <p class="muted">"How much of each query's attention lands on the very first token (mean over query positions 1…n−1). A head that spread its attention evenly would give it the dashed baseline; far above it is an attention sink."</p>
             {chart}
+            <h4 class="sink-grid-title">"Every head: share of attention on token 0 (click a head to open it)"</h4>
+            <div class="sink-legend" aria-hidden="true"><span>"0"</span><span class="ramp" style=ramp_gradient()></span><span>"1 (all of it)"</span></div>
             <div class="sink-grid" role="grid" aria-label="sink mass by layer and head">
+                <div class="sink-row sink-head-row" role="row">
+                    <span class="layer-label">"layer \\ head"</span>
+                    {move || (0..n_heads()).map(|h| view! { <span class="sink-col" role="columnheader">{format!("H{h}")}</span> }).collect_view()}
+                </div>
                 {move || sink.get().into_iter().enumerate().map(|(l, heads)| {
                     let cells = heads.into_iter().enumerate().map(|(h, m)| {
                         let v = m.unwrap_or(0.0);
@@ -223,7 +296,7 @@ pub fn SinkPanel(
                         view! { <button class="sink-cell" style=format!("background:rgb({r},{g},{b});color:{fg}") title=format!("layer {l}, head {h}: {v:.4}")
                             on:click=move |_| on_open.run((l, h))>{format!("{:.2}", v)}</button> }
                     }).collect_view();
-                    view! { <div class="sink-row"><span class="layer-label">{format!("L{l}")}</span>{cells}</div> }
+                    view! { <div class="sink-row" role="row"><span class="layer-label">{format!("L{l}")}</span>{cells}</div> }
                 }).collect_view()}
             </div>
         </div>

@@ -70,7 +70,7 @@ fn Preview(hovered: RwSignal<Option<(usize, usize)>>) -> impl IntoView {
                     <strong>{format!("layer {l} · head {h}")}</strong>
                     {s.map(|s| view! { <br/>{format!("first {:.2} · previous {:.2} · self {:.2} · entropy {:.2}", s.first_token[l][h], s.previous_token[l][h], s.self_[l][h], s.entropy[l][h])} })}
                     {p.induction.get().map(|(i, _, _)| view! { <br/>{format!("induction {:.2}", i.induction[l][h])} })}
-                    <br/><span class="muted">"click: open · shift-click: pick for a knock-out"</span>
+                    <br/><span class="muted">{move || if p.pick_mode.get() { "click or tap: pick for a knock-out" } else { "click: open · shift-click (or “Pick heads”): pick for a knock-out" }}</span>
                 </figcaption>
             </figure>
         })
@@ -93,7 +93,7 @@ pub fn PatternsView() -> impl IntoView {
             }),
         }
     };
-    let click = move |ev: web_sys::MouseEvent, l: usize, h: usize| if ev.shift_key() { p.toggle_pick(l, h) } else { p.open_head(l, h) };
+    let click = move |ev: web_sys::MouseEvent, l: usize, h: usize| p.click_head(l, h, ev.shift_key());
     view! {
         <div class="patterns">
             <div class="pattern-controls" role="radiogroup" aria-label="score">

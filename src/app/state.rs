@@ -70,6 +70,15 @@ pub struct Page {
     /// Every pair of heads compared on the current run, clustered.
     pub similarity: RwSignal<Option<Similarity>>,
     pub similarity_running: RwSignal<bool>,
+    /// Clicks and taps on heads pick them for a knock-out instead of opening them (touch has no
+    /// shift key); shift-click always picks.
+    pub pick_mode: RwSignal<bool>,
+    /// The query's row in every head (query, rows layer-major), for "find the head".
+    pub query_rows: RwSignal<Option<(usize, Vec<Vec<f32>>)>>,
+    /// The key token heads are ranked by (`?k=`), at most the query.
+    pub key: RwSignal<Option<usize>>,
+    /// All heads drawn as the query's row (bars) instead of whole maps.
+    pub row_bars: RwSignal<bool>,
     /// Heads picked for a knock-out (shift-click), not yet applied.
     pub picked: RwSignal<Vec<(usize, usize)>>,
     /// Heads knocked out (in the URL as `ablate=L.H,L.*`); applied to every run.
@@ -104,7 +113,9 @@ pub struct Page {
     run_pending: StoredValue<bool>,
     /// Ids of map requests for the comparison: (id, after the knock-out).
     compare_requests: StoredValue<Vec<(u64, bool)>>,
-    /// Run as soon as the model is loaded (`?run=1`, or Run pressed while loading).
+    /// The query token the URL asked for (`?q=`), applied to the first result.
+    pub asked_query: StoredValue<Option<usize>>,
+    /// Run as soon as the model is loaded (on opening, unless `?run=0`; Run pressed while loading).
     pending_run: StoredValue<bool>,
     client: StoredValue<Option<Client>, LocalStorage>,
 }
@@ -138,6 +149,10 @@ impl Page {
             similarity: RwSignal::new(None),
             similarity_running: RwSignal::new(false),
             picked: RwSignal::new(vec![]),
+            pick_mode: RwSignal::new(false),
+            query_rows: RwSignal::new(None),
+            key: RwSignal::new(None),
+            row_bars: RwSignal::new(false),
             knocked: RwSignal::new(vec![]),
             ablation: RwSignal::new(None),
             ablation_running: RwSignal::new(false),
@@ -153,6 +168,7 @@ impl Page {
             run_id: StoredValue::new(None),
             run_pending: StoredValue::new(false),
             pending_run: StoredValue::new(run),
+            asked_query: StoredValue::new(None),
             client: StoredValue::new_local(None),
             too_long: RwSignal::new(None),
             export_wanted: StoredValue::new(false),
@@ -180,6 +196,28 @@ impl Page {
     pub fn set_url_warnings(self, warnings: Vec<String>, asked: (Option<usize>, Option<usize>)) {
         self.notice.set(warnings);
         self.asked.set_value(asked);
+    }
+
+    /// A head clicked in a grid or the thumbnails: picked for the knock-out with shift or in
+    /// pick mode, else opened.
+    pub fn click_head(self, l: usize, h: usize, shift: bool) {
+        if shift || self.pick_mode.get_untracked() {
+            self.toggle_pick(l, h)
+        } else {
+            self.open_head(l, h)
+        }
+    }
+
+    /// The query's row in every head, when the all-heads view needs it and does not have it.
+    pub fn request_query_rows(self) {
+        let Some(q) = self.query.get_untracked() else { return };
+        if self.view.get_untracked() != View::Model || self.run.get_untracked().is_none() || self.run_pending.get_value() {
+            return;
+        }
+        if self.query_rows.with_untracked(|r| r.as_ref().is_some_and(|(rq, _)| *rq == q)) {
+            return;
+        }
+        self.send(Request::QueryRows { query: q, slot: 0 });
     }
 
     /// Picks or unpicks a head for the knock-out (shift-click).
@@ -293,6 +331,7 @@ impl Page {
         self.map.set(None);
         self.rows.set(None);
         self.thumbs.set(None);
+        self.query_rows.set(None);
         self.explain.set(None);
         self.head_scores.set(None);
         self.similarity.set(None);
@@ -377,6 +416,7 @@ impl Page {
         if v == View::Model && self.thumbs.get_untracked().is_none() && self.run.get_untracked().is_some() {
             self.send(Request::Thumbs { side: 24, slot: 0 });
         }
+        self.request_query_rows();
         if v == View::Patterns && self.run.get_untracked().is_some() {
             if self.head_scores.get_untracked().is_none() {
                 self.send(Request::Heads { slot: 0 });
@@ -501,11 +541,20 @@ impl Page {
                 let (map_layer, map_head) = (r.map.layer, r.map.head);
                 self.rows.set(r.report.attention.get(&key).cloned());
                 self.map.set(Some(r.map.clone()));
-                self.query.set(Some(r.report.ids.len().saturating_sub(1)));
+                // The URL's query token on the first result (clamped to the text), else the last token.
+                let last = r.report.ids.len().saturating_sub(1);
+                let asked = self.asked_query.write_value().take();
+                self.query.set(Some(asked.map(|q| q.min(last)).unwrap_or(last)));
+                let q = self.query.get_untracked().unwrap_or(last);
+                if self.key.get_untracked().is_some_and(|k| k > q) {
+                    self.key.set(None);
+                }
+                self.query_rows.set(None);
                 self.run.set(Some(r));
                 self.phase.set(Phase::Done);
                 if self.view.get_untracked() == View::Model {
                     self.send(Request::Thumbs { side: 24, slot: 0 });
+                    self.request_query_rows();
                 }
                 self.head_scores.set(None);
                 self.similarity.set(None);
@@ -541,6 +590,11 @@ impl Page {
                 }
             }
             Response::Explain { explain } => self.explain.set(Some(*explain)),
+            Response::QueryRows { query, rows } => {
+                if self.query.get_untracked() == Some(query) {
+                    self.query_rows.set(Some((query, rows)));
+                }
+            }
             Response::Heads { scores } => self.head_scores.set(Some(*scores)),
             Response::Induction { induction, tokens, maps } => {
                 self.induction_running.set(false);

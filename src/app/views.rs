@@ -39,9 +39,10 @@ pub fn Header(
             </div>
             <div class="model-status">
                 {move || p.backend.get().map(|(b, adapter, note)| view! {
-                    <span class="badge" class:cpu=b == "cpu" title=adapter.clone()>{if b == "webgpu" { "WebGPU" } else { "CPU" }}" · "{adapter.clone()}</span>
+                    <span class="badge" class:cpu=b == "cpu" tabindex="0" title=format!("Details: {adapter}") data-adapter=adapter.clone()>{super::backend_words(&b)}</span>
                     {note.map(|n| view! { <span class="note">{n}</span> })}
                 })}
+                <ThemeToggle/>
                 <a class="lesson-link" href="lesson.html">"For teachers: lesson & embeds"</a>
                 <button class="embed-button" on:click=move |_| p.embed_open.set(true) aria-haspopup="dialog">"Embed"</button>
                 <label class="model-picker">"Model "
@@ -53,6 +54,30 @@ pub fn Header(
                 <label class="file-button">"Open GGUF…"<input type="file" accept=".gguf" on:change=on_file/></label>
             </div>
         </header>
+    }
+}
+
+/// Light, dark, or the reader's own setting (the default), kept in this browser.
+#[component]
+fn ThemeToggle() -> impl IntoView {
+    const KEY: &str = "attnlab-theme";
+    let storage = || web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+    let theme = RwSignal::<String>::new(storage().and_then(|s| s.get_item(KEY).ok().flatten()).filter(|t| t == "light" || t == "dark").unwrap_or_else(|| "auto".into()));
+    Effect::new(move |_| {
+        let t = theme.get();
+        if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+            let _ = if t == "auto" { root.remove_attribute("data-theme") } else { root.set_attribute("data-theme", &t) };
+        }
+        if let Some(s) = storage() {
+            let _ = if t == "auto" { s.remove_item(KEY) } else { s.set_item(KEY, &t) };
+        }
+    });
+    let next = move |t: &str| match t { "auto" => "dark", "dark" => "light", _ => "auto" };
+    view! {
+        <button class="theme-toggle" title="Colours: your system's setting, dark or light" aria-label=move || format!("colour theme: {} (change)", theme.get())
+            on:click=move |_| theme.set(next(&theme.get_untracked()).to_string())>
+            {move || match theme.get().as_str() { "dark" => "◐ Dark", "light" => "◑ Light", _ => "◒ Auto" }}
+        </button>
     }
 }
 
@@ -85,6 +110,17 @@ pub fn Status() -> impl IntoView {
     }
 }
 
+/// A layer or head number typed in a box, made valid in the box itself: below 0 → 0, beyond
+/// the model → its last, not a number → what was there (`count`: layers or heads, when known).
+fn corrected(ev: &web_sys::Event, current: usize, count: Option<usize>) -> usize {
+    let input: web_sys::HtmlInputElement = event_target(ev);
+    let typed = input.value().trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    let max = count.unwrap_or(1).saturating_sub(1) as f64;
+    let n = typed.map(|v| v.round().clamp(0.0, max) as usize).unwrap_or(current);
+    input.set_value(&n.to_string());
+    n
+}
+
 /// Text, Run, layer and head, what the layer sees; then timings and next-token candidates.
 #[component]
 pub fn InputBar() -> impl IntoView {
@@ -99,9 +135,9 @@ pub fn InputBar() -> impl IntoView {
                     {move || if p.phase.get() == Phase::Running { "Running…" } else { "Run" }}
                 </button>
                 <label>"Layer "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || p.layer.get()
-                    on:change=move |ev| p.set_layer_head(event_target_value(&ev).parse().ok(), None)/></label>
+                    on:change=move |ev| { let l = corrected(&ev, p.layer.get_untracked(), p.model.get_untracked().map(|m| m.n_layer)); p.set_layer_head(Some(l), None) }/></label>
                 <label>"Head "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || p.head.get()
-                    on:change=move |ev| p.set_layer_head(None, event_target_value(&ev).parse().ok())/></label>
+                    on:change=move |ev| { let h = corrected(&ev, p.head.get_untracked(), p.model.get_untracked().map(|m| m.n_head)); p.set_layer_head(None, Some(h)) }/></label>
                 <span class="muted">{move || p.model.get().map(|m| format!("KV head {} of {}", p.head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
                 <span class="muted layer-kind">{move || p.model.get().map(|m| layer_kind(&m, p.layer.get()))}</span>
                 {move || p.text.with(|t| t.len() > super::URL_TEXT_MAX).then(|| view! { <span class="muted url-note">{format!("longer than {} KB: the link keeps everything but the text", super::URL_TEXT_MAX / 1000)}</span> })}
@@ -127,7 +163,7 @@ pub fn Tabs() -> impl IntoView {
         <nav class="tabs" role="tablist">
             {[View::Head, View::Model, View::Sinks, View::Position, View::Patterns, View::Cost, View::Lab].into_iter().map(|v| view! {
                 <button role="tab" aria-selected=move || (p.view.get() == v).to_string() class:active=move || p.view.get() == v on:click=move |_| p.choose_view(v)>
-                    {match v { View::Head => "Head", View::Model => "All heads", View::Sinks => "Attention sink", View::Position => "Lost in the middle", View::Tokens => "Tokens", View::Lab => "From scratch", View::Patterns => "Head patterns", View::Cost => "Cost of attention" }}
+                    {super::tab_name(v)}
                 </button>
             }).collect_view()}
         </nav>
@@ -151,7 +187,7 @@ pub fn HeadView() -> impl IntoView {
                     <button on:click=move |_| p.request_head(None)>"Whole map"</button>
                 })}
             </div>
-            <Heatmap map=p.map tokens=tokens query=p.query on_zoom=on_zoom canvas_ref=canvas_ref/>
+            <div class="head-map-scroll"><Heatmap map=p.map tokens=tokens query=p.query on_zoom=on_zoom canvas_ref=canvas_ref/></div>
             <super::inside::InsideHead/>
             {move || p.model.get().and_then(|m| m.layer_window.iter().flatten().next().copied()).map(|w| view! {
                 <p class="muted window-note">{format!("Full vs sliding window: in a global layer every query is compared with every earlier key, so the work grows with n²; in a local layer only with the last {w}, so it grows with n·{w} and keys further back get exactly zero (the dashed edge on inputs longer than {w} tokens). This model has a global layer every sixth; information from far back reaches later tokens through them.")}</p>
@@ -165,19 +201,91 @@ pub fn HeadView() -> impl IntoView {
     }
 }
 
-/// Every head as a thumbnail, grouped under its KV head.
+/// Every head as a thumbnail, grouped under its KV head; "find the head" ranks them by how much
+/// the chosen query token attends to a chosen key token.
 #[component]
 pub fn AllHeadsView() -> impl IntoView {
     let p = page();
     let open = Callback::new(move |(l, h)| p.open_head(l, h));
+    let n_head = move || p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX));
+    let bars = Signal::derive(move || if p.row_bars.get() { p.query_rows.with(|r| r.as_ref().map(|(_, rows)| (rows.clone(), p.key.get()))) } else { None });
     view! {
         <div class="panel" class:hidden=move || p.view.get() != View::Model>
+            <FindHead/>
             <p class="pick-bar">
-                {move || { let k = p.picked.get(); if k.is_empty() { "Shift-click heads to pick them for a knock-out.".to_string() } else { format!("Picked for a knock-out: {} ", crate::analysis::heads::heads_spec(&k, p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX)))) } }}
+                <super::knockout::PickMode/>" "
+                {move || { let k = p.picked.get(); if k.is_empty() { "Shift-click heads, or turn on “Pick heads” and click or tap them, to pick them for a knock-out.".to_string() } else { format!("Picked for a knock-out: {} ", crate::analysis::heads::heads_spec(&k, n_head())) } }}
                 <button class:hidden=move || p.picked.with(|k| k.is_empty()) on:click=move |_| { p.knock_out(); p.choose_view(View::Patterns) }>"Knock them out"</button>
             </p>
-            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head layer_window=m.layer_window.clone() current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open on_pick=Callback::new(move |(l, h)| p.toggle_pick(l, h)) picked=p.picked/> })}
+            {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head layer_window=m.layer_window.clone() current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open on_pick=Callback::new(move |(l, h)| p.toggle_pick(l, h)) picked=p.picked pick_mode=p.pick_mode bars=bars/> })}
         </div>
+    }
+}
+
+/// "Find the head": pick a query token (in the strip) and a key token; every head ranked by
+/// p(query → key), the top ones to open, the all-heads view as bars of the query's row, a CSV.
+#[component]
+fn FindHead() -> impl IntoView {
+    let p = page();
+    let tokens = p.tokens();
+    let token = move |i: usize| tokens.with(|t| t.get(i).map(|s| format!("‘{}’", s.replace('\n', "⏎"))).unwrap_or_default());
+    let n_head = move || p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(1));
+    let ranked = move || {
+        let k = p.key.get()?;
+        p.query_rows.with(|r| r.as_ref().map(|(_, rows)| crate::analysis::heads::rank_by_key(rows, n_head(), k)))
+    };
+    let csv = move || {
+        let (Some((q, rows)), Some(n)) = (p.query_rows.get_untracked(), p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head))) else { return };
+        let t = tokens.get_untracked();
+        let mut out = String::from("\"layer.head\"");
+        for j in 0..=q {
+            out.push_str(&format!(",\"{j}:{}\"", t.get(j).cloned().unwrap_or_default().replace('"', "\"\"")));
+        }
+        out.push('\n');
+        for (i, r) in rows.iter().enumerate() {
+            out.push_str(&format!("\"{}.{}\"", i / n, i % n));
+            for v in r {
+                out.push_str(&format!(",{v}"));
+            }
+            out.push('\n');
+        }
+        super::download(&format!("attnlab-query-{q}-every-head.csv"), "text/csv", &out);
+    };
+    view! {
+        <section class="find-head" aria-labelledby="find-head-title">
+            <h3 id="find-head-title">"Find the head"</h3>
+            <p class="find-controls">
+                "From the token "
+                <strong class="find-query">{move || p.query.get().map(token).unwrap_or_else(|| "(click a token above)".into())}</strong>
+                {move || p.query.get().map(|q| format!(" (token {q}; click another token above to change it)"))}
+                " to "
+                <select class="find-key" aria-label="the key token" on:change=move |ev| p.key.set(event_target_value(&ev).parse().ok())>
+                    <option value="" selected=move || p.key.get().is_none()>"choose a token…"</option>
+                    {move || (0..=p.query.get().unwrap_or(0)).filter(|_| p.run.with(|r| r.is_some())).map(|j| view! { <option value=j.to_string() selected=move || p.key.get() == Some(j)>{format!("{j}: {}", token(j))}</option> }).collect_view()}
+                </select>
+                ": every head ranked by how much of the first token's attention goes to the second."
+            </p>
+            {move || match (p.query_rows.with(|r| r.is_some()), ranked()) {
+                (false, _) => view! { <p class="muted">{move || if p.run.with(|r| r.is_none()) { "Run a text first." } else { "Reading every head…" }}</p> }.into_any(),
+                (true, None) => view! { <p class="muted">"Choose the token it should look at."</p> }.into_any(),
+                (true, Some(r)) => {
+                    let total = r.len();
+                    view! {
+                        <ol class="ranked find-ranked">
+                            {r.into_iter().take(8).map(|(l, h, v)| view! {
+                                <li><button class="link" on:click=move |_| p.open_head(l, h)>{format!("layer {l} · head {h}")}</button>
+                                    <span class="bar after" style=format!("width:{:.0}px", 80.0 * v)></span><span class="find-value">{format!(" {v:.3}")}</span></li>
+                            }).collect_view()}
+                        </ol>
+                        <p class="muted">{format!("The top 8 of {total} heads; the attention of one head is not the whole story (the knock-out below tests what a head does).")}</p>
+                    }.into_any()
+                }
+            }}
+            <p class="find-options">
+                <label class="pick-mode"><input type="checkbox" class="row-bars" prop:checked=move || p.row_bars.get() on:change=move |ev| p.row_bars.set(event_target_checked(&ev))/>" Show each head's row for this token (bars: one per earlier token, height = attention; the chosen token in orange) instead of whole maps"</label>
+                " "<button on:click=move |_| csv() disabled=move || p.query_rows.with(|r| r.is_none())>"CSV (every head's row)"</button>
+            </p>
+        </section>
     }
 }
 
@@ -188,11 +296,14 @@ pub fn SinkView() -> impl IntoView {
     let open = Callback::new(move |(l, h)| p.open_head(l, h));
     view! {
         <div class="panel" class:hidden=move || p.view.get() != View::Sinks>
+            {move || p.run.with(|r| r.is_none()).then(|| view! { <p class="muted waiting-first">{move || if p.phase.get() == Phase::LoadingModel { "The chart appears once the model has read the text (it is loading)." } else { "The chart appears once the model has read the text: press Run." }}</p> })}
+            <div class:hidden=move || p.run.with(|r| r.is_none())>
             <SinkPanel
                 sink=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.report.sink_mass_key0.clone()).unwrap_or_default()))
                 per_layer=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.sink_per_layer.clone()).unwrap_or_default()))
                 baseline=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
                 on_open=open/>
+            </div>
         </div>
     }
 }
@@ -219,19 +330,43 @@ pub fn PositionView() -> impl IntoView {
     }
 }
 
-/// The embed dialog, while open.
+/// The embed dialog, while open: everything the widget understands of what is shown.
 #[component]
 pub fn EmbedView(
     base: String,
     /// The model's absolute URL when it is not the default one.
     model_src: Option<String>,
+    /// `?backend=` as the page was opened (`webgpu` | `cpu`).
+    backend: Option<String>,
 ) -> impl IntoView {
     let p = page();
+    let state = move || {
+        let v = p.view.get_untracked();
+        let supported = super::widget::WIDGET_VIEWS.contains(&v);
+        let last = p.run.with_untracked(|r| r.as_ref().map(|r| r.report.ids.len().saturating_sub(1)));
+        let style = p.look.style_untracked();
+        let state = super::embed_dialog::EmbedState {
+            text: p.text.get_untracked(),
+            layer: p.layer.get_untracked(),
+            head: p.head.get_untracked(),
+            query: p.query.get_untracked().filter(|q| Some(*q) != last),
+            view: if supported { v.as_str() } else { View::Head.as_str() },
+            scale: style.colour.as_str(),
+            hide_sink: style.hide_sink,
+            what_if: style.what_if.param(),
+            backend: backend.clone(),
+            model_src: model_src.clone(),
+        };
+        (state, (!supported).then(|| super::tab_name(v)))
+    };
     view! {
-        {move || p.embed_open.get().then(|| view! {
-            <EmbedDialog text=p.text.get_untracked() layer=p.layer.get_untracked() head=p.head.get_untracked() view=p.view.get_untracked().as_str() base=base.clone() model_src=model_src.clone()
-                figure=Signal::derive(move || p.run.get().map(|r| super::export_json(&r, p.rows.get().as_ref(), p.layer.get(), p.head.get())))
-                on_close=Callback::new(move |_| p.embed_open.set(false))/>
+        {move || p.embed_open.get().then(|| {
+            let (state, unsupported) = state();
+            view! {
+                <EmbedDialog state=state unsupported=unsupported base=base.clone()
+                    figure=Signal::derive(move || p.run.get().map(|r| super::export_json(&r, p.rows.get().as_ref(), p.layer.get(), p.head.get())))
+                    on_close=Callback::new(move |_| p.embed_open.set(false))/>
+            }
         })}
     }
 }

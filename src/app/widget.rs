@@ -85,13 +85,7 @@ thread_local! {
 
 /// The `whatif` attribute: unscaled|unmasked|norope.
 fn parse_what_if(v: Option<&str>) -> crate::analysis::explain::WhatIf {
-    use crate::analysis::explain::WhatIf;
-    match v {
-        Some("unscaled") => WhatIf::Unscaled,
-        Some("unmasked") => WhatIf::Unmasked,
-        Some("norope") => WhatIf::NoRope,
-        _ => WhatIf::None,
-    }
+    v.and_then(crate::analysis::explain::WhatIf::from_param).unwrap_or_default()
 }
 
 impl W {
@@ -105,13 +99,22 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
     host.get_attribute(name)
 }
 
-fn parse_view(s: &str) -> View {
-    match s {
-        "model" => View::Model,
-        "sinks" => View::Sinks,
-        "position" => View::Position,
-        "tokens" => View::Tokens,
-        _ => View::Head,
+/// The views a widget draws (`view=` attribute; empty or absent: `head`).
+pub const WIDGET_VIEWS: [View; 5] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens];
+
+/// The `view` attribute, or the words for one the widget does not draw.
+fn parse_view(s: &str) -> Result<View, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(View::Head);
+    }
+    match View::parse(s).filter(|v| WIDGET_VIEWS.contains(v)) {
+        Some(v) => Ok(v),
+        None => {
+            let shown: String = s.chars().take(40).collect();
+            let names: Vec<&str> = WIDGET_VIEWS.iter().map(|v| v.as_str()).collect();
+            Err(format!("unknown view ‘{shown}’: one of {}", names.join(", ")))
+        }
     }
 }
 
@@ -429,7 +432,16 @@ impl WidgetHandle {
                 }
             }
             "view" => {
-                let v = parse_view(&attr(host, "view").unwrap_or_default());
+                let v = match parse_view(&attr(host, "view").unwrap_or_default()) {
+                    Ok(v) => {
+                        w.notice.set(None);
+                        v
+                    }
+                    Err(e) => {
+                        w.notice.set(Some(e));
+                        return;
+                    }
+                };
                 w.view.set(v);
                 if v == View::Model && w.thumbs.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
                     self.request_thumbs();
@@ -491,13 +503,14 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         v
     });
     let num = |n: &str| attr(&host, n).and_then(|v| v.trim().parse::<usize>().ok());
+    let view = parse_view(&attr(&host, "view").unwrap_or_default());
     let w = owner.with(|| W {
         text: RwSignal::new(host_text(&host)),
         layer: RwSignal::new(num("layer").unwrap_or(0)),
         head: RwSignal::new(num("head").unwrap_or(0)),
         query: RwSignal::new(None),
         query_attr: RwSignal::new(num("query")),
-        view: RwSignal::new(parse_view(&attr(&host, "view").unwrap_or_default())),
+        view: RwSignal::new(view.clone().unwrap_or(View::Head)),
         controls: RwSignal::new(parse_controls(&attr(&host, "controls").unwrap_or_default())),
         theme: RwSignal::new(attr(&host, "theme").unwrap_or_else(|| "auto".into())),
         look: super::heatmap::Look {
@@ -553,6 +566,12 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     });
 
 
+    // An unknown view draws nothing (a head map in its place would mislead): it says so.
+    if let Err(e) = view {
+        w.error.set(Some(e));
+        w.phase.set(Phase::Error);
+        return Ok(handle);
+    }
     // First figure: a poster or the shipped U-curve at once; live runs when started.
     if let Some(src) = attr(&host, "result-src").filter(|_| w.view.get_untracked() != View::Position) {
         handle.load_poster(resolve(&src, &super::engine::page_base()));
@@ -603,7 +622,19 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                 p.append("layer", &w.layer.get().to_string());
                 p.append("head", &w.head.get().to_string());
                 p.append("view", w.view.get().as_str());
-                p.append("run", "1");
+                if let Some(q) = w.query_attr.get() {
+                    p.append("q", &q.to_string());
+                }
+                let style = w.look.style();
+                if style.colour != super::heatmap::ColourScale::Sqrt {
+                    p.append("scale", style.colour.as_str());
+                }
+                if style.hide_sink {
+                    p.append("sink", "hide");
+                }
+                if let Some(x) = style.what_if.param() {
+                    p.append("whatif", x);
+                }
                 String::from(p.to_string())
             });
             format!("{base}index.html?{}", q.unwrap_or_default())
@@ -611,7 +642,10 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
     };
     let theme_class = move || format!("aw theme-{}", w.theme.get());
     let caption = move || {
-        let model_name = w.run.with(|r| r.as_ref().map(|r| r.report.model.clone())).unwrap_or_else(|| "SmolLM2-135M".into());
+        let model_name = match w.model.get() {
+            ModelState::Ready { model, .. } if !w.poster.get() => model.display_name,
+            _ => w.run.with(|r| r.as_ref().map(|r| crate::model::display_name(&r.report.model, "", "", "", 0))).unwrap_or_else(|| "SmolLM2-135M-Instruct".into()),
+        };
         match w.view.get() {
             View::Head => format!("Layer {} · head {} of {model_name}: row = the token reading, column = the token it looks at; each row sums to 1.", w.layer.get(), w.head.get()),
             View::Model => format!("Every head of {model_name}, a row per layer; boxes group the query heads sharing one key/value head."),
@@ -631,7 +665,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                     (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
                     (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),
                     _ => match w.model.get() {
-                        ModelState::Ready { backend, adapter, .. } if !w.poster.get() => view! { <span class="aw-badge" title=adapter>{if backend == "webgpu" { "WebGPU" } else { "CPU" }}</span> }.into_any(),
+                        ModelState::Ready { backend, adapter, .. } if !w.poster.get() => view! { <span class="aw-badge" title=format!("Details: {adapter}") data-adapter=adapter>{if backend == "webgpu" { "on your graphics card" } else { "on your CPU" }}</span> }.into_any(),
                         _ => ().into_any(),
                     },
                 }}

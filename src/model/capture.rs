@@ -128,6 +128,12 @@ impl AttentionTrace {
         Ok(out)
     }
 
+    /// Query `i`'s row in every head, layer-major (`n_head` rows per layer, each `i + 1` long):
+    /// what "find the head" ranks and the all-heads view draws as bars.
+    pub fn query_rows(&self, i: usize) -> Result<Vec<Vec<f32>>, AnalysisError> {
+        (0..self.layers.len()).flat_map(|l| (0..self.n_head).map(move |h| (l, h))).map(|(l, h)| self.row(l, h, i)).collect()
+    }
+
     /// Every row of one head (row `i` has `i + 1` entries).
     pub fn head_rows(&self, layer: usize, head: usize) -> Result<Vec<Vec<f32>>, AnalysisError> {
         (0..self.n_tokens).map(|i| self.row(layer, head, i)).collect()

@@ -283,7 +283,11 @@ impl LlamaWeights {
 /// Descriptive facts for the UI and the CLI.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelInfo {
+    /// `general.name` as written in the file (exports keep it).
     pub name: String,
+    /// The name a reader knows the model by ("SmolLM2-135M-Instruct", "Gemma 3 270M"):
+    /// [`crate::model::display_name`].
+    pub display_name: String,
     pub architecture: String,
     pub file_bytes: usize,
     pub weight_bytes: usize,

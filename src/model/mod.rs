@@ -82,6 +82,13 @@ impl Model {
         }
         let info = ModelInfo {
             name: g.get_str("general.name").unwrap_or("unnamed").to_string(),
+            display_name: display_name(
+                g.get_str("general.name").unwrap_or(""),
+                g.get_str("general.basename").unwrap_or(""),
+                g.get_str("general.size_label").unwrap_or(""),
+                g.get_str("general.finetune").unwrap_or(""),
+                bytes.len(),
+            ),
             architecture: arch,
             file_bytes: bytes.len(),
             weight_bytes: g.tensors.iter().map(|t| t.data_range.len()).sum(),
@@ -115,6 +122,84 @@ impl Model {
 /// A fast 64-bit hash of `bytes`, eight at a time (multiply–rotate, then an avalanche): not
 /// cryptographic, only to tell weights apart (GPU weight caching). ~100 MB in well under a
 /// second, in the browser too.
+/// Files the site ships or the README names, by (`general.name`, file size): the name their
+/// readers know them by. A file's `general.name` is often a training-run label ("Smollm2 135M
+/// 8k Lc100K Mix1 Ep2") that says neither the family nor that it is the instruct model.
+const KNOWN_FILES: [(&str, usize, &str); 2] = [
+    ("Smollm2 135M 8k Lc100K Mix1 Ep2", 98_362_432, "SmolLM2-135M-Instruct"),
+    ("Gemma 3 270m", 253_113_024, "Gemma 3 270M"),
+];
+
+/// The model's name for readers: a known file's name; else its family and size from
+/// `general.basename` and `general.size_label` (with a one-word fine-tune such as "Instruct");
+/// else `general.name` cut to 40 characters; else "an unnamed model". `file_bytes` 0 means
+/// unknown (a saved report carries only the name).
+pub fn display_name(general_name: &str, basename: &str, size_label: &str, finetune: &str, file_bytes: usize) -> String {
+    if let Some(k) = KNOWN_FILES.iter().find(|k| k.0 == general_name && (file_bytes == 0 || k.1 == file_bytes)) {
+        return k.2.to_string();
+    }
+    let family = match basename.to_ascii_lowercase().as_str() {
+        "" => String::new(),
+        "smollm2" => "SmolLM2".into(),
+        "smollm" => "SmolLM".into(),
+        "gemma-3" | "gemma3" => "Gemma 3".into(),
+        "gemma-2" | "gemma2" => "Gemma 2".into(),
+        "llama-3.2" => "Llama 3.2".into(),
+        "qwen2.5" => "Qwen2.5".into(),
+        "gpt2" | "gpt-2" => "GPT-2".into(),
+        other => {
+            let mut c = other.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+        }
+    };
+    if !family.is_empty() {
+        let mut out = family;
+        if !size_label.is_empty() {
+            out.push(if out.contains(' ') { ' ' } else { '-' });
+            out.push_str(&size_label.to_ascii_uppercase());
+        }
+        let f = finetune.trim();
+        if !f.is_empty() && f.chars().all(|c| c.is_ascii_alphabetic()) && f.len() <= 12 {
+            let mut c = f.chars();
+            let word: String = c.next().map(|x| x.to_uppercase().chain(c).collect()).unwrap_or_default();
+            out.push(if out.contains(' ') { ' ' } else { '-' });
+            out.push_str(&word);
+        }
+        return out;
+    }
+    let name = general_name.trim();
+    if name.is_empty() {
+        return "an unnamed model".into();
+    }
+    if name.chars().count() > 40 {
+        format!("{}…", name.chars().take(39).collect::<String>())
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::display_name;
+
+    #[test]
+    fn readers_get_family_and_size_not_a_training_label() {
+        assert_eq!(display_name("Smollm2 135M 8k Lc100K Mix1 Ep2", "smollm2", "135M", "8k-lc100k-mix1-ep2", 98_362_432), "SmolLM2-135M-Instruct");
+        assert_eq!(display_name("Gemma 3 270m", "gemma-3", "270M", "", 253_113_024), "Gemma 3 270M");
+        // A saved report has the name only.
+        assert_eq!(display_name("Smollm2 135M 8k Lc100K Mix1 Ep2", "", "", "", 0), "SmolLM2-135M-Instruct");
+        // Another file of a known family: family and size, a one-word fine-tune kept, run labels not.
+        assert_eq!(display_name("Smollm2 360M 8k Lc100K Mix1 Ep2", "smollm2", "360M", "8k-lc100k-mix1-ep2", 1), "SmolLM2-360M");
+        assert_eq!(display_name("Qwen2.5 0.5B Instruct", "qwen2.5", "0.5B", "instruct", 1), "Qwen2.5-0.5B-Instruct");
+        assert_eq!(display_name("Gemma 3 1b It", "gemma-3", "1b", "it", 1), "Gemma 3 1B It");
+        assert_eq!(display_name("tinyllama", "tinyllama", "", "", 1), "Tinyllama");
+        // No basename: general.name, cut when it is long; nothing at all: said so.
+        assert_eq!(display_name("My Model", "", "", "", 1), "My Model");
+        assert_eq!(display_name(&"x".repeat(60), "", "", "", 1).chars().count(), 40);
+        assert_eq!(display_name("  ", "", "", "", 1), "an unnamed model");
+    }
+}
+
 pub fn content_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = (bytes.len() as u64).wrapping_mul(K);

@@ -54,6 +54,13 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// One query's row in every head (layer-major) from the last run of `slot`: heads ranked
+    /// by attention from that query to a chosen key, and the all-heads view's bars.
+    QueryRows {
+        query: usize,
+        #[serde(default)]
+        slot: u32,
+    },
     /// One query row of one head, step by step, with the what-ifs (from the last run of `slot`).
     Explain {
         layer: usize,
@@ -141,6 +148,8 @@ pub enum Response {
     Thumbs { thumbs: Vec<HeadMap> },
     /// Row i holds the probabilities of keys 0..=i.
     Rows { layer: usize, head: usize, rows: Vec<Vec<f32>> },
+    /// `rows[layer * n_head + head]`: the query's row in that head.
+    QueryRows { query: usize, rows: Vec<Vec<f32>> },
     Explain { explain: Box<Explain> },
     Heads { scores: Box<crate::analysis::heads::HeadScores> },
     /// `tokens`: the repeated sequence as text pieces; `maps`: the best-scoring heads' maps
@@ -171,7 +180,11 @@ pub enum Response {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelSummary {
+    /// `general.name` as the file writes it.
     pub name: String,
+    /// The name readers know ("SmolLM2-135M-Instruct"): what the page shows.
+    #[serde(default)]
+    pub display_name: String,
     pub n_layer: usize,
     pub n_head: usize,
     pub n_kv_head: usize,

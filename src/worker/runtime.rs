@@ -221,6 +221,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         Request::Explain { layer, head, query, slot } => answer(state, "explain", |s| s.explain(slot, layer, head, query)),
         Request::Head { layer, head, max_side, rows, cols, slot, view } => answer(state, "map", |s| s.head_view(slot, layer, head, max_side, rows, cols, view)),
         Request::Rows { layer, head, slot } => answer(state, "export", |s| s.rows(slot, layer, head)),
+        Request::QueryRows { query, slot } => answer(state, "heads", |s| s.query_rows(slot, query)),
         Request::Thumbs { side, slot } => answer(state, "thumbnails", |s| s.thumbs(slot, side)),
         Request::Heads { slot } => answer(state, "heads", |s| s.heads(slot)),
         Request::Similarity { slot } => answer(state, "similarity", |s| s.similarity(slot)),

@@ -62,6 +62,7 @@ pub fn summary(model: &Model) -> ModelSummary {
     let c = &model.config;
     ModelSummary {
         name: model.info.name.clone(),
+        display_name: model.info.display_name.clone(),
         n_layer: c.n_layer,
         n_head: c.n_head,
         n_kv_head: c.n_head_kv,
@@ -178,6 +179,15 @@ impl Session {
         match t.head_rows(layer, head) {
             Ok(rows) => Response::Rows { layer, head, rows },
             Err(e) => error("export", e),
+        }
+    }
+
+    /// One query's row in every head.
+    pub fn query_rows(&self, slot: u32, query: usize) -> Response {
+        let Some(t) = self.trace(slot) else { return error("heads", "run a text first") };
+        match t.query_rows(query) {
+            Ok(rows) => Response::QueryRows { query, rows },
+            Err(e) => error("heads", e),
         }
     }
 

@@ -59,7 +59,7 @@ impl Floats for Response {
                     take_rows(rows, out);
                 }
             }
-            Response::Rows { rows, .. } => take_rows(rows, out),
+            Response::Rows { rows, .. } | Response::QueryRows { rows, .. } => take_rows(rows, out),
             Response::Thumbs { thumbs } => thumbs.iter_mut().for_each(|m| m.take_floats(out)),
             Response::Induction { maps, .. } => maps.iter_mut().for_each(|m| m.take_floats(out)),
             Response::Similarity { similarity } => take_rows(&mut similarity.distance, out),
@@ -79,7 +79,7 @@ impl Floats for Response {
                     None => Ok(()),
                 }
             }
-            Response::Rows { rows, .. } => put_rows(rows, from),
+            Response::Rows { rows, .. } | Response::QueryRows { rows, .. } => put_rows(rows, from),
             Response::Thumbs { thumbs } => thumbs.iter_mut().try_for_each(|m| m.put_floats(from)),
             Response::Induction { maps, .. } => maps.iter_mut().try_for_each(|m| m.put_floats(from)),
             Response::Similarity { similarity } => put_rows(&mut similarity.distance, from),
@@ -192,6 +192,9 @@ mod tests {
         assert_eq!(round_trip(&sim), sim);
         let export = Response::Rows { layer: 0, head: 0, rows: rows.clone() };
         assert_eq!(round_trip(&export), export);
+        let query_rows = Response::QueryRows { query: 2, rows: vec![vec![0.1, 0.2, 0.7], vec![0.3, 0.3, 0.4]] };
+        assert_eq!(round_trip(&query_rows), query_rows);
+        assert_eq!(wire_size(&query_rows).arrays, 2);
         // Nothing to take: the value is the message.
         let err = Response::Error { phase: "run".into(), message: "no".into() };
         assert_eq!(round_trip(&err), err);

@@ -59,7 +59,7 @@ test('CPU fallback in a worker (WebGPU off) reaches done with the reference numb
     assert.equal(await page.evaluate(() => document.documentElement.dataset.attnlabBackend), 'cpu');
     assert.match(await page.textContent('.note'), /no WebGPU adapter/);
     // Chromium validates relaxed SIMD: the worker's FMA build runs, and the badge says which.
-    assert.match(await page.textContent('.badge'), /WebAssembly SIMD128 \+ relaxed FMA/);
+    assert.match(await page.getAttribute('.badge', 'title'), /WebAssembly SIMD128 \+ relaxed FMA/);
     const result = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
     assert.equal(result.backend, 'cpu');
     compareWithReference(result, 3, 4);
@@ -93,7 +93,7 @@ test('the plain SIMD128 worker build (browsers without relaxed SIMD) gives the r
   const { browser, page, errors } = await open(NO_WEBGPU_ARGS, `${RUN_QUERY}&simd=plain`);
   try {
     assert.equal(await runUntilDone(page), 'done');
-    const badge = await page.textContent('.badge');
+    const badge = await page.getAttribute('.badge', 'title');
     assert.match(badge, /WebAssembly SIMD128, one thread/);
     assert.doesNotMatch(badge, /relaxed/);
     compareWithReference(JSON.parse(await page.evaluate(() => window.attnlab.exportJson())), 3, 4);
@@ -155,7 +155,7 @@ test('a 2000-token input renders a pooled map and zooms', async () => {
 });
 
 test('a garbage, a 5 GB, a non-GGUF or a truncated file shows a clear error fast and the app keeps working; pasted markup stays text', async () => {
-  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '');
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?run=0');
   try {
     assert.equal(await settle(page), 'ready');
     await page.setInputFiles('input[type=file]', { name: 'broken.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from('GGUF\x03\x00\x00\x00 this is not a model at all') });
@@ -195,7 +195,7 @@ test('a garbage, a 5 GB, a non-GGUF or a truncated file shows a clear error fast
 });
 
 test('lost in the middle: an experiment runs with progress, draws the U-curve, and cancels', async () => {
-  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=position');
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=position&run=0');
   try {
     assert.equal(await settle(page), 'ready');
     await page.click('nav.tabs button >> nth=3');
@@ -208,7 +208,7 @@ test('lost in the middle: an experiment runs with progress, draws the U-curve, a
     await page.dispatchEvent(`${inputs} >> nth=2`, 'change');
     // The shipped result is shown at once (made by `attnlab position`, settings stated).
     await page.waitForSelector('.experiment .shipped', { timeout: 60_000 });
-    assert.match(await page.textContent('.experiment .shipped'), /Shipped result for SmolLM2-135M \(key-value retrieval, 40 pairs, 5 positions × 8 trials, seed 0/);
+    assert.match(await page.textContent('.experiment .shipped'), /A saved result for SmolLM2-135M-Instruct \(key-value retrieval, 40 pairs, 5 positions × 8 trials, seed 0/);
     assert.equal((await page.$$('.u-curve circle')).length, 5);
     await page.click('.experiment button.primary');
     await page.waitForFunction(() => /3 rows in/.test(document.querySelector('.experiment').textContent), null, { timeout: 180_000 });
@@ -429,7 +429,7 @@ test('knock-out: shift-click picks heads, the next-token distribution moves as t
 });
 
 test('cost of attention: a small sweep on WebGPU measures the CPU and both kernels, fits slopes, and exports a CSV with every row', async () => {
-  const { browser, page, errors } = await open(WEBGPU_ARGS, '?view=cost&backend=webgpu');
+  const { browser, page, errors } = await open(WEBGPU_ARGS, '?view=cost&backend=webgpu&run=0');
   try {
     await page.waitForFunction(() => document.documentElement.dataset.attnlabBackend === 'webgpu', null, { timeout: 240_000 });
     // The FLOP split and the KV calculator need no run.
@@ -546,7 +546,7 @@ function textOfTokens(n) {
 }
 
 test('full context: a text beyond 8192 tokens gets an offer to cut, a 4000-token text runs on the CPU worker and its exported rows equal the CLI\'s', async () => {
-  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?layer=3&head=4');
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?layer=3&head=4&run=0');
   try {
     assert.equal(await settle(page), 'ready');
     // Beyond the context: refused with the numbers and an offer; nothing runs, nothing is cut.
@@ -586,7 +586,7 @@ test('full context: a text beyond 8192 tokens gets an offer to cut, a 4000-token
 });
 
 test('a run during an experiment waits and says so, the cancelled experiment keeps its trials; a model opened mid-run replaces the run', async () => {
-  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=position&layer=3&head=4');
+  const { browser, page, errors } = await open(NO_WEBGPU_ARGS, '?view=position&layer=3&head=4&run=0');
   try {
     assert.equal(await settle(page), 'ready');
     const inputs = '.experiment input[type=number]';
