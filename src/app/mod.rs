@@ -62,6 +62,17 @@ fn switch_model(id: &str) {
     let _ = w.location().set_search(&String::from(p.to_string()));
 }
 
+/// A layer or head number typed in a box, made valid in the box itself: below 0 → 0, beyond
+/// the model → its last (`count`: layers or heads, when known), not a number → what was there.
+pub fn corrected(ev: &web_sys::Event, current: usize, count: Option<usize>) -> usize {
+    let input: web_sys::HtmlInputElement = event_target(ev);
+    let typed = input.value().trim().parse::<f64>().ok().filter(|v| v.is_finite());
+    let max = count.map(|c| c.saturating_sub(1) as f64).unwrap_or(f64::MAX);
+    let n = typed.map(|v| v.round().clamp(0.0, max) as usize).unwrap_or(current);
+    input.set_value(&n.to_string());
+    n
+}
+
 /// A view's tab label.
 pub fn tab_name(v: View) -> &'static str {
     match v {

@@ -27,7 +27,7 @@ pub fn TokenStrip(
                 let max = r.as_ref().map(|r| r.iter().cloned().fold(0.0f32, f32::max)).unwrap_or(1.0).max(1e-9);
                 tokens.get().into_iter().enumerate().map(|(i, t)| {
                     let weight = r.as_ref().and_then(|r| r.get(i)).copied();
-                    let style = weight.map(|w| { let [r, g, b] = ramp(w / max); let fg = if w / max > 0.55 { "#fff" } else { "#1d2330" }; format!("background:rgb({r},{g},{b});color:{fg}") }).unwrap_or_default();
+                    let style = weight.map(|w| { let [r, g, b] = ramp(w / max); let fg = if w / max > 0.5 { "#fff" } else { "#1d2330" }; format!("background:rgb({r},{g},{b});color:{fg}") }).unwrap_or_default();
                     let title = match weight { Some(w) => format!("token {i}: attention {w:.6}"), None => format!("token {i}") };
                     let shown = t.replace('\n', "⏎");
                     view! {
@@ -292,7 +292,7 @@ pub fn SinkPanel(
                     let cells = heads.into_iter().enumerate().map(|(h, m)| {
                         let v = m.unwrap_or(0.0);
                         let [r, g, b] = ramp(v);
-                        let fg = if v > 0.55 { "#fff" } else { "#1d2330" };
+                        let fg = if v > 0.5 { "#fff" } else { "#1d2330" };
                         view! { <button class="sink-cell" style=format!("background:rgb({r},{g},{b});color:{fg}") title=format!("layer {l}, head {h}: {v:.4}")
                             on:click=move |_| on_open.run((l, h))>{format!("{:.2}", v)}</button> }
                     }).collect_view();

@@ -110,17 +110,6 @@ pub fn Status() -> impl IntoView {
     }
 }
 
-/// A layer or head number typed in a box, made valid in the box itself: below 0 → 0, beyond
-/// the model → its last, not a number → what was there (`count`: layers or heads, when known).
-fn corrected(ev: &web_sys::Event, current: usize, count: Option<usize>) -> usize {
-    let input: web_sys::HtmlInputElement = event_target(ev);
-    let typed = input.value().trim().parse::<f64>().ok().filter(|v| v.is_finite());
-    let max = count.unwrap_or(1).saturating_sub(1) as f64;
-    let n = typed.map(|v| v.round().clamp(0.0, max) as usize).unwrap_or(current);
-    input.set_value(&n.to_string());
-    n
-}
-
 /// Text, Run, layer and head, what the layer sees; then timings and next-token candidates.
 #[component]
 pub fn InputBar() -> impl IntoView {
@@ -135,9 +124,9 @@ pub fn InputBar() -> impl IntoView {
                     {move || if p.phase.get() == Phase::Running { "Running…" } else { "Run" }}
                 </button>
                 <label>"Layer "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || p.layer.get()
-                    on:change=move |ev| { let l = corrected(&ev, p.layer.get_untracked(), p.model.get_untracked().map(|m| m.n_layer)); p.set_layer_head(Some(l), None) }/></label>
+                    on:change=move |ev| { let l = super::corrected(&ev, p.layer.get_untracked(), p.model.get_untracked().map(|m| m.n_layer)); p.set_layer_head(Some(l), None) }/></label>
                 <label>"Head "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || p.head.get()
-                    on:change=move |ev| { let h = corrected(&ev, p.head.get_untracked(), p.model.get_untracked().map(|m| m.n_head)); p.set_layer_head(None, Some(h)) }/></label>
+                    on:change=move |ev| { let h = super::corrected(&ev, p.head.get_untracked(), p.model.get_untracked().map(|m| m.n_head)); p.set_layer_head(None, Some(h)) }/></label>
                 <span class="muted">{move || p.model.get().map(|m| format!("KV head {} of {}", p.head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
                 <span class="muted layer-kind">{move || p.model.get().map(|m| layer_kind(&m, p.layer.get()))}</span>
                 {move || p.text.with(|t| t.len() > super::URL_TEXT_MAX).then(|| view! { <span class="muted url-note">{format!("longer than {} KB: the link keeps everything but the text", super::URL_TEXT_MAX / 1000)}</span> })}

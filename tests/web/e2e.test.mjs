@@ -260,7 +260,9 @@ test('switching models: Gemma 3 270M (MQA, sliding window) and SmolLM2 both matc
     assert.ok(Math.abs(result.sink_mass_key0[5][1] - g.sink_mass_key0[5][1]) <= 1e-3);
     // Back to SmolLM2 with the picker: the page reloads on it, the text stays.
     await Promise.all([page.waitForURL(/model=smollm2/, { waitUntil: 'load' }), page.selectOption('.model-picker select', 'smollm2')]);
-    await settle(page);
+    // The switch re-runs the text on the new model: never an empty map.
+    assert.equal(await settle(page), 'done');
+    assert.equal(JSON.parse(await page.evaluate(() => window.attnlab.exportJson())).n_layers, 30);
     await page.fill('#attnlab-text', TEXT);
     await page.click('button.primary');
     assert.equal(await runUntilDone(page), 'done');
