@@ -89,7 +89,7 @@ test-rust:
 test-web:
 	trunk build --release
 	@test -f dist/index.html && ls dist/*.wasm >/dev/null && test -f dist/$(MODEL_FILE) && test -f dist/$(GEMMA_FILE) && test -f dist/GEMMA-NOTICE.txt
-	@for f in embed.js embed.html embed-resize.js lesson.html figures/position-kv.json figures/sentence-heads.json; do test -f dist/$$f || { echo "dist/$$f is missing"; exit 1; }; done
+	@for f in embed.js embed.html embed-resize.js lesson.html favicon.svg figures/position-kv.json figures/sentence-heads.json; do test -f dist/$$f || { echo "dist/$$f is missing"; exit 1; }; done
 	node --test --test-concurrency=1 tests/web/
 
 bench: setup

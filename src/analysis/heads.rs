@@ -32,6 +32,12 @@ pub fn rank_by_key(rows: &[Vec<f32>], n_head: usize, key: usize) -> Vec<(usize, 
     all
 }
 
+/// The key that query `query` attends to most, averaged over every head's row, leaving out
+/// key 0 (the sink) and the query itself; None when there is no such key (query < 2).
+pub fn likeliest_key(rows: &[Vec<f32>], query: usize) -> Option<usize> {
+    (1..query).map(|j| (j, rows.iter().map(|r| r.get(j).copied().unwrap_or(0.0)).sum::<f32>())).max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))).map(|(j, _)| j)
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct HeadScores {
     pub ids: Vec<u32>,
@@ -520,6 +526,16 @@ fn js_distance(p: &[f32], q: &[f32]) -> f32 {
             let max = rows.iter().map(|r| r.get(key).copied().unwrap_or(0.0)).fold(f32::MIN, f32::max);
             assert_eq!(rank_by_key(&rows, 3, key)[0].2, max);
         }
+    }
+
+    #[test]
+    fn the_likeliest_key_skips_the_sink_and_the_query_itself() {
+        // Query 3: key 0 (sink) and key 3 (itself) carry most, key 2 wins among the rest.
+        let rows = vec![vec![0.6, 0.1, 0.1, 0.2], vec![0.5, 0.0, 0.3, 0.2]];
+        assert_eq!(likeliest_key(&rows, 3), Some(2));
+        // Ties go to the earlier key; nothing between the sink and the query gives None.
+        assert_eq!(likeliest_key(&[vec![0.5, 0.2, 0.2, 0.1]], 3), Some(1));
+        assert_eq!(likeliest_key(&rows, 1), None);
     }
 
     #[test]

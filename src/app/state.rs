@@ -592,6 +592,11 @@ impl Page {
             Response::Explain { explain } => self.explain.set(Some(*explain)),
             Response::QueryRows { query, rows } => {
                 if self.query.get_untracked() == Some(query) {
+                    // No key chosen yet: the earlier token (not the first, not itself) that the
+                    // query attends to most on average over heads, so the ranking shows at once.
+                    if self.key.get_untracked().is_none_or(|k| k > query) {
+                        self.key.set(crate::analysis::heads::likeliest_key(&rows, query));
+                    }
                     self.query_rows.set(Some((query, rows)));
                 }
             }

@@ -203,7 +203,7 @@ pub fn AllHeadsView() -> impl IntoView {
             <FindHead/>
             <p class="pick-bar">
                 <super::knockout::PickMode/>" "
-                {move || { let k = p.picked.get(); if k.is_empty() { "Shift-click heads, or turn on “Pick heads” and click or tap them, to pick them for a knock-out.".to_string() } else { format!("Picked for a knock-out: {} ", crate::analysis::heads::heads_spec(&k, n_head())) } }}
+                {move || { let k = p.picked.get(); if k.is_empty() { "(or shift-click heads) to choose heads to knock out.".to_string() } else { format!("Picked for a knock-out: {} ", crate::analysis::heads::heads_spec(&k, n_head())) } }}
                 <button class:hidden=move || p.picked.with(|k| k.is_empty()) on:click=move |_| { p.knock_out(); p.choose_view(View::Patterns) }>"Knock them out"</button>
             </p>
             {move || p.model.get().map(|m| view! { <ModelView thumbs=p.thumbs n_head=m.n_head n_kv_head=m.n_kv_head layer_window=m.layer_window.clone() current=Signal::derive(move || (p.layer.get(), p.head.get())) on_open=open on_pick=Callback::new(move |(l, h)| p.toggle_pick(l, h)) picked=p.picked pick_mode=p.pick_mode bars=bars/> })}
