@@ -47,14 +47,20 @@ const srv = await serve(dist, { pages: { '/test-widget.html': widgetPage('/') } 
 const sub = await serve(dist, { prefix: '/sub/dir/' });
 test.after(() => { srv.close(); sub.close(); });
 
+// Puppeteer's default 800×600 viewport (page.setViewport needs a BiDi command Firefox 140
+// lacks: emulation.setScreenOrientationOverride).
 async function open(url) {
   const browser = await launch();
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 1000 });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(url);
-  return { browser, page, errors };
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(url);
+    return { browser, page, errors };
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
 }
 
 function compareWithReference(result, layer, head, { full = false } = {}) {
