@@ -7,6 +7,7 @@
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
 // position|tokens), controls (none|compact|full), loading (lazy|eager), model-src,
 // result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps),
+// palette (blues|viridis: the colours),
 // sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope), backend
 // (webgpu|cpu). Contract per element: dataset.state / backend / source, exportJson(), and an
 // 'attnlab-statechange' event.
@@ -17,7 +18,7 @@ const SCRIPT = document.currentScript?.src
   ?? [...document.querySelectorAll('script[src]')].map((s) => s.src).reverse().find((s) => /\/embed\.js([?#]|$)/.test(s))
   ?? location.href;
 const BASE = new URL('./', SCRIPT).href;
-const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'sink', 'whatif', 'backend'];
+const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend'];
 
 /** Words for a failed start: a blocked cross-origin load says what the host must send. */
 function whyNot(e) {
@@ -66,9 +67,15 @@ class AttnLab extends HTMLElement {
     if (!this.dataset.state) this.dataset.state = 'idle';
     this._mounting = wasm().then((m) => {
       this._handle = m.mountWidget(this, this.shadowRoot, BASE);
-      if (this.getAttribute('loading') !== 'eager' && !this.hasAttribute('result-src')) {
-        if (nearViewport) nearViewport.observe(this); else this._start();
-      }
+      if (this.hasAttribute('result-src') || this.getAttribute('view') === 'position') return;
+      if (this.getAttribute('loading') === 'eager') {
+        // Not in this task: Firefox runs an engine worker started while the page's own module
+        // is still being compiled far slower (measured 60 s for a 10-token run instead of
+        // 0.2 s). After the next frame and an idle moment, as a lazy widget would start.
+        const later = globalThis.requestIdleCallback ?? ((f) => setTimeout(f, 50));
+        requestAnimationFrame(() => later(() => this._start(), { timeout: 1000 }));
+      } else if (nearViewport) nearViewport.observe(this);
+      else this._start();
     }).catch((e) => {
       this.dataset.state = 'error';
       const box = document.createElement('p');

@@ -1,14 +1,76 @@
 //! Colour for attention maps, shared by the page, the widgets and their tests: the ramp and
 //! the scales (linear, √, log) that place a probability on it.
 
-/// Colour ramp (dark blue → teal → yellow), perceptually ordered; `t` in [0, 1].
+/// The colours of the ramp. Both run from light (little attention) to dark (much), so "darker
+/// means more" holds in every figure and caption; both are readable with any colour vision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Palette {
+    /// One hue, white → navy (the default).
+    #[default]
+    Blues,
+    /// Viridis reversed, yellow → green → purple: more hue steps for telling values apart,
+    /// designed to stay ordered for colour-blind readers and in greyscale.
+    Viridis,
+}
+
+impl Palette {
+    pub fn parse(s: &str) -> Option<Palette> {
+        match s {
+            "blues" => Some(Palette::Blues),
+            "viridis" => Some(Palette::Viridis),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Palette::Blues => "blues",
+            Palette::Viridis => "viridis",
+        }
+    }
+    fn stops(self) -> &'static [[f32; 3]] {
+        const BLUES: [[f32; 3]; 5] = [[247.0, 251.0, 255.0], [158.0, 202.0, 225.0], [49.0, 130.0, 189.0], [8.0, 81.0, 156.0], [8.0, 29.0, 88.0]];
+        // matplotlib's viridis at 1, 7/8, …, 0 (light first).
+        const VIRIDIS: [[f32; 3]; 9] = [
+            [253.0, 231.0, 37.0],
+            [170.0, 220.0, 50.0],
+            [94.0, 201.0, 98.0],
+            [39.0, 173.0, 129.0],
+            [33.0, 145.0, 140.0],
+            [44.0, 114.0, 142.0],
+            [59.0, 82.0, 139.0],
+            [71.0, 45.0, 123.0],
+            [68.0, 1.0, 84.0],
+        ];
+        match self {
+            Palette::Blues => &BLUES,
+            Palette::Viridis => &VIRIDIS,
+        }
+    }
+    /// The colour at `t` in [0, 1] (clamped).
+    pub fn rgb(self, t: f32) -> [u8; 3] {
+        let stops = self.stops();
+        let segments = (stops.len() - 1) as f32;
+        let t = t.clamp(0.0, 1.0) * segments;
+        let i = (t.floor() as usize).min(stops.len() - 2);
+        let f = t - i as f32;
+        let c = |k: usize| (stops[i][k] + (stops[i + 1][k] - stops[i][k]) * f) as u8;
+        [c(0), c(1), c(2)]
+    }
+}
+
+thread_local! {
+    /// The palette figures are drawn in (the page's choice; the browser has one thread).
+    static PALETTE: std::cell::Cell<Palette> = const { std::cell::Cell::new(Palette::Blues) };
+}
+
+/// Chooses the palette every later [`ramp`] uses on this thread.
+pub fn set_palette(p: Palette) {
+    PALETTE.with(|c| c.set(p));
+}
+
+/// The colour of `t` in [0, 1] on the current palette (light = little, dark = much).
 pub fn ramp(t: f32) -> [u8; 3] {
-    const STOPS: [[f32; 3]; 5] = [[247.0, 251.0, 255.0], [158.0, 202.0, 225.0], [49.0, 130.0, 189.0], [8.0, 81.0, 156.0], [8.0, 29.0, 88.0]];
-    let t = t.clamp(0.0, 1.0) * 4.0;
-    let i = (t.floor() as usize).min(3);
-    let f = t - i as f32;
-    let c = |k: usize| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8;
-    [c(0), c(1), c(2)]
+    PALETTE.with(|c| c.get()).rgb(t)
 }
 
 /// How probabilities map onto the colour ramp. A linear scale is dominated by the sink (key 0
@@ -69,19 +131,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ramp_darkens_monotonically() {
-        let lum = |t: f32| {
-            let [r, g, b] = ramp(t);
-            0.2126 * r as f32 + 0.7152 * g as f32 + 0.0722 * b as f32
-        };
-        let mut last = f32::INFINITY;
-        for i in 0..=100 {
-            let l = lum(i as f32 / 100.0);
-            assert!(l <= last + 1e-3, "ramp not monotone at {i}");
-            last = l;
+    fn every_palette_darkens_monotonically() {
+        for p in [Palette::Blues, Palette::Viridis] {
+            let lum = |t: f32| {
+                let [r, g, b] = p.rgb(t);
+                0.2126 * r as f32 + 0.7152 * g as f32 + 0.0722 * b as f32
+            };
+            let mut last = f32::INFINITY;
+            for i in 0..=100 {
+                let l = lum(i as f32 / 100.0);
+                assert!(l <= last + 1e-3, "{p:?} not monotone at {i}");
+                last = l;
+            }
+            assert!(lum(0.0) > 200.0 && lum(1.0) < 60.0, "{p:?}: light to dark");
+            assert_eq!(p.rgb(-1.0), p.rgb(0.0));
+            assert_eq!(p.rgb(2.0), p.rgb(1.0));
+            assert_eq!(Palette::parse(p.as_str()), Some(p));
         }
-        assert_eq!(ramp(-1.0), ramp(0.0));
-        assert_eq!(ramp(2.0), ramp(1.0));
+        // The thread's palette drives `ramp`.
+        assert_eq!(ramp(0.5), Palette::Blues.rgb(0.5));
+        set_palette(Palette::Viridis);
+        assert_eq!(ramp(0.5), Palette::Viridis.rgb(0.5));
+        set_palette(Palette::Blues);
+        assert_eq!(Palette::parse("rainbow"), None);
     }
 
     #[test]

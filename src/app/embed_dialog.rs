@@ -24,6 +24,8 @@ pub struct EmbedState {
     pub query: Option<usize>,
     pub view: &'static str,
     pub scale: &'static str,
+    /// `blues` (the default) or `viridis`.
+    pub palette: &'static str,
     pub hide_sink: bool,
     /// `unscaled` | `unmasked` | `norope`, or None.
     pub what_if: Option<&'static str>,
@@ -44,6 +46,9 @@ impl EmbedState {
         a.push(("controls", "compact".into()));
         if self.scale != "sqrt" {
             a.push(("scale", self.scale.to_string()));
+        }
+        if self.palette != "blues" {
+            a.push(("palette", self.palette.to_string()));
         }
         if self.hide_sink {
             a.push(("sink", "hide".into()));

@@ -281,7 +281,9 @@ pub fn LostInTheMiddle(
         on_start.run(Experiment { task: task.get_untracked(), pairs: pairs.get_untracked(), positions: positions.get_untracked(), trials: trials.get_untracked(), seed: seed.get_untracked(), lengths });
     };
     // Layers down, positions across: attention from the question's last token to the answer's line.
+    let look = use_context::<super::heatmap::Look>();
     Effect::new(move |_| {
+        super::heatmap::use_palette(look);
         let (Some(c), Some(o)) = (canvas_ref.get(), outcome.get()) else { return };
         let dpr = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
         draw_attention(&c, &o, dpr);

@@ -10,13 +10,15 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use crate::analysis::explain::WhatIf;
 use crate::worker::protocol::{HeadMap, MASKED};
 
-pub use crate::analysis::colour::ColourScale;
+pub use crate::analysis::colour::{ColourScale, Palette};
 
 /// How the page shows maps (shared through context by the playground; widgets use the
 /// defaults): the colour scale, the sink hidden, and a what-if.
 #[derive(Clone, Copy)]
 pub struct Look {
     pub colour: RwSignal<ColourScale>,
+    /// The colours of the ramp (`?palette=` / `palette=`).
+    pub palette: RwSignal<Palette>,
     pub hide_sink: RwSignal<bool>,
     pub what_if: RwSignal<WhatIf>,
 }
@@ -25,17 +27,26 @@ pub struct Look {
 #[derive(Clone, Copy, Default, Debug, PartialEq)]
 pub struct MapStyle {
     pub colour: ColourScale,
+    pub palette: Palette,
     pub hide_sink: bool,
     pub what_if: WhatIf,
 }
 
 impl Look {
     pub fn style(&self) -> MapStyle {
-        MapStyle { colour: self.colour.get(), hide_sink: self.hide_sink.get(), what_if: self.what_if.get() }
+        MapStyle { colour: self.colour.get(), palette: self.palette.get(), hide_sink: self.hide_sink.get(), what_if: self.what_if.get() }
     }
     pub fn style_untracked(&self) -> MapStyle {
-        MapStyle { colour: self.colour.get_untracked(), hide_sink: self.hide_sink.get_untracked(), what_if: self.what_if.get_untracked() }
+        MapStyle { colour: self.colour.get_untracked(), palette: self.palette.get_untracked(), hide_sink: self.hide_sink.get_untracked(), what_if: self.what_if.get_untracked() }
     }
+}
+
+/// The palette of the nearest [`Look`] (tracked), made the one [`ramp`] draws with: call it
+/// first in any closure or effect that colours cells, so a change of palette redraws it.
+pub fn use_palette(look: Option<Look>) -> Palette {
+    let p = look.map(|l| l.palette.get()).unwrap_or_default();
+    crate::analysis::colour::set_palette(p);
+    p
 }
 
 /// The style of the nearest [`Look`] in context, or the default (tracked).
@@ -140,6 +151,7 @@ struct Marks {
 /// Draws `map` into `canvas` at `scale` device pixels per CSS pixel (map, labels, colour bar).
 fn draw(canvas: &HtmlCanvasElement, map: &HeadMap, tokens: &[String], marks: Marks, scale_max: f32, scale: f64, colours: &Colours) {
     let Colours { paper, ink, muted, mask } = colours;
+    crate::analysis::colour::set_palette(marks.style.palette);
     canvas.set_width((WIDTH_PX * scale) as u32);
     canvas.set_height((HEIGHT_PX * scale) as u32);
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };

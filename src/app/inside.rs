@@ -30,6 +30,12 @@ pub fn LookControls() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
+            <label>"Colours "
+                <select class="palette" on:change=move |ev| p.look.palette.set(super::heatmap::Palette::parse(&event_target_value(&ev)).unwrap_or_default())>
+                    <option value="blues" selected=move || p.look.palette.get() == super::heatmap::Palette::Blues>"blue (one hue)"</option>
+                    <option value="viridis" selected=move || p.look.palette.get() == super::heatmap::Palette::Viridis>"viridis (colour-blind safe, more contrast)"</option>
+                </select>
+            </label>
             <label title="Renormalise every row without key 0, so the pattern under the attention sink shows">
                 <input type="checkbox" prop:checked=move || p.look.hide_sink.get() on:change=move |ev| { p.look.hide_sink.set(event_target_checked(&ev)); p.request_head(None) }/>
                 " hide the sink"

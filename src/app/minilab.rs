@@ -27,6 +27,7 @@ fn cell_style(v: f32, max: f32, prob: bool) -> String {
 #[component]
 fn Matrix(title: String, caption: &'static str, m: Mat, rows: Vec<String>, cols: Vec<String>, #[prop(optional)] prob: bool) -> impl IntoView {
     let max = m.iter().flatten().filter(|v| v.is_finite()).fold(0f32, |a, v| a.max(v.abs()));
+    let look = use_context::<super::heatmap::Look>();
     view! {
         <figure class="mat">
             <figcaption><strong>{title.clone()}</strong>" "<span class="muted">{caption}</span></figcaption>
@@ -36,7 +37,7 @@ fn Matrix(title: String, caption: &'static str, m: Mat, rows: Vec<String>, cols:
                     {m.iter().zip(rows).map(|(r, label)| view! {
                         <tr><th scope="row">{label.clone()}</th>
                             {r.iter().enumerate().map(|(j, &v)| view! {
-                                <td style=cell_style(v, max, prob) title=format!("{label}, {}: {}", cols.get(j).cloned().unwrap_or_default(), if v.is_finite() { v.to_string() } else { "−∞ (masked)".into() })>
+                                <td style=move || { super::heatmap::use_palette(look); cell_style(v, max, prob) } title=format!("{label}, {}: {}", cols.get(j).cloned().unwrap_or_default(), if v.is_finite() { v.to_string() } else { "−∞ (masked)".into() })>
                                     {if v.is_finite() { format!("{v:.2}") } else { "−∞".into() }}
                                 </td>
                             }).collect_view()}

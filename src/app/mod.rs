@@ -194,6 +194,8 @@ struct UrlState {
     model: Option<String>,
     /// `?scale=linear|sqrt|log`.
     colour: heatmap::ColourScale,
+    /// `?palette=blues|viridis`.
+    palette: heatmap::Palette,
     /// `?sink=hide`.
     hide_sink: bool,
     /// `?whatif=unscaled|unmasked|norope`.
@@ -241,6 +243,10 @@ fn read_url() -> UrlState {
     if !scale.is_empty() && heatmap::ColourScale::parse(&scale).as_str() != scale {
         warnings.push(not_one_of("scale", &scale, "linear, sqrt, log"));
     }
+    let palette = get("palette").unwrap_or_default();
+    if !palette.is_empty() && heatmap::Palette::parse(&palette).is_none() {
+        warnings.push(not_one_of("palette", &palette, "blues, viridis"));
+    }
     let whatif = get("whatif").unwrap_or_default();
     if !whatif.is_empty() && crate::analysis::explain::WhatIf::from_param(&whatif).is_none() {
         warnings.push(not_one_of("whatif", &whatif, "unscaled, unmasked, norope"));
@@ -259,6 +265,7 @@ fn read_url() -> UrlState {
         key,
         model: get("model"),
         colour: heatmap::ColourScale::parse(&scale),
+        palette: heatmap::Palette::parse(&palette).unwrap_or_default(),
         hide_sink: get("sink").as_deref() == Some("hide"),
         what_if: crate::analysis::explain::WhatIf::from_param(&whatif).unwrap_or_default(),
         ablate: get("ablate").filter(|a| !a.trim().is_empty()),
@@ -286,6 +293,9 @@ fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>
     }
     p.append("view", view.as_str());
     p.append("scale", style.colour.as_str());
+    if style.palette != heatmap::Palette::Blues {
+        p.append("palette", style.palette.as_str());
+    }
     if style.hide_sink {
         p.append("sink", "hide");
     }
@@ -389,7 +399,7 @@ pub fn Playground(
     asset_base: Option<String>,
 ) -> impl IntoView {
     let url = read_url();
-    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, url.colour, url.hide_sink, url.what_if, url.ablate.clone());
+    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, (url.colour, url.palette), url.hide_sink, url.what_if, url.ablate.clone());
     provide_context(p);
     provide_context(p.look);
 

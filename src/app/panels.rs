@@ -20,9 +20,11 @@ pub fn TokenStrip(
     #[prop(into)]
     row: Signal<Option<Vec<f32>>>,
 ) -> impl IntoView {
+    let look = use_context::<super::heatmap::Look>();
     view! {
         <div class="tokens" role="listbox" aria-label="tokens: choose the query row">
             {move || {
+                super::heatmap::use_palette(look);
                 let r = row.get();
                 let max = r.as_ref().map(|r| r.iter().cloned().fold(0.0f32, f32::max)).unwrap_or(1.0).max(1e-9);
                 tokens.get().into_iter().enumerate().map(|(i, t)| {
@@ -41,7 +43,9 @@ pub fn TokenStrip(
     }
 }
 
-fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap, colour: super::heatmap::ColourScale) {
+fn draw_thumb(canvas: &HtmlCanvasElement, m: &HeadMap, style: super::heatmap::MapStyle) {
+    crate::analysis::colour::set_palette(style.palette);
+    let colour = style.colour;
     canvas.set_width(m.side_k as u32);
     canvas.set_height(m.side_q as u32);
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
@@ -84,9 +88,9 @@ pub fn MapCanvas(map: HeadMap, #[prop(optional)] label: String) -> impl IntoView
     let canvas: NodeRef<html::Canvas> = NodeRef::new();
     let look = use_context::<super::heatmap::Look>();
     Effect::new(move |_| {
-        let colour = super::heatmap::current_style(look).colour;
+        let style = super::heatmap::current_style(look);
         if let Some(c) = canvas.get() {
-            draw_thumb(&c, &map, colour);
+            draw_thumb(&c, &map, style);
         }
     });
     view! { <canvas class="map-canvas" node_ref=canvas role="img" aria-label=label></canvas> }
@@ -119,12 +123,12 @@ fn Thumb(
     let m = map.clone();
     let look = use_context::<super::heatmap::Look>();
     Effect::new(move |_| {
-        let colour = super::heatmap::current_style(look).colour;
+        let style = super::heatmap::current_style(look);
         let bars = bars.get();
         if let Some(c) = canvas.get() {
             match bars {
                 Some((row, key)) => draw_bars(&c, &row, key),
-                None => draw_thumb(&c, &m, colour),
+                None => draw_thumb(&c, &m, style),
             }
         }
     });
@@ -277,18 +281,19 @@ pub fn SinkPanel(
         }
     };
     let n_heads = move || sink.with(|s| s.first().map(|h| h.len()).unwrap_or(0));
+    let look = use_context::<super::heatmap::Look>();
     view! {
         <div class="sink-panel">
             <p class="muted">"How much of each query's attention lands on the very first token (mean over query positions 1…n−1). A head that spread its attention evenly would give it the dashed baseline; far above it is an attention sink."</p>
             {chart}
             <h4 class="sink-grid-title">"Every head: share of attention on token 0 (click a head to open it)"</h4>
-            <div class="sink-legend" aria-hidden="true"><span>"0"</span><span class="ramp" style=ramp_gradient()></span><span>"1 (all of it)"</span></div>
+            <div class="sink-legend" aria-hidden="true"><span>"0"</span><span class="ramp" style=move || { super::heatmap::use_palette(look); ramp_gradient() }></span><span>"1 (all of it)"</span></div>
             <div class="sink-grid" role="grid" aria-label="sink mass by layer and head">
                 <div class="sink-row sink-head-row" role="row">
                     <span class="layer-label">"layer \\ head"</span>
                     {move || (0..n_heads()).map(|h| view! { <span class="sink-col" role="columnheader">{format!("H{h}")}</span> }).collect_view()}
                 </div>
-                {move || sink.get().into_iter().enumerate().map(|(l, heads)| {
+                {move || { super::heatmap::use_palette(look); sink.get() }.into_iter().enumerate().map(|(l, heads)| {
                     let cells = heads.into_iter().enumerate().map(|(h, m)| {
                         let v = m.unwrap_or(0.0);
                         let [r, g, b] = ramp(v);

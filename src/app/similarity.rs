@@ -58,6 +58,7 @@ pub fn SimilarityView() -> impl IntoView {
     let canvas: NodeRef<html::Canvas> = NodeRef::new();
     let hover = RwSignal::new(None::<(usize, usize, f32)>);
     Effect::new(move |_| {
+        super::heatmap::use_palette(Some(p.look));
         if let (Some(c), Some(s)) = (canvas.get(), p.similarity.get()) {
             draw(&c, &s);
         }
@@ -99,7 +100,7 @@ pub fn SimilarityView() -> impl IntoView {
                     }}</p>
                     <div class="legend">
                         <span>"alike 0"</span>
-                        {(0..=8).map(|k| { let [r, g, b] = ramp(1.0 - k as f32 / 8.0); view! { <span class="swatch" style=format!("background:rgb({r},{g},{b})")></span> } }).collect_view()}
+                        {move || { super::heatmap::use_palette(Some(p.look)); (0..=8).map(|k| { let [r, g, b] = ramp(1.0 - k as f32 / 8.0); view! { <span class="swatch" style=format!("background:rgb({r},{g},{b})")></span> } }).collect_view() }}
                         <span>"0.83 nothing in common"</span>
                     </div>
                     <p class="muted">{move || format!("Both axes: the {} heads in cluster order. Outlined: groups whose rows differ by less than {} on average.", p.similarity.with(|s| s.as_ref().map(|s| s.order.len()).unwrap_or(0)), crate::analysis::heads::ALIKE_BELOW)}</p>

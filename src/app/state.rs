@@ -122,7 +122,7 @@ pub struct Page {
 
 impl Page {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, colour: ColourScale, hide_sink: bool, what_if: WhatIf, ablate: Option<String>) -> Self {
+    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, (colour, palette): (ColourScale, super::heatmap::Palette), hide_sink: bool, what_if: WhatIf, ablate: Option<String>) -> Self {
         Page {
             phase: RwSignal::new(Phase::LoadingModel),
             progress: RwSignal::new((String::from("download"), 0.0, None)),
@@ -141,7 +141,7 @@ impl Page {
             exp_progress: RwSignal::new(None),
             exp_outcome: RwSignal::new(None),
             embed_open: RwSignal::new(false),
-            look: Look { colour: RwSignal::new(colour), hide_sink: RwSignal::new(hide_sink), what_if: RwSignal::new(what_if) },
+            look: Look { colour: RwSignal::new(colour), palette: RwSignal::new(palette), hide_sink: RwSignal::new(hide_sink), what_if: RwSignal::new(what_if) },
             explain: RwSignal::new(None),
             head_scores: RwSignal::new(None),
             induction: RwSignal::new(None),

@@ -341,6 +341,7 @@ pub fn EmbedView(
             query: p.query.get_untracked().filter(|q| Some(*q) != last),
             view: if supported { v.as_str() } else { View::Head.as_str() },
             scale: style.colour.as_str(),
+            palette: style.palette.as_str(),
             hide_sink: style.hide_sink,
             what_if: style.what_if.param(),
             backend: backend.clone(),

@@ -453,6 +453,7 @@ impl WidgetHandle {
             "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
             "theme" => w.theme.set(attr(host, "theme").unwrap_or_else(|| "auto".into())),
             "scale" => w.look.colour.set(super::heatmap::ColourScale::parse(&attr(host, "scale").unwrap_or_default())),
+            "palette" => w.look.palette.set(super::heatmap::Palette::parse(&attr(host, "palette").unwrap_or_default()).unwrap_or_default()),
             "sink" | "whatif" => {
                 w.look.hide_sink.set(attr(host, "sink").as_deref() == Some("hide"));
                 w.look.what_if.set(parse_what_if(attr(host, "whatif").as_deref()));
@@ -515,6 +516,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         theme: RwSignal::new(attr(&host, "theme").unwrap_or_else(|| "auto".into())),
         look: super::heatmap::Look {
             colour: RwSignal::new(super::heatmap::ColourScale::parse(&attr(&host, "scale").unwrap_or_default())),
+            palette: RwSignal::new(super::heatmap::Palette::parse(&attr(&host, "palette").unwrap_or_default()).unwrap_or_default()),
             hide_sink: RwSignal::new(attr(&host, "sink").as_deref() == Some("hide")),
             what_if: RwSignal::new(parse_what_if(attr(&host, "whatif").as_deref())),
         },
@@ -578,9 +580,9 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     } else if w.view.get_untracked() == View::Position {
         let url = attr(&host, "result-src").map(|s| resolve(&s, &super::engine::page_base())).unwrap_or_else(|| format!("{}{SHIPPED_POSITION}", handle.base));
         handle.load_outcome(url);
-    } else if attr(&host, "loading").as_deref() == Some("eager") {
-        handle.start();
     }
+    // Live figures start from embed.js: lazy ones when scrolled near, eager ones a moment after
+    // mounting (see there).
     Ok(handle)
 }
 
@@ -628,6 +630,9 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                 let style = w.look.style();
                 if style.colour != super::heatmap::ColourScale::Sqrt {
                     p.append("scale", style.colour.as_str());
+                }
+                if style.palette != super::heatmap::Palette::Blues {
+                    p.append("palette", style.palette.as_str());
                 }
                 if style.hide_sink {
                     p.append("sink", "hide");

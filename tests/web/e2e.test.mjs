@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { reference, compareWithReference as check } from './reference.mjs';
 import { serve, WEBGPU_ARGS, NO_WEBGPU_ARGS } from './serve.mjs';
 
-const reference = JSON.parse(fs.readFileSync(new URL('../data/forward.json', import.meta.url)));
 const srv = await serve(new URL('../../dist', import.meta.url).pathname);
 test.after(() => srv.close());
 
@@ -32,22 +32,7 @@ async function runUntilDone(page, timeout = 240_000) {
   return state(page);
 }
 
-function compareWithReference(result, layer, head) {
-  const c = reference.cases.find((c) => c.text === result.text);
-  assert.ok(c, 'a reference case for this text');
-  assert.deepEqual(result.ids, c.ids);
-  const rows = result.attention[`${layer}.${head}`];
-  assert.ok(rows, 'the selected head is exported');
-  let worst = 0;
-  c.attention[layer][head].forEach((row, i) => row.forEach((p, j) => { worst = Math.max(worst, Math.abs(rows[i][j] - p)); }));
-  assert.ok(worst <= 5e-4, `attention differs by ${worst}`);
-  let sink = 0;
-  c.sink_mass_key0.forEach((hs, l) => hs.forEach((m, h) => { sink = Math.max(sink, Math.abs(result.sink_mass_key0[l][h] - m)); }));
-  assert.ok(sink <= 1e-3, `sink mass differs by ${sink}`);
-  assert.equal(result.last_logits_top[0][0], c.last_logits_top64[0][0]);
-  assert.ok(Math.abs(result.last_logits_top[0][1] - c.last_logits_top64[0][1]) <= 2e-2);
-  return worst;
-}
+const compareWithReference = (result, layer, head) => check(result, layer, head, { full: true });
 
 const TEXT = reference.cases[0].text;
 const RUN_QUERY = `?text=${encodeURIComponent(TEXT)}&layer=3&head=4&run=1`;

@@ -233,17 +233,21 @@ test('find the head: it → trophy, every head ranked, the top equals the maximu
 });
 
 test('the Embed dialog carries query, scale, sink and what-if; pasted into another origin it exports the same rows and draws the same pixels', async () => {
-  const { browser, page, errors } = await open(`?text=${encodeURIComponent(TEXT0)}&layer=3&head=4&q=6&scale=log&sink=hide&whatif=unscaled`);
+  const { browser, page, errors } = await open(`?text=${encodeURIComponent(TEXT0)}&layer=3&head=4&q=6&scale=log&sink=hide&whatif=unscaled&palette=viridis`);
   let other;
   try {
     assert.equal(await until(page, ['done', 'error']), 'done');
     await page.click('button.embed-button');
     const snippet = await page.inputValue('.snippet-element');
     assert.match(snippet, /<script src="http:\/\/127\.0\.0\.1:\d+\/embed\.js" async><\/script>/);
-    for (const a of ['query="6"', 'scale="log"', 'sink="hide"', 'whatif="unscaled"', 'layer="3"', 'head="4"', 'view="head"']) assert.ok(snippet.includes(a), `${a} in ${snippet}`);
+    for (const a of ['query="6"', 'scale="log"', 'palette="viridis"', 'sink="hide"', 'whatif="unscaled"', 'layer="3"', 'head="4"', 'view="head"']) assert.ok(snippet.includes(a), `${a} in ${snippet}`);
     assert.match(await page.inputValue('.snippet-iframe'), /query=6.*scale=log.*sink=hide.*whatif=unscaled/);
     const mine = await page.locator('.panel:not(.hidden) canvas[role=img]').evaluate((c) => ({ w: c.width, h: c.height, data: Array.from(c.getContext('2d').getImageData(90 * c.width / 650, 90 * c.width / 650, 560 * c.width / 650, 560 * c.width / 650).data) }));
     const rows = JSON.parse(await page.evaluate(() => window.attnlab.exportJson())).attention['3.4'];
+    // The colour-blind-safe palette: the map has viridis greens, not only blues.
+    let green = 0;
+    for (let i = 0; i < mine.data.length; i += 4) if (mine.data[i + 1] > mine.data[i + 2] + 30 && mine.data[i + 1] > mine.data[i] + 30) green++;
+    assert.ok(green > 1000, `viridis cells: ${green} px`);
     other = await serve(null, { pages: { '/': `<!doctype html><html><head><meta charset="utf-8"><title>course</title></head><body style="margin:0">${snippet.replace('controls="compact"', 'controls="none" loading="eager"')}</body></html>` }, cors: false });
     const p2 = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await p2.goto(other.url);

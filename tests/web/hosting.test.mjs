@@ -5,11 +5,11 @@
 // site root). Debian's Chromium, headless, CPU path (WebGPU off).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { chromium } from 'playwright-core';
+import { reference, compareWithReference } from './reference.mjs';
 import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
 
-const reference = JSON.parse(fs.readFileSync(new URL('../data/forward.json', import.meta.url)));
+
 const TEXT = reference.cases[0].text;
 const PREFIX = '/sub/dir/';
 
@@ -36,26 +36,6 @@ async function open(url) {
   return { browser, page, errors, notFound };
 }
 
-// The numbers of the selected head against tests/data/forward.json (as e2e.test.mjs does);
-// `full` also checks the sink mass and the top logit, which the playground exports.
-function compareWithReference(result, layer, head, { full = false } = {}) {
-  const c = reference.cases.find((c) => c.text === result.text);
-  assert.ok(c, `a reference case for ${JSON.stringify(result.text)}`);
-  assert.deepEqual(result.ids, c.ids);
-  const rows = result.attention[`${layer}.${head}`];
-  assert.ok(rows, 'the selected head is exported');
-  let worst = 0;
-  c.attention[layer][head].forEach((row, i) => row.forEach((p, j) => { worst = Math.max(worst, Math.abs(rows[i][j] - p)); }));
-  assert.ok(worst <= 5e-4, `attention differs by ${worst}`);
-  if (full) {
-    let sink = 0;
-    c.sink_mass_key0.forEach((hs, l) => hs.forEach((m, h) => { sink = Math.max(sink, Math.abs(result.sink_mass_key0[l][h] - m)); }));
-    assert.ok(sink <= 1e-3, `sink mass differs by ${sink}`);
-    assert.equal(result.last_logits_top[0][0], c.last_logits_top64[0][0]);
-    assert.ok(Math.abs(result.last_logits_top[0][1] - c.last_logits_top64[0][1]) <= 2e-2);
-  }
-  return worst;
-}
 
 const widgetState = (page, id) => page.evaluate((id) => document.getElementById(id)?.dataset.state, id);
 async function widgetUntil(page, id, timeout = 240_000) {
