@@ -32,8 +32,7 @@ fn series(rows: &[CostRow], f: fn(&CostRow) -> f64) -> Vec<(&'static str, &'stat
 
 /// Paper, ink and grid colours from the canvas's CSS (the page's theme).
 fn theme_colours(canvas: &web_sys::HtmlCanvasElement) -> (String, String, String) {
-    let style = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten());
-    let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    let get = super::heatmap::canvas_css(canvas);
     (get("--attnlab-paper", "#ffffff"), get("color", "#1d2330"), get("--attnlab-mask", "#ccccdd"))
 }
 

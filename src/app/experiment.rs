@@ -155,8 +155,7 @@ fn draw_attention(c: &web_sys::HtmlCanvasElement, o: &Outcome, scale: f64) {
     let Ok(Some(ctx)) = c.get_context("2d") else { return };
     let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
     let _ = ctx.set_transform(scale, 0.0, 0.0, scale, 0.0, 0.0);
-    let style = web_sys::window().and_then(|w| w.get_computed_style(c).ok().flatten());
-    let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    let get = super::heatmap::canvas_css(c);
     let (paper, ink) = (get("--attnlab-paper", "#ffffff"), get("color", "#1d2330"));
     ctx.set_fill_style_str(&paper);
     ctx.fill_rect(0.0, 0.0, tw, th);

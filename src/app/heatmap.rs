@@ -110,12 +110,18 @@ const LEGEND_PX: f64 = 84.0;
 pub const WIDTH_PX: f64 = MAP_PX + LABEL_PX;
 pub const HEIGHT_PX: f64 = MAP_PX + LABEL_PX + LEGEND_PX;
 
+/// A reader of a canvas's CSS properties (its theme): `get(property, default)`, the default
+/// where the property is unset. Every figure drawn on a canvas takes its colours through it.
+pub fn canvas_css(canvas: &HtmlCanvasElement) -> impl Fn(&str, &str) -> String {
+    let style = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten());
+    move |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string())
+}
+
 /// Paper, ink, muted ink and masked-cell colours of the canvas, from its CSS
 /// (`--attnlab-paper`, `color`, `--attnlab-muted`, `--attnlab-mask`), so the figure follows
 /// the page's or widget's theme (dark included).
 fn colours(canvas: &HtmlCanvasElement) -> Colours {
-    let style = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten());
-    let get = |k: &str, d: &str| style.as_ref().and_then(|s| s.get_property_value(k).ok()).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    let get = canvas_css(canvas);
     let mask = parse_hex(&get("--attnlab-mask", "")).unwrap_or(MASK_RGB);
     Colours { paper: get("--attnlab-paper", "#ffffff"), ink: get("color", "#1d2330"), muted: get("--attnlab-muted", "#5b6475"), mask }
 }

@@ -70,8 +70,7 @@ fn draw_bars(canvas: &HtmlCanvasElement, row: &[f32], key: Option<usize>) {
     canvas.set_height(SIDE);
     let Ok(Some(ctx)) = canvas.get_context("2d") else { return };
     let ctx: CanvasRenderingContext2d = ctx.unchecked_into();
-    let paper = web_sys::window().and_then(|w| w.get_computed_style(canvas).ok().flatten()).and_then(|s| s.get_property_value("--attnlab-paper").ok()).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| "#ffffff".into());
-    ctx.set_fill_style_str(paper.trim());
+    ctx.set_fill_style_str(&super::heatmap::canvas_css(canvas)("--attnlab-paper", "#ffffff"));
     ctx.fill_rect(0.0, 0.0, SIDE as f64, SIDE as f64);
     let n = row.len().max(1) as f64;
     let w = SIDE as f64 / n;

@@ -122,7 +122,10 @@ pub fn PatternsView() -> impl IntoView {
                     <p class="muted caption">{format!("The best induction heads on the repeated sequence ({} tokens, query down, key across). In the second half each token looks at the token after its first occurrence: a diagonal stripe {} keys left of the main diagonal, one step in front of the repeat.", 2 * i.period, i.period - 1)}</p>
                 </div>
             }))}
-            {move || match { super::heatmap::use_palette(Some(p.look)); grid() } {
+            {move || {
+                super::heatmap::use_palette(Some(p.look));
+                let g = grid();
+                match g {
                 None => view! { <p class="muted">{move || if pattern.get() == Pattern::Induction { "Press the button to run the diagnostic." } else { "Run a text to score every head." }}</p> }.into_any(),
                 Some(g) => {
                     let max = g.iter().flatten().fold(1e-6f32, |m, v| m.max(*v));
@@ -158,7 +161,7 @@ pub fn PatternsView() -> impl IntoView {
                         </div>
                     }.into_any()
                 }
-            }}
+            }}}
             <super::knockout::KnockOutPanel/>
             <super::similarity::SimilarityView/>
         </div>
