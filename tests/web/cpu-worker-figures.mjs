@@ -5,11 +5,10 @@
 // same text and the same work (attention capture, every position's argmax):
 //   RAYON_NUM_THREADS=1 ./target/release/attnlab inspect --heads none --json --text "<the 240-token text>"
 //   node tests/web/cpu-worker-figures.mjs   (after `make build`)
-import { chromium } from 'playwright-core';
-import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
 
 const srv = await serve(new URL('../../dist', import.meta.url).pathname);
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+const browser = await launchChromium(NO_WEBGPU_ARGS);
 const page = await browser.newPage();
 const sentence = 'The quick brown fox jumps over the lazy dog while the cat sleeps.';
 console.log('| worker build | tokens | worker forward, best of 3 (ms) |\n|---|---|---|');

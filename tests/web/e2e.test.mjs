@@ -5,15 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { chromium } from 'playwright-core';
 import { reference, compareWithReference as check } from './reference.mjs';
-import { serve, WEBGPU_ARGS, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, WEBGPU_ARGS, NO_WEBGPU_ARGS } from './serve.mjs';
 
 const srv = await serve(new URL('../../dist', import.meta.url).pathname);
 test.after(() => srv.close());
 
 async function open(args, query) {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args });
+  const browser = await launchChromium(args);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

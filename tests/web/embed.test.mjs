@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { chromium } from 'playwright-core';
-import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
 
 const reference = JSON.parse(fs.readFileSync(new URL('../data/forward.json', import.meta.url)));
 const MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
@@ -34,7 +33,7 @@ const srv = await serve(new URL('../../dist', import.meta.url).pathname, {
 test.after(() => srv.close());
 
 async function open(url, viewport = { width: 1100, height: 900 }) {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
   const page = await browser.newPage({ viewport });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

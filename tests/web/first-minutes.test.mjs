@@ -7,8 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { chromium } from 'playwright-core';
-import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
 
 const reference = JSON.parse(fs.readFileSync(new URL('../data/forward.json', import.meta.url)));
 const TEXT0 = reference.cases[0].text;
@@ -16,7 +15,7 @@ const srv = await serve(new URL('../../dist', import.meta.url).pathname);
 test.after(() => srv.close());
 
 async function open(query, { viewport = { width: 1280, height: 1000 }, colorScheme = 'light' } = {}) {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
   const page = await browser.newPage({ viewport, colorScheme });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -280,7 +279,7 @@ test('an unknown view and a host that blocks cross-origin loads say why in the w
   const page2 = `<!doctype html><html><head><meta charset="utf-8"><script src="${blocked.url}embed.js"></script></head><body>
 <attn-lab id="cors" text="x" loading="eager"></attn-lab></body></html>`;
   const host = await serve(null, { pages: { '/bogus.html': page1, '/cors.html': page2 } });
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
   try {
     const page = await browser.newPage();
     await page.goto(host.url + 'bogus.html');

@@ -5,9 +5,8 @@
 // site root). Debian's Chromium, headless, CPU path (WebGPU off).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import { reference, compareWithReference } from './reference.mjs';
-import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
 
 
 const TEXT = reference.cases[0].text;
@@ -23,7 +22,7 @@ const srv = await serve(new URL('../../dist', import.meta.url).pathname, { prefi
 test.after(() => srv.close());
 
 async function open(url) {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

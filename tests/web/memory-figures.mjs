@@ -2,15 +2,14 @@
 // time and the worker's WebAssembly memory after a run of 2048 and 4096 tokens, and the JSON
 // export of the selected head's rows (asked for on export, as Float32Arrays).
 //   node tests/web/memory-figures.mjs   (after `make build` and `cargo build --release`)
-import { chromium } from 'playwright-core';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = (args, input) => spawnSync(`${root}target/release/attnlab`, args, { input, encoding: 'utf8', maxBuffer: 1 << 30, cwd: root }).stdout;
 const srv = await serve(`${root}dist`);
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+const browser = await launchChromium(NO_WEBGPU_ARGS);
 const page = await browser.newPage({ acceptDownloads: true });
 const sentence = 'The committee reviewed the proposal on Tuesday, and after a long debate about costs, schedules and the risks of delay, it voted to fund the first phase. ';
 console.log('| tokens | worker forward (s) | worker WebAssembly memory after the run (MiB) | JSON export with the rows: time from click (s), size (MiB) |\n|---|---|---|---|');

@@ -91,3 +91,20 @@ export async function serve(dir, { pages = {}, cors = true, prefix = '/' } = {})
 export const BASE_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 export const WEBGPU_ARGS = [...BASE_ARGS, '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 export const NO_WEBGPU_ARGS = [...BASE_ARGS, '--disable-features=WebGPU'];
+
+// Debian's Chromium now and then dies with SIGSEGV while starting (before any page exists; seen
+// once in CI, 1 launch in ~40). That is not what a test checks, so a launch that fails is retried,
+// up to three times, and the last error is thrown. Failures after launch are never retried.
+export async function launchChromium(args, { attempts = 3 } = {}) {
+  const { chromium } = await import('playwright-core');
+  let last;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await chromium.launch({ executablePath: '/usr/bin/chromium', args });
+    } catch (e) {
+      last = e;
+      console.error(`# Chromium failed to start (attempt ${i + 1} of ${attempts}): ${String(e).split('\n')[0]}`);
+    }
+  }
+  throw last;
+}

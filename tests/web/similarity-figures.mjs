@@ -2,11 +2,10 @@
 // pressing "Compare every pair of heads" to the sentence, in the CPU worker, for texts of
 // ~15, ~150 and ~300 tokens.
 //   node tests/web/similarity-figures.mjs   (after `make build`)
-import { chromium } from 'playwright-core';
-import { serve, NO_WEBGPU_ARGS } from './serve.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
 
 const srv = await serve(new URL('../../dist', import.meta.url).pathname);
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: NO_WEBGPU_ARGS });
+const browser = await launchChromium(NO_WEBGPU_ARGS);
 const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
 console.log('| tokens | rows averaged | similarity (ms) |\n|---|---|---|');
 for (const reps of [1, 10, 20]) {
