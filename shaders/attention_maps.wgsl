@@ -2,7 +2,7 @@
 // each row's log-sum-exp), never from a stored n × n map:
 //   p[h, i, j] = exp(q[i, h] · k[j, h / group] · scale − lse[h, i])   for j ≤ i, else 0.
 //
-//   q:   (n, n_head * HEAD_DIM)    k: (n, n_kv * HEAD_DIM)    lse: (n_head, n)
+//   q:   (n, n_head * HEAD_DIM)    k: (n, n_kv * HEAD_DIM)    lse: (n, n_head)
 // Entry points:
 //   probs:    out (n, n), one head's full map.        One invocation per (j, i); dispatch (ceil(n/16), ceil(n/16), 1)
 //   pooled:   out (2, side, side): max then causal mean over block × block tiles of one head
@@ -42,7 +42,7 @@ fn prob(h: u32, i: u32, j: u32) -> f32 {
     let qb = i * p.n_head * HD4 + h * HD4;
     let kb = j * p.n_kv * HD4 + (h / p.group) * HD4;
     let s = UNROLLED_DOT;
-    return exp(s * p.scale - lse[h * p.n + i]);
+    return exp(s * p.scale - lse[i * p.n_head + h]);
 }
 
 @compute @workgroup_size(MAP_TILE, MAP_TILE, 1)

@@ -1,10 +1,10 @@
 // Causal multi-head attention, FlashAttention-2 style: online softmax over K/V tiles staged in
 // workgroup memory; no n × n matrix exists anywhere. Writes O and each row's log-sum-exp.
 //
-//   q:   (n, n_head * HEAD_DIM)   after RoPE
-//   k,v: (n, n_kv * HEAD_DIM)     after RoPE (k)
+//   q:   (n, n_head * HEAD_DIM)         after RoPE: the n new queries, positions past .. past + n
+//   k,v: (past + n, n_kv * HEAD_DIM)   after RoPE (k): a KV cache, the new tokens' rows last
 //   o:   (n, n_head * HEAD_DIM)
-//   lse: (n_head, n)              log Σ_j exp(q·k_j · scale)
+//   lse: (n, n_head)                    log Σ_j exp(q·k_j · scale)
 //
 // A workgroup owns one KV head g and a tile of q_tile query positions; its WG invocations are
 // (query, head-in-group) pairs, so the `group` query heads that share KV head g (GQA) all
@@ -12,7 +12,8 @@
 // Per K/V tile: scores for BC keys, tile max, one rescale of the running sum and accumulator.
 // Workgroup memory: 2 · BC · HEAD_DIM · 4 bytes = 8 KiB (BC = 1024 / HEAD_DIM keys per tile,
 // prepended by the host with HEAD_DIM: 16 at 64, 4 at 256; the limit is 16 KiB).
-// Sliding window (window > 0): query i sees keys i + 1 − window ..= i; tiles wholly older
+// Query row qi is position t = past + qi and sees keys ..= t.
+// Sliding window (window > 0): position t sees keys t + 1 − window ..= t; tiles wholly older
 // than the workgroup's first query's window are never loaded, so a windowed layer costs O(n·w).
 // Dispatch: (ceil(n / q_tile), n_kv, 1) with q_tile = WG / group.
 //
@@ -28,7 +29,7 @@ struct Params {
     q_tile: u32,
     scale: f32,
     window: u32,
-    _pad1: u32,
+    past: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -64,22 +65,24 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     }
     var m = NEG_BIG;
     var l = 0.0;
-    let last_q = min(q0 + p.q_tile, p.n) - 1u; // uniform across the workgroup
+    let t = p.past + qi; // this row's position
+    let last_t = p.past + min(q0 + p.q_tile, p.n) - 1u; // uniform across the workgroup
+    let t0 = p.past + q0;
     var k_start = 0u;
-    if (p.window > 0u && q0 + 1u > p.window) {
-        k_start = ((q0 + 1u - p.window) / BC) * BC; // uniform: the oldest key any row here sees
+    if (p.window > 0u && t0 + 1u > p.window) {
+        k_start = ((t0 + 1u - p.window) / BC) * BC; // uniform: the oldest key any row here sees
     }
     var first = 0u; // this row's oldest visible key
-    if (p.window > 0u && qi + 1u > p.window) {
-        first = qi + 1u - p.window;
+    if (p.window > 0u && t + 1u > p.window) {
+        first = t + 1u - p.window;
     }
-    for (var k0 = k_start; k0 <= last_q; k0 += BC) {
+    for (var k0 = k_start; k0 <= last_t; k0 += BC) {
         for (var s = li; s < BC * HD4; s += WG) {
             let key = k0 + s / HD4;
             let d = s % HD4;
             var kk = vec4<f32>(0.0);
             var vv = vec4<f32>(0.0);
-            if (key < p.n) {
+            if (key < p.past + p.n) {
                 kk = k[key * kv_row4 + g * HD4 + d];
                 vv = v[key * kv_row4 + g * HD4 + d];
             }
@@ -87,12 +90,12 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             v_tile[s] = vv;
         }
         workgroupBarrier();
-        if (in_range && k0 <= qi && k0 + BC > first) {
+        if (in_range && k0 <= t && k0 + BC > first) {
             var scores: array<f32, BC>;
             var tile_max = NEG_BIG;
             for (var j = 0u; j < BC; j++) {
                 var s = NEG_BIG;
-                if (k0 + j <= qi && k0 + j >= first) {
+                if (k0 + j <= t && k0 + j >= first) {
                     let kb = j * HD4;
                     s = (UNROLLED_DOT) * p.scale;
                 }
@@ -104,7 +107,7 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             l = l * corr;
             UNROLLED_RESCALE
             for (var j = 0u; j < BC; j++) {
-                if (k0 + j <= qi && k0 + j >= first) {
+                if (k0 + j <= t && k0 + j >= first) {
                     let pj = exp(scores[j] - m_new);
                     l += pj;
                     let kb = j * HD4;
@@ -120,6 +123,6 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         for (var d = 0u; d < HD4; d++) {
             o[qi * q_row4 + h * HD4 + d] = acc[d] * inv;
         }
-        lse[h * p.n + qi] = m + log(l);
+        lse[qi * p.n_head + h] = m + log(l);
     }
 }

@@ -89,7 +89,7 @@ fn softmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         s[base + j] = pj;
     }
     if (li == 0u) {
-        lse[(p.h0 + hl) * p.n + i] = mx + log(sum);
+        lse[i * p.n_head + p.h0 + hl] = mx + log(sum);
     }
 }
 

@@ -11,7 +11,7 @@ use attnlab::backends::gpu::weights::GpuMatrix;
 use attnlab::backends::gpu::GpuBackend;
 use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions};
 use attnlab::model::gguf::GgmlType;
-use attnlab::model::arch::RopeStyle;
+use attnlab::model::arch::{Act, NormKind, RopeStyle};
 use attnlab::model::quant::{quantize, QTensor};
 use std::sync::OnceLock;
 
@@ -41,7 +41,7 @@ fn flash_and_naive_match_the_cpu_reference_on_edge_sizes() {
         let k: Vec<f32> = common::values(n * n_kv * hd, 2, 2.0);
         let v: Vec<f32> = common::values(n * n_kv * hd, 3, 1.0);
         let (mut o_ref, mut lse_ref) = (vec![0.0; n * n_head * hd], vec![0.0; n_head * n]);
-        let shape = AttnShape { n, n_head, n_kv, head_dim: hd, window: None };
+        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None };
         cpu::causal_attention(shape, &q, &k, &v, &mut o_ref, &mut lse_ref);
 
         let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k", &k), ctx.upload("v", &v));
@@ -62,7 +62,7 @@ fn flash_with_sliding_window_and_mqa_head_256_matches_the_cpu() {
     let ctx = ctx();
     let (n_head, n_kv, hd) = (4, 1, 256);
     for (n, w) in [(1, 1), (9, 4), (70, 3), (130, 64), (300, 100), (600, 512)] {
-        let shape = AttnShape { n, n_head, n_kv, head_dim: hd, window: Some(w) };
+        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: Some(w) };
         let q: Vec<f32> = common::values(n * n_head * hd, 31, 2.0);
         let k: Vec<f32> = common::values(n * n_kv * hd, 32, 2.0);
         let v: Vec<f32> = common::values(n * n_kv * hd, 33, 1.0);
@@ -202,6 +202,94 @@ fn quantized_matmul_matches_cpu_on_odd_shapes_and_split_buffers() {
     }
 }
 
+fn rms(w: &wgpu::Buffer, eps: f32) -> ops::NormWeights<'_> {
+    ops::NormWeights { kind: NormKind::Rms, w, bias: None, eps }
+}
+
+/// GPT-2's kernels: LayerNorm with and without bias (plain, in place, fused with the residual
+/// add) on rows of 1, 3, 64, 576 and 768 values, rows far from zero mean; a bias on every row;
+/// GELU alone; the SiLU alone — each against the CPU engine's.
+#[test]
+fn layer_norm_bias_and_activation_kernels_match_cpu() {
+    let ctx = ctx();
+    for (n, d) in [(1, 1), (2, 3), (7, 64), (33, 576), (5, 768)] {
+        let x: Vec<f32> = common::values(n * d, 41, 3.0).iter().map(|v| v + 20.0).collect();
+        let (w, b, branch) = (common::values(d, 42, 1.0), common::values(d, 43, 1.0), common::values(n * d, 44, 2.0));
+        let (xb, wb, bb, brb) = (ctx.upload("x", &x), ctx.upload("w", &w), ctx.upload("b", &b), ctx.upload("branch", &branch));
+        for bias in [None, Some(&bb)] {
+            let cpu_bias = bias.map(|_| &b[..]);
+            let nw = ops::NormWeights { kind: NormKind::Layer, w: &wb, bias, eps: 1e-5 };
+            let mut want = vec![0.0; n * d];
+            cpu::norm(NormKind::Layer, &x, &w, cpu_bias, 1e-5, &mut want);
+            let mut sum = x.clone();
+            cpu::add_assign(&mut sum, &branch);
+            let mut want_sum = vec![0.0; n * d];
+            cpu::norm(NormKind::Layer, &sum, &w, cpu_bias, 1e-5, &mut want_sum);
+            let (y, inplace, resid, y2) = (ctx.scratch("y", n * d), ctx.upload("in place", &x), ctx.upload("residual", &x), ctx.scratch("y2", n * d));
+            let mut enc = ctx.encoder("layer norm");
+            ops::norm(ctx, &mut enc, &nw, &xb, &y, n, d);
+            ops::norm_in_place(ctx, &mut enc, &nw, &inplace, n, d);
+            ops::add_norm(ctx, &mut enc, &resid, &brb, &nw, &y2, n, d);
+            let out = read(ctx, &[(&y, n * d), (&inplace, n * d), (&y2, n * d)], enc);
+            let tol = 1e-5 * 8.0;
+            assert!(max_diff(&out[0], &want) < tol, "n={n} d={d} bias={}: {}", bias.is_some(), max_diff(&out[0], &want));
+            assert!(max_diff(&out[1], &want) < tol, "in place n={n} d={d}");
+            assert!(max_diff(&out[2], &want_sum) < tol, "add + norm n={n} d={d}: {}", max_diff(&out[2], &want_sum));
+        }
+        let mut want_bias = x.clone();
+        cpu::add_bias(&mut want_bias, &b);
+        let (mut want_gelu, mut want_silu) = (branch.clone(), branch.clone());
+        cpu::activate(Act::GeluTanh, &mut want_gelu);
+        cpu::activate(Act::Silu, &mut want_silu);
+        let (ab, gb, sb) = (ctx.upload("biased", &x), ctx.upload("gelu", &branch), ctx.upload("silu", &branch));
+        let mut enc = ctx.encoder("bias and activations");
+        ops::add_bias(ctx, &mut enc, &ab, &bb, n * d, d);
+        ops::activate(ctx, &mut enc, Act::GeluTanh, &gb, n * d);
+        ops::activate(ctx, &mut enc, Act::Silu, &sb, n * d);
+        let out = read(ctx, &[(&ab, n * d), (&gb, n * d), (&sb, n * d)], enc);
+        assert_eq!(out[0], want_bias, "bias n={n} d={d}");
+        assert!(max_diff(&out[1], &want_gelu) < 1e-5, "gelu {}", max_diff(&out[1], &want_gelu));
+        assert!(max_diff(&out[2], &want_silu) < 1e-5, "silu {}", max_diff(&out[2], &want_silu));
+    }
+}
+
+/// Flash attention of new queries over a KV cache (past > 0): against the CPU engine's same
+/// call, which its own tests hold to a triple-loop reference; decode steps (one query),
+/// several at once, windows, GQA, MQA at head 256, a cache with room to spare; and RoPE tables
+/// that start mid-text.
+#[test]
+fn flash_over_a_kv_cache_and_rope_from_a_start_position_match_the_cpu() {
+    let ctx = ctx();
+    for (n, past, n_head, n_kv, hd, window) in [(1, 0, 4, 2, 64, None), (1, 40, 4, 2, 64, None), (3, 97, 9, 3, 64, None), (1, 700, 4, 1, 256, Some(512)), (20, 130, 4, 4, 64, Some(64)), (65, 65, 4, 1, 256, None)] {
+        let total = past + n;
+        let shape = AttnShape { n, past, n_head, n_kv, head_dim: hd, window };
+        let q = common::values(n * n_head * hd, 51, 2.0);
+        let k = common::values((total + 3) * n_kv * hd, 52, 2.0);
+        let v = common::values((total + 3) * n_kv * hd, 53, 1.0);
+        let (mut o_ref, mut lse_ref) = (vec![0.0; n * n_head * hd], vec![0.0; n * n_head]);
+        cpu::causal_attention(shape, &q, &k, &v, &mut o_ref, &mut lse_ref);
+        let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k cache", &k), ctx.upload("v cache", &v));
+        let (o, l) = (ctx.scratch("o", q.len()), ctx.scratch("lse", n * n_head));
+        let mut enc = ctx.encoder("cache attention");
+        ops::flash_attention(ctx, &mut enc, shape, &qb, &kb, &vb, &o, &l);
+        let out = read(ctx, &[(&o, q.len()), (&l, n * n_head)], enc);
+        let (eo, el) = (max_diff(&out[0], &o_ref), max_diff(&out[1], &lse_ref));
+        assert!(eo < 1e-5 && el < 1e-4, "n={n} past={past} w={window:?}: out err {eo}, lse err {el}");
+    }
+    for (start, n) in [(0, 5), (1, 1), (37, 4), (8000, 2)] {
+        let x = common::values(n * 2 * 64, 54, 1.0);
+        for style in [RopeStyle::Adjacent, RopeStyle::Halves] {
+            let mut want = x.clone();
+            cpu::rope(&mut want, 2, 64, 64, 10000.0, start, style);
+            let (xb, table) = (ctx.upload("x", &x), ctx.upload("table", &ops::rope_table(start, n, 64, 10000.0)));
+            let mut enc = ctx.encoder("rope from start");
+            ops::rope(ctx, &mut enc, &xb, &table, n, 2, 64, 64, style);
+            let out = read(ctx, &[(&xb, x.len())], enc);
+            assert!(max_diff(&out[0], &want) < 1e-5, "rope start={start} {style:?}");
+        }
+    }
+}
+
 #[test]
 fn small_kernels_match_cpu() {
     let ctx = ctx();
@@ -221,9 +309,9 @@ fn small_kernels_match_cpu() {
     let hb = ctx.upload("x rope halves", &x);
     let gb = ctx.upload("x geglu", &x);
     let ub = ctx.upload("up", &w.iter().cycle().take(n * d).copied().collect::<Vec<_>>());
-    let table = ctx.upload("table", &ops::rope_table(n, 64, 100000.0));
+    let table = ctx.upload("table", &ops::rope_table(0, n, 64, 100000.0));
     let mut enc = ctx.encoder("small kernels");
-    ops::rmsnorm(ctx, &mut enc, &xb, &wb, &yb, n, d, 1e-5);
+    ops::norm(ctx, &mut enc, &rms(&wb, 1e-5), &xb, &yb, n, d);
     ops::rope(ctx, &mut enc, &rb, &table, n, 9, 64, 64, RopeStyle::Adjacent);
     ops::rope(ctx, &mut enc, &hb, &table, n, 9, 64, 64, RopeStyle::Halves);
     ops::geglu(ctx, &mut enc, &gb, &ub, n * d);
@@ -244,8 +332,8 @@ fn small_kernels_match_cpu() {
     let (ib, hwb) = (ctx.upload("x in place", &x), ctx.upload("head w", &hw));
     let (sb, bb, nb) = (ctx.upload("residual", &x), ctx.upload("branch", &branch), ctx.scratch("normed", n * d));
     let mut enc = ctx.encoder("fused norms");
-    ops::rmsnorm_in_place(ctx, &mut enc, &ib, &hwb, n * 9, 64, 1e-6);
-    ops::add_rmsnorm(ctx, &mut enc, &sb, &bb, &wb, &nb, n, d, 1e-5);
+    ops::norm_in_place(ctx, &mut enc, &rms(&hwb, 1e-6), &ib, n * 9, 64);
+    ops::add_norm(ctx, &mut enc, &sb, &bb, &rms(&wb, 1e-5), &nb, n, d);
     let out = read(ctx, &[(&ib, n * d), (&sb, n * d), (&nb, n * d)], enc);
     assert!(max_diff(&out[0], &ref_in_place) < 1e-5, "in place {}", max_diff(&out[0], &ref_in_place));
     assert_eq!(out[1], ref_sum, "the residual after the add");

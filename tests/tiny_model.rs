@@ -11,7 +11,8 @@ use common::{tiny_model_bytes, TinySpec};
 /// Straightforward f64 Llama forward over dequantized weights: (attention[layer][head][i][j], logits[i][v]).
 fn naive_forward(m: &Model, ids: &[u32]) -> (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<f64>>) {
     let c = &m.config;
-    let attnlab::model::Weights::Llama(w) = &m.weights else { panic!("a Llama model") };
+    assert_eq!(m.info.architecture, "llama");
+    let w = &m.weights;
     let (d, hd, n) = (c.n_embd, c.head_dim, ids.len());
     let deq = |t: &attnlab::model::quant::QTensor| -> Vec<Vec<f64>> {
         let f = t.to_f32();
@@ -20,7 +21,7 @@ fn naive_forward(m: &Model, ids: &[u32]) -> (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<f6
     let matvec = |wm: &Vec<Vec<f64>>, x: &[f64]| -> Vec<f64> { wm.iter().map(|r| r.iter().zip(x).map(|(a, b)| a * b).sum()).collect() };
     let norm = |x: &[f64], g: &[f32]| -> Vec<f64> {
         let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
-        let inv = 1.0 / (ms + c.rms_eps as f64).sqrt();
+        let inv = 1.0 / (ms + c.norm_eps as f64).sqrt();
         x.iter().zip(g).map(|(v, g)| v * inv * *g as f64).collect()
     };
     let rope = |x: &mut [f64], pos: usize| {
@@ -37,8 +38,8 @@ fn naive_forward(m: &Model, ids: &[u32]) -> (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<f6
     let mut x: Vec<Vec<f64>> = ids.iter().map(|&id| embd[id as usize].clone()).collect();
     let mut attn_all = vec![];
     for layer in &w.layers {
-        let (wq, wk, wv, wo) = (deq(&layer.attn_q), deq(&layer.attn_k), deq(&layer.attn_v), deq(&layer.attn_output));
-        let xn: Vec<Vec<f64>> = x.iter().map(|r| norm(r, &layer.attn_norm)).collect();
+        let (wq, wk, wv, wo) = (deq(&layer.attn_q.w), deq(&layer.attn_k.w), deq(&layer.attn_v.w), deq(&layer.attn_output.w));
+        let xn: Vec<Vec<f64>> = x.iter().map(|r| norm(r, &layer.attn_norm.w)).collect();
         let mut q: Vec<Vec<f64>> = xn.iter().map(|r| matvec(&wq, r)).collect();
         let mut k: Vec<Vec<f64>> = xn.iter().map(|r| matvec(&wk, r)).collect();
         let v: Vec<Vec<f64>> = xn.iter().map(|r| matvec(&wv, r)).collect();
@@ -68,9 +69,9 @@ fn naive_forward(m: &Model, ids: &[u32]) -> (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<f6
             let a = matvec(&wo, &o[i]);
             x[i].iter_mut().zip(a).for_each(|(x, a)| *x += a);
         }
-        let (wg, wu, wd) = (deq(&layer.ffn_gate), deq(&layer.ffn_up), deq(&layer.ffn_down));
+        let (wg, wu, wd) = (deq(&layer.ffn_gate.as_ref().unwrap().w), deq(&layer.ffn_up.w), deq(&layer.ffn_down.w));
         for i in 0..n {
-            let xn = norm(&x[i], &layer.ffn_norm);
+            let xn = norm(&x[i], &layer.ffn_norm.w);
             let gt = matvec(&wg, &xn);
             let up = matvec(&wu, &xn);
             let hmid: Vec<f64> = gt.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
@@ -79,7 +80,7 @@ fn naive_forward(m: &Model, ids: &[u32]) -> (Vec<Vec<Vec<Vec<f64>>>>, Vec<Vec<f6
         }
     }
     let out = deq(w.output());
-    let logits = x.iter().map(|r| matvec(&out, &norm(r, &w.output_norm))).collect();
+    let logits = x.iter().map(|r| matvec(&out, &norm(r, &w.output_norm.w))).collect();
     let _ = d;
     (attn_all, logits)
 }
@@ -187,8 +188,11 @@ fn pre_tokenizer_is_chosen_by_metadata() {
     let llama = tok("llama-bpe").unwrap();
     assert_eq!(llama.encode("1234"), vec![id(&llama, "123"), id(&llama, "4")]);
     assert_eq!(gpt2.encode(" the"), vec![id(&gpt2, "Ġthe")]);
-    let e = tok("qwen2").unwrap_err().to_string();
-    assert!(e.contains("pre-tokenizer 'qwen2' is not supported"), "{e}");
+    // qwen2 isolates every digit like smollm, and keeps a space before letters.
+    let qwen = tok("qwen2").unwrap();
+    assert_eq!(qwen.encode("1234"), vec![id(&qwen, "1"), id(&qwen, "2"), id(&qwen, "3"), id(&qwen, "4")]);
+    let e = tok("deepseek-coder").unwrap_err().to_string();
+    assert!(e.contains("pre-tokenizer 'deepseek-coder' is not supported"), "{e}");
 }
 
 #[test]

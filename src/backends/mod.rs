@@ -55,6 +55,32 @@ pub struct ForwardOutput {
     pub timings: ForwardTimings,
 }
 
+/// One pass over a KV cache (a prompt's prefill or one decoding step): the logits of the
+/// positions asked for (relative to the pass) and, per layer when captured, this pass's rows
+/// — queries (n, n_head·hd) and log-sum-exps (n, n_head) — which with the cache's keys give
+/// every attention row of the new tokens.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    pub logit_positions: Vec<usize>,
+    pub logits: Array2<f32>, // (logit_positions.len(), vocab)
+    pub rows: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Checks a pass of `n` new tokens onto a cache holding `past` of `capacity`.
+pub fn validate_step(model: &Model, ids: &[u32], past: usize, capacity: usize) -> Result<(), EngineError> {
+    if ids.is_empty() {
+        return Err(EngineError::EmptyInput);
+    }
+    let (n, max) = (past + ids.len(), model.config.context_length.min(capacity));
+    if n > max {
+        return Err(EngineError::TooLong { n, max });
+    }
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= model.config.vocab_size) {
+        return Err(EngineError::BadTokenId { id, vocab: model.config.vocab_size });
+    }
+    Ok(())
+}
+
 impl ForwardOutput {
     /// Logits at `pos`, if that position was requested.
     pub fn logits_at(&self, pos: usize) -> Option<ndarray::ArrayView1<'_, f32>> {

@@ -1,5 +1,5 @@
-//! The operations a transformer forward pass is written in, once per architecture
-//! (`llama.rs`, `gemma3.rs`), and executed by every backend: the CPU runs each call as it
+//! The operations a transformer forward pass is written in, once for every architecture
+//! (`block.rs`), and executed by every backend: the CPU runs each call as it
 //! comes, the GPU records it into its single command encoder. A backend implements [`Ops`];
 //! an architecture never knows which one runs it.
 //!
@@ -32,6 +32,31 @@ pub enum Act {
     GeluTanh,
 }
 
+/// Which normalisation a block uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum NormKind {
+    /// `x / √(mean(x²) + ε) · w (+ b)` (Llama, Gemma, Qwen).
+    Rms,
+    /// `(x − mean) / √(var + ε) · w + b` (GPT-2).
+    Layer,
+}
+
+/// A norm's weights: scale, optional bias, epsilon; names as in the GGUF (`blk.N.attn_norm`).
+#[derive(Debug, Clone)]
+pub struct Norm {
+    pub kind: NormKind,
+    pub w: Vector,
+    pub b: Option<Vector>,
+    pub eps: f32,
+}
+
+impl Norm {
+    /// Width of the rows it normalises.
+    pub fn width(&self) -> usize {
+        self.w.len()
+    }
+}
+
 /// Which dimensions RoPE rotates together within a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RopeStyle {
@@ -43,9 +68,14 @@ pub enum RopeStyle {
 }
 
 /// One attention call's shape. Query head `h` reads KV head `h / (n_head / n_kv)`.
+/// The `n` queries are the positions `past .. past + n`; the keys and values are positions
+/// `0 .. past + n` (a KV cache holding `past` earlier tokens, then the new ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnShape {
+    /// New query rows.
     pub n: usize,
+    /// Cached positions before the first query (0 for a whole prompt at once).
+    pub past: usize,
     pub n_head: usize,
     pub n_kv: usize,
     pub head_dim: usize,
@@ -67,7 +97,11 @@ impl AttnShape {
     pub fn group(&self) -> usize {
         self.n_head / self.n_kv
     }
-    /// First key query `i` sees.
+    /// Keys (and values) the call reads: `past + n`.
+    pub fn kv_len(&self) -> usize {
+        self.past + self.n
+    }
+    /// First key the query at position `i` sees (positions count from the first cached token).
     pub fn first_key(&self, i: usize) -> usize {
         match self.window {
             Some(w) => (i + 1).saturating_sub(w),
@@ -117,7 +151,8 @@ impl Default for ForwardOptions {
     }
 }
 
-/// What a backend must provide. Buffers are flat f32 arrays; shapes are in each call.
+/// What a backend must provide. Buffers are flat f32 arrays; shapes are in each call. Unless
+/// a call says otherwise it reads and writes whole buffers.
 pub trait Ops {
     type Buf;
     /// A zeroed buffer of `len` values.
@@ -126,23 +161,34 @@ pub trait Ops {
     fn embed(&mut self, ids: &[u32], table: &QTensor, scale: f32, out: &mut Self::Buf);
     /// out (n, w.rows) = x (n, w.cols) · wᵀ.
     fn matmul(&mut self, x: &Self::Buf, n: usize, w: &QTensor, out: &mut Self::Buf);
-    /// out = RMSNorm of each `w.len()`-wide row of x, times w.
-    fn rms_norm(&mut self, x: &Self::Buf, w: &Vector, eps: f32, out: &mut Self::Buf);
+    /// x (n, b.len()) += b in every row.
+    fn add_bias(&mut self, x: &mut Self::Buf, b: &Vector);
+    /// x += y.
+    fn add(&mut self, x: &mut Self::Buf, y: &Self::Buf);
+    /// out = the norm of each `norm.width()`-wide row of x.
+    fn norm(&mut self, norm: &Norm, x: &Self::Buf, out: &mut Self::Buf);
     /// The same in place (post-norms, per-head QK-norm).
-    fn rms_norm_in_place(&mut self, x: &mut Self::Buf, w: &Vector, eps: f32);
-    /// RoPE in place on x (n, heads · head_dim), row p at position p.
-    fn rope(&mut self, x: &mut Self::Buf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle);
-    /// Causal (optionally windowed) softmax(q·kᵀ/√d)·v: out (n, n_head·hd), lse (n_head, n).
+    fn norm_in_place(&mut self, norm: &Norm, x: &mut Self::Buf);
+    /// x += y, then out = norm(x): a residual add and the norm that follows it, in one pass
+    /// where the backend can fuse them.
+    fn add_norm(&mut self, x: &mut Self::Buf, y: &Self::Buf, norm: &Norm, out: &mut Self::Buf);
+    /// RoPE in place on x (n, heads · head_dim), row p at position `start + p`.
+    #[allow(clippy::too_many_arguments)]
+    fn rope(&mut self, x: &mut Self::Buf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle, start: usize);
+    /// Causal (optionally windowed) softmax(q·kᵀ/√d)·v of the `s.n` new queries q (n, n_head·hd)
+    /// over the first `s.kv_len()` rows of k and v (·, n_kv·hd): out (n, n_head·hd) and each
+    /// row's log-sum-exp lse (n, n_head).
     fn attention(&mut self, s: AttnShape, q: &Self::Buf, k: &Self::Buf, v: &Self::Buf, out: &mut Self::Buf, lse: &mut Self::Buf);
-    /// x += y, then out = RMSNorm of each `w.len()`-wide row of x, times w: a residual add and
-    /// the norm that follows it, in one pass where the backend can fuse them.
-    fn add_rms_norm(&mut self, x: &mut Self::Buf, y: &Self::Buf, w: &Vector, eps: f32, out: &mut Self::Buf);
     /// gate = act(gate) * up.
     fn gated(&mut self, act: Act, gate: &mut Self::Buf, up: &Self::Buf);
+    /// x = act(x) (a plain, ungated feed-forward network).
+    fn activate(&mut self, act: Act, x: &mut Self::Buf);
     /// Zeroes heads `heads` (each `head_dim` wide) in every row of x (n, n_head · head_dim).
     fn zero_heads(&mut self, x: &mut Self::Buf, n: usize, n_head: usize, head_dim: usize, heads: &[usize]);
     /// out (rows.len(), d) = the listed rows of x (·, d).
     fn gather_rows(&mut self, x: &Self::Buf, d: usize, rows: &[usize], out: &mut Self::Buf);
+    /// Rows `0 .. n` of src (n, d) into rows `at .. at + n` of dst (·, d): appending to a KV cache.
+    fn copy_rows(&mut self, src: &Self::Buf, d: usize, n: usize, dst: &mut Self::Buf, at: usize);
     /// out (n) = for each row of x (n, w.cols), the index of the largest value of x · wᵀ (the
     /// lowest on ties) as f32 (exact below 2²⁴): every position's most likely next token. The
     /// (n, w.rows) logits need not exist at once (Gemma's 262k-wide vocabulary would need
@@ -150,17 +196,31 @@ pub trait Ops {
     fn matmul_argmax(&mut self, x: &Self::Buf, n: usize, w: &QTensor, out: &mut Self::Buf);
 }
 
-/// One layer's attention capture, in backend buffers.
+/// One layer's attention capture, in backend buffers: the pass's own queries and row
+/// log-sum-exps, and the layer's whole KV cache (every position so far).
 pub struct LayerCapture<B> {
     pub q: B,   // (n, n_head · head_dim), after RoPE
-    pub k: B,   // (n, n_kv · head_dim), after RoPE
-    pub v: B,   // (n, n_kv · head_dim)
-    pub lse: B, // (n_head, n)
+    pub k: B,   // (past + n, n_kv · head_dim), after RoPE
+    pub v: B,   // (past + n, n_kv · head_dim)
+    pub lse: B, // (n, n_head)
 }
 
-impl<B> LayerCapture<B> {
-    pub fn new<O: Ops<Buf = B>>(o: &mut O, n: usize, q_dim: usize, kv_dim: usize, n_head: usize) -> Self {
-        LayerCapture { q: o.buffer("q", n * q_dim), k: o.buffer("k", n * kv_dim), v: o.buffer("v", n * kv_dim), lse: o.buffer("lse", n_head * n) }
+/// Per layer, the post-position keys and values of every token so far (`len` rows of
+/// `capacity`), on the backend that computed them: what a pass appends to and a decoding step
+/// reads. `truncate` forgets the last tokens (a new branch of the text).
+pub struct KvCache<B> {
+    pub layers: Vec<(B, B)>, // (k, v), each (capacity, n_kv · head_dim)
+    pub len: usize,
+    pub capacity: usize,
+}
+
+impl<B> KvCache<B> {
+    pub fn new<O: Ops<Buf = B>>(o: &mut O, n_layer: usize, kv_dim: usize, capacity: usize) -> Self {
+        KvCache { layers: (0..n_layer).map(|_| (o.buffer("k cache", capacity * kv_dim), o.buffer("v cache", capacity * kv_dim))).collect(), len: 0, capacity }
+    }
+    /// Keeps the first `len` tokens.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 }
 
@@ -173,8 +233,20 @@ pub struct Recorded<B> {
     pub positions: Vec<usize>,
     /// (n): the argmax token at every position, when `argmax_all` was asked for.
     pub argmax: Option<B>,
-    /// One per layer when capture was asked for.
+    /// Per layer when capture was asked for: queries and LSE of this pass (k, v empty until
+    /// [`Recorded::with_cache`] moves the cache in).
     pub layers: Vec<LayerCapture<B>>,
+}
+
+impl<B> Recorded<B> {
+    /// A one-shot pass's capture: each layer's K and V are its cache.
+    pub fn with_cache(mut self, cache: KvCache<B>) -> Self {
+        for (cap, (k, v)) in self.layers.iter_mut().zip(cache.layers) {
+            cap.k = k;
+            cap.v = v;
+        }
+        self
+    }
 }
 
 /// Knocks out `layer`'s heads listed in `opts.ablate` in its attention output (n, n_head·hd).

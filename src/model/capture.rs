@@ -5,14 +5,14 @@
 //! per head, each query row's log-sum-exp (LSE) of its scaled scores. Any probability is then
 //! recomputed exactly on request, and with V any head's output:
 //!
-//! `p[h, i, j] = exp(q[i, h] · k[j, h / group] / sqrt(head_dim) - lse[h, i])` for `j <= i`
+//! `p[h, i, j] = exp(q[i, h] · k[j, h / group] / sqrt(head_dim) - lse[i, h])` for `j <= i`
 //! (and `j > i - w` on a layer with a sliding window `w`; older keys get exactly 0).
 //!
 //! Memory: `n_layer × n × (q_dim + 2·kv_dim + n_head) × 4` bytes, linear in n (SmolLM2-135M:
 //! 116 KB per token, so 4096 tokens fit in ~475 MB where the causal maps of all 270 heads
 //! would need 9 GB; Gemma 3 270M: 111 KB per token).
 
-use super::llama::Config;
+use super::config::Config;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum AnalysisError {
@@ -34,7 +34,7 @@ pub struct LayerTrace {
     pub q: Vec<f32>,   // (n, n_head * head_dim), after RoPE
     pub k: Vec<f32>,   // (n, n_head_kv * head_dim), after RoPE
     pub v: Vec<f32>,   // (n, n_head_kv * head_dim)
-    pub lse: Vec<f32>, // (n_head, n)
+    pub lse: Vec<f32>, // (n, n_head): row i's log-sum-exp per head
 }
 
 /// The attention capture of one forward pass (identical from every backend).
@@ -96,18 +96,20 @@ impl AttentionTrace {
         Ok(())
     }
 
-    /// Scaled scores of query `i` against keys `0..=i` minus the row's LSE, exponentiated.
-    fn row_into(&self, layer: usize, head: usize, i: usize, out: &mut Vec<f32>) {
+    /// Exact probabilities of query `i` over keys `keys` (clipped to what row `i` sees; keys
+    /// outside the window get exactly 0): `exp(q·k/√d − lse)`. The one place a probability is
+    /// recomputed from the capture.
+    fn row_span_into(&self, layer: usize, head: usize, i: usize, keys: std::ops::Range<usize>, out: &mut Vec<f32>) {
         let hd = self.head_dim;
         let l = &self.layers[layer];
         let g = head / (self.n_head / self.n_head_kv);
         let q = &l.q[i * self.n_head * hd + head * hd..][..hd];
-        let lse = l.lse[head * self.n_tokens + i];
+        let lse = l.lse[i * self.n_head + head];
         let scale = 1.0 / (hd as f32).sqrt();
         let kv_row = self.n_head_kv * hd;
         let first = self.first_key(layer, i);
         out.clear();
-        out.extend((0..=i).map(|j| {
+        out.extend((keys.start..keys.end.min(i + 1)).map(|j| {
             if j < first {
                 return 0.0;
             }
@@ -115,6 +117,11 @@ impl AttentionTrace {
             let s: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
             (s * scale - lse).exp()
         }));
+    }
+
+    /// Row `i` over keys `0..=i`.
+    fn row_into(&self, layer: usize, head: usize, i: usize, out: &mut Vec<f32>) {
+        self.row_span_into(layer, head, i, 0..i + 1, out)
     }
 
     /// Exact probabilities of query `i` over keys `0..=i`.
@@ -143,25 +150,14 @@ impl AttentionTrace {
     /// each row's causal range). An empty query set gives `None`.
     pub fn span_mass(&self, layer: usize, head: usize, queries: impl IntoIterator<Item = usize>, keys: std::ops::Range<usize>) -> Result<Option<f32>, AnalysisError> {
         self.check(layer, head)?;
-        let hd = self.head_dim;
-        let l = &self.layers[layer];
-        let g = head / (self.n_head / self.n_head_kv);
-        let scale = 1.0 / (hd as f32).sqrt();
-        let kv_row = self.n_head_kv * hd;
         let (mut total, mut count) = (0f64, 0usize);
+        let mut row = Vec::new();
         for i in queries {
             if i >= self.n_tokens {
                 return Err(AnalysisError::BadQuery(i, self.n_tokens));
             }
-            let q = &l.q[i * self.n_head * hd + head * hd..][..hd];
-            let lse = l.lse[head * self.n_tokens + i];
-            let mut mass = 0f64;
-            for j in keys.start.max(self.first_key(layer, i))..keys.end.min(i + 1) {
-                let k = &l.k[j * kv_row + g * hd..][..hd];
-                let s: f32 = q.iter().zip(k).map(|(a, b)| a * b).sum();
-                mass += (s * scale - lse).exp() as f64;
-            }
-            total += mass;
+            self.row_span_into(layer, head, i, keys.clone(), &mut row);
+            total += row.iter().map(|&p| p as f64).sum::<f64>();
             count += 1;
         }
         Ok((count > 0).then(|| (total / count as f64) as f32))

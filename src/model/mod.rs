@@ -1,37 +1,40 @@
 //! The model as stored in a GGUF file: the reader ([`gguf`]), quantized blocks ([`quant`]),
-//! the tokenizer ([`tokenizer`]), the operations a forward pass is written in ([`arch`]), one
-//! file per architecture ([`llama`], [`gemma3`]) and what a pass captures ([`capture`]).
+//! the tokenizer ([`tokenizer`]), the operations a forward pass is written in ([`arch`]), the
+//! decoder block written once ([`block`]) over shared loaders ([`load`]) and hyper-parameters
+//! ([`config`]), one file per architecture ([`llama`], [`gemma3`], [`qwen2`], [`qwen3`],
+//! [`gpt2`]) listed in one table ([`registry`]), and what a pass captures ([`capture`]).
 
 pub mod arch;
+pub mod block;
 pub mod capture;
+pub mod config;
 pub mod gemma3;
 pub mod gguf;
+pub mod gpt2;
 pub mod llama;
+pub mod load;
 pub mod quant;
+pub mod qwen2;
+pub mod qwen3;
+pub mod registry;
 pub mod tokenizer;
 
 use std::sync::Arc;
 
-pub use arch::{ForwardOptions, LogitsFor, Ops, Recorded, Vector};
-pub use gemma3::Gemma3Weights;
-pub use llama::{Config, LlamaConfig, LlamaWeights, ModelError, ModelInfo};
+pub use arch::{ForwardOptions, KvCache, LogitsFor, Ops, Recorded, Vector};
+pub use block::Transformer;
+pub use config::{Config, ModelError, Positions};
 
 use gguf::Gguf;
+use load::Loader;
 use quant::QTensor;
 use tokenizer::Tokenizer;
-
-/// The weights of one architecture.
-#[derive(Debug)]
-pub enum Weights {
-    Llama(LlamaWeights),
-    Gemma3(Gemma3Weights),
-}
 
 /// A loaded model: hyper-parameters, quantized weights, tokenizer.
 #[derive(Debug)]
 pub struct Model {
     pub config: Config,
-    pub weights: Weights,
+    pub weights: Transformer,
     pub tokenizer: Tokenizer,
     pub info: ModelInfo,
 }
@@ -49,18 +52,9 @@ impl Model {
         let bytes: &[u8] = &file;
         let g = Gguf::parse(bytes)?;
         let arch = g.get_str("general.architecture")?.to_string();
-        if arch != "llama" && arch != "gemma3" {
-            return Err(ModelError::UnknownArchitecture(arch));
-        }
-        let mut c = Config::from_gguf(&g, &arch)?;
-        for t in &g.tensors {
-            if t.name.ends_with(".bias") {
-                return Err(ModelError::UnsupportedFeature(format!("bias tensors ('{}')", t.name)));
-            }
-            if t.name == "rope_freqs.weight" {
-                return Err(ModelError::UnsupportedFeature("per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 style)".into()));
-            }
-        }
+        let spec = registry::find(&arch).ok_or_else(|| ModelError::UnknownArchitecture(arch.clone()))?;
+        let mut c = Config::from_gguf(&g, &arch, spec.norm, spec.positions, spec.rope_style)?;
+        (spec.configure)(&g, &mut c)?;
         let tokenizer = Tokenizer::from_gguf(&g)?;
         if tokenizer.vocab_size() != c.vocab_size {
             return Err(ModelError::BadHyperParameter {
@@ -69,13 +63,9 @@ impl Model {
                 why: format!("the vocabulary size differs from token_embd.weight's {} rows", c.vocab_size),
             });
         }
-        let weights = match arch.as_str() {
-            "gemma3" => {
-                gemma3::configure(&g, &mut c)?;
-                Weights::Gemma3(Gemma3Weights::load(&g, &file, &c)?)
-            }
-            _ => Weights::Llama(LlamaWeights::load(&g, &file, &c)?),
-        };
+        let loader = Loader::new(&g, &file);
+        let weights = Transformer::load(&loader, &c, spec)?;
+        loader.check_biases_used()?;
         let mut types = std::collections::BTreeMap::new();
         for t in &g.tensors {
             *types.entry(t.ty.name().to_string()).or_insert(0usize) += 1;
@@ -93,30 +83,53 @@ impl Model {
             file_bytes: bytes.len(),
             weight_bytes: g.tensors.iter().map(|t| t.data_range.len()).sum(),
             tensor_types: types.into_iter().collect(),
-            tied_output: match &weights {
-                Weights::Llama(w) => w.output.is_none(),
-                Weights::Gemma3(_) => true,
-            },
+            tied_output: weights.output.is_none(),
             content_hash: content_hash(bytes),
         };
         Ok(Model { config: c, weights, tokenizer, info })
     }
 
-    /// Records the forward pass of `ids` on a backend's operations (inputs already checked).
+    /// Records the forward pass of `ids` on a backend's operations (inputs already checked):
+    /// a fresh KV cache of exactly `ids.len()` tokens, which becomes the capture's K and V.
     pub fn record<O: Ops>(&self, o: &mut O, ids: &[u32], opts: &ForwardOptions) -> Recorded<O::Buf> {
-        match &self.weights {
-            Weights::Llama(w) => w.forward(o, &self.config, ids, opts),
-            Weights::Gemma3(w) => w.forward(o, &self.config, ids, opts),
-        }
+        let mut cache = self.new_cache(o, ids.len());
+        let rec = self.weights.forward(o, &self.config, ids, &mut cache, opts);
+        rec.with_cache(cache)
+    }
+
+    /// An empty KV cache with room for `capacity` tokens on `o`'s backend.
+    pub fn new_cache<O: Ops>(&self, o: &mut O, capacity: usize) -> KvCache<O::Buf> {
+        KvCache::new(o, self.config.n_layer, self.config.kv_dim(), capacity)
+    }
+
+    /// Records `ids` as the next positions after what `cache` holds, appending to it: prefill
+    /// (many tokens) or one decoding step (one token). The capture has this pass's rows only.
+    pub fn step<O: Ops>(&self, o: &mut O, ids: &[u32], cache: &mut KvCache<O::Buf>, opts: &ForwardOptions) -> Recorded<O::Buf> {
+        self.weights.forward(o, &self.config, ids, cache, opts)
     }
 
     /// Every weight (matrices, vectors), for backends that upload them.
     pub fn tensors(&self) -> (Vec<&QTensor>, Vec<&Vector>) {
-        match &self.weights {
-            Weights::Llama(w) => w.tensors(),
-            Weights::Gemma3(w) => w.tensors(),
-        }
+        self.weights.tensors()
     }
+}
+
+/// Descriptive facts for the UI and the CLI.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    /// `general.name` as written in the file (exports keep it).
+    pub name: String,
+    /// The name a reader knows the model by ("SmolLM2-135M-Instruct", "Gemma 3 270M"):
+    /// [`crate::model::display_name`].
+    pub display_name: String,
+    pub architecture: String,
+    pub file_bytes: usize,
+    pub weight_bytes: usize,
+    pub tensor_types: Vec<(String, usize)>,
+    pub tied_output: bool,
+    /// A 64-bit hash of the whole file ([`crate::model::content_hash`]): two files with the
+    /// same name and size but other weights differ here.
+    pub content_hash: u64,
 }
 
 /// A fast 64-bit hash of `bytes`, eight at a time (multiply–rotate, then an avalanche): not

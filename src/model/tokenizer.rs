@@ -33,7 +33,7 @@ pub enum TokenizerError {
     Gguf(#[from] GgufError),
     #[error("tokenizer model '{0}' is not supported (attnlab runs byte-level BPE, tokenizer.ggml.model = \"gpt2\", and SentencePiece, \"llama\")")]
     UnsupportedModel(String),
-    #[error("pre-tokenizer '{0}' is not supported (known: smollm, gpt2, llama-bpe/llama3, default)")]
+    #[error("pre-tokenizer '{0}' is not supported (known: smollm, gpt2/gpt-2, llama-bpe/llama3, qwen2, default)")]
     UnsupportedPre(String),
     #[error("tokenizer metadata is inconsistent: {0}")]
     Inconsistent(String),
@@ -46,6 +46,8 @@ pub enum TokenizerError {
 const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 /// llama.cpp's `LLAMA_VOCAB_PRE_TYPE_LLAMA3`.
 const LLAMA3_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2` (Qwen2, Qwen2.5, Qwen3): Llama 3's with single digits.
+const QWEN2_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GPT-2's reversible map from bytes to printable characters (`bytes_to_unicode`).
 fn byte_to_char_table() -> [char; 256] {
@@ -136,6 +138,7 @@ impl Tokenizer {
             "smollm" => vec![r"\p{N}", GPT2_PATTERN],
             "gpt2" | "default" | "gpt-2" => vec![GPT2_PATTERN],
             "llama-bpe" | "llama3" | "llama-v3" => vec![LLAMA3_PATTERN],
+            "qwen2" => vec![QWEN2_PATTERN],
             other => return Err(TokenizerError::UnsupportedPre(other.to_string())),
         };
         let pre = patterns

@@ -7,8 +7,9 @@ pub mod parallel;
 
 use ndarray::Array2;
 
-use super::{validate_input, Backend, EngineError, ForwardOptions, ForwardOutput, ForwardTimings};
-use crate::model::arch::{Act, AttnShape, Ops, RopeStyle, Vector};
+use super::{validate_input, validate_step, Backend, EngineError, ForwardOptions, ForwardOutput, ForwardTimings, StepOutput};
+use crate::model::KvCache;
+use crate::model::arch::{Act, AttnShape, Norm, NormKind, Ops, RopeStyle, Vector};
 use crate::model::capture::{AttentionTrace, LayerTrace};
 use crate::model::quant::QTensor;
 use crate::model::Model;
@@ -20,6 +21,24 @@ pub struct CpuBackend;
 impl CpuBackend {
     pub fn new() -> Self {
         CpuBackend
+    }
+
+    /// An empty KV cache for `capacity` tokens.
+    pub fn new_cache(&self, model: &Model, capacity: usize) -> KvCache<Vec<f32>> {
+        model.new_cache(&mut CpuOps::new(), capacity)
+    }
+
+    /// Runs `ids` after what `cache` holds and appends them to it (prefill, then one token per
+    /// decoding step).
+    pub fn step(&self, model: &Model, ids: &[u32], cache: &mut KvCache<Vec<f32>>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
+        validate_step(model, ids, cache.len, cache.capacity)?;
+        let rec = model.step(&mut CpuOps::new(), ids, cache, opts);
+        let vocab = if rec.positions.is_empty() { 0 } else { rec.logits.len() / rec.positions.len() };
+        Ok(StepOutput {
+            logits: Array2::from_shape_vec((rec.positions.len(), vocab), rec.logits).expect("logits are (positions, vocab)"),
+            logit_positions: rec.positions,
+            rows: rec.layers.into_iter().map(|l| (l.q, l.lse)).collect(),
+        })
     }
 }
 
@@ -65,25 +84,39 @@ impl Ops for CpuOps {
         ops::matmul_qt(&x[..n * w.cols], n, w, &mut out[..n * w.rows]);
     }
 
-    fn rms_norm(&mut self, x: &Vec<f32>, w: &Vector, eps: f32, out: &mut Vec<f32>) {
-        ops::rms_norm(x, w, eps, out);
+    fn add_bias(&mut self, x: &mut Vec<f32>, b: &Vector) {
+        ops::add_bias(x, b);
     }
 
-    fn rms_norm_in_place(&mut self, x: &mut Vec<f32>, w: &Vector, eps: f32) {
-        ops::rms_norm_in_place(x, w, eps);
+    fn add(&mut self, x: &mut Vec<f32>, y: &Vec<f32>) {
+        ops::add_assign(x, y);
     }
 
-    fn rope(&mut self, x: &mut Vec<f32>, _n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle) {
-        ops::rope(x, heads, head_dim, rope_dim, base, 0, style);
+    fn norm(&mut self, norm: &Norm, x: &Vec<f32>, out: &mut Vec<f32>) {
+        ops::norm(norm.kind, x, &norm.w, norm.b.as_deref(), norm.eps, out);
+    }
+
+    fn norm_in_place(&mut self, norm: &Norm, x: &mut Vec<f32>) {
+        match (norm.kind, &norm.b) {
+            (NormKind::Rms, None) => ops::rms_norm_in_place(x, &norm.w, norm.eps),
+            _ => {
+                let copy = x.clone();
+                ops::norm(norm.kind, &copy, &norm.w, norm.b.as_deref(), norm.eps, x);
+            }
+        }
+    }
+
+    fn add_norm(&mut self, x: &mut Vec<f32>, y: &Vec<f32>, norm: &Norm, out: &mut Vec<f32>) {
+        ops::add_assign(x, y);
+        ops::norm(norm.kind, x, &norm.w, norm.b.as_deref(), norm.eps, out);
+    }
+
+    fn rope(&mut self, x: &mut Vec<f32>, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle, start: usize) {
+        ops::rope(&mut x[..n * heads * head_dim], heads, head_dim, rope_dim, base, start, style);
     }
 
     fn attention(&mut self, s: AttnShape, q: &Vec<f32>, k: &Vec<f32>, v: &Vec<f32>, out: &mut Vec<f32>, lse: &mut Vec<f32>) {
         ops::causal_attention(s, q, k, v, out, lse);
-    }
-
-    fn add_rms_norm(&mut self, x: &mut Vec<f32>, y: &Vec<f32>, w: &Vector, eps: f32, out: &mut Vec<f32>) {
-        ops::add_assign(x, y);
-        ops::rms_norm(x, w, eps, out);
     }
 
     fn gated(&mut self, act: Act, gate: &mut Vec<f32>, up: &Vec<f32>) {
@@ -91,6 +124,14 @@ impl Ops for CpuOps {
             Act::Silu => ops::swiglu(gate, up),
             Act::GeluTanh => ops::geglu_tanh(gate, up),
         }
+    }
+
+    fn activate(&mut self, act: Act, x: &mut Vec<f32>) {
+        ops::activate(act, x);
+    }
+
+    fn copy_rows(&mut self, src: &Vec<f32>, d: usize, n: usize, dst: &mut Vec<f32>, at: usize) {
+        dst[at * d..(at + n) * d].copy_from_slice(&src[..n * d]);
     }
 
     fn matmul_argmax(&mut self, x: &Vec<f32>, n: usize, w: &QTensor, out: &mut Vec<f32>) {

@@ -1,7 +1,7 @@
 //! CPU kernels, f32 throughout. Buffers are row-major slices; shapes are in the comments.
 //! Each kernel has a plain scalar reference in `tests` below and a tolerance test.
 
-use crate::model::arch::{AttnShape, RopeStyle};
+use crate::model::arch::{Act, AttnShape, NormKind, RopeStyle};
 use crate::model::quant::QTensor;
 
 use super::parallel::{for_each_index, SyncPtr};
@@ -120,6 +120,40 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// LayerNorm per row: `out = (x − mean(x)) / sqrt(var(x) + eps) * weight (+ bias)`, the
+/// variance the biased one (as PyTorch's `layer_norm`). x, out: (n, d).
+pub fn layer_norm(x: &[f32], weight: &[f32], bias: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean = xr.iter().sum::<f32>() / d as f32;
+        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (i, (o, v)) in or.iter_mut().zip(xr).enumerate() {
+            *o = (v - mean) * inv * weight[i] + bias.map_or(0.0, |b| b[i]);
+        }
+    }
+}
+
+/// The norm `kind` of each row of x into out, with an optional bias added.
+pub fn norm(kind: NormKind, x: &[f32], weight: &[f32], bias: Option<&[f32]>, eps: f32, out: &mut [f32]) {
+    match kind {
+        NormKind::Layer => layer_norm(x, weight, bias, eps, out),
+        NormKind::Rms => {
+            rms_norm(x, weight, eps, out);
+            if let Some(b) = bias {
+                add_bias(out, b);
+            }
+        }
+    }
+}
+
+/// x (n, b.len()) += b in every row.
+pub fn add_bias(x: &mut [f32], b: &[f32]) {
+    for row in x.chunks_exact_mut(b.len()) {
+        add_assign(row, b);
+    }
+}
+
 /// RMSNorm of each `weight.len()`-wide row of x, in place (Gemma's post-norms and per-head
 /// QK-norm).
 pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
@@ -197,22 +231,40 @@ pub fn exp(x: f32) -> f32 {
 /// `gate = silu(gate) * up`, elementwise (SwiGLU).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + exp(-*g)) * u;
+        *g = silu(*g) * u;
     }
 }
 
-/// `gate = gelu_tanh(gate) * up` (GeGLU, Gemma), GELU's tanh approximation as PyTorch's
-/// `gelu(approximate="tanh")`.
-pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) {
+/// GELU's tanh approximation as PyTorch's `gelu(approximate="tanh")` (GPT-2's `gelu_new`).
+#[inline(always)]
+pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    // tanh(v) = sign(v) (1 - e) / (1 + e) with e = e^(-2|v|) ≤ 1 (no overflow), as the
+    // GPU kernel writes it.
+    let v = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    let e = exp(-2.0 * v.abs());
+    let tanh = ((1.0 - e) / (1.0 + e)).copysign(v);
+    0.5 * x * (1.0 + tanh)
+}
+
+/// `x / (1 + e^-x)`.
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + exp(-x))
+}
+
+/// `gate = gelu_tanh(gate) * up` (GeGLU, Gemma).
+pub fn geglu_tanh(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {
-        let x = *g;
-        // tanh(v) = sign(v) (1 - e) / (1 + e) with e = e^(-2|v|) ≤ 1 (no overflow), as the
-        // GPU kernel writes it.
-        let v = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-        let e = exp(-2.0 * v.abs());
-        let tanh = ((1.0 - e) / (1.0 + e)).copysign(v);
-        *g = 0.5 * x * (1.0 + tanh) * u;
+        *g = gelu_tanh(*g) * u;
+    }
+}
+
+/// x = act(x), elementwise (a plain feed-forward network).
+pub fn activate(act: Act, x: &mut [f32]) {
+    match act {
+        Act::Silu => x.iter_mut().for_each(|v| *v = silu(*v)),
+        Act::GeluTanh => x.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
     }
 }
 
@@ -226,8 +278,9 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 /// rows. With a window `w` a tile only scores keys from its first row's window start, so the
 /// cost is O(n·w), and row `i` puts exactly 0 on keys older than `i + 1 - w`.
 ///
-/// q: (n, n_head * hd), k and v: (n, n_kv * hd), out: (n, n_head * hd),
-/// lse: (n_head, n) — each query row's log-sum-exp of its scaled scores, from which any
+/// The n queries are positions `s.past ..` (a KV cache holds the `s.past` before them):
+/// q: (n, n_head * hd), k and v: at least (past + n, n_kv * hd), out: (n, n_head * hd),
+/// lse: (n, n_head) — each query row's log-sum-exp of its scaled scores, from which any
 /// probability is recomputed later as `exp(q·k / sqrt(hd) - lse)`.
 ///
 /// Query head `h` reads KV head `h / (n_head / n_kv)` (the grouping of Hugging Face's
@@ -240,13 +293,12 @@ pub fn causal_attention(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut
 }
 
 fn causal_attention_with(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], lse: &mut [f32], panel: bool) {
-    let (n, n_head, n_kv, hd) = (s.n, s.n_head, s.n_kv, s.head_dim);
+    let (n, past, n_head, n_kv, hd) = (s.n, s.past, s.n_head, s.n_kv, s.head_dim);
     let (q_row, kv_row) = (n_head * hd, n_kv * hd);
     assert_eq!(q.len(), n * q_row);
-    assert_eq!(k.len(), n * kv_row);
-    assert_eq!(v.len(), n * kv_row);
+    assert!(k.len() >= s.kv_len() * kv_row && v.len() >= s.kv_len() * kv_row, "attention: the cache holds fewer than {} keys", s.kv_len());
     assert_eq!(out.len(), n * q_row);
-    assert_eq!(lse.len(), n_head * n);
+    assert_eq!(lse.len(), n * n_head);
     let group = n_head / n_kv;
     let scale = 1.0 / (hd as f32).sqrt();
     let tiles = n.div_ceil(ATTN_QUERY_TILE);
@@ -257,8 +309,8 @@ fn causal_attention_with(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mu
         let g = h / group;
         let q0 = t * ATTN_QUERY_TILE;
         let rows = ATTN_QUERY_TILE.min(n - q0);
-        let k_lo = s.first_key(q0); // the tile's first row sees the oldest key
-        let kv_len = q0 + rows - k_lo; // causal: the tile's last row sees keys up to q0+rows-1
+        let k_lo = s.first_key(past + q0); // the tile's first row sees the oldest key
+        let kv_len = past + q0 + rows - k_lo; // causal: the tile's last row sees keys up to past+q0+rows-1
         SCRATCH.with(|s_| {
             let s_ = &mut *s_.borrow_mut();
             if s_.len() < rows * kv_len {
@@ -276,9 +328,9 @@ fn causal_attention_with(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mu
                 }
             }
             for r in 0..rows {
-                let i = q0 + r;
+                let i = q0 + r; // the query row; its position is past + i
                 let row = &mut scores[r * kv_len..(r + 1) * kv_len];
-                let (first, last) = (s.first_key(i) - k_lo, i - k_lo);
+                let (first, last) = (s.first_key(past + i) - k_lo, past + i - k_lo);
                 row[..first].fill(0.0);
                 let visible = &mut row[first..=last];
                 let max = visible.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
@@ -291,8 +343,8 @@ fn causal_attention_with(s: AttnShape, q: &[f32], k: &[f32], v: &[f32], out: &mu
                     *s *= inv;
                 }
                 row[last + 1..].fill(0.0);
-                // SAFETY: lse[h, i] belongs to this (h, tile) task only.
-                unsafe { *lse_ptr.get().add(h * n + i) = max + sum.ln() };
+                // SAFETY: lse[i, h] belongs to this (h, tile) task only.
+                unsafe { *lse_ptr.get().add(i * n_head + h) = max + sum.ln() };
             }
             // SAFETY: A = probabilities (rows × kv_len); B = v of KV head g (kv_len × hd);
             // C = out rows q0.. of head h, written by this task only.
@@ -347,7 +399,7 @@ pub(crate) mod tests {
                     .collect();
                 let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
-                lse[h * n + i] = (m + z.ln()) as f32;
+                lse[i * n_head + h] = (m + z.ln()) as f32;
                 for d in 0..hd {
                     out[i * n_head * hd + h * hd + d] = (0..=i).map(|j| (s[j] - m).exp() / z * v[j * n_kv * hd + g * hd + d] as f64).sum::<f64>() as f32;
                 }
@@ -368,11 +420,70 @@ pub(crate) mod tests {
             let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, None);
             // Both product kernels: matrixmultiply (native) and the panel kernel (the browser's).
             for panel in [false, true] {
-                causal_attention_with(AttnShape { n, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse, panel);
+                causal_attention_with(AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse, panel);
                 let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                 let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                 assert!(eo < 1e-5 && el < 1e-4, "n={n} panel={panel}: out err {eo}, lse err {el}");
             }
+        }
+    }
+
+    /// New queries over a KV cache: the last `n − past` rows of a pass over n tokens, given
+    /// every key and value, match the reference's rows `past ..` (decode steps: n − past = 1;
+    /// windows shorter and longer than the cache; GQA and MHA).
+    #[test]
+    fn attention_over_a_cache_matches_the_rows_of_one_pass() {
+        for (n, past, n_head, n_kv, hd, window) in [(1, 0, 2, 2, 8, None), (9, 8, 4, 2, 16, None), (70, 69, 4, 1, 64, Some(16)), (130, 64, 3, 3, 32, None), (200, 137, 8, 2, 64, Some(100)), (67, 1, 4, 4, 8, Some(70))] {
+            let q: Vec<f32> = values(n * n_head * hd, 21).iter().map(|x| x * 3.0).collect();
+            // A cache with room to spare: rows past n are never read.
+            let k: Vec<f32> = values((n + 5) * n_kv * hd, 22).iter().map(|x| x * 3.0).collect();
+            let v = values((n + 5) * n_kv * hd, 23);
+            let (ro, rl) = reference_attention(&q, &k[..n * n_kv * hd], &v[..n * n_kv * hd], n, n_head, n_kv, hd, window);
+            let m = n - past;
+            let mut out = vec![0.0; m * n_head * hd];
+            let mut lse = vec![0.0; m * n_head];
+            for panel in [false, true] {
+                causal_attention_with(AttnShape { n: m, past, n_head, n_kv, head_dim: hd, window }, &q[past * n_head * hd..], &k, &v, &mut out, &mut lse, panel);
+                let eo = out.iter().zip(&ro[past * n_head * hd..]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                let el = lse.iter().zip(&rl[past * n_head..]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(eo < 1e-5 && el < 1e-4, "n={n} past={past} w={window:?} panel={panel}: out err {eo}, lse err {el}");
+            }
+        }
+    }
+
+    /// LayerNorm (with and without bias) and the RMS path with a bias against f64 sums, on
+    /// rows of 1, 3, 64 and 768 values; GELU(tanh) against f64 `tanh`.
+    #[test]
+    fn layer_norm_bias_and_gelu_match_plain_references() {
+        for (n, d) in [(1, 1), (2, 3), (5, 64), (3, 768)] {
+            let x: Vec<f32> = values(n * d, 31).iter().map(|v| v * 4.0 + 0.5).collect();
+            let (w, b) = (values(d, 32), values(d, 33));
+            for bias in [None, Some(&b[..])] {
+                let mut out = vec![0.0; n * d];
+                norm(NormKind::Layer, &x, &w, bias, 1e-5, &mut out);
+                for (r, row) in x.chunks_exact(d).enumerate() {
+                    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
+                    let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+                    for c in 0..d {
+                        let want = (row[c] as f64 - mean) / (var + 1e-5).sqrt() * w[c] as f64 + bias.map_or(0.0, |b| b[c] as f64);
+                        assert!((out[r * d + c] as f64 - want).abs() < 2e-5, "layer norm n={n} d={d} [{r},{c}]: {} vs {want}", out[r * d + c]);
+                    }
+                }
+                norm(NormKind::Rms, &x, &w, bias, 1e-6, &mut out);
+                for (r, row) in x.chunks_exact(d).enumerate() {
+                    let ms = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / d as f64;
+                    for c in 0..d {
+                        let want = row[c] as f64 / (ms + 1e-6).sqrt() * w[c] as f64 + bias.map_or(0.0, |b| b[c] as f64);
+                        assert!((out[r * d + c] as f64 - want).abs() < 2e-5, "rms norm + bias n={n} d={d}");
+                    }
+                }
+            }
+        }
+        let mut x: Vec<f32> = vec![-30.0, -5.0, -1.0, -1e-3, 0.0, 1e-3, 0.5, 1.0, 3.0, 30.0];
+        let want: Vec<f64> = x.iter().map(|&v| { let v = v as f64; 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()) }).collect();
+        activate(Act::GeluTanh, &mut x);
+        for (g, w) in x.iter().zip(&want) {
+            assert!((*g as f64 - w).abs() < 1e-6 * w.abs().max(1.0), "gelu: {g} vs {w}");
         }
     }
 
@@ -414,11 +525,11 @@ pub(crate) mod tests {
         let v = values(n * n_kv * hd, 6);
         let mut out = vec![0.0; q.len()];
         let mut lse = vec![0.0; n_head * n];
-        causal_attention(AttnShape { n, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse);
+        causal_attention(AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None }, &q, &k, &v, &mut out, &mut lse);
         let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, None);
         for i in [0, 1, 63, 64, 500, 999] {
             for h in 0..n_head {
-                assert!((lse[h * n + i] - rl[h * n + i]).abs() < 1e-4);
+                assert!((lse[i * n_head + h] - rl[i * n_head + h]).abs() < 1e-4);
                 for d in 0..hd {
                     let at = i * n_head * hd + h * hd + d;
                     assert!((out[at] - ro[at]).abs() < 1e-5, "row {i} head {h}");
@@ -463,7 +574,7 @@ pub(crate) mod tests {
             let mut lse = vec![0.0; n_head * n];
             let (ro, rl) = reference_attention(&q, &k, &v, n, n_head, n_kv, hd, Some(w));
             for panel in [false, true] {
-                causal_attention_with(AttnShape { n, n_head, n_kv, head_dim: hd, window: Some(w) }, &q, &k, &v, &mut out, &mut lse, panel);
+                causal_attention_with(AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: Some(w) }, &q, &k, &v, &mut out, &mut lse, panel);
                 let eo = out.iter().zip(&ro).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                 let el = lse.iter().zip(&rl).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                 assert!(eo < 1e-5 && el < 1e-4, "n={n} w={w} panel={panel}: out err {eo}, lse err {el}");

@@ -12,8 +12,9 @@ use std::sync::Mutex;
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::Backend;
-use super::{validate_input, EngineError, ForwardOptions, ForwardOutput, ForwardTimings};
-use crate::model::arch::{Act, AttnShape, Ops, RopeStyle, Vector};
+use super::{validate_input, validate_step, EngineError, ForwardOptions, ForwardOutput, ForwardTimings, StepOutput};
+use crate::model::KvCache;
+use crate::model::arch::{Act, AttnShape, Norm, Ops, RopeStyle, Vector};
 use crate::model::capture::{AttentionTrace, LayerTrace};
 use crate::model::quant::QTensor;
 use crate::model::Model;
@@ -141,6 +142,56 @@ impl GpuBackend {
         Ok(self.run(model, ids, opts).await?)
     }
 
+    /// An empty KV cache for `capacity` tokens, in GPU buffers.
+    pub fn new_cache(&self, model: &Model, capacity: usize) -> KvCache<GpuBuf> {
+        let c = &model.config;
+        KvCache { layers: (0..c.n_layer).map(|_| (GpuBuf { buf: self.ctx.scratch("k cache", capacity * c.kv_dim()), len: capacity * c.kv_dim() }, GpuBuf { buf: self.ctx.scratch("v cache", capacity * c.kv_dim()), len: capacity * c.kv_dim() })).collect(), len: 0, capacity }
+    }
+
+    /// Runs `ids` after what `cache` holds and appends their keys and values to it, all in one
+    /// command buffer; reads back only the logits asked for and, when captured, this pass's
+    /// queries and log-sum-exps.
+    pub async fn step_async(&self, model: &Model, ids: &[u32], cache: &mut KvCache<GpuBuf>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
+        validate_step(model, ids, cache.len, cache.capacity)?;
+        self.prepare(model);
+        self.ctx.check_lost()?;
+        let ctx = &self.ctx;
+        let (rec, staged) = {
+            let guard = self.weights.lock().expect("weights lock");
+            let w = guard.as_ref().expect("prepared above");
+            let mut o = GpuOps { ctx, w, enc: ctx.encoder("step"), tables: Vec::new() };
+            let rec = model.step(&mut o, ids, cache, opts);
+            let mut enc = o.enc;
+            let mut reads: Vec<(&wgpu::Buffer, usize, usize)> = vec![(&rec.logits.buf, 0, rec.logits.len)];
+            for l in &rec.layers {
+                reads.push((&l.q.buf, 0, l.q.len));
+                reads.push((&l.lse.buf, 0, l.lse.len));
+            }
+            let staged = ctx.stage_ranges(&mut enc, &reads);
+            ctx.queue.submit([enc.finish()]);
+            (rec, staged)
+        };
+        let mut data = ctx.read_staged_async(staged).await.map_err(EngineError::from)?.into_iter();
+        let logits_flat = data.next().expect("logits staged");
+        let vocab = if rec.positions.is_empty() { 0 } else { logits_flat.len() / rec.positions.len() };
+        let mut rows = Vec::new();
+        while let (Some(q), Some(lse)) = (data.next(), data.next()) {
+            rows.push((q, lse));
+        }
+        Ok(StepOutput { logits: Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)"), logit_positions: rec.positions, rows })
+    }
+
+    /// Layer `layer`'s cached keys and values (`cache.len` rows each), read back.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_cache(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
+        let (k, v) = &cache.layers[layer];
+        let mut enc = self.ctx.encoder("read cache");
+        let staged = self.ctx.stage_ranges(&mut enc, &[(&k.buf, 0, cache.len * kv_dim), (&v.buf, 0, cache.len * kv_dim)]);
+        self.ctx.queue.submit([enc.finish()]);
+        let mut out = pollster::block_on(self.ctx.read_staged_async(staged)).map_err(EngineError::from)?.into_iter();
+        Ok((out.next().expect("k"), out.next().expect("v")))
+    }
+
     async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
         let clock = Clock::start();
         self.prepare(model);
@@ -193,7 +244,7 @@ impl GpuBackend {
             t
         });
         if opts.capture_attention {
-            let shapes = c.layer_window.iter().map(|&window| AttnShape { n, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window }).collect();
+            let shapes = c.layer_window.iter().map(|&window| AttnShape { n, past: 0, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window }).collect();
             let layers = rec.layers.into_iter().map(|l| (l.q.buf, l.k.buf, l.lse.buf)).collect();
             *self.last_trace.lock().expect("trace lock") = Some(GpuTrace { shapes, layers });
         }
@@ -224,8 +275,13 @@ struct GpuOps<'a> {
     ctx: &'a GpuContext,
     w: &'a GpuWeights,
     enc: wgpu::CommandEncoder,
-    /// RoPE cos/sin tables made in this pass: ((n, rope_dim, base bits), (n, rope_dim/2, 2)).
-    tables: Vec<((usize, usize, u32), wgpu::Buffer)>,
+    /// RoPE cos/sin tables made in this pass: ((start, n, rope_dim, base bits), (n, rope_dim/2, 2)).
+    tables: Vec<((usize, usize, usize, u32), wgpu::Buffer)>,
+}
+
+/// A norm's resident weights.
+fn norm_weights<'w>(w: &'w GpuWeights, norm: &Norm) -> ops::NormWeights<'w> {
+    ops::NormWeights { kind: norm.kind, w: w.vector(&norm.w), bias: norm.b.as_ref().map(|b| w.vector(b)), eps: norm.eps }
 }
 
 impl Ops for GpuOps<'_> {
@@ -244,22 +300,33 @@ impl Ops for GpuOps<'_> {
         ops::matmul(self.ctx, &mut self.enc, &x.buf, 0, n, self.w.matrix(w), &out.buf);
     }
 
-    fn rms_norm(&mut self, x: &GpuBuf, w: &Vector, eps: f32, out: &mut GpuBuf) {
-        ops::rmsnorm(self.ctx, &mut self.enc, &x.buf, self.w.vector(w), &out.buf, x.len / w.len(), w.len(), eps);
+    fn add_bias(&mut self, x: &mut GpuBuf, b: &Vector) {
+        ops::add_bias(self.ctx, &mut self.enc, &x.buf, self.w.vector(b), x.len, b.len());
     }
 
-    fn rms_norm_in_place(&mut self, x: &mut GpuBuf, w: &Vector, eps: f32) {
-        ops::rmsnorm_in_place(self.ctx, &mut self.enc, &x.buf, self.w.vector(w), x.len / w.len(), w.len(), eps);
+    fn add(&mut self, x: &mut GpuBuf, y: &GpuBuf) {
+        ops::add(self.ctx, &mut self.enc, &x.buf, &y.buf, x.len);
     }
 
-    fn add_rms_norm(&mut self, x: &mut GpuBuf, y: &GpuBuf, w: &Vector, eps: f32, out: &mut GpuBuf) {
-        ops::add_rmsnorm(self.ctx, &mut self.enc, &x.buf, &y.buf, self.w.vector(w), &out.buf, x.len / w.len(), w.len(), eps);
+    fn norm(&mut self, norm: &Norm, x: &GpuBuf, out: &mut GpuBuf) {
+        let nw = norm_weights(self.w, norm);
+        ops::norm(self.ctx, &mut self.enc, &nw, &x.buf, &out.buf, x.len / norm.width(), norm.width());
     }
 
-    fn rope(&mut self, x: &mut GpuBuf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle) {
-        let key = (n, rope_dim, base.to_bits());
+    fn norm_in_place(&mut self, norm: &Norm, x: &mut GpuBuf) {
+        let nw = norm_weights(self.w, norm);
+        ops::norm_in_place(self.ctx, &mut self.enc, &nw, &x.buf, x.len / norm.width(), norm.width());
+    }
+
+    fn add_norm(&mut self, x: &mut GpuBuf, y: &GpuBuf, norm: &Norm, out: &mut GpuBuf) {
+        let nw = norm_weights(self.w, norm);
+        ops::add_norm(self.ctx, &mut self.enc, &x.buf, &y.buf, &nw, &out.buf, x.len / norm.width(), norm.width());
+    }
+
+    fn rope(&mut self, x: &mut GpuBuf, n: usize, heads: usize, head_dim: usize, rope_dim: usize, base: f32, style: RopeStyle, start: usize) {
+        let key = (start, n, rope_dim, base.to_bits());
         if !self.tables.iter().any(|(k, _)| *k == key) {
-            let t = self.ctx.upload("rope table", &ops::rope_table(n, rope_dim, base));
+            let t = self.ctx.upload("rope table", &ops::rope_table(start, n, rope_dim, base));
             self.tables.push((key, t));
         }
         let table = &self.tables.iter().find(|(k, _)| *k == key).expect("made above").1;
@@ -275,6 +342,14 @@ impl Ops for GpuOps<'_> {
             Act::Silu => ops::swiglu(self.ctx, &mut self.enc, &gate.buf, &up.buf, gate.len),
             Act::GeluTanh => ops::geglu(self.ctx, &mut self.enc, &gate.buf, &up.buf, gate.len),
         }
+    }
+
+    fn activate(&mut self, act: Act, x: &mut GpuBuf) {
+        ops::activate(self.ctx, &mut self.enc, act, &x.buf, x.len);
+    }
+
+    fn copy_rows(&mut self, src: &GpuBuf, d: usize, n: usize, dst: &mut GpuBuf, at: usize) {
+        self.enc.copy_buffer_to_buffer(&src.buf, 0, &dst.buf, (at * d * 4) as u64, (n * d * 4) as u64);
     }
 
     /// The logits of [`LOGIT_CHUNK`] positions at a time, each chunk reduced to its argmax.

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use super::context::{sources, sources::DotOperands, GpuContext, MatmulKernel, Slot, Work};
 use super::weights::GpuMatrix;
 pub use crate::model::arch::AttnShape;
-use crate::model::arch::RopeStyle;
+use crate::model::arch::{Act, NormKind, RopeStyle};
 
 /// Workgroup geometry: defined here only, and prepended to every kernel as WGSL constants
 /// ([`wgsl_constants`]), so the dispatch maths below and the shaders cannot disagree.
@@ -110,36 +110,44 @@ struct NormParams {
     n: u32,
     d: u32,
     eps: f32,
-    _pad: u32,
+    layer: u32,
+    has_bias: u32,
+    _pad: [u32; 3],
 }
 
-/// The three RMSNorm entry points of `rmsnorm.wgsl` share one layout: params, b (the added
-/// branch), w, x (read-write), y. Rows of d values: n = x's length / d.
+/// A norm's weights as the kernel takes them: kind, scale, optional bias, epsilon.
+pub struct NormWeights<'a> {
+    pub kind: NormKind,
+    pub w: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub eps: f32,
+}
+
+/// The three entry points of `rmsnorm.wgsl` (RMSNorm or LayerNorm, optional bias) share one
+/// layout: params, b (the added branch), w, x (read-write), y, bias. Rows of d values.
 #[allow(clippy::too_many_arguments)]
-fn norm_pass(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, entry: &'static str, b: Option<&wgpu::Buffer>, w: &wgpu::Buffer, x: &wgpu::Buffer, y: Option<&wgpu::Buffer>, n: usize, d: usize, eps: f32) {
-    let k = ctx.kernel(entry, || sources::RMSNORM.to_string(), entry, &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite]);
-    let u = ctx.uniform("rmsnorm params", &NormParams { n: n as u32, d: d as u32, eps, _pad: 0 });
+fn norm_pass(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, entry: &'static str, b: Option<&wgpu::Buffer>, nw: &NormWeights, x: &wgpu::Buffer, y: Option<&wgpu::Buffer>, n: usize, d: usize) {
+    let k = ctx.kernel(entry, || sources::RMSNORM.to_string(), entry, &[Slot::Uniform, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::Read]);
+    let u = ctx.uniform("norm params", &NormParams { n: n as u32, d: d as u32, eps: nw.eps, layer: (nw.kind == NormKind::Layer) as u32, has_bias: nw.bias.is_some() as u32, _pad: [0; 3] });
     // Bindings an entry point does not use still need a buffer: a one-word dummy each.
-    let (dummy_b, dummy_y) = (ctx.scratch("unused", 1), ctx.scratch("unused", 1));
-    ctx.dispatch(enc, entry, &k, &[&u, b.unwrap_or(&dummy_b), w, x, y.unwrap_or(&dummy_y)], (n as u32, 1, 1));
+    let (dummy_b, dummy_y, dummy_bias) = (ctx.scratch("unused", 1), ctx.scratch("unused", 1), ctx.scratch("unused", 1));
+    ctx.dispatch(enc, entry, &k, &[&u, b.unwrap_or(&dummy_b), nw.w, x, y.unwrap_or(&dummy_y), nw.bias.unwrap_or(&dummy_bias)], (n as u32, 1, 1));
 }
 
-/// y (n, d) = RMSNorm(x) · w.
+/// y (n, d) = norm(x).
+pub fn norm(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, nw: &NormWeights, x: &wgpu::Buffer, y: &wgpu::Buffer, n: usize, d: usize) {
+    norm_pass(ctx, enc, "norm", None, nw, x, Some(y), n, d)
+}
+
+/// x (n, d) = norm(x), in place.
+pub fn norm_in_place(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, nw: &NormWeights, x: &wgpu::Buffer, n: usize, d: usize) {
+    norm_pass(ctx, enc, "norm_in_place", None, nw, x, None, n, d)
+}
+
+/// x (n, d) += b, then y (n, d) = norm(x): the residual add and the next norm in one pass.
 #[allow(clippy::too_many_arguments)]
-pub fn rmsnorm(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, n: usize, d: usize, eps: f32) {
-    norm_pass(ctx, enc, "rmsnorm", None, w, x, Some(y), n, d, eps)
-}
-
-/// x (n, d) = RMSNorm(x) · w, in place.
-pub fn rmsnorm_in_place(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, w: &wgpu::Buffer, n: usize, d: usize, eps: f32) {
-    norm_pass(ctx, enc, "rmsnorm_in_place", None, w, x, None, n, d, eps)
-}
-
-/// x (n, d) += b, then y (n, d) = RMSNorm(x) · w: the residual add and the next norm in one
-/// pass (one read of x and b, where `add` then `rmsnorm` read x three times).
-#[allow(clippy::too_many_arguments)]
-pub fn add_rmsnorm(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, b: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, n: usize, d: usize, eps: f32) {
-    norm_pass(ctx, enc, "add_rmsnorm", Some(b), w, x, Some(y), n, d, eps)
+pub fn add_norm(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, b: &wgpu::Buffer, nw: &NormWeights, y: &wgpu::Buffer, n: usize, d: usize) {
+    norm_pass(ctx, enc, "add_norm", Some(b), nw, x, Some(y), n, d)
 }
 
 #[repr(C)]
@@ -162,12 +170,13 @@ pub fn rope(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Buffer, 
     ctx.dispatch(enc, "rope", &k, &[&u, table, x], (((n * heads * half) as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
 }
 
-/// The (n, rope_dim/2, 2) cos/sin table, computed exactly as the CPU engine does.
-pub fn rope_table(n: usize, rope_dim: usize, base: f32) -> Vec<f32> {
+/// The (n, rope_dim/2, 2) cos/sin table of positions `start .. start + n`, computed exactly as
+/// the CPU engine does.
+pub fn rope_table(start: usize, n: usize, rope_dim: usize, base: f32) -> Vec<f32> {
     let half = rope_dim / 2;
     let inv_freq: Vec<f32> = (0..half).map(|i| 1.0 / base.powf((2 * i) as f32 / rope_dim as f32)).collect();
     let mut t = Vec::with_capacity(n * half * 2);
-    for p in 0..n {
+    for p in start..start + n {
         for f in &inv_freq {
             let (s, c) = (p as f32 * f).sin_cos();
             t.push(c);
@@ -177,10 +186,39 @@ pub fn rope_table(n: usize, rope_dim: usize, base: f32) -> Vec<f32> {
     t
 }
 
-fn elementwise(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, entry: &str, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
+/// An `elementwise.wgsl` entry over `len` values of a; b is read (as `b[e % row]` where the
+/// entry says so; `None` binds a one-word dummy).
+fn elementwise(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, entry: &str, a: &wgpu::Buffer, b: Option<&wgpu::Buffer>, len: usize, row: usize) {
     let k = ctx.kernel(&format!("elementwise/{entry}"), || sources::ELEMENTWISE.to_string(), entry, &[Slot::Uniform, Slot::Read, Slot::ReadWrite]);
-    let u = ctx.uniform("elementwise params", &Dims4 { a: len as u32, b: 0, c: 0, d: 0 });
+    let u = ctx.uniform("elementwise params", &Dims4 { a: len as u32, b: row as u32, c: 0, d: 0 });
+    let dummy;
+    let b = match b {
+        Some(b) => b,
+        None => {
+            dummy = ctx.scratch("unused", 1);
+            &dummy
+        }
+    };
     ctx.dispatch(enc, entry, &k, &[&u, b, a], ((len as u32).div_ceil(ELEMENTWISE_WG), 1, 1));
+}
+
+/// a (len) += b (len).
+pub fn add(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
+    elementwise(ctx, enc, "add", a, Some(b), len, 0)
+}
+
+/// a (len / row, row) += bias (row) on every row.
+pub fn add_bias(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, a: &wgpu::Buffer, bias: &wgpu::Buffer, len: usize, row: usize) {
+    elementwise(ctx, enc, "add_bias", a, Some(bias), len, row)
+}
+
+/// a = act(a) (len values).
+pub fn activate(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, act: Act, a: &wgpu::Buffer, len: usize) {
+    let entry = match act {
+        Act::Silu => "silu_only",
+        Act::GeluTanh => "gelu",
+    };
+    elementwise(ctx, enc, entry, a, None, len, 0)
 }
 
 #[repr(C)]
@@ -214,12 +252,12 @@ pub fn zero_heads(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, x: &wgpu::Bu
 
 /// gate = gelu_tanh(gate) · up (len values).
 pub fn geglu(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, gate: &wgpu::Buffer, up: &wgpu::Buffer, len: usize) {
-    elementwise(ctx, enc, "geglu", gate, up, len)
+    elementwise(ctx, enc, "geglu", gate, Some(up), len, 0)
 }
 
 /// gate = silu(gate) · up (len values).
 pub fn swiglu(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, gate: &wgpu::Buffer, up: &wgpu::Buffer, len: usize) {
-    elementwise(ctx, enc, "swiglu", gate, up, len)
+    elementwise(ctx, enc, "swiglu", gate, Some(up), len, 0)
 }
 
 #[repr(C)]
@@ -232,7 +270,7 @@ struct AttnParams {
     q_tile_or_h0: u32,
     scale: f32,
     window: u32,
-    _pad: u32,
+    past: u32,
 }
 
 /// Query positions per flash workgroup.
@@ -240,17 +278,18 @@ pub fn flash_q_tile(s: AttnShape) -> usize {
     (FLASH_WG as usize / s.group()).max(1)
 }
 
-/// Flash attention: o (n, n_head·hd) and lse (n_head, n) from q, k, v. Scratch: none beyond
+/// Flash attention of the n new queries q (positions past ..) over the first past + n rows of
+/// k and v (a KV cache): o (n, n_head·hd) and lse (n, n_head). Scratch: none beyond
 /// 8 KiB of workgroup memory per workgroup.
 pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
     assert!(s.group() <= FLASH_WG as usize, "more than {FLASH_WG} query heads per KV head");
     let kern = ctx.kernel(&format!("flash/{}", s.head_dim), || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile), "flash_attention", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite]);
     let q_tile = flash_q_tile(s);
-    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, _pad: 0 };
+    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, past: s.past as u32 };
     let u = ctx.uniform("flash params", &p);
     // q·k and p·v over the causal (or windowed) pairs of every query head.
-    let pairs = crate::model::arch::causal_pairs(s.n, s.window);
-    let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * (2 * s.n_head + 2 * s.n_kv) * s.head_dim + s.n * s.n_head) as f64 };
+    let pairs = crate::model::arch::causal_pairs(s.kv_len(), s.window) - crate::model::arch::causal_pairs(s.past, s.window);
+    let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * 2 * s.n_head * s.head_dim + s.kv_len() * 2 * s.n_kv * s.head_dim + s.n * s.n_head) as f64 };
     ctx.dispatch_work(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1), work);
 }
 
@@ -279,7 +318,7 @@ pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     let mut h0 = 0;
     while h0 < s.n_head {
         let heads = per_pass.min(s.n_head - h0) as u32;
-        let p = AttnParams { n, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: h0 as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: 0, _pad: 0 };
+        let p = AttnParams { n, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: h0 as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: 0, past: 0 };
         let u = ctx.uniform("naive params", &p);
         let b: [&wgpu::Buffer; 7] = [&u, q, k, v, o, lse, scratch];
         ctx.dispatch(enc, "naive scores", &k_scores, &b, (n.div_ceil(NAIVE_TILE), n.div_ceil(NAIVE_TILE), heads));
