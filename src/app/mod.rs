@@ -87,6 +87,16 @@ pub fn tab_name(v: View) -> &'static str {
     }
 }
 
+/// A model's attention layout in plain words: every head its own keys (multi-head), groups
+/// of query heads sharing keys (grouped-query) or all sharing one (multi-query).
+pub fn heads_words(n_head: usize, n_kv: usize) -> String {
+    match n_kv {
+        k if k == n_head => format!("{n_head} heads, each with its own keys (MHA)"),
+        1 => format!("{n_head} query heads sharing one key head (MQA)"),
+        k => format!("{n_head} query heads sharing {k} key heads (GQA)"),
+    }
+}
+
 /// Where the model runs, in plain words (the adapter's details go in a tooltip).
 pub fn backend_words(backend: &str) -> &'static str {
     if backend == "webgpu" {

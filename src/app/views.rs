@@ -24,6 +24,15 @@ pub fn Header(
     picked: &'static str,
 ) -> impl IntoView {
     let p = page();
+    // A file the reader opened (none of the site's models): named in the picker with its
+    // architecture and attention layout.
+    let own_file = move || p.model.with(|m| m.as_ref().is_some_and(|m| !MODELS.iter().any(|k| k.1.starts_with(&m.display_name))));
+    let own_file_label = move || {
+        p.model.with(|m| match m {
+            Some(m) if own_file() => format!("Your file: {} — {}, {}", m.display_name, crate::model::registry::family(&m.architecture), super::heads_words(m.n_head, m.n_kv_head)),
+            _ => "Your GGUF file".to_string(),
+        })
+    };
     let on_file = move |ev: web_sys::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
         if let Some(f) = input.files().and_then(|l| l.get(0)) {
@@ -47,8 +56,8 @@ pub fn Header(
                 <button class="embed-button" on:click=move |_| p.embed_open.set(true) aria-haspopup="dialog">"Embed"</button>
                 <label class="model-picker">"Model "
                     <select on:change=move |ev| { let v = event_target_value(&ev); if !v.is_empty() { switch_model(&v) } }>
-                        {MODELS.iter().map(|(id, label, _)| view! { <option value=*id selected=*id == picked>{*label}</option> }).collect_view()}
-                        {picked.is_empty().then(|| view! { <option value="" selected=true>"Your GGUF file"</option> })}
+                        {MODELS.iter().map(|(id, label, _)| view! { <option value=*id selected=move || *id == picked && !own_file()>{*label}</option> }).collect_view()}
+                        {move || (picked.is_empty() || own_file()).then(|| view! { <option value="" selected=true>{own_file_label()}</option> })}
                     </select>
                 </label>
                 <label class="file-button">"Open GGUF…"<input type="file" accept=".gguf" on:change=on_file/></label>

@@ -53,6 +53,11 @@ pub fn find(arch: &str) -> Option<&'static Spec> {
     ARCHITECTURES.into_iter().find(|s| s.arch == arch)
 }
 
+/// The models an architecture name stands for ("Qwen2, Qwen2.5"), or the name itself.
+pub fn family(arch: &str) -> &str {
+    find(arch).map_or(arch, |s| s.examples)
+}
+
 /// `"llama" (SmolLM2, …), "gemma3" (…), …` for messages.
 pub fn known() -> String {
     ARCHITECTURES.iter().map(|s| format!("\"{}\" ({})", s.arch, s.examples)).collect::<Vec<_>>().join(", ")

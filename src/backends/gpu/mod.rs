@@ -135,10 +135,7 @@ impl GpuBackend {
     /// The forward pass; awaits only the final readback (no blocking poll in the browser).
     pub async fn forward_async(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
         validate_input(model, ids, opts)?;
-        let c = &model.config;
-        if c.head_dim % 4 != 0 || c.head_dim > 256 || c.group_size() > ops::FLASH_WG as usize {
-            return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most 256, and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
-        }
+        check_shapes(model)?;
         Ok(self.run(model, ids, opts).await?)
     }
 
@@ -153,6 +150,7 @@ impl GpuBackend {
     /// queries and log-sum-exps.
     pub async fn step_async(&self, model: &Model, ids: &[u32], cache: &mut KvCache<GpuBuf>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
         validate_step(model, ids, cache.len, cache.capacity)?;
+        check_shapes(model)?;
         self.prepare(model);
         self.ctx.check_lost()?;
         let ctx = &self.ctx;
@@ -261,6 +259,16 @@ impl GpuBackend {
             timings: ForwardTimings { embed_ms: record_ms, layers_ms: gpu_ms, logits_ms: total_ms - record_ms - gpu_ms, total_ms },
         })
     }
+}
+
+/// What the kernels can run: head sizes divisible by 4 up to 256, at most a workgroup of
+/// query heads per KV head.
+fn check_shapes(model: &Model) -> Result<(), EngineError> {
+    let c = &model.config;
+    if c.head_dim % 4 != 0 || c.head_dim > 256 || c.group_size() > ops::FLASH_WG as usize {
+        return Err(EngineError::Unavailable("gpu".into(), format!("the GPU kernels need a head size divisible by 4 and at most 256, and at most {} query heads per KV head (this model: {}, {})", ops::FLASH_WG, c.head_dim, c.group_size())));
+    }
+    Ok(())
 }
 
 /// A GPU buffer of `len` f32 values.
