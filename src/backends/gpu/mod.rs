@@ -126,10 +126,18 @@ impl GpuBackend {
 
     /// Uploads `model`'s weights unless they are already resident.
     pub fn prepare(&self, model: &Model) {
-        let mut w = self.weights.lock().expect("weights lock");
+        drop(self.resident(model));
+    }
+
+    /// The weights lock, holding `model`'s weights (uploaded if another model's were resident):
+    /// a pass records under this one guard, so a second thread preparing another model cannot
+    /// swap the weights between the upload and the recording.
+    fn resident(&self, model: &Model) -> std::sync::MutexGuard<'_, Option<GpuWeights>> {
+        let mut w = self.weights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if w.as_ref().map(|w| w.fingerprint != fingerprint(model)).unwrap_or(true) {
             *w = Some(GpuWeights::upload(&self.ctx, model));
         }
+        w
     }
 
     /// The forward pass; awaits only the final readback (no blocking poll in the browser).
@@ -151,12 +159,11 @@ impl GpuBackend {
     pub async fn step_async(&self, model: &Model, ids: &[u32], cache: &mut KvCache<GpuBuf>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
         validate_step(model, ids, cache.len, cache.capacity)?;
         check_shapes(model)?;
-        self.prepare(model);
         self.ctx.check_lost()?;
         let ctx = &self.ctx;
         let (rec, staged) = {
-            let guard = self.weights.lock().expect("weights lock");
-            let w = guard.as_ref().expect("prepared above");
+            let guard = self.resident(model);
+            let w = guard.as_ref().expect("made resident");
             let mut o = GpuOps { ctx, w, enc: ctx.encoder("step"), tables: Vec::new() };
             let rec = model.step(&mut o, ids, cache, opts);
             let mut enc = o.enc;
@@ -192,7 +199,6 @@ impl GpuBackend {
 
     async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
         let clock = Clock::start();
-        self.prepare(model);
         self.ctx.check_lost()?;
         let ctx = &self.ctx;
         let c = &model.config;
@@ -202,8 +208,8 @@ impl GpuBackend {
         // Record the architecture's pass into one encoder, stage what is read back, submit;
         // the weights lock is released before awaiting the readback.
         let (rec, staged) = {
-            let guard = self.weights.lock().expect("weights lock");
-            let w = guard.as_ref().expect("prepared above");
+            let guard = self.resident(model);
+            let w = guard.as_ref().expect("made resident");
             let mut o = GpuOps { ctx, w, enc: ctx.encoder("forward"), tables: Vec::new() };
             let rec = model.record(&mut o, ids, opts);
             let mut enc = o.enc;
