@@ -118,3 +118,36 @@ fn forward_flops_split_by_hand_for_smollm2_and_gemma() {
     assert!((att - want).abs() < 1e-6 * want, "{att} vs {want}");
     assert!(lin > 0.0 && KvArch::from_dims("Gemma", &gd).kind == "MQA");
 }
+
+/// One row function for the model and the what-ifs: the model's scoring gives the exact rows;
+/// each what-if's rows are distributions; with a sliding window every masked row, what-if or
+/// not, puts exactly 0 on keys older than the window, and only "no mask" sees every key.
+#[test]
+fn what_if_rows_come_from_one_place_and_keep_the_window() {
+    use attnlab::analysis::explain::WhatIf;
+    let mut t = trace(30);
+    for (l, h) in [(0, 0), (1, 3)] {
+        let exact = t.head_rows(l, h).unwrap();
+        let model = t.rows_with(l, h, WhatIf::None.scoring()).unwrap();
+        for (i, row) in exact.iter().enumerate() {
+            assert_eq!(&model.row(i).unwrap(), row);
+        }
+    }
+    // A window set on the capture afterwards (its LSE is the full rows', so only the what-ifs,
+    // which renormalise, still sum to 1).
+    t.windows = vec![Some(5); t.n_layer];
+    for w in [WhatIf::None, WhatIf::Unscaled, WhatIf::NoRope, WhatIf::Unmasked] {
+        let rows = t.rows_with(1, 2, w.scoring()).unwrap();
+        for i in 0..30 {
+            let row = rows.row(i).unwrap();
+            assert_eq!(row.len(), if w == WhatIf::Unmasked { 30 } else { i + 1 }, "{w:?} row {i}");
+            if w != WhatIf::None {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{w:?} row {i}");
+            }
+            if w != WhatIf::Unmasked {
+                assert!(row.iter().take((i + 1).saturating_sub(5)).all(|&p| p == 0.0), "{w:?} row {i} looks past its window");
+            }
+        }
+    }
+    assert!(t.rows_with(1, 2, WhatIf::Unscaled.scoring()).unwrap().row(30).is_err());
+}

@@ -6,10 +6,11 @@
 //! row; 0 outside a sliding window) → `output = Σ_j p_j v_j` (what enters the output projection).
 //! What-ifs: `probs_unscaled = softmax(dot)` (no 1/√d), `probs_unmasked` = softmax of the
 //! scores over all n keys (future ones included), `probs_no_rope` = softmax of the scaled dot
-//! products of q and k with RoPE undone (as if positions were not encoded).
+//! products of q and k with RoPE undone (as if positions were not encoded). Every row, the
+//! model's and the what-ifs', comes from one place, [`AttentionTrace::rows_with`], so the
+//! layer's sliding window holds in all of them except "no mask".
 
-use crate::model::arch::RopeStyle;
-use crate::model::capture::{AnalysisError, AttentionTrace};
+use crate::model::capture::{AnalysisError, AttentionTrace, Scoring};
 
 /// `attnlab explain --json` and the page's "Inside this head" panel.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -39,43 +40,12 @@ pub struct Explain {
     pub probs_no_rope: Vec<f32>,
 }
 
-/// Softmax in f64 (exact enough to compare with any f32 engine).
-pub fn softmax(x: &[f32]) -> Vec<f32> {
-    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    if !m.is_finite() {
-        return vec![0.0; x.len()];
-    }
-    let e: Vec<f64> = x.iter().map(|&v| (v as f64 - m).exp()).collect();
-    let z: f64 = e.iter().sum();
-    e.iter().map(|v| (v / z) as f32).collect()
-}
-
 /// Entropy of a distribution, in nats.
 pub fn entropy(p: &[f32]) -> f32 {
     -p.iter().filter(|&&v| v > 0.0).map(|&v| v as f64 * (v as f64).ln()).sum::<f64>() as f32
 }
 
-/// Undoes RoPE at position `pos` on one head's vector (the inverse rotation, same angles).
-pub fn unrope(x: &[f32], pos: usize, rope_dim: usize, base: f32, style: RopeStyle) -> Vec<f32> {
-    let mut out = x.to_vec();
-    let half = rope_dim / 2;
-    for i in 0..half {
-        let f = 1.0 / base.powf((2 * i) as f32 / rope_dim as f32);
-        let (sin, cos) = (pos as f32 * f).sin_cos();
-        let (a, b) = match style {
-            RopeStyle::Adjacent => (2 * i, 2 * i + 1),
-            RopeStyle::Halves => (i, i + half),
-        };
-        let (xa, xb) = (x[a], x[b]);
-        out[a] = xa * cos + xb * sin;
-        out[b] = -xa * sin + xb * cos;
-    }
-    out
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum::<f64>() as f32
-}
+pub use crate::model::capture::{dot, softmax, unrope};
 
 /// Tokenizes `text`, runs `backend` with capture, and explains `layer`/`head` at `query`
 /// (default: the last token). The CLI's `explain` and the page share this.
@@ -97,15 +67,14 @@ pub fn explain(t: &AttentionTrace, layer: usize, head: usize, query: usize) -> R
     if l.v.is_empty() {
         return Err(AnalysisError::NoValues);
     }
-    let (hd, n) = (t.head_dim, t.n_tokens);
+    let hd = t.head_dim;
     let g = head / (t.n_head / t.n_head_kv);
     let kv_row = t.n_head_kv * hd;
     let q = &l.q[query * t.n_head * hd + head * hd..][..hd];
     let k = |j: usize| &l.k[j * kv_row + g * hd..][..hd];
     let v = |j: usize| &l.v[j * kv_row + g * hd..][..hd];
     let scale = 1.0 / (hd as f32).sqrt();
-    let dots_all: Vec<f32> = (0..n).map(|j| dot(q, k(j))).collect();
-    let dots = dots_all[..=query].to_vec();
+    let dots: Vec<f32> = (0..=query).map(|j| dot(q, k(j))).collect();
     let scores: Vec<f32> = dots.iter().map(|d| d * scale).collect();
     let value_norms: Vec<f32> = (0..=query).map(|j| dot(v(j), v(j)).sqrt()).collect();
     let contrib_norms: Vec<f32> = row.iter().zip(&value_norms).map(|(p, vn)| p * vn).collect();
@@ -115,10 +84,7 @@ pub fn explain(t: &AttentionTrace, layer: usize, head: usize, query: usize) -> R
             *o += *p as f64 * *x as f64;
         }
     }
-    // RoPE undone on both sides: the dot products of the raw projections.
-    let (base, rd, style) = (t.rope_bases.get(layer).copied().unwrap_or(10_000.0), t.rope_dim, t.rope_style);
-    let q_raw = unrope(q, query, rd, base, style);
-    let no_rope: Vec<f32> = (0..=query).map(|j| dot(&q_raw, &unrope(k(j), j, rd, base, style)) * scale).collect();
+    let what_if = |w: WhatIf| t.rows_with(layer, head, w.scoring()).and_then(|r| r.row(query));
     let window = t.windows.get(layer).copied().flatten();
     Ok(Explain {
         ids: vec![],
@@ -129,9 +95,9 @@ pub fn explain(t: &AttentionTrace, layer: usize, head: usize, query: usize) -> R
         query,
         head_dim: hd,
         window,
-        probs_unscaled: softmax(&dots),
-        probs_unmasked: softmax(&dots_all.iter().map(|d| d * scale).collect::<Vec<_>>()),
-        probs_no_rope: softmax(&no_rope),
+        probs_unscaled: what_if(WhatIf::Unscaled)?,
+        probs_unmasked: what_if(WhatIf::Unmasked)?,
+        probs_no_rope: what_if(WhatIf::NoRope)?,
         entropy: entropy(&row),
         dot: dots,
         scores,
@@ -166,6 +132,16 @@ impl WhatIf {
             WhatIf::NoRope => Some("norope"),
         }
     }
+    /// How it forms a row's scores.
+    pub fn scoring(self) -> Scoring {
+        let m = Scoring::MODEL;
+        match self {
+            WhatIf::None => m,
+            WhatIf::Unscaled => Scoring { scaled: false, ..m },
+            WhatIf::Unmasked => Scoring { masked: false, ..m },
+            WhatIf::NoRope => Scoring { positions: false, ..m },
+        }
+    }
     /// From a `whatif=` value: `unscaled`, `unmasked` or `norope`; anything else is None.
     pub fn from_param(s: &str) -> Option<WhatIf> {
         [WhatIf::Unscaled, WhatIf::Unmasked, WhatIf::NoRope].into_iter().find(|w| w.param() == Some(s))
@@ -191,35 +167,8 @@ impl MapView {
 /// Every row of one head under `view`: row i has i + 1 entries (n with the mask removed).
 /// O(n²·d): for the page's toggles, not the forward pass.
 pub fn map_rows(t: &AttentionTrace, layer: usize, head: usize, view: &MapView) -> Result<Vec<Vec<f32>>, AnalysisError> {
-    let n = t.n_tokens;
-    let mut rows = match view.what_if {
-        WhatIf::None => t.head_rows(layer, head)?,
-        _ => {
-            t.row(layer, head, 0)?; // checks layer and head
-            let l = &t.layers[layer];
-            let hd = t.head_dim;
-            let g = head / (t.n_head / t.n_head_kv);
-            let kv_row = t.n_head_kv * hd;
-            let scale = 1.0 / (hd as f32).sqrt();
-            let (base, rd, style) = (t.rope_bases.get(layer).copied().unwrap_or(10_000.0), t.rope_dim, t.rope_style);
-            let q = |i: usize| &l.q[i * t.n_head * hd + head * hd..][..hd];
-            let k = |j: usize| &l.k[j * kv_row + g * hd..][..hd];
-            let raw_k: Vec<Vec<f32>> = if view.what_if == WhatIf::NoRope { (0..n).map(|j| unrope(k(j), j, rd, base, style)).collect() } else { vec![] };
-            (0..n)
-                .map(|i| {
-                    let logits: Vec<f32> = match view.what_if {
-                        WhatIf::Unscaled => (0..=i).map(|j| dot(q(i), k(j))).collect(),
-                        WhatIf::Unmasked => (0..n).map(|j| dot(q(i), k(j)) * scale).collect(),
-                        _ => {
-                            let qr = unrope(q(i), i, rd, base, style);
-                            (0..=i).map(|j| dot(&qr, &raw_k[j]) * scale).collect()
-                        }
-                    };
-                    softmax(&logits)
-                })
-                .collect()
-        }
-    };
+    let rows = t.rows_with(layer, head, view.what_if.scoring())?;
+    let mut rows = (0..t.n_tokens).map(|i| rows.row(i)).collect::<Result<Vec<_>, _>>()?;
     if view.hide_sink {
         for row in rows.iter_mut().skip(1) {
             let rest = 1.0 - row[0] as f64;

@@ -54,6 +54,100 @@ pub struct AttentionTrace {
     pub layers: Vec<LayerTrace>,
 }
 
+/// How a row's scores are formed: as the model runs (scaled by 1/√d, causal with the layer's
+/// window, RoPE applied), or with one part taken away — the articles' what-ifs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scoring {
+    pub scaled: bool,
+    pub masked: bool,
+    pub positions: bool,
+}
+
+impl Scoring {
+    pub const MODEL: Scoring = Scoring { scaled: true, masked: true, positions: true };
+}
+
+/// One head's rows under a [`Scoring`] ([`AttentionTrace::rows_with`]); keys with RoPE undone
+/// are prepared once for all rows.
+pub struct Rows<'t> {
+    t: &'t AttentionTrace,
+    layer: usize,
+    head: usize,
+    how: Scoring,
+    /// Per key, with RoPE undone (only when `how.positions` is false).
+    raw_keys: Vec<Vec<f32>>,
+}
+
+impl Rows<'_> {
+    /// Row `i`: the model's probabilities (exactly, from the log-sum-exp) or the what-if's
+    /// softmax. Masked rows have `i + 1` entries, exactly 0 outside the layer's window; unmasked
+    /// rows have all n (every key, future and out-of-window ones too).
+    pub fn row(&self, i: usize) -> Result<Vec<f32>, AnalysisError> {
+        let t = self.t;
+        if i >= t.n_tokens {
+            return Err(AnalysisError::BadQuery(i, t.n_tokens));
+        }
+        let mut out = Vec::with_capacity(i + 1);
+        if self.how == Scoring::MODEL {
+            t.row_into(self.layer, self.head, i, &mut out);
+            return Ok(out);
+        }
+        let hd = t.head_dim;
+        let l = &t.layers[self.layer];
+        let q = &l.q[i * t.n_head * hd + self.head * hd..][..hd];
+        let g = self.head / (t.n_head / t.n_head_kv);
+        let kv_row = t.n_head_kv * hd;
+        let q = if self.how.positions { q.to_vec() } else { t.unrope(self.layer, q, i) };
+        let scale = if self.how.scaled { 1.0 / (hd as f32).sqrt() } else { 1.0 };
+        let (keys, first) = if self.how.masked { (0..i + 1, t.first_key(self.layer, i)) } else { (0..t.n_tokens, 0) };
+        let scores: Vec<f32> = keys
+            .map(|j| {
+                if j < first {
+                    return f32::NEG_INFINITY;
+                }
+                let k = if self.how.positions { &l.k[j * kv_row + g * hd..][..hd] } else { &self.raw_keys[j][..] };
+                dot(&q, k) * scale
+            })
+            .collect();
+        Ok(softmax(&scores))
+    }
+}
+
+/// Softmax in f64 (exact enough to compare with any f32 engine); −∞ entries get exactly 0.
+pub fn softmax(x: &[f32]) -> Vec<f32> {
+    let m = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if !m.is_finite() {
+        return vec![0.0; x.len()];
+    }
+    let e: Vec<f64> = x.iter().map(|&v| (v as f64 - m).exp()).collect();
+    let z: f64 = e.iter().sum();
+    e.iter().map(|v| (v / z) as f32).collect()
+}
+
+/// Dot product with an f64 sum.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum::<f64>() as f32
+}
+
+/// Undoes RoPE at position `pos` on one head's vector (the inverse rotation, same angles).
+pub fn unrope(x: &[f32], pos: usize, rope_dim: usize, base: f32, style: super::arch::RopeStyle) -> Vec<f32> {
+    use super::arch::RopeStyle;
+    let mut out = x.to_vec();
+    let half = rope_dim / 2;
+    for i in 0..half {
+        let f = 1.0 / base.powf((2 * i) as f32 / rope_dim as f32);
+        let (sin, cos) = (pos as f32 * f).sin_cos();
+        let (a, b) = match style {
+            RopeStyle::Adjacent => (2 * i, 2 * i + 1),
+            RopeStyle::Halves => (i, i + half),
+        };
+        let (xa, xb) = (x[a], x[b]);
+        out[a] = xa * cos + xb * sin;
+        out[b] = -xa * sin + xb * cos;
+    }
+    out
+}
+
 /// A head's map pooled over `block × block` tiles, for inputs too long to draw cell by cell.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PooledMap {
@@ -122,6 +216,24 @@ impl AttentionTrace {
     /// Row `i` over keys `0..=i`.
     fn row_into(&self, layer: usize, head: usize, i: usize, out: &mut Vec<f32>) {
         self.row_span_into(layer, head, i, 0..i + 1, out)
+    }
+
+    /// One head's rows under `how` (the model's, or a what-if's).
+    pub fn rows_with(&self, layer: usize, head: usize, how: Scoring) -> Result<Rows<'_>, AnalysisError> {
+        self.check(layer, head)?;
+        let raw_keys = if how.positions {
+            Vec::new()
+        } else {
+            let (hd, kv_row, g) = (self.head_dim, self.n_head_kv * self.head_dim, head / (self.n_head / self.n_head_kv));
+            (0..self.n_tokens).map(|j| self.unrope(layer, &self.layers[layer].k[j * kv_row + g * hd..][..hd], j)).collect()
+        };
+        Ok(Rows { t: self, layer, head, how, raw_keys })
+    }
+
+    /// `x` (one head's query or key at position `pos`) with the layer's RoPE undone (as is
+    /// when the model has learned positions: `rope_dim` 0).
+    pub fn unrope(&self, layer: usize, x: &[f32], pos: usize) -> Vec<f32> {
+        unrope(x, pos, self.rope_dim, self.rope_bases.get(layer).copied().unwrap_or(10_000.0), self.rope_style)
     }
 
     /// Exact probabilities of query `i` over keys `0..=i`.
