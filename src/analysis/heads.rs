@@ -5,6 +5,7 @@
 //!
 //! Rows are query positions i ≥ 1, averaged (row 0 can only look at itself).
 
+use super::HeadId;
 use crate::backends::{Backend, ForwardOptions, LogitsFor};
 use crate::model::capture::AttentionTrace;
 use crate::model::Model;
@@ -271,7 +272,7 @@ pub fn compare(ids: &[u32], heads: &[(usize, usize)], before: &Predictions, afte
         })
         .sum::<f64>() as f32;
     Ablation {
-        heads: heads.iter().map(|(l, h)| format!("{l}.{h}")).collect(),
+        heads: heads.iter().map(|&(l, h)| HeadId::key(l, h)).collect(),
         last_logits_top: top_k(la, 64),
         last_logits_top_before: top_k(lb, 64),
         kl_last: kl_last.max(0.0),
@@ -290,27 +291,11 @@ pub fn ablation_options(n: usize, heads: &[(usize, usize)], capture: bool, max_p
 /// Parses "L.H,L.H,L.*" into (layer, head) pairs.
 pub fn parse_heads(s: &str, n_layer: usize, n_head: usize) -> Result<Vec<(usize, usize)>, ReportError> {
     let bad = || ReportError::BadHeads(s.to_string());
-    let mut out = vec![];
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (l, h) = part.split_once('.').ok_or_else(bad)?;
-        let l: usize = l.parse().map_err(|_| bad())?;
-        if l >= n_layer {
-            return Err(bad());
-        }
-        if h == "*" {
-            out.extend((0..n_head).map(|h| (l, h)));
-        } else {
-            let h: usize = h.parse().map_err(|_| bad())?;
-            if h >= n_head {
-                return Err(bad());
-            }
-            out.push((l, h));
-        }
-    }
-    if out.is_empty() {
+    let out = HeadId::parse_list(s, n_head).map_err(|_| bad())?;
+    if out.is_empty() || out.iter().any(|h| h.layer >= n_layer || h.head >= n_head) {
         return Err(bad());
     }
-    Ok(out)
+    Ok(out.into_iter().map(HeadId::pair).collect())
 }
 
 /// Heads as `parse_heads` reads them, a whole layer as "L.*".
@@ -326,7 +311,7 @@ pub fn heads_spec(heads: &[(usize, usize)], n_head: usize) -> String {
         if in_layer == n_head {
             out.push(format!("{l}.*"));
         } else {
-            out.extend(heads[i..i + in_layer].iter().map(|(l, h)| format!("{l}.{h}")));
+            out.extend(heads[i..i + in_layer].iter().map(|&(l, h)| HeadId::key(l, h)));
         }
         i += in_layer;
     }

@@ -4,8 +4,11 @@
 pub mod colour;
 pub mod cost;
 pub mod explain;
+pub mod head_id;
 pub mod heads;
 pub mod minilab;
 pub mod position;
 pub mod report;
 pub mod trace;
+
+pub use head_id::HeadId;

@@ -36,13 +36,9 @@ impl HeadSelection {
         if s == "none" || s.is_empty() {
             return Ok(HeadSelection::List(vec![]));
         }
-        s.split(',')
-            .map(|p| {
-                let (l, h) = p.trim().split_once('.').ok_or_else(|| ReportError::BadHeads(s.into()))?;
-                Ok((l.parse().map_err(|_| ReportError::BadHeads(s.into()))?, h.parse().map_err(|_| ReportError::BadHeads(s.into()))?))
-            })
-            .collect::<Result<_, _>>()
-            .map(HeadSelection::List)
+        // "L.*" needs the model's head count: a list names single heads.
+        let heads = s.split(',').map(|p| super::HeadId::parse(p).map(|h| h.pair())).collect::<Option<Vec<_>>>();
+        heads.map(HeadSelection::List).ok_or_else(|| ReportError::BadHeads(s.into()))
     }
 
     fn heads(&self, n_layer: usize, n_head: usize) -> Vec<(usize, usize)> {
@@ -133,7 +129,7 @@ pub fn build_report(model: &Model, text: &str, toks: &[Token], out: &ForwardOutp
     let trace = out.trace.as_ref().expect("capture was requested");
     let mut attention = BTreeMap::new();
     for (l, h) in heads.heads(c.n_layer, c.n_head) {
-        attention.insert(format!("{l}.{h}"), trace.head_rows(l, h)?);
+        attention.insert(super::HeadId::key(l, h), trace.head_rows(l, h)?);
     }
     let last = out.logits.row(out.logits.nrows() - 1);
     let last = last.as_slice().expect("contiguous row");

@@ -357,7 +357,7 @@ fn download_url(name: &str, url: &str) {
 fn export_json(run: &RunResult, rows: Option<&Vec<Vec<f32>>>, layer: usize, head: usize) -> String {
     let mut report = run.report.clone();
     if let Some(rows) = rows {
-        report.attention = [(format!("{layer}.{head}"), rows.clone())].into_iter().collect();
+        report.attention = [(crate::analysis::HeadId::key(layer, head), rows.clone())].into_iter().collect();
     }
     serde_json::to_string(&report).unwrap_or_default()
 }
@@ -465,7 +465,7 @@ pub fn Playground(
         let rows = Closure::<dyn Fn() -> JsValue>::new(move || {
             let n_head = p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head)).unwrap_or(1);
             p.query_rows.with_untracked(|r| r.as_ref().map(|(q, rows)| {
-                let by_head: std::collections::BTreeMap<String, &Vec<f32>> = rows.iter().enumerate().map(|(i, r)| (format!("{}.{}", i / n_head, i % n_head), r)).collect();
+                let by_head: std::collections::BTreeMap<String, &Vec<f32>> = rows.iter().enumerate().map(|(i, r)| (crate::analysis::HeadId::key(i / n_head, i % n_head), r)).collect();
                 JsValue::from_str(&serde_json::json!({ "query": q, "rows": by_head }).to_string())
             })).unwrap_or(JsValue::NULL)
         });

@@ -64,7 +64,7 @@ pub fn SimilarityView() -> impl IntoView {
         }
     });
     let n_head = move || p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(1));
-    let name = move |i: usize| format!("{}.{}", i / n_head(), i % n_head());
+    let name = move |i: usize| crate::analysis::HeadId::key(i / n_head(), i % n_head());
     let on_move = move |ev: web_sys::MouseEvent| {
         let (Some(c), Some(s)) = (canvas.get_untracked(), p.similarity.get_untracked()) else { return };
         let n = s.order.len();

@@ -537,7 +537,7 @@ impl Page {
             Response::Result { run: r } => {
                 self.run_pending.set_value(false);
                 let r = *r;
-                let key = format!("{}.{}", r.map.layer, r.map.head);
+                let key = crate::analysis::HeadId::key(r.map.layer, r.map.head);
                 let (map_layer, map_head) = (r.map.layer, r.map.head);
                 self.rows.set(r.report.attention.get(&key).cloned());
                 self.map.set(Some(r.map.clone()));
@@ -612,7 +612,7 @@ impl Page {
             Response::Ablation { ablation, tokens, next, changed } => {
                 self.ablation_running.set(false);
                 // A later knock-out (or a reset) supersedes this one.
-                if self.knocked.get_untracked().iter().map(|(l, h)| format!("{l}.{h}")).collect::<Vec<_>>() != ablation.heads {
+                if self.knocked.get_untracked().iter().map(|&(l, h)| crate::analysis::HeadId::key(l, h)).collect::<Vec<_>>() != ablation.heads {
                     return;
                 }
                 // Compare the head that moved most (or the one after the knocked-out layers).

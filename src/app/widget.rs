@@ -236,7 +236,7 @@ impl WidgetHandle {
         match r {
             Response::Result { run } => {
                 let run = *run;
-                let key = format!("{}.{}", run.map.layer, run.map.head);
+                let key = crate::analysis::HeadId::key(run.map.layer, run.map.head);
                 w.rows.set(run.report.attention.get(&key).cloned());
                 w.map.set(Some(run.map.clone()));
                 let n = run.report.ids.len();
@@ -295,7 +295,7 @@ impl WidgetHandle {
         if w.poster.get_untracked() {
             let (r, found) = run_from_report(&run.report, l, h, WIDGET_SIDE);
             if found {
-                w.rows.set(run.report.attention.get(&format!("{l}.{h}")).cloned());
+                w.rows.set(run.report.attention.get(&crate::analysis::HeadId::key(l, h)).cloned());
                 w.map.set(Some(r.map));
                 w.notice.set(None);
             } else {
@@ -331,7 +331,7 @@ impl WidgetHandle {
                     let (run, _) = run_from_report(&report, w.layer.get_untracked(), w.head.get_untracked(), WIDGET_SIDE);
                     w.layer.set(run.map.layer);
                     w.head.set(run.map.head);
-                    w.rows.set(report.attention.get(&format!("{}.{}", run.map.layer, run.map.head)).cloned());
+                    w.rows.set(report.attention.get(&crate::analysis::HeadId::key(run.map.layer, run.map.head)).cloned());
                     w.map.set(Some(run.map.clone()).filter(|m| m.side_q > 0));
                     w.thumbs.set(thumbs_from_report(&report, 24));
                     let n = report.ids.len();

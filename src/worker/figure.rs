@@ -2,6 +2,7 @@
 //! course page's "poster" draws these without downloading the model. Pure functions, shared
 //! with the live path so both draw the same numbers.
 
+use crate::analysis::HeadId;
 use crate::analysis::report::InspectReport;
 
 use super::protocol::{HeadMap, RunResult, MASKED};
@@ -48,8 +49,7 @@ pub fn map_from_rows(rows: &[Vec<f32>], layer: usize, head: usize, max_side: usi
 
 /// Parses `"L.H"`.
 pub fn parse_key(key: &str) -> Option<(usize, usize)> {
-    let (l, h) = key.split_once('.')?;
-    Some((l.parse().ok()?, h.parse().ok()?))
+    HeadId::parse(key).map(HeadId::pair)
 }
 
 /// The heads a report holds rows for, in layer-major order.
@@ -88,9 +88,9 @@ pub fn parse_report(json: &str) -> Result<InspectReport, FigureError> {
 /// first head it holds (`None`: it holds no rows at all, only the sink panel and tokens).
 pub fn run_from_report(report: &InspectReport, layer: usize, head: usize, max_side: usize) -> (RunResult, bool) {
     let n = report.ids.len();
-    let key = format!("{layer}.{head}");
+    let key = HeadId::key(layer, head);
     let (found, (l, h)) = if report.attention.contains_key(&key) { (true, (layer, head)) } else { (false, heads_held(report).first().copied().unwrap_or((layer, head))) };
-    let map = match report.attention.get(&format!("{l}.{h}")) {
+    let map = match report.attention.get(&HeadId::key(l, h)) {
         Some(rows) => map_from_rows(rows, l, h, max_side),
         None => HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: 0, side_k: 0, block_q: 1, block_k: 1, values: vec![], window: None },
     };
@@ -110,7 +110,7 @@ pub fn thumbs_from_report(report: &InspectReport, side: usize) -> Option<Vec<Hea
     let mut out = Vec::with_capacity(report.n_layers * report.n_heads);
     for l in 0..report.n_layers {
         for h in 0..report.n_heads {
-            out.push(map_from_rows(report.attention.get(&format!("{l}.{h}"))?, l, h, side.clamp(1, 64)));
+            out.push(map_from_rows(report.attention.get(&HeadId::key(l, h))?, l, h, side.clamp(1, 64)));
         }
     }
     Some(out)
