@@ -72,7 +72,7 @@ fn flash_with_sliding_window_and_mqa_head_256_matches_the_cpu() {
         let (o, l, probs) = (ctx.scratch("o", q.len()), ctx.scratch("lse", n_head * n), ctx.scratch("probs", n * n));
         let mut enc = ctx.encoder("window test");
         ops::flash_attention(ctx, &mut enc, shape, &qb, &kb, &vb, &o, &l);
-        ops::attention_probs(ctx, &mut enc, shape, &qb, &kb, &l, 2, &probs);
+        attnlab::backends::gpu::maps::attention_probs(ctx, &mut enc, shape, &qb, &kb, &l, 2, &probs);
         let out = read(ctx, &[(&o, q.len()), (&l, n_head * n), (&probs, n * n)], enc);
         let (eo, el) = (max_diff(&out[0], &o_ref), max_diff(&out[1], &lse_ref));
         assert!(eo < 1e-5 && el < 1e-4, "n={n} w={w}: out err {eo}, lse err {el}");

@@ -20,6 +20,7 @@ pub mod sources {
     pub const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
     pub const FLASH_ATTENTION: &str = include_str!("../../../shaders/flash_attention.wgsl");
     pub const NAIVE_ATTENTION: &str = include_str!("../../../shaders/naive_attention.wgsl");
+    #[cfg(any(test, feature = "test-support"))]
     pub const ATTENTION_MAPS: &str = include_str!("../../../shaders/attention_maps.wgsl");
     pub const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 

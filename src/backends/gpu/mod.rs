@@ -4,6 +4,8 @@
 
 pub mod adapter;
 pub mod context;
+#[cfg(any(test, feature = "test-support"))]
+pub mod maps;
 pub mod ops;
 pub mod profile;
 pub mod weights;
@@ -36,81 +38,10 @@ impl From<GpuError> for EngineError {
 pub struct GpuBackend {
     pub ctx: GpuContext,
     weights: Mutex<Option<GpuWeights>>,
-    /// The last captured forward pass, still on the device, for GPU-side analysis.
-    last_trace: Mutex<Option<GpuTrace>>,
-}
-
-/// Per-layer post-RoPE Q, K and LSE of a forward pass, resident on the device.
-pub struct GpuTrace {
-    /// Per layer (the window differs between layers).
-    pub shapes: Vec<AttnShape>,
-    pub layers: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>, // q (n, n_head·hd), k (n, n_kv·hd), lse (n_head, n)
-}
-
-impl GpuBackend {
-    #[cfg(not(target_arch = "wasm32"))]
-    fn with_last_trace<T>(&self, layer: usize, f: impl FnOnce(&GpuContext, AttnShape, &(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)) -> Result<T, GpuError>) -> Result<T, EngineError> {
-        let guard = self.last_trace.lock().expect("trace lock");
-        let t = guard.as_ref().ok_or_else(|| EngineError::Unavailable("gpu".into(), "no captured forward pass yet".into()))?;
-        let l = t.layers.get(layer).ok_or_else(|| EngineError::Unavailable("gpu".into(), format!("layer {layer} does not exist")))?;
-        Ok(f(&self.ctx, t.shapes[layer], l)?)
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn check_head(&self, head: usize) -> Result<(), EngineError> {
-        let guard = self.last_trace.lock().expect("trace lock");
-        match guard.as_ref() {
-            Some(t) if t.shapes.first().is_some_and(|s| head < s.n_head) => Ok(()),
-            _ => Err(EngineError::Unavailable("gpu".into(), format!("head {head} does not exist or nothing was captured"))),
-        }
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    /// One head's full (n, n) probability map from the last pass, computed on the GPU.
-    pub fn head_probs(&self, layer: usize, head: usize) -> Result<Vec<f32>, EngineError> {
-        self.check_head(head)?;
-        self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
-            let out = ctx.scratch("probs", s.n * s.n);
-            let mut enc = ctx.encoder("head probs");
-            ops::attention_probs(ctx, &mut enc, s, q, k, lse, head, &out);
-            let staged = ctx.stage(&mut enc, &[(&out, s.n * s.n)]);
-            ctx.queue.submit([enc.finish()]);
-            Ok(pollster::block_on(ctx.read_staged_async(staged))?.remove(0))
-        })
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    /// One head's map pooled over `block`² tiles, computed on the GPU (same layout as
-    /// [`crate::model::capture::PooledMap`], NaN above the diagonal).
-    pub fn head_pooled(&self, layer: usize, head: usize, block: usize) -> Result<crate::model::capture::PooledMap, EngineError> {
-        self.check_head(head)?;
-        let block = block.max(1);
-        self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
-            let side = s.n.div_ceil(block);
-            let out = ctx.scratch("pooled", 2 * side * side);
-            let mut enc = ctx.encoder("pooled map");
-            ops::attention_pooled(ctx, &mut enc, s, q, k, lse, head, block, &out);
-            let staged = ctx.stage(&mut enc, &[(&out, 2 * side * side)]);
-            ctx.queue.submit([enc.finish()]);
-            let v = pollster::block_on(ctx.read_staged_async(staged))?.remove(0);
-            let mean = v[side * side..].iter().map(|&m| if m < 0.0 { f32::NAN } else { m }).collect();
-            Ok(crate::model::capture::PooledMap { n_tokens: s.n, block, side, max: v[..side * side].to_vec(), mean })
-        })
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    /// (n_head, n): every row's mass on `keys` in `layer`, computed on the GPU. Sink mass
-    /// is the mean of rows 1..n with keys 0..1.
-    pub fn row_mass(&self, layer: usize, keys: std::ops::Range<usize>) -> Result<Vec<f32>, EngineError> {
-        self.with_last_trace(layer, |ctx, s, (q, k, lse)| {
-            let out = ctx.scratch("row mass", s.n_head * s.n);
-            let mut enc = ctx.encoder("row mass");
-            ops::attention_row_mass(ctx, &mut enc, s, q, k, lse, keys, &out);
-            let staged = ctx.stage(&mut enc, &[(&out, s.n_head * s.n)]);
-            ctx.queue.submit([enc.finish()]);
-            Ok(pollster::block_on(ctx.read_staged_async(staged))?.remove(0))
-        })
-    }
+    /// The last captured forward pass, still on the device, for the GPU-side map kernels the
+    /// tests check ([`maps`]); the product reads its captures back and frees the buffers.
+    #[cfg(any(test, feature = "test-support"))]
+    last_trace: Mutex<Option<maps::GpuTrace>>,
 }
 
 impl GpuBackend {
@@ -121,7 +52,12 @@ impl GpuBackend {
     }
 
     pub fn with_context(ctx: GpuContext) -> Self {
-        GpuBackend { ctx, weights: Mutex::new(None), last_trace: Mutex::new(None) }
+        GpuBackend {
+            ctx,
+            weights: Mutex::new(None),
+            #[cfg(any(test, feature = "test-support"))]
+            last_trace: Mutex::new(None),
+        }
     }
 
     /// Uploads `model`'s weights unless they are already resident.
@@ -247,10 +183,11 @@ impl GpuBackend {
             }
             t
         });
+        #[cfg(any(test, feature = "test-support"))]
         if opts.capture_attention {
             let shapes = c.layer_window.iter().map(|&window| AttnShape { n, past: 0, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window }).collect();
             let layers = rec.layers.into_iter().map(|l| (l.q.buf, l.k.buf, l.lse.buf)).collect();
-            *self.last_trace.lock().expect("trace lock") = Some(GpuTrace { shapes, layers });
+            *self.last_trace.lock().expect("trace lock") = Some(maps::GpuTrace { shapes, layers });
         }
         let total_ms = clock.ms();
         Ok(ForwardOutput {
