@@ -5,7 +5,7 @@ mod common;
 use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions};
 use attnlab::Model;
 
-fn trace(n: usize) -> attnlab::analysis::trace::AttentionTrace {
+fn trace(n: usize) -> attnlab::model::capture::AttentionTrace {
     let model = Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
     let ids: Vec<u32> = (0..n as u32).map(|i| (i * 31 + 7) % 260).collect();
     CpuBackend::new().forward(&model, &ids, &ForwardOptions::default()).unwrap().trace.unwrap()

@@ -1,5 +1,6 @@
-//! Attention analysis over a forward pass's capture: exact rows, sink mass, span mass,
-//! pooled maps ([`trace`]), and the JSON report shared by the CLI and the page ([`report`]).
+//! Attention analysis over a forward pass's capture (`model::capture`: exact rows, sink and
+//! span mass, pooled maps): the JSON report shared by the CLI and the page ([`report`]),
+//! inside one head ([`explain`]), head patterns ([`heads`]), positions, cost, colours.
 
 pub mod colour;
 pub mod cost;
@@ -9,6 +10,5 @@ pub mod heads;
 pub mod minilab;
 pub mod position;
 pub mod report;
-pub mod trace;
 
 pub use head_id::HeadId;

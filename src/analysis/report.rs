@@ -7,7 +7,7 @@ use crate::model::tokenizer::Token;
 use crate::model::Model;
 use crate::util::Clock;
 
-use super::trace::AnalysisError;
+use crate::model::capture::AnalysisError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -4,7 +4,7 @@
 
 use crate::analysis::explain::MapView;
 use crate::analysis::report::{build_report, HeadSelection};
-use crate::analysis::trace::AttentionTrace;
+use crate::model::capture::AttentionTrace;
 use crate::backends::{EngineError, ForwardOutput};
 use crate::model::tokenizer::Token;
 use crate::Model;
@@ -371,7 +371,7 @@ pub fn pool_rows(all: &[Vec<f32>], layer: usize, head: usize, n: usize, rows: (u
 }
 
 /// The map of one head: exact when it fits `max_side`, max-pooled otherwise.
-pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Result<HeadMap, crate::analysis::trace::AnalysisError> {
+pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Result<HeadMap, crate::model::capture::AnalysisError> {
     let n = t.n_tokens;
     let rows = rows.unwrap_or((0, n));
     let cols = cols.unwrap_or((0, n));
