@@ -1,12 +1,16 @@
 //! attnlab: a real small LLM whose every attention head you can inspect.
 //!
-//! - [`model`]: GGUF reader, quantized tensors, tokenizers, one file per architecture (Llama,
-//!   Gemma 3) written once against [`model::arch::Ops`], and the attention capture.
+//! - [`model`]: GGUF reader, quantized tensors, tokenizers, the decoder block written once
+//!   against [`model::arch::Ops`] with a KV cache, an architecture registry (Llama, Gemma 3,
+//!   Qwen2, Qwen3, GPT-2), and the attention capture.
 //! - [`backends`]: CPU and GPU implementations of those operations.
 //! - [`analysis`]: exact quantities from the capture, reports, experiments.
+//! - [`flows`]: the long runs (knock-out, induction, experiment, cost sweep) written once for
+//!   the worker, the CLI and the tests.
 
 pub mod analysis;
 pub mod backends;
+pub mod flows;
 pub mod model;
 pub mod util;
 pub mod worker;

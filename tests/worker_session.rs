@@ -188,12 +188,20 @@ fn head_scores_through_the_session() {
     assert!(scores.js_distance.is_none());
 }
 
+/// The worker's knock-out natively: the shared flow on a CPU engine, then the session.
+fn ablate_on_cpu(s: &mut Session, slot: u32, heads: &[(usize, usize)]) -> Response {
+    use attnlab::backends::engine::Engine;
+    use attnlab::flows::{ablation, Silent};
+    let Some(ids) = s.run_ids(slot) else { return Response::Error { phase: "knock-out".into(), message: "run a text first".into() } };
+    let (before, after) = pollster::block_on(ablation(&Engine::cpu(), &s.model, &ids, heads, Some(attnlab::worker::session::ABLATION_POSITIONS), &Silent)).unwrap();
+    s.finish_ablation(slot, heads, &before, after)
+}
+
 #[test]
 fn knock_out_and_similarity_through_the_session() {
     use attnlab::analysis::heads::{ablate, average_linkage};
     use attnlab::backends::cpu::CpuBackend;
     use attnlab::worker::protocol::ablated_slot;
-    use attnlab::worker::session::ablate_on_cpu;
     let mut s = session();
     assert!(matches!(ablate_on_cpu(&mut s, 0, &[(0, 1)]), Response::Error { .. }), "no run yet");
     let text = "the cat ab the dog the cat ab";

@@ -4,6 +4,7 @@
 //! new model drops what was queued for the old one.
 #![deny(clippy::await_holding_refcell_ref)]
 
+use crate::flows::{self, Progress};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -241,24 +242,38 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
     }
 }
 
+/// The flows' progress in the worker: posted to the page; Cancel stops them; between steps
+/// the worker yields to its event loop so that a Cancel can arrive.
+struct WorkerProgress<'a> {
+    state: &'a Rc<RefCell<State>>,
+    model: &'a Arc<Model>,
+}
+
+impl Progress for WorkerProgress<'_> {
+    fn step(&self, phase: &str, done: f64, total: Option<f64>) {
+        post(Response::Progress { phase: phase.into(), done, total });
+    }
+    fn note(&self, note: &str) {
+        let mut st = self.state.borrow_mut();
+        st.note = Some(note.to_string());
+        post(st.loaded(self.model));
+    }
+    fn cancelled(&self) -> bool {
+        CANCEL.with(|c| c.get())
+    }
+    fn pause(&self) -> impl std::future::Future<Output = ()> {
+        yield_now()
+    }
+}
+
 /// The induction diagnostic on the worker's engine (GPU or CPU).
 async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
-    use crate::analysis::heads::{induction_grid, random_ids, Induction};
     let Some((model, engine)) = state.borrow().parts() else { return post(no_model("induction")) };
-    let p = period.clamp(2, model.config.context_length / 2);
-    let vocab = model.config.vocab_size as u32;
-    let first: Vec<u32> = random_ids(p, seed).into_iter().map(|id| id % vocab).collect();
-    let ids: Vec<u32> = first.iter().chain(&first).copied().collect();
-    let opts = crate::backends::ForwardOptions { logits_for: crate::backends::LogitsFor::Last, ..Default::default() };
-    let out = engine.forward_async(&model, &ids, &opts).await;
-    report_fallback(state, &model);
-    match out {
-        Ok(out) => {
-            let t = out.trace.as_ref().expect("capture was requested");
-            let tokens = first.iter().map(|&id| model.tokenizer.token_text(id)).collect();
-            let grid = induction_grid(t, p);
-            let maps = Session::induction_maps(t, &grid, 4);
-            post(Response::Induction { induction: Box::new(Induction { period: p, ids, induction: grid }), tokens, maps });
+    match flows::induction(&engine, &model, period, seed, &WorkerProgress { state, model: &model }).await {
+        Ok((induction, t)) => {
+            let tokens = induction.ids[..induction.period].iter().map(|&id| model.tokenizer.token_text(id)).collect();
+            let maps = Session::induction_maps(&t, &induction.induction, 4);
+            post(Response::Induction { induction: Box::new(induction), tokens, maps });
         }
         Err(e) => post(Response::Error { phase: "induction".into(), message: e.to_string() }),
     }
@@ -267,7 +282,6 @@ async fn run_induction(state: &Rc<RefCell<State>>, period: usize, seed: u64) {
 /// The last run of `slot` with `heads` knocked out, against the plain pass, on the engine.
 async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, usize)>) {
     use super::session::ABLATION_POSITIONS;
-    use crate::analysis::heads::ablation_options;
     let fail = |m: String| post(Response::Error { phase: "knock-out".into(), message: m });
     let (model, engine, ids) = {
         let st = state.borrow();
@@ -279,16 +293,11 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
         let Some(ids) = session.run_ids(slot) else { return fail("run a text first".into()) };
         (session.model.clone(), st.engine.clone(), ids)
     };
-    let n = ids.len();
-    post(Response::Progress { phase: "knock-out".into(), done: 0.0, total: Some(2.0) });
-    let before = engine.forward_async(&model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))).await;
-    post(Response::Progress { phase: "knock-out".into(), done: 1.0, total: Some(2.0) });
-    let after = engine.forward_async(&model, &ids, &ablation_options(n, &heads, true, Some(ABLATION_POSITIONS))).await;
-    report_fallback(state, &model);
+    let out = flows::ablation(&engine, &model, &ids, &heads, Some(ABLATION_POSITIONS), &WorkerProgress { state, model: &model }).await;
     if !still_loaded(state, &model) {
         return post(Response::Superseded);
     }
-    match before.and_then(|b| after.map(|a| (b, a))) {
+    match out {
         Ok((before, after)) => {
             let r = state.borrow_mut().session.as_mut().map(|s| s.finish_ablation(slot, &heads, &before, after));
             post(r.unwrap_or_else(|| no_model("knock-out")));
@@ -300,86 +309,24 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
 /// The cost-of-attention sweep: attention alone at each n on the CPU and, with a GPU, both
 /// kernels; progress after every measurement, stopped by `Cancel`.
 async fn run_cost(state: &Rc<RefCell<State>>, max_n: usize) {
-    use crate::analysis::cost::{cpu_row, gpu_row, shape, sweep_sizes};
     CANCEL.with(|c| c.set(false));
     let Some((model, engine)) = state.borrow().parts() else { return post(no_model("cost")) };
-    let (config, gpu) = (model.config.clone(), engine.gpu());
-    let sizes = sweep_sizes(max_n.min(config.context_length.max(128)).min(16_384));
-    let per_n = if gpu.is_some() { 3 } else { 1 };
-    let total = (sizes.len() * per_n) as f64;
-    let mut rows = vec![];
-    let mut cancelled = false;
-    post(Response::Progress { phase: "cost".into(), done: 0.0, total: Some(total) });
-    'sizes: for n in sizes {
-        let s = shape(&config, n);
-        yield_now().await;
-        if CANCEL.with(|c| c.get()) {
-            cancelled = true;
-            break;
-        }
-        rows.push(cpu_row(s, if n <= 1024 { 3 } else { 1 }));
-        post(Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
-        if let Some(g) = &gpu {
-            for flash in [true, false] {
-                yield_now().await;
-                if CANCEL.with(|c| c.get()) {
-                    cancelled = true;
-                    break 'sizes;
-                }
-                match gpu_row(&g.ctx, s, flash, 2).await {
-                    Ok(r) => rows.push(r),
-                    Err(e) => return post(Response::Error { phase: "cost".into(), message: format!("the GPU failed at n = {n}: {e}") }),
-                }
-                post(Response::Progress { phase: "cost".into(), done: rows.len() as f64, total: Some(total) });
-            }
-        }
+    match flows::cost(&engine, &model, max_n, &WorkerProgress { state, model: &model }).await {
+        Ok(swept) => post(Response::Cost { rows: swept.rows, cancelled: swept.cancelled, gpu: engine.gpu().map(|g| g.ctx.describe()) }),
+        Err(message) => post(Response::Error { phase: "cost".into(), message }),
     }
-    post(Response::Cost { rows, cancelled, gpu: gpu.map(|g| g.ctx.describe()) });
 }
 
 /// Runs every trial, posting progress; stops early on `Cancel` (or a new model), keeping the
 /// trials already done.
 async fn run_experiment(state: &Rc<RefCell<State>>, experiment: crate::analysis::position::Experiment) {
-    use crate::analysis::position::{summarise, Prepared, ResultRow};
     CANCEL.with(|c| c.set(false));
     let clock = Clock::start();
-    let groups = match experiment.groups() {
-        Ok(g) => g,
-        Err(e) => return post(Response::Error { phase: "experiment".into(), message: e.to_string() }),
-    };
     let Some((model, engine)) = state.borrow().parts() else { return post(no_model("experiment")) };
-    let total: usize = groups.iter().map(|g| g.3.len()).sum();
-    let mut done = 0;
-    let mut rows = vec![];
-    let mut cancelled = false;
-    post(Response::Progress { phase: "experiment".into(), done: 0.0, total: Some(total as f64) });
-    'groups: for (size, index, relative, trials) in groups {
-        let mut scores = vec![];
-        for trial in trials {
-            yield_now().await;
-            if CANCEL.with(|c| c.get()) {
-                cancelled = true;
-                if !scores.is_empty() {
-                    rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
-                }
-                break 'groups;
-            }
-            let prep = match Prepared::new(&model, &trial) {
-                Ok(p) => p,
-                Err(e) => return post(Response::Error { phase: "experiment".into(), message: e.to_string() }),
-            };
-            let out = engine.forward_async(&model, &prep.ids, &prep.options()).await;
-            report_fallback(state, &model);
-            match out {
-                Ok(out) => scores.push(prep.score(&out)),
-                Err(e) => return post(Response::Error { phase: "experiment".into(), message: e.to_string() }),
-            }
-            done += 1;
-            post(Response::Progress { phase: "experiment".into(), done: done as f64, total: Some(total as f64) });
-        }
-        rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
+    match flows::experiment(&engine, &model, &experiment, &WorkerProgress { state, model: &model }).await {
+        Ok(swept) => post(Response::Experiment { experiment, rows: swept.rows, cancelled: swept.cancelled, elapsed_ms: clock.ms() }),
+        Err(message) => post(Response::Error { phase: "experiment".into(), message }),
     }
-    post(Response::Experiment { experiment, rows, cancelled, elapsed_ms: clock.ms() });
 }
 
 /// What the browser says about its WebGPU adapter (vendor, architecture, description), and

@@ -408,24 +408,6 @@ pub fn run_on_cpu(session: &mut Session, slot: u32, text: &str, layer: usize, he
     }
 }
 
-/// A knock-out of the last run of `slot` on the CPU, natively (as the worker does it).
-#[cfg(any(test, feature = "test-support"))]
-pub fn ablate_on_cpu(session: &mut Session, slot: u32, heads: &[(usize, usize)]) -> Response {
-    use crate::analysis::heads::ablation_options;
-    use crate::backends::{cpu::CpuBackend, Backend};
-    let Some(ids) = session.run_ids(slot) else { return error("knock-out", "run a text first") };
-    let b = CpuBackend::new();
-    let n = ids.len();
-    let before = match b.forward(&session.model, &ids, &ablation_options(n, &[], false, Some(ABLATION_POSITIONS))) {
-        Ok(o) => o,
-        Err(e) => return error("knock-out", e),
-    };
-    match b.forward(&session.model, &ids, &ablation_options(n, heads, true, Some(ABLATION_POSITIONS))) {
-        Ok(after) => session.finish_ablation(slot, heads, &before, after),
-        Err(e) => error("knock-out", e),
-    }
-}
-
 impl From<EngineError> for Response {
     fn from(e: EngineError) -> Self {
         error("run", e)

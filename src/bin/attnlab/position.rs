@@ -3,12 +3,28 @@
 use attnlab::backends::Backend;
 use attnlab::util::Clock;
 
-use crate::common::{backend, load, report_fallback};
+use crate::common::{backend, load};
 use crate::{BackendChoice, Task};
+
+/// Trials counted on stderr (unless the output is JSON); the GPU fallback said there too.
+struct Trials {
+    quiet: bool,
+}
+
+impl attnlab::flows::Progress for Trials {
+    fn step(&self, _: &str, done: f64, total: Option<f64>) {
+        if !self.quiet && done > 0.0 {
+            eprint!("\r{done}/{} trials", total.unwrap_or(done));
+        }
+    }
+    fn note(&self, note: &str) {
+        eprintln!("attnlab: {note}");
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 pub fn run(model_path: &str, task: Task, pairs: usize, positions: usize, trials: usize, seed: u64, lengths: Vec<usize>, choice: BackendChoice, json: bool, emit_prompts: Option<&str>) -> Result<(), String> {
-    use attnlab::analysis::position::{score, summarise, Experiment};
+    use attnlab::analysis::position::Experiment;
     let (model, _) = load(model_path)?;
     let b = backend(choice)?;
     let clock = Clock::start();
@@ -26,20 +42,8 @@ pub fn run(model_path: &str, task: Task, pairs: usize, positions: usize, trials:
         std::fs::write(path, lines).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     let total: usize = groups.iter().map(|g| g.3.len()).sum();
-    let mut done = 0;
-    let mut rows = vec![];
-    for (size, index, relative, ts) in &groups {
-        let mut scores = vec![];
-        for trial in ts {
-            scores.push(score(&model, &b, trial).map_err(|e| e.to_string())?);
-            report_fallback(&b);
-            done += 1;
-            if !json {
-                eprint!("\r{done}/{total} trials");
-            }
-        }
-        rows.push((*size, summarise(*index, *relative, &scores)));
-    }
+    let swept = pollster::block_on(attnlab::flows::experiment(&b, &model, &experiment, &Trials { quiet: json })).map_err(|e| e.to_string())?;
+    let rows: Vec<(usize, _)> = swept.rows.into_iter().map(|r| (r.size, r.summary)).collect();
     if !json {
         eprintln!();
     }

@@ -1,0 +1,134 @@
+//! The engine's long flows, written once for every host: a knock-out, the induction
+//! diagnostic, the lost-in-the-middle experiment and the cost sweep. The browser worker, the
+//! CLI and the tests call these same async functions (natively through `pollster`); each runs
+//! its forward passes on an [`Engine`] (GPU first, the CPU when the GPU fails) and tells a
+//! [`Progress`] how far it got, which also says when to stop.
+//!
+//! Layering: below the worker, the app and the CLI; above the backends and the analysis.
+
+use std::future::Future;
+
+use crate::analysis::cost::{cpu_row, gpu_row, shape, sweep_sizes, CostRow};
+use crate::analysis::heads::{ablation_options, induction_grid, random_ids, Induction};
+use crate::analysis::position::{summarise, Experiment, Prepared, ResultRow};
+use crate::backends::engine::Engine;
+use crate::backends::{EngineError, ForwardOptions, ForwardOutput, LogitsFor};
+use crate::model::capture::AttentionTrace;
+use crate::model::Model;
+
+/// Where a flow reports and learns to stop.
+pub trait Progress {
+    /// `done` of `total` steps of `phase` are finished.
+    fn step(&self, phase: &str, done: f64, total: Option<f64>);
+    /// The engine left the GPU during the flow: why, once.
+    fn note(&self, _note: &str) {}
+    /// Whether to stop now (Cancel pressed, or another model loaded).
+    fn cancelled(&self) -> bool {
+        false
+    }
+    /// A pause between steps where the host handles its other events (the browser worker
+    /// yields to its event loop here, so that a Cancel can arrive).
+    fn pause(&self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+}
+
+/// Reports nothing and never stops.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn step(&self, _: &str, _: f64, _: Option<f64>) {}
+}
+
+/// A sweep's rows so far, and whether it was stopped before the end.
+#[derive(Debug, Clone)]
+pub struct Swept<T> {
+    pub rows: Vec<T>,
+    pub cancelled: bool,
+}
+
+async fn forward(engine: &Engine, model: &Model, ids: &[u32], opts: &ForwardOptions, progress: &impl Progress) -> Result<ForwardOutput, EngineError> {
+    let out = engine.forward_async(model, ids, opts).await;
+    if let Some(note) = engine.take_note() {
+        progress.note(&note);
+    }
+    out
+}
+
+/// A text's pass before and after knocking `heads` out: logits at up to `max_positions`
+/// positions (all with `None`); the second pass keeps its capture (the maps after).
+pub async fn ablation(engine: &Engine, model: &Model, ids: &[u32], heads: &[(usize, usize)], max_positions: Option<usize>, progress: &impl Progress) -> Result<(ForwardOutput, ForwardOutput), EngineError> {
+    let n = ids.len();
+    progress.step("knock-out", 0.0, Some(2.0));
+    let before = forward(engine, model, ids, &ablation_options(n, &[], false, max_positions), progress).await?;
+    progress.step("knock-out", 1.0, Some(2.0));
+    let after = forward(engine, model, ids, &ablation_options(n, heads, true, max_positions), progress).await?;
+    Ok((before, after))
+}
+
+/// The induction diagnostic: `period` random tokens (from `seed`) repeated once; per head, how
+/// much each token of the repeat attends to the token after its first occurrence.
+pub async fn induction(engine: &Engine, model: &Model, period: usize, seed: u64, progress: &impl Progress) -> Result<(Induction, AttentionTrace), EngineError> {
+    let p = period.clamp(2, model.config.context_length / 2);
+    let vocab = model.config.vocab_size as u32;
+    let first: Vec<u32> = random_ids(p, seed).into_iter().map(|id| id % vocab).collect();
+    let ids: Vec<u32> = first.iter().chain(&first).copied().collect();
+    let opts = ForwardOptions { logits_for: LogitsFor::Last, ..Default::default() };
+    let out = forward(engine, model, &ids, &opts, progress).await?;
+    let trace = out.trace.expect("capture was requested");
+    Ok((Induction { period: p, induction: induction_grid(&trace, p), ids }, trace))
+}
+
+/// Lost in the middle: every trial of `experiment`, grouped by prompt size and the answer's
+/// position; stops early (keeping the trials done) when `progress` says so.
+pub async fn experiment(engine: &Engine, model: &Model, experiment: &Experiment, progress: &impl Progress) -> Result<Swept<ResultRow>, String> {
+    let groups = experiment.groups().map_err(|e| e.to_string())?;
+    let total = groups.iter().map(|g| g.3.len()).sum::<usize>() as f64;
+    let (mut done, mut rows) = (0.0, vec![]);
+    progress.step("experiment", 0.0, Some(total));
+    for (size, index, relative, trials) in groups {
+        let mut scores = vec![];
+        for trial in trials {
+            progress.pause().await;
+            if progress.cancelled() {
+                if !scores.is_empty() {
+                    rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
+                }
+                return Ok(Swept { rows, cancelled: true });
+            }
+            let prep = Prepared::new(model, &trial).map_err(|e| e.to_string())?;
+            let out = forward(engine, model, &prep.ids, &prep.options(), progress).await.map_err(|e| e.to_string())?;
+            scores.push(prep.score(&out));
+            done += 1.0;
+            progress.step("experiment", done, Some(total));
+        }
+        rows.push(ResultRow { size, summary: summarise(index, relative, &scores) });
+    }
+    Ok(Swept { rows, cancelled: false })
+}
+
+/// The cost of attention alone at growing n (up to `max_n`, the model's context, 16 384): the
+/// CPU's tiled kernel and, with the engine's GPU, the flash and the naive kernels.
+pub async fn cost(engine: &Engine, model: &Model, max_n: usize, progress: &impl Progress) -> Result<Swept<CostRow>, String> {
+    let (config, gpu) = (&model.config, engine.gpu());
+    let sizes = sweep_sizes(max_n.min(config.context_length.max(128)).min(16_384));
+    let total = (sizes.len() * if gpu.is_some() { 3 } else { 1 }) as f64;
+    let mut rows = vec![];
+    progress.step("cost", 0.0, Some(total));
+    for n in sizes {
+        let s = shape(config, n);
+        let kernels: &[Option<bool>] = if gpu.is_some() { &[None, Some(true), Some(false)] } else { &[None] };
+        for &kernel in kernels {
+            progress.pause().await;
+            if progress.cancelled() {
+                return Ok(Swept { rows, cancelled: true });
+            }
+            rows.push(match (kernel, &gpu) {
+                (Some(flash), Some(g)) => gpu_row(&g.ctx, s, flash, 2).await.map_err(|e| format!("the GPU failed at n = {n}: {e}"))?,
+                _ => cpu_row(s, if n <= 1024 { 3 } else { 1 }),
+            });
+            progress.step("cost", rows.len() as f64, Some(total));
+        }
+    }
+    Ok(Swept { rows, cancelled: false })
+}
