@@ -66,12 +66,17 @@ fn pooled_maps_keep_max_and_causal_mean() {
     assert_eq!(t.pooled(0, 1, 1).unwrap().max.len(), 65 * 65);
 }
 
+/// The one map builder through `head_map`: a zoomed region exact cell by cell, a pooled map
+/// whose cells are their blocks' maxima, cells above the diagonal masked, an empty region an error.
 #[test]
-fn region_max_zooms_exactly() {
+fn head_maps_zoom_exactly_and_pool_by_the_maximum() {
+    use attnlab::worker::protocol::MASKED;
+    use attnlab::worker::session::head_map;
     let t = trace(65);
     let rows = t.head_rows(1, 2).unwrap();
     // Small enough to be exact.
-    let (v, sq, sk, bq, bk) = t.region_max(1, 2, 40..50, 10..45, 64).unwrap();
+    let m = head_map(&t, 1, 2, 64, Some((40, 50)), Some((10, 45))).unwrap();
+    let (v, sq, sk, bq, bk) = (m.values, m.side_q, m.side_k, m.block_q, m.block_k);
     assert_eq!((sq, sk, bq, bk), (10, 35, 1, 1));
     for i in 0..10 {
         for j in 0..35 {
@@ -80,16 +85,18 @@ fn region_max_zooms_exactly() {
             if kj <= qi {
                 assert_eq!(got, rows[qi][kj]);
             } else {
-                assert!(got.is_nan());
+                assert_eq!(got, MASKED);
             }
         }
     }
     // Pooled: each cell is the max of its block.
-    let (v, sq, sk, bq, bk) = t.region_max(1, 2, 0..65, 0..65, 16).unwrap();
+    let m = head_map(&t, 1, 2, 16, None, None).unwrap();
+    let (v, sq, sk, bq, bk) = (m.values, m.side_q, m.side_k, m.block_q, m.block_k);
     assert_eq!((bq, bk, sq, sk), (5, 5, 13, 13));
     let expect = (10..15).flat_map(|i| (5..10).filter(move |&j| j <= i).map(move |j| (i, j))).map(|(i, j)| rows[i][j]).fold(0.0, f32::max);
     assert_eq!(v[2 * sk + 1], expect);
-    assert!(t.region_max(1, 2, 70..80, 0..5, 8).is_err());
+    assert_eq!(v[1], MASKED, "block (0, 1) lies above the diagonal");
+    assert!(head_map(&t, 1, 2, 8, Some((70, 80)), Some((0, 5))).is_err());
 }
 
 #[test]

@@ -288,7 +288,9 @@ impl AttentionTrace {
             .collect()
     }
 
-    /// The head's map pooled over `block × block` tiles (max and causal mean).
+    /// The head's map pooled over `block × block` tiles (max and causal mean): the reference
+    /// the GPU's pooled-map kernel is tested against.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn pooled(&self, layer: usize, head: usize, block: usize) -> Result<PooledMap, AnalysisError> {
         self.check(layer, head)?;
         if block == 0 {
@@ -315,35 +317,8 @@ impl AttentionTrace {
     }
 
     /// Pooled so that the map is at most `max_side` tiles per side.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn pooled_to_fit(&self, layer: usize, head: usize, max_side: usize) -> Result<PooledMap, AnalysisError> {
         self.pooled(layer, head, self.n_tokens.div_ceil(max_side.max(1)).max(1))
-    }
-
-    /// A rectangular region (queries `rows`, keys `cols`) of one head, max-pooled so that
-    /// neither side exceeds `max_side` cells: zooming into a long input's map.
-    /// Returns `(values (side_q, side_k), block_q, block_k)`; cells above the diagonal are NaN.
-    pub fn region_max(&self, layer: usize, head: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, max_side: usize) -> Result<(Vec<f32>, usize, usize, usize, usize), AnalysisError> {
-        self.check(layer, head)?;
-        let n = self.n_tokens;
-        let (r0, r1) = (rows.start.min(n), rows.end.min(n));
-        let (c0, c1) = (cols.start.min(n), cols.end.min(n));
-        if r0 >= r1 || c0 >= c1 {
-            return Err(AnalysisError::BadQuery(rows.start, n));
-        }
-        let max_side = max_side.max(1);
-        let bq = (r1 - r0).div_ceil(max_side);
-        let bk = (c1 - c0).div_ceil(max_side);
-        let (sq, sk) = ((r1 - r0).div_ceil(bq), (c1 - c0).div_ceil(bk));
-        let mut out = vec![f32::NAN; sq * sk];
-        let mut row = Vec::with_capacity(n);
-        for i in r0..r1 {
-            self.row_into(layer, head, i, &mut row);
-            let ti = (i - r0) / bq;
-            for j in c0..c1.min(i + 1) {
-                let cell = &mut out[ti * sk + (j - c0) / bk];
-                *cell = if cell.is_nan() { row[j] } else { cell.max(row[j]) };
-            }
-        }
-        Ok((out, sq, sk, bq, bk))
     }
 }

@@ -5,8 +5,7 @@
 use crate::analysis::HeadId;
 use crate::analysis::report::InspectReport;
 
-use super::protocol::{HeadMap, RunResult, MASKED};
-use super::session::MAX_SIDE;
+use super::protocol::{HeadMap, MapRegion, RunResult};
 
 /// Per layer: mean over heads of the sink mass on key 0.
 pub fn sink_per_layer(sink_mass_key0: &[Vec<Option<f32>>]) -> Vec<f32> {
@@ -29,22 +28,11 @@ pub fn uniform_baseline(n: usize) -> f32 {
 /// max-pooled into blocks otherwise, like the live map.
 pub fn map_from_rows(rows: &[Vec<f32>], layer: usize, head: usize, max_side: usize) -> HeadMap {
     let n = rows.len();
-    let max_side = max_side.clamp(1, MAX_SIDE);
-    let block = n.div_ceil(max_side).max(1);
-    let side = n.div_ceil(block);
-    let mut values = vec![f32::NAN; side * side];
-    for (i, row) in rows.iter().enumerate() {
-        for (j, p) in row.iter().enumerate().take(i + 1) {
-            let cell = &mut values[(i / block) * side + j / block];
-            *cell = if cell.is_nan() { *p } else { cell.max(*p) };
-        }
-    }
-    for v in values.iter_mut() {
-        if v.is_nan() {
-            *v = MASKED;
-        }
-    }
-    HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: side, side_k: side, block_q: block, block_k: block, values, window: None }
+    HeadMap::build(layer, head, MapRegion::whole(n, max_side), None, 0..n, |i, row| {
+        row.clear();
+        row.extend_from_slice(&rows[i][..rows[i].len().min(i + 1)]);
+        true
+    })
 }
 
 /// Parses `"L.H"`.

@@ -231,9 +231,53 @@ pub const fn ablated_slot(slot: u32) -> u32 {
 /// Marks cells the causal mask hides.
 pub const MASKED: f32 = -1.0;
 
+/// Which part of a head's map of `n` tokens to draw and how finely: query rows `rows`, keys
+/// `cols` (each clipped to `0..n`, at least one wide), at most `max_side` cells a side (1 ..=
+/// [`super::session::MAX_SIDE`]).
+#[derive(Debug, Clone, Copy)]
+pub struct MapRegion {
+    pub n: usize,
+    pub rows: (usize, usize),
+    pub cols: (usize, usize),
+    pub max_side: usize,
+}
+
+impl MapRegion {
+    /// The whole map.
+    pub fn whole(n: usize, max_side: usize) -> Self {
+        MapRegion { n, rows: (0, n), cols: (0, n), max_side }
+    }
+}
+
 impl HeadMap {
     pub fn pooled(&self) -> bool {
         self.block_q > 1 || self.block_k > 1
+    }
+
+    /// The one map builder. Each cell is the largest probability of its block of rows × keys
+    /// (exact when a block is one cell); cells no row reaches are [`MASKED`]. Only the rows
+    /// `read` lists are visited (all of the region's; thumbnails sample), and `fill(i, row)`
+    /// writes row i (keys `0..row.len()`: `i + 1` causal, n with the mask removed), false when
+    /// there is none.
+    pub fn build(layer: usize, head: usize, region: MapRegion, window: Option<usize>, read: impl IntoIterator<Item = usize>, mut fill: impl FnMut(usize, &mut Vec<f32>) -> bool) -> HeadMap {
+        let n = region.n;
+        let max_side = region.max_side.clamp(1, super::session::MAX_SIDE);
+        let clip = |(a, b): (usize, usize)| (a.min(n), b.min(n).max(a.min(n) + 1).min(n));
+        let ((r0, r1), (c0, c1)) = (clip(region.rows), clip(region.cols));
+        let (bq, bk) = ((r1 - r0).div_ceil(max_side).max(1), (c1 - c0).div_ceil(max_side).max(1));
+        let (sq, sk) = ((r1 - r0).div_ceil(bq), (c1 - c0).div_ceil(bk));
+        let mut values = vec![MASKED; sq * sk];
+        let mut row = Vec::new();
+        for i in read.into_iter().filter(|i| (r0..r1).contains(i)) {
+            if !fill(i, &mut row) {
+                continue;
+            }
+            for j in c0..c1.min(row.len()) {
+                let cell = &mut values[((i - r0) / bq) * sk + (j - c0) / bk];
+                *cell = cell.max(row[j]);
+            }
+        }
+        HeadMap { layer, head, n_tokens: n, rows: (r0, r1), cols: (c0, c1), side_q: sq, side_k: sk, block_q: bq, block_k: bk, values, window }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::model::tokenizer::Token;
 use crate::Model;
 use std::sync::Arc;
 
-use super::protocol::{HeadMap, ModelSummary, Response, RunResult, MASKED};
+use super::protocol::{HeadMap, MapRegion, ModelSummary, Response, RunResult};
 
 /// Largest map side sent to the page (a canvas cell per value).
 pub const MAX_SIDE: usize = 512;
@@ -280,7 +280,11 @@ impl Session {
             Ok(all) => {
                 let n = t.n_tokens;
                 let (r, c) = (rows.unwrap_or((0, n)), cols.unwrap_or((0, n)));
-                let map = pool_rows(&all, layer, head, n, r, c, max_side.clamp(1, MAX_SIDE), t.windows.get(layer).copied().flatten());
+                let region = MapRegion { n, rows: r, cols: c, max_side };
+                let map = HeadMap::build(layer, head, region, t.windows.get(layer).copied().flatten(), 0..n, |i, row| {
+                    row.clone_from(&all[i]);
+                    true
+                });
                 // Exports stay the model's own numbers whatever the view shows.
                 let exact_rows = (rows.is_none() && cols.is_none() && n <= EXACT_ROWS_LIMIT).then(|| t.head_rows(layer, head).ok()).flatten();
                 Response::Head { map, exact_rows }
@@ -310,21 +314,12 @@ impl Session {
         let Some(t) = self.trace(slot) else { return error("thumbnails", "run a text first") };
         let side = side.clamp(1, 64);
         let n = t.n_tokens;
-        let block = n.div_ceil(side);
-        let s = n.div_ceil(block);
         let sample_every = n.div_ceil(2 * side).max(1);
         let mut thumbs = Vec::with_capacity(t.n_layer * t.n_head);
         for layer in 0..t.layers.len() {
             for head in 0..t.n_head {
-                let mut values = vec![MASKED; s * s];
-                for i in (0..n).step_by(sample_every).chain(std::iter::once(n - 1)) {
-                    let Ok(row) = t.row(layer, head, i) else { continue };
-                    for (j, p) in row.iter().enumerate() {
-                        let cell = &mut values[(i / block) * s + j / block];
-                        *cell = cell.max(*p);
-                    }
-                }
-                thumbs.push(HeadMap { layer, head, n_tokens: n, rows: (0, n), cols: (0, n), side_q: s, side_k: s, block_q: block, block_k: block, values, window: t.windows.get(layer).copied().flatten() });
+                let sampled = (0..n).step_by(sample_every).chain(std::iter::once(n - 1));
+                thumbs.push(HeadMap::build(layer, head, MapRegion::whole(n, side), t.windows.get(layer).copied().flatten(), sampled, |i, row| fill_row(t, layer, head, i, row)));
             }
         }
         Response::Thumbs { thumbs }
@@ -351,38 +346,28 @@ pub fn most_changed(a: &AttentionTrace, b: &AttentionTrace, k: usize) -> Vec<(us
     all
 }
 
-/// Rows (row i: keys 0..row.len()) max-pooled over the region `rows` × `cols` so that neither
-/// side exceeds `max_side`; cells no row reaches are [`MASKED`].
-#[allow(clippy::too_many_arguments)]
-pub fn pool_rows(all: &[Vec<f32>], layer: usize, head: usize, n: usize, rows: (usize, usize), cols: (usize, usize), max_side: usize, window: Option<usize>) -> HeadMap {
-    let (r0, r1) = (rows.0.min(n), rows.1.min(n).max(rows.0.min(n) + 1).min(n));
-    let (c0, c1) = (cols.0.min(n), cols.1.min(n).max(cols.0.min(n) + 1).min(n));
-    let (bq, bk) = ((r1 - r0).div_ceil(max_side).max(1), (c1 - c0).div_ceil(max_side).max(1));
-    let (sq, sk) = ((r1 - r0).div_ceil(bq), (c1 - c0).div_ceil(bk));
-    let mut values = vec![MASKED; sq * sk];
-    for i in r0..r1 {
-        let row = &all[i];
-        for j in c0..c1.min(row.len()) {
-            let cell = &mut values[((i - r0) / bq) * sk + (j - c0) / bk];
-            *cell = if *cell == MASKED { row[j] } else { cell.max(row[j]) };
+/// Row `i` of a head from the capture into `row` (false past the last token).
+fn fill_row(t: &AttentionTrace, layer: usize, head: usize, i: usize, row: &mut Vec<f32>) -> bool {
+    match t.row(layer, head, i) {
+        Ok(r) => {
+            *row = r;
+            true
         }
+        Err(_) => false,
     }
-    HeadMap { layer, head, n_tokens: n, rows: (r0, r1), cols: (c0, c1), side_q: sq, side_k: sk, block_q: bq, block_k: bk, values, window }
 }
 
-/// The map of one head: exact when it fits `max_side`, max-pooled otherwise.
+/// The map of one head: exact when it fits `max_side`, max-pooled otherwise; a region of it
+/// when `rows` / `cols` say so (an empty region is an error).
 pub fn head_map(t: &AttentionTrace, layer: usize, head: usize, max_side: usize, rows: Option<(usize, usize)>, cols: Option<(usize, usize)>) -> Result<HeadMap, crate::model::capture::AnalysisError> {
     let n = t.n_tokens;
-    let rows = rows.unwrap_or((0, n));
-    let cols = cols.unwrap_or((0, n));
-    let max_side = max_side.clamp(1, MAX_SIDE);
-    let (mut values, side_q, side_k, block_q, block_k) = t.region_max(layer, head, rows.0..rows.1, cols.0..cols.1, max_side)?;
-    for v in values.iter_mut() {
-        if v.is_nan() {
-            *v = MASKED;
-        }
+    let (rows, cols) = (rows.unwrap_or((0, n)), cols.unwrap_or((0, n)));
+    t.row(layer, head, 0)?; // checks layer and head
+    if rows.0.min(n) >= rows.1.min(n) || cols.0.min(n) >= cols.1.min(n) {
+        return Err(crate::model::capture::AnalysisError::BadQuery(rows.0, n));
     }
-    Ok(HeadMap { layer, head, n_tokens: n, rows: (rows.0.min(n), rows.1.min(n)), cols: (cols.0.min(n), cols.1.min(n)), side_q, side_k, block_q, block_k, values, window: t.windows.get(layer).copied().flatten() })
+    let region = MapRegion { n, rows, cols, max_side };
+    Ok(HeadMap::build(layer, head, region, t.windows.get(layer).copied().flatten(), rows.0..rows.1, |i, row| fill_row(t, layer, head, i, row)))
 }
 
 /// A run on the CPU, natively: what the worker's `run` does minus the browser (tests drive
