@@ -156,6 +156,25 @@ fn prefill_and_steps_equal_one_pass(m: &Model, ids: &[u32], prefill: usize, tol:
     }
     assert_eq!(cache.len, n);
     let trace = whole.trace.as_ref().unwrap();
+    // The capture grown row by row (a prefill, then one token per step) is the one pass's.
+    let mut grown = attnlab::model::capture::AttentionTrace::new(&m.config, 0);
+    let mut cache = cpu.new_cache(m, n);
+    let mut at = 0;
+    for part in std::iter::once(&ids[..prefill]).chain(ids[prefill..].chunks(1)) {
+        let step = cpu.step(m, part, &mut cache, &opts).unwrap();
+        let span = at * kv_dim..(at + part.len()) * kv_dim;
+        grown.extend(step.rows.into_iter().zip(&cache.layers).map(|((q, lse), (k, v))| attnlab::model::capture::LayerTrace { q, k: k[span.clone()].to_vec(), v: v[span.clone()].to_vec(), lse }).collect());
+        at += part.len();
+    }
+    assert_eq!(grown.n_tokens, n);
+    for l in 0..m.config.n_layer {
+        for h in [0, m.config.n_head - 1] {
+            for i in [0, prefill - 1, prefill, n - 1] {
+                let e = max_diff(&grown.row(l, h, i).unwrap(), &trace.row(l, h, i).unwrap());
+                assert!(e <= tol, "{} grown capture {l}.{h} row {i}: {e}", m.info.architecture);
+            }
+        }
+    }
     for (l, (k, v)) in cache.layers.iter().enumerate() {
         assert!(max_diff(&k[..n * kv_dim], &trace.layers[l].k) <= tol && max_diff(&v[..n * kv_dim], &trace.layers[l].v) <= tol, "cpu cache layer {l}");
     }

@@ -166,6 +166,25 @@ impl AttentionTrace {
         AttentionTrace { n_layer: c.n_layer, n_head: c.n_head, n_head_kv: c.n_head_kv, head_dim: c.head_dim, n_tokens, windows: c.layer_window.clone(), rope_bases: c.layer_rope_base.clone(), rope_dim: c.rope_dim, rope_style: c.rope_style, layers: Vec::with_capacity(c.n_layer) }
     }
 
+    /// Appends the rows of the next tokens, one [`LayerTrace`] per layer holding only their
+    /// rows (q, k, v and lse of positions `n_tokens ..`): a capture that grows as the model
+    /// reads or writes token by token over its KV cache.
+    pub fn extend(&mut self, rows: Vec<LayerTrace>) {
+        assert_eq!(rows.len(), self.n_layer, "one set of rows per layer");
+        let added = rows[0].lse.len() / self.n_head;
+        if self.layers.is_empty() {
+            self.layers = rows;
+        } else {
+            for (l, r) in self.layers.iter_mut().zip(rows) {
+                l.q.extend(r.q);
+                l.k.extend(r.k);
+                l.v.extend(r.v);
+                l.lse.extend(r.lse);
+            }
+        }
+        self.n_tokens += added;
+    }
+
     /// First key query `i` of `layer` sees.
     pub fn first_key(&self, layer: usize, i: usize) -> usize {
         match self.windows.get(layer).copied().flatten() {
