@@ -5,12 +5,14 @@
 //!   Qwen2, Qwen3, GPT-2), and the attention capture.
 //! - [`backends`]: CPU and GPU implementations of those operations.
 //! - [`analysis`]: exact quantities from the capture, reports, experiments.
+//! - [`generate`]: the model writes — prefill, then one token per step over the KV cache.
 //! - [`flows`]: the long runs (knock-out, induction, experiment, cost sweep) written once for
 //!   the worker, the CLI and the tests.
 
 pub mod analysis;
 pub mod backends;
 pub mod flows;
+pub mod generate;
 pub mod model;
 pub mod util;
 pub mod worker;

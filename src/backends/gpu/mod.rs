@@ -123,14 +123,19 @@ impl GpuBackend {
     }
 
     /// Layer `layer`'s cached keys and values (`cache.len` rows each), read back.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn read_cache(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
+    pub async fn read_cache_async(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
         let (k, v) = &cache.layers[layer];
         let mut enc = self.ctx.encoder("read cache");
         let staged = self.ctx.stage_ranges(&mut enc, &[(&k.buf, 0, cache.len * kv_dim), (&v.buf, 0, cache.len * kv_dim)]);
         self.ctx.queue.submit([enc.finish()]);
-        let mut out = pollster::block_on(self.ctx.read_staged_async(staged)).map_err(EngineError::from)?.into_iter();
+        let mut out = self.ctx.read_staged_async(staged).await.map_err(EngineError::from)?.into_iter();
         Ok((out.next().expect("k"), out.next().expect("v")))
+    }
+
+    /// [`GpuBackend::read_cache_async`], blocking.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_cache(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
+        pollster::block_on(self.read_cache_async(cache, layer, kv_dim))
     }
 
     async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {

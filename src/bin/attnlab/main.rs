@@ -10,6 +10,7 @@ mod ablate;
 mod bench;
 mod common;
 mod explain;
+mod generate;
 mod heads;
 mod inspect;
 mod position;
@@ -104,6 +105,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The model writes: the text, then up to N tokens chosen one at a time over the KV cache
+    /// (greedy by default), printed as they come.
+    Generate {
+        /// The prompt; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value_t = 32)]
+        max_tokens: usize,
+        /// 0: always the most likely token.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        temperature: f32,
+        /// Sample among the k most likely tokens (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Sample among the most likely tokens whose mass reaches p.
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+        top_p: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep going past the end-of-text token.
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Heads whose attention rows of the generated tokens are reported: `L.H,L.*`.
+        #[arg(long, default_value = "")]
+        heads: String,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every head's pattern scores (first token, previous token, self, entropy), with
     /// `--similarity` the JS distance between heads, with `--induction` the induction diagnostic.
     Heads {
@@ -192,6 +223,10 @@ enum Command {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Tokenize { text, json } => tokenize::run(&cli.model, &text, json),
+        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, heads, backend: choice, json } => {
+            let sampling = attnlab::generate::Sampling { temperature, top_k, top_p, seed };
+            generate::run(&cli.model, &text, max_tokens, sampling, ignore_eos, &heads, choice, json)
+        }
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
         Command::Heads { text, similarity, induction, period, seed, ids, backend: choice, json } => heads::run(&cli.model, text.as_deref(), similarity, induction, period, seed, ids.as_deref(), choice, json),

@@ -1,0 +1,57 @@
+//! `attnlab generate`: the model writes, one token per step over its KV cache.
+
+use std::io::Write;
+
+use attnlab::backends::gpu::GpuBackend;
+use attnlab::generate::{generate, Decoder, GenOptions, Sampling};
+
+use crate::common::{load, read_text};
+use crate::BackendChoice;
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(model_path: &str, text: &str, max_tokens: usize, sampling: Sampling, ignore_eos: bool, heads: &str, choice: BackendChoice, json: bool) -> Result<(), String> {
+    let text = read_text(text)?;
+    let (model, _) = load(model_path)?;
+    let heads = if heads.trim().is_empty() { vec![] } else { attnlab::analysis::heads::parse_heads(heads, model.config.n_layer, model.config.n_head).map_err(|e| e.to_string())? };
+    let ids = model.tokenizer.encode(&text);
+    let options = GenOptions { max_tokens, sampling, ignore_eos, heads };
+    attnlab::generate::check(&model, &ids, &options)?;
+    let capacity = (ids.len() + max_tokens + 1).min(model.config.context_length);
+    let gpu;
+    let mut decoder = match choice {
+        BackendChoice::Cpu => Decoder::cpu(&model, capacity),
+        BackendChoice::Gpu => {
+            gpu = GpuBackend::new().map_err(|e| format!("{e}; use --backend cpu, or WGPU_BACKEND=vulkan with Mesa's lavapipe (mesa-vulkan-drivers) for a software GPU"))?;
+            Decoder::gpu(&gpu, &model, capacity)
+        }
+    };
+    // The text as it comes: the decoded suffix each new token adds (a character split over
+    // several byte tokens appears when it is whole).
+    let (mut so_far, mut shown) = (Vec::new(), String::new());
+    let mut stdout = std::io::stdout();
+    if !json {
+        print!("{text}");
+    }
+    let mut on_token = |t: u32| {
+        if json {
+            return;
+        }
+        so_far.push(t);
+        if let Ok(s) = model.tokenizer.decode(&so_far) {
+            if let Some(new) = s.strip_prefix(shown.as_str()) {
+                print!("{new}");
+                let _ = stdout.flush();
+            }
+            shown = s;
+        }
+    };
+    let g = pollster::block_on(generate(&mut decoder, &model, &ids, &options, &mut on_token))?;
+    if json {
+        println!("{}", serde_json::to_string(&g).map_err(|e| e.to_string())?);
+    } else {
+        let decode: f64 = g.timings_ms.decode.iter().sum();
+        let per = decode / g.timings_ms.decode.len().max(1) as f64;
+        eprintln!("\n\n{} prompt tokens read in {:.0} ms; {} tokens written, {:.1} ms each ({:.1} tokens/s) on the {}; KV cache {:.1} MiB", g.ids.len(), g.timings_ms.prefill, g.generated.len(), per, 1e3 / per.max(1e-9), g.backend, g.kv_cache_bytes as f64 / (1 << 20) as f64);
+    }
+    Ok(())
+}
