@@ -47,26 +47,8 @@ impl Sampling {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood 2014): the seed's sequence of 64-bit values, the same on
-/// every machine; `uniform` takes the top 53 bits as a float in [0, 1).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The seeded generator sampling draws from (SplitMix64, shared with the experiments).
+pub use crate::analysis::position::Rng;
 
 /// The token chosen from `logits` under `s`, and its probability under the model's own
 /// softmax (temperature 1, nothing cut).

@@ -25,7 +25,8 @@ pub enum PositionError {
     Boundary,
 }
 
-/// splitmix64: a small seeded generator, so a run is reproducible everywhere.
+/// SplitMix64 (Steele, Lea and Flood 2014): a small seeded generator, so a run is
+/// reproducible everywhere (the experiments' trials and the sampling of generated text).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
 
@@ -43,6 +44,10 @@ impl Rng {
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
+    }
+    /// Uniform in [0, 1): the top 53 bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
