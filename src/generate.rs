@@ -134,8 +134,7 @@ impl Decoder<'_> {
             Decoder::Gpu(g, c) => {
                 let mut out = Vec::with_capacity(c.layers.len());
                 for l in 0..c.layers.len() {
-                    let (k, v) = g.read_cache_async(c, l, kv).await?;
-                    out.push((k[from * kv..].to_vec(), v[from * kv..].to_vec()));
+                    out.push(g.read_cache_async(c, l, kv, from).await?);
                 }
                 Ok(out)
             }

@@ -122,11 +122,13 @@ impl GpuBackend {
         Ok(StepOutput { logits: Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)"), logit_positions: rec.positions, rows })
     }
 
-    /// Layer `layer`'s cached keys and values (`cache.len` rows each), read back.
-    pub async fn read_cache_async(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
+    /// Layer `layer`'s cached keys and values of rows `from .. cache.len`, read back (a
+    /// decoding step reads only its new rows).
+    pub async fn read_cache_async(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize, from: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
         let (k, v) = &cache.layers[layer];
+        let (at, len) = (from * kv_dim, cache.len.saturating_sub(from) * kv_dim);
         let mut enc = self.ctx.encoder("read cache");
-        let staged = self.ctx.stage_ranges(&mut enc, &[(&k.buf, 0, cache.len * kv_dim), (&v.buf, 0, cache.len * kv_dim)]);
+        let staged = self.ctx.stage_ranges(&mut enc, &[(&k.buf, at, len), (&v.buf, at, len)]);
         self.ctx.queue.submit([enc.finish()]);
         let mut out = self.ctx.read_staged_async(staged).await.map_err(EngineError::from)?.into_iter();
         Ok((out.next().expect("k"), out.next().expect("v")))
@@ -135,7 +137,7 @@ impl GpuBackend {
     /// [`GpuBackend::read_cache_async`], blocking.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_cache(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
-        pollster::block_on(self.read_cache_async(cache, layer, kv_dim))
+        pollster::block_on(self.read_cache_async(cache, layer, kv_dim, 0))
     }
 
     async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
