@@ -17,7 +17,7 @@ use crate::model::{KvCache, Model};
 use crate::util::Clock;
 
 /// How the next token is chosen from a step's logits.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sampling {
     /// 0: greedy (the most likely token, the lowest id on ties); else logits / temperature.
     pub temperature: f32,
@@ -44,6 +44,86 @@ impl Sampling {
             return Err(format!("top-p must be in (0, 1] (got {})", self.top_p));
         }
         Ok(())
+    }
+}
+
+/// Most tokens one Generate writes from the page.
+pub const MAX_GEN: usize = 512;
+
+/// What the page's Generate does, as its URL writes it (`gen`, `temperature`, `top_k`, `top_p`,
+/// `seed`, `chat`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GenSettings {
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+    pub chat: bool,
+}
+
+impl Default for GenSettings {
+    fn default() -> Self {
+        GenSettings { max_tokens: 24, sampling: Sampling::default(), chat: false }
+    }
+}
+
+impl GenSettings {
+    /// Reads the URL's values; what cannot be used is said in `warnings` and left at its
+    /// default. `gen` is `Some` when the URL asks for a generation.
+    pub fn from_url(get: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> (GenSettings, Option<usize>) {
+        let mut s = GenSettings::default();
+        let mut bad = |k: &str, v: &str, why: &str| warnings.push(format!("{k}={} {why}; the default is used", v.chars().take(40).collect::<String>()));
+        let gen = get("gen").and_then(|v| match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_GEN).contains(&n) => Some(n),
+            _ => {
+                bad("gen", &v, &format!("is not a number of tokens from 1 to {MAX_GEN}"));
+                None
+            }
+        });
+        if let Some(n) = gen {
+            s.max_tokens = n;
+        }
+        if let Some(v) = get("temperature") {
+            match v.trim().parse::<f32>() {
+                Ok(t) if t.is_finite() && (0.0..=5.0).contains(&t) => s.sampling.temperature = t,
+                _ => bad("temperature", &v, "is not a temperature from 0 to 5"),
+            }
+        }
+        if let Some(v) = get("top_k") {
+            match v.trim().parse::<usize>() {
+                Ok(k) => s.sampling.top_k = k,
+                _ => bad("top_k", &v, "is not a whole number (0: all tokens)"),
+            }
+        }
+        if let Some(v) = get("top_p") {
+            match v.trim().parse::<f32>() {
+                Ok(p) if p > 0.0 && p <= 1.0 => s.sampling.top_p = p,
+                _ => bad("top_p", &v, "is not a probability above 0 and at most 1"),
+            }
+        }
+        if let Some(v) = get("seed") {
+            match v.trim().parse::<u64>() {
+                Ok(n) => s.sampling.seed = n,
+                _ => bad("seed", &v, "is not a whole number"),
+            }
+        }
+        s.chat = get("chat").as_deref() == Some("1");
+        (s, gen)
+    }
+
+    /// The URL's values for these settings (defaults left out).
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let d = Sampling::default();
+        let mut out = vec![("gen", self.max_tokens.to_string()), ("temperature", self.sampling.temperature.to_string())];
+        if self.sampling.top_k != d.top_k {
+            out.push(("top_k", self.sampling.top_k.to_string()));
+        }
+        if self.sampling.top_p != d.top_p {
+            out.push(("top_p", self.sampling.top_p.to_string()));
+        }
+        out.push(("seed", self.sampling.seed.to_string()));
+        if self.chat {
+            out.push(("chat", "1".into()));
+        }
+        out
     }
 }
 
@@ -120,6 +200,19 @@ impl Decoder<'_> {
             Decoder::Gpu(_, c) => c.len,
         }
     }
+    fn capacity(&self) -> usize {
+        match self {
+            Decoder::Cpu(_, c) => c.capacity,
+            Decoder::Gpu(_, c) => c.capacity,
+        }
+    }
+    /// Forgets every cached row.
+    fn clear(&mut self) {
+        match self {
+            Decoder::Cpu(_, c) => c.truncate(0),
+            Decoder::Gpu(_, c) => c.truncate(0),
+        }
+    }
     async fn step(&mut self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
         match self {
             Decoder::Cpu(b, c) => b.step(model, ids, c, opts),
@@ -143,7 +236,7 @@ impl Decoder<'_> {
 }
 
 /// What to generate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GenOptions {
     pub max_tokens: usize,
     pub sampling: Sampling,
@@ -151,23 +244,48 @@ pub struct GenOptions {
     pub ignore_eos: bool,
     /// Heads whose rows of the generated tokens are kept.
     pub heads: Vec<(usize, usize)>,
+    /// Texts that end the generation once the output contains one (the text is kept up to
+    /// and including it).
+    pub stop: Vec<String>,
+    /// Tokens written first instead of sampled, in order (a branch from a chosen step, or
+    /// the same steps replayed); their steps still record the model's own probabilities.
+    pub forced: Vec<u32>,
+    /// Without the cache: every step runs the whole text so far again (each step's time
+    /// then grows with the text; the tokens are the same). Keeps no attention rows.
+    pub recompute: bool,
 }
 
 /// One decoding step: the token chosen, its probability, and the 8 largest logits before
 /// sampling (`[id, logit]`, largest first).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GenStep {
     pub token: u32,
     pub prob: f32,
     pub top: Vec<(u32, f32)>,
+    /// The log-sum-exp of the step's logits (probabilities of `top` are `exp(logit − lse)`).
+    #[serde(skip)]
+    pub lse: f32,
 }
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GenTimings {
     /// The prompt's pass, ms.
     pub prefill: f64,
-    /// Each decoding step, ms.
+    /// Each decoding step, ms (the step that reads generated token t).
     pub decode: Vec<f64>,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    MaxTokens,
+    /// The model wrote its end-of-text token.
+    Eos,
+    /// The output reached a stop text.
+    Stop,
+    /// Stopped from outside (the page's Stop, a newer run).
+    Stopped,
 }
 
 /// A prompt and what the model wrote after it (`attnlab generate --json`).
@@ -183,6 +301,10 @@ pub struct Generation {
     /// Bytes of keys and values held after the last step (f32, every layer).
     pub kv_cache_bytes: usize,
     pub backend: String,
+    pub finish: Finish,
+    /// Why the GPU was left mid-generation, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn top8(logits: &[f32]) -> Vec<(u32, f32)> {
@@ -195,7 +317,8 @@ fn top8(logits: &[f32]) -> Vec<(u32, f32)> {
 }
 
 /// Refuses what cannot be generated, with the reason: meaningless sampling values, a head the
-/// model lacks, a prompt plus new tokens beyond the context, an empty prompt.
+/// model lacks, a prompt plus new tokens beyond the context, an empty prompt, a forced token
+/// outside the vocabulary.
 pub fn check(model: &Model, ids: &[u32], o: &GenOptions) -> Result<(), String> {
     o.sampling.check()?;
     let c = &model.config;
@@ -205,60 +328,217 @@ pub fn check(model: &Model, ids: &[u32], o: &GenOptions) -> Result<(), String> {
     if let Some((l, h)) = o.heads.iter().find(|(l, h)| *l >= c.n_layer || *h >= c.n_head) {
         return Err(format!("head {} is not in this model ({} layers × {} heads)", HeadId::key(*l, *h), c.n_layer, c.n_head));
     }
+    if let Some(t) = o.forced.iter().chain(ids).find(|&&t| t as usize >= c.vocab_size) {
+        return Err(format!("token {t} is not in this model's vocabulary of {} tokens", c.vocab_size));
+    }
     if ids.len() + o.max_tokens + 1 > c.context_length {
         return Err(format!("{} prompt tokens + {} new ones do not fit this model's context of {} tokens", ids.len(), o.max_tokens, c.context_length));
     }
     Ok(())
 }
 
-/// Prefills `ids` and generates up to `o.max_tokens` tokens on `d` (whose cache must hold
-/// `ids.len() + max_tokens + 1` tokens: the last token is read once more for its row);
-/// `on_token` hears each token as it is chosen.
-pub async fn generate(d: &mut Decoder<'_>, model: &Model, ids: &[u32], o: &GenOptions, on_token: &mut dyn FnMut(u32)) -> Result<Generation, String> {
-    check(model, ids, o)?;
-    let c = &model.config;
-    let capture = !o.heads.is_empty();
-    let opts = ForwardOptions { capture_attention: capture, logits_for: LogitsFor::Last, ..Default::default() };
-    let mut rng = Rng::new(o.sampling.seed);
-    let mut trace = AttentionTrace::new(c, 0);
-    let (mut generated, mut steps, mut timings) = (vec![], vec![], GenTimings::default());
-    let mut feed: Vec<u32> = ids.to_vec();
-    let mut clock = Clock::start();
-    loop {
-        let from = d.len();
-        let out = d.step(model, &feed, &opts).await.map_err(|e| e.to_string())?;
-        if capture {
-            let kv = d.new_rows(model, from).await.map_err(|e| e.to_string())?;
-            trace.extend(out.rows.into_iter().zip(kv).map(|((q, lse), (k, v))| LayerTrace { q, k, v, lse }).collect());
+/// The cache a generation of `o` after `n_prompt` tokens needs (the last token is read once
+/// more for its row).
+pub fn capacity(model: &Model, n_prompt: usize, o: &GenOptions) -> usize {
+    (n_prompt + o.max_tokens + 1).min(model.config.context_length)
+}
+
+/// A generation under way, one [`Generator::next`] per model step: the caller decides what
+/// happens between steps (print, post to the page, stop).
+pub struct Generator<'a> {
+    model: &'a Model,
+    decoder: Decoder<'a>,
+    o: GenOptions,
+    rng: Rng,
+    ids: Vec<u32>,
+    generated: Vec<u32>,
+    steps: Vec<GenStep>,
+    timings: GenTimings,
+    /// Every position read so far (when heads are asked for).
+    trace: AttentionTrace,
+    capture: bool,
+    finish: Option<Finish>,
+    note: Option<String>,
+}
+
+impl<'a> Generator<'a> {
+    /// Checks the request; nothing runs until [`Generator::next`].
+    pub fn new(decoder: Decoder<'a>, model: &'a Model, ids: &[u32], o: &GenOptions) -> Result<Self, String> {
+        check(model, ids, o)?;
+        let capture = !o.heads.is_empty() && !o.recompute;
+        Ok(Generator { model, decoder, o: o.clone(), rng: Rng::new(o.sampling.seed), ids: ids.to_vec(), generated: vec![], steps: vec![], timings: GenTimings::default(), trace: AttentionTrace::new(&model.config, 0), capture, finish: None, note: None })
+    }
+
+    /// Runs the next model step — the prompt's prefill first, then the last token written —
+    /// and chooses the next token: `Some(step)`, or `None` once the generation has ended
+    /// (the last token written has then been read too, so its row exists).
+    pub async fn next(&mut self) -> Result<Option<GenStep>, String> {
+        if self.finish.is_some() {
+            return Ok(None);
         }
-        if generated.is_empty() && steps.is_empty() {
-            timings.prefill = clock.ms();
+        let clock = Clock::start();
+        let out = self.run_step().await?;
+        if self.steps.is_empty() {
+            self.timings.prefill = clock.ms();
         } else {
-            timings.decode.push(clock.ms());
+            self.timings.decode.push(clock.ms());
         }
-        clock = Clock::start();
-        let done = generated.len() == o.max_tokens || (!o.ignore_eos && generated.last().is_some_and(|&t| Some(t) == model.tokenizer.eos_id));
-        if done {
-            break;
+        if let Some(f) = self.ended() {
+            self.finish = Some(f);
+            return Ok(None);
         }
         let logits = out.logits.row(0);
         let logits = logits.as_slice().expect("a contiguous row");
-        let (token, prob) = sample(logits, &o.sampling, &mut rng);
-        steps.push(GenStep { token, prob, top: top8(logits) });
-        generated.push(token);
-        on_token(token);
-        feed = vec![token];
+        let t = self.generated.len();
+        let lse = crate::analysis::report::log_sum_exp(logits);
+        let (token, prob) = match self.o.forced.get(t) {
+            Some(&f) => (f, (logits[f as usize] - lse).exp()),
+            None => sample(logits, &self.o.sampling, &mut self.rng),
+        };
+        let step = GenStep { token, prob, top: top8(logits), lse };
+        self.steps.push(step.clone());
+        self.generated.push(token);
+        Ok(Some(step))
     }
-    let n = ids.len();
-    let attention = o.heads.iter().map(|&(l, h)| (HeadId::key(l, h), (0..generated.len()).map(|t| trace.row(l, h, n + t).unwrap_or_default()).collect())).collect();
-    Ok(Generation {
-        ids: ids.to_vec(),
-        text_out: model.tokenizer.decode(&generated).unwrap_or_else(|_| generated.iter().map(|&t| model.tokenizer.token_text(t)).collect()),
-        generated,
-        steps,
-        attention,
-        timings_ms: timings,
-        kv_cache_bytes: 2 * d.len() * c.kv_dim() * c.n_layer * 4,
-        backend: d.name().into(),
-    })
+
+    /// Why the generation ends now, if it does.
+    fn ended(&self) -> Option<Finish> {
+        let forcing = self.generated.len() <= self.o.forced.len();
+        if self.generated.len() >= self.o.max_tokens {
+            return Some(Finish::MaxTokens);
+        }
+        if !forcing && !self.o.ignore_eos && self.generated.last().is_some_and(|&t| Some(t) == self.model.tokenizer.eos_id) {
+            return Some(Finish::Eos);
+        }
+        if !forcing && !self.o.stop.is_empty() {
+            let text = self.text_out();
+            if self.o.stop.iter().any(|s| !s.is_empty() && text.contains(s.as_str())) {
+                return Some(Finish::Stop);
+            }
+        }
+        None
+    }
+
+    /// One model step over what the cache lacks; on the GPU failing, the cache is rebuilt on
+    /// the CPU from every token so far and the step runs there (said in [`Generator::note`]).
+    async fn run_step(&mut self) -> Result<StepOutput, String> {
+        let opts = ForwardOptions { capture_attention: self.capture, logits_for: LogitsFor::Last, ..Default::default() };
+        let all: Vec<u32> = self.ids.iter().chain(&self.generated).copied().collect();
+        if self.o.recompute {
+            self.decoder.clear();
+        }
+        let from = self.decoder.len();
+        match self.decoder.step(self.model, &all[from..], &opts).await {
+            Ok(mut out) => {
+                let rows = std::mem::take(&mut out.rows);
+                self.grow(from, rows).await?;
+                Ok(out)
+            }
+            Err(EngineError::Unavailable(_, why)) if matches!(self.decoder, Decoder::Gpu(..)) => {
+                self.note = Some(format!("the GPU failed ({why}); the text goes on on the CPU from token {}", all.len()));
+                self.decoder = Decoder::cpu(self.model, self.decoder.capacity());
+                self.trace = AttentionTrace::new(&self.model.config, 0);
+                let mut out = self.decoder.step(self.model, &all, &opts).await.map_err(|e| e.to_string())?;
+                let rows = std::mem::take(&mut out.rows);
+                self.grow(0, rows).await?;
+                Ok(out)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Adds the rows the step computed (positions `from..`) to the capture.
+    async fn grow(&mut self, from: usize, rows: Vec<(Vec<f32>, Vec<f32>)>) -> Result<(), String> {
+        if self.capture {
+            let kv = self.decoder.new_rows(self.model, from).await.map_err(|e| e.to_string())?;
+            self.trace.extend(rows.into_iter().zip(kv).map(|((q, lse), (k, v))| LayerTrace { q, k, v, lse }).collect());
+        }
+        Ok(())
+    }
+
+    /// Stops after the steps done so far (the last token written keeps no row).
+    pub fn stop(&mut self) {
+        self.finish.get_or_insert(Finish::Stopped);
+    }
+
+    pub fn generated(&self) -> &[u32] {
+        &self.generated
+    }
+    pub fn timings(&self) -> &GenTimings {
+        &self.timings
+    }
+    /// Every position read so far (empty unless heads were asked for).
+    pub fn trace(&self) -> &AttentionTrace {
+        &self.trace
+    }
+    /// Why the GPU was left, when it was.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+    pub fn backend(&self) -> &'static str {
+        self.decoder.name()
+    }
+    /// Bytes of keys and values the cache holds now (f32, every layer).
+    pub fn kv_cache_bytes(&self) -> usize {
+        let c = &self.model.config;
+        2 * self.decoder.len() * c.kv_dim() * c.n_layer * 4
+    }
+    pub fn text_out(&self) -> String {
+        let tok = &self.model.tokenizer;
+        tok.decode(&self.generated).unwrap_or_else(|_| self.generated.iter().map(|&t| tok.token_text(t)).collect())
+    }
+
+    /// What was written, with the asked heads' rows of the generated tokens that were read.
+    pub fn finish(self) -> Generation {
+        let n = self.ids.len();
+        let attention = self.o.heads.iter().map(|&(l, h)| (HeadId::key(l, h), (0..self.generated.len()).map_while(|t| self.trace.row(l, h, n + t).ok()).collect())).collect();
+        Generation {
+            text_out: self.text_out(),
+            kv_cache_bytes: self.kv_cache_bytes(),
+            backend: self.decoder.name().into(),
+            finish: self.finish.unwrap_or(Finish::Stopped),
+            ids: self.ids,
+            generated: self.generated,
+            steps: self.steps,
+            attention,
+            timings_ms: self.timings,
+            note: self.note,
+        }
+    }
+}
+
+/// Prefills `ids` and generates up to `o.max_tokens` tokens on `d` (whose cache must hold
+/// [`capacity`] tokens); `on_token` hears each token as it is chosen.
+pub async fn generate(d: Decoder<'_>, model: &Model, ids: &[u32], o: &GenOptions, on_token: &mut dyn FnMut(u32)) -> Result<Generation, String> {
+    let mut g = Generator::new(d, model, ids, o)?;
+    while let Some(step) = g.next().await? {
+        on_token(step.token);
+    }
+    Ok(g.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_settings_round_trip_and_refuse_nonsense() {
+        let s = GenSettings { max_tokens: 30, sampling: Sampling { temperature: 0.7, top_k: 40, top_p: 0.9, seed: 7 }, chat: true };
+        let params = s.params();
+        let get = |k: &str| params.iter().find(|(p, _)| *p == k).map(|(_, v)| v.clone());
+        let mut w = vec![];
+        let (back, gen) = GenSettings::from_url(&get, &mut w);
+        assert_eq!((back, gen, w.len()), (s, Some(30), 0));
+        let bad = |k: &str| match k {
+            "gen" => Some("99999".to_string()),
+            "temperature" => Some("NaN".into()),
+            "top_p" => Some("1.5".into()),
+            "seed" => Some("-1".into()),
+            _ => None,
+        };
+        let mut w = vec![];
+        let (s, gen) = GenSettings::from_url(&bad, &mut w);
+        assert_eq!((s, gen), (GenSettings::default(), None));
+        assert_eq!(w.len(), 4, "{w:?}");
+    }
 }

@@ -24,8 +24,8 @@ fn ids_of(v: &Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
-fn greedy(d: &mut Decoder, model: &Model, ids: &[u32], n: usize, heads: Vec<(usize, usize)>) -> Generation {
-    let o = GenOptions { max_tokens: n, sampling: Sampling::default(), ignore_eos: true, heads };
+fn greedy(d: Decoder, model: &Model, ids: &[u32], n: usize, heads: Vec<(usize, usize)>) -> Generation {
+    let o = GenOptions { max_tokens: n, sampling: Sampling::default(), ignore_eos: true, heads, ..Default::default() };
     pollster::block_on(generate(d, model, ids, &o, &mut |_| {})).unwrap()
 }
 
@@ -39,11 +39,11 @@ fn check(model: &Model, file: &str, gpu: Option<&GpuBackend>, tol: f64) {
         assert_eq!(model.tokenizer.encode(text), ids, "{text:?}: prompt ids");
         let heads: Vec<(usize, usize)> = case["attention_rows"].as_object().unwrap().keys().map(|k| attnlab::analysis::HeadId::parse(k).unwrap().pair()).collect();
         let cap = ids.len() + n_new + 1;
-        let mut d = match gpu {
+        let d = match gpu {
             Some(g) => Decoder::gpu(g, model, cap),
             None => Decoder::cpu(model, cap),
         };
-        let g = greedy(&mut d, model, &ids, n_new, heads);
+        let g = greedy(d, model, &ids, n_new, heads);
         let want = ids_of(&case["generated"]);
         let steps = case["steps"].as_array().unwrap();
         // Steps up to and including the first near-tie must agree; after it the texts may part.
@@ -52,7 +52,7 @@ fn check(model: &Model, file: &str, gpu: Option<&GpuBackend>, tol: f64) {
         if let Some(t) = tie {
             eprintln!("{file} {text:?}: step {t} is a near-tie (gap {}): tokens compared up to it", steps[t]["gap"]);
         }
-        assert_eq!(g.generated[..exact], want[..exact], "{file} {text:?} on {}", d.name());
+        assert_eq!(g.generated[..exact], want[..exact], "{file} {text:?} on {}", g.backend);
         let same = g.generated.iter().zip(&want).take_while(|(a, b)| a == b).count();
         for (t, s) in steps.iter().enumerate().take(same + 1).take(n_new) {
             for p in s["top"].as_array().unwrap() {
@@ -70,7 +70,7 @@ fn check(model: &Model, file: &str, gpu: Option<&GpuBackend>, tol: f64) {
                 let row = row.as_array().unwrap();
                 assert_eq!(ours.len(), row.len(), "{key} row {t}");
                 let worst = ours.iter().zip(row).map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs()).fold(0.0, f64::max);
-                assert!(worst <= tol, "{file} {text:?} on {}: head {key} row {t} differs by {worst}", d.name());
+                assert!(worst <= tol, "{file} {text:?} on {}: head {key} row {t} differs by {worst}", g.backend);
             }
         }
         assert_eq!(g.timings_ms.decode.len(), n_new);
@@ -98,7 +98,7 @@ fn with_and_without_the_cache_the_rows_agree() {
     let model = common::real_model();
     let ids = model.tokenizer.encode("The trophy didn't fit in the suitcase because it was");
     let heads = vec![(0, 0), (5, 2), (29, 8)];
-    let g = greedy(&mut Decoder::cpu(&model, ids.len() + 13), &model, &ids, 12, heads.clone());
+    let g = greedy(Decoder::cpu(&model, ids.len() + 13), &model, &ids, 12, heads.clone());
     // Without the cache: one pass over the prompt and everything generated.
     let all: Vec<u32> = ids.iter().chain(&g.generated).copied().collect();
     let out = CpuBackend::new().forward(&model, &all, &ForwardOptions { logits_for: LogitsFor::All, ..Default::default() }).unwrap();
@@ -151,13 +151,98 @@ fn sampling_is_reproducible_and_its_cuts_mean_what_they_say() {
     let model = attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap();
     let ids = vec![5, 6, 7];
     for (s, what) in [(Sampling { temperature: -1.0, ..Default::default() }, "temperature"), (Sampling { temperature: f32::NAN, ..Default::default() }, "temperature"), (Sampling { top_p: 1.5, ..Default::default() }, "top-p"), (Sampling { top_p: 0.0, ..Default::default() }, "top-p")] {
-        let o = GenOptions { max_tokens: 3, sampling: s, ignore_eos: true, heads: vec![] };
-        let e = pollster::block_on(generate(&mut Decoder::cpu(&model, 8), &model, &ids, &o, &mut |_| {})).unwrap_err();
+        let o = GenOptions { max_tokens: 3, sampling: s, ignore_eos: true, heads: vec![], ..Default::default() };
+        let e = pollster::block_on(generate(Decoder::cpu(&model, 8), &model, &ids, &o, &mut |_| {})).unwrap_err();
         assert!(e.contains(what), "{e}");
     }
-    let o = GenOptions { max_tokens: 1000, sampling: Sampling::default(), ignore_eos: true, heads: vec![] };
-    let e = pollster::block_on(generate(&mut Decoder::cpu(&model, 8), &model, &ids, &o, &mut |_| {})).unwrap_err();
+    let o = GenOptions { max_tokens: 1000, sampling: Sampling::default(), ignore_eos: true, heads: vec![], ..Default::default() };
+    let e = pollster::block_on(generate(Decoder::cpu(&model, 8), &model, &ids, &o, &mut |_| {})).unwrap_err();
     assert!(e.contains("context"), "{e}");
-    let o = GenOptions { max_tokens: 2, sampling: Sampling::default(), ignore_eos: true, heads: vec![(9, 0)] };
-    assert!(pollster::block_on(generate(&mut Decoder::cpu(&model, 8), &model, &ids, &o, &mut |_| {})).unwrap_err().contains("9.0"));
+    let o = GenOptions { max_tokens: 2, sampling: Sampling::default(), ignore_eos: true, heads: vec![(9, 0)], ..Default::default() };
+    assert!(pollster::block_on(generate(Decoder::cpu(&model, 8), &model, &ids, &o, &mut |_| {})).unwrap_err().contains("9.0"));
+}
+
+fn tiny() -> Model {
+    attnlab::Model::from_gguf_bytes(&common::tiny_model_bytes(&common::TinySpec::default())).unwrap()
+}
+
+fn run(model: &Model, ids: &[u32], o: &GenOptions) -> Generation {
+    pollster::block_on(generate(Decoder::cpu(model, attnlab::generate::capacity(model, ids.len(), o)), model, ids, o, &mut |_| {})).unwrap()
+}
+
+/// The page's "without the cache" replays the same steps recomputing the whole text each
+/// time; a branch forces its first tokens then samples on; a stop text ends the output.
+#[test]
+fn without_the_cache_branches_and_stop_texts() {
+    let model = tiny();
+    let ids = vec![5, 6, 7, 9];
+    let o = GenOptions { max_tokens: 10, ignore_eos: true, heads: vec![(1, 2)], ..Default::default() };
+    let cached = run(&model, &ids, &o);
+    let plain = run(&model, &ids, &GenOptions { recompute: true, ..o.clone() });
+    assert_eq!(plain.generated, cached.generated, "the same tokens without the cache");
+    assert_eq!(plain.timings_ms.decode.len(), 10);
+    for (a, b) in plain.steps.iter().zip(&cached.steps) {
+        assert!((a.prob - b.prob).abs() < 1e-5 && a.top[0].0 == b.top[0].0);
+    }
+    assert!(plain.attention["1.2"].is_empty(), "no rows are kept without the cache");
+    assert_eq!(cached.attention["1.2"].len(), 10);
+    // A branch at step 3 with another token: the first 3 steps as before, then that token,
+    // then exactly what greedy writes after the prompt + those 4 tokens.
+    let other = cached.steps[3].top[1].0;
+    let forced: Vec<u32> = cached.generated[..3].iter().copied().chain([other]).collect();
+    let branch = run(&model, &ids, &GenOptions { forced: forced.clone(), ..o.clone() });
+    assert_eq!(branch.generated[..4], forced[..]);
+    assert!((branch.steps[3].prob - cached.steps[3].top[1].1.exp() / cached.steps[3].top.iter().map(|t| t.1.exp()).sum::<f32>()).abs() < 0.5, "a forced step keeps the model's probability");
+    let prompt2: Vec<u32> = ids.iter().chain(&forced).copied().collect();
+    let after = run(&model, &prompt2, &GenOptions { max_tokens: 6, ..o.clone() });
+    assert_eq!(branch.generated[4..], after.generated[..]);
+    // A stop text: the output ends at the first step whose text contains it.
+    let first = model.tokenizer.decode(&cached.generated[..2]).unwrap();
+    let stop = first.trim().chars().last().map(String::from).unwrap_or_default();
+    if !stop.is_empty() {
+        let s = run(&model, &ids, &GenOptions { stop: vec![stop.clone()], ..o.clone() });
+        assert!(s.text_out.contains(&stop) && s.generated.len() <= 2, "{:?} stops at {stop:?}", s.text_out);
+        assert_eq!(s.finish, attnlab::generate::Finish::Stop);
+    }
+    assert_eq!(cached.finish, attnlab::generate::Finish::MaxTokens);
+    // Stopped from outside after two tokens: two tokens, the second without its row.
+    let mut g = attnlab::generate::Generator::new(Decoder::cpu(&model, 16), &model, &ids, &o).unwrap();
+    pollster::block_on(g.next()).unwrap();
+    pollster::block_on(g.next()).unwrap();
+    g.stop();
+    assert!(pollster::block_on(g.next()).unwrap().is_none());
+    let g = g.finish();
+    assert_eq!((g.generated.len(), g.attention["1.2"].len(), g.finish), (2, 1, attnlab::generate::Finish::Stopped));
+    // A forced token outside the vocabulary is refused.
+    let bad = GenOptions { forced: vec![u32::MAX], ..o };
+    assert!(pollster::block_on(generate(Decoder::cpu(&model, 16), &model, &ids, &bad, &mut |_| {})).unwrap_err().contains("vocabulary"));
+}
+
+/// The GPU lost mid-generation: the text goes on on the CPU from the same position, with
+/// the tokens and rows the CPU alone gives.
+#[test]
+fn a_gpu_lost_mid_generation_finishes_on_the_cpu() {
+    let model = tiny();
+    let ids = vec![5, 6, 7, 9, 11];
+    let o = GenOptions { max_tokens: 8, ignore_eos: true, heads: vec![(0, 1), (1, 3)], ..Default::default() };
+    let gpu = GpuBackend::with_context(GpuContext::new_blocking().unwrap_or_else(|e| panic!("{e}: GPU tests need an adapter (WGPU_BACKEND=vulkan, mesa-vulkan-drivers)")));
+    let mut g = attnlab::generate::Generator::new(Decoder::gpu(&gpu, &model, 16), &model, &ids, &o).unwrap();
+    for _ in 0..3 {
+        pollster::block_on(g.next()).unwrap().unwrap();
+    }
+    assert_eq!(g.backend(), "gpu");
+    gpu.ctx.device.destroy();
+    while pollster::block_on(g.next()).unwrap().is_some() {}
+    assert_eq!(g.backend(), "cpu");
+    assert!(g.note().is_some_and(|n| n.contains("GPU failed") && n.contains("token")), "{:?}", g.note());
+    let g = g.finish();
+    let cpu = run(&model, &ids, &o);
+    assert_eq!(g.generated, cpu.generated);
+    for key in ["0.1", "1.3"] {
+        assert_eq!(g.attention[key].len(), 8);
+        for (a, b) in g.attention[key].iter().zip(&cpu.attention[key]) {
+            let e = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(e <= 1e-4, "{key}: {e}");
+        }
+    }
 }

@@ -189,6 +189,7 @@ fn KvCalculator() -> impl IntoView {
     view! {
         <h4>"KV cache calculator"</h4>
         <p class="muted">"Generating text keeps every earlier token's keys and values: 2 × layers × KV heads × head size values per token. Grouped-query (GQA) and multi-query (MQA) attention shrink it by sharing key/value heads."</p>
+        <p class="muted">"Two more savings: a local (sliding-window) layer keeps only its window's last tokens, so past the window only the global layers grow; multi-head latent attention (MLA) caches one compressed vector per token and layer (plus a small RoPE key) instead of keys and values for every head."</p>
         <div class="kv-controls">
             <label>"context length "<input type="number" min="1" max="10000000" prop:value=move || context.get() on:change=move |ev| context.set(event_target_value(&ev).parse().unwrap_or(8192).clamp(1, 10_000_000))/></label>
             <label>" value type "<select on:change=move |ev| width.set(event_target_value(&ev).parse().unwrap_or(2))>
@@ -196,17 +197,32 @@ fn KvCalculator() -> impl IntoView {
             </select></label>
         </div>
         <table class="kv-table">
-            <thead><tr><th scope="col">"model"</th><th scope="col">"attention"</th><th scope="col">"layers × KV heads × head size"</th><th scope="col">"per token"</th><th scope="col">"at this context"</th></tr></thead>
+            <thead><tr><th scope="col">"model"</th><th scope="col">"attention"</th><th scope="col">"layers × KV heads × head size"</th><th scope="col">"per token"</th><th scope="col">"at this context"</th><th scope="col">"source"</th></tr></thead>
             <tbody>{move || {
                 let (ctx_len, w) = (context.get(), width.get());
                 let all = archs();
-                let max = all.iter().map(|a| a.bytes_per_token(w)).max().unwrap_or(1) as f64;
+                let max = all.iter().map(|a| a.bytes_at(ctx_len, w)).max().unwrap_or(1).max(1) as f64;
                 all.into_iter().map(|a| {
-                    let per = a.bytes_per_token(w) as f64;
+                    let (per, at, without) = (a.bytes_per_token(w) as f64, a.bytes_at(ctx_len, w) as f64, a.bytes_at_without_windows(ctx_len, w) as f64);
+                    let (local, windows) = a.local_layers();
+                    let heads = match a.mla {
+                        Some(_) => format!("{} ({} query heads, one shared latent)", a.kind, a.n_head),
+                        None => format!("{} ({} query heads, {} KV)", a.kind, a.n_head, a.n_kv_head),
+                    };
+                    let mut shape = match a.mla {
+                        Some((latent, rope)) => format!("{} × ({latent} latent + {rope} RoPE key)", a.n_layer),
+                        None => format!("{} × {} × {}", a.n_layer, a.n_kv_head, a.head_dim),
+                    };
+                    if local > 0 {
+                        let ws = windows.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("/");
+                        shape.push_str(&format!("; {local} local (window {ws}), {} global", a.n_layer - local));
+                    }
+                    let saved = if at < without { format!(" (not {}: local layers stop at their window)", bytes(without)) } else { String::new() };
                     view! { <tr>
-                        <td>{a.name.clone()}</td><td>{format!("{} ({} query heads, {} KV)", a.kind, a.n_head, a.n_kv_head)}</td>
-                        <td>{format!("{} × {} × {}", a.n_layer, a.n_kv_head, a.head_dim)}</td><td>{bytes(per)}</td>
-                        <td><span class="bar before" style=format!("width:{:.0}px", 120.0 * per / max)></span>{format!(" {}", bytes(per * ctx_len as f64))}</td>
+                        <td title=a.source.clone()>{a.name.clone()}</td><td>{heads}</td>
+                        <td>{shape}</td><td>{bytes(per)}</td>
+                        <td><span class="bar before" style=format!("width:{:.0}px", 120.0 * at / max)></span>{format!(" {}{saved}", bytes(at))}</td>
+                        <td><small class="muted">{a.source.clone()}</small></td>
                     </tr> }
                 }).collect_view()
             }}</tbody>

@@ -15,6 +15,7 @@ mod cost;
 mod embed_dialog;
 mod engine;
 mod experiment;
+mod generate;
 mod heatmap;
 mod inside;
 mod knockout;
@@ -214,6 +215,9 @@ struct UrlState {
     ablate: Option<String>,
     /// `?backend=webgpu|cpu`.
     backend: crate::worker::protocol::BackendChoice,
+    /// `?gen=N&temperature=…&top_k=…&top_p=…&seed=…&chat=1`: the model writes N tokens.
+    gen: crate::generate::GenSettings,
+    gen_asked: Option<usize>,
     /// What in the URL could not be used as written (shown once, never fatal).
     warnings: Vec<String>,
     /// `layer` and `head` as asked (checked against the model once it is loaded).
@@ -265,7 +269,10 @@ fn read_url() -> UrlState {
     if !backend.is_empty() && crate::worker::protocol::BackendChoice::parse(&backend) == crate::worker::protocol::BackendChoice::Auto {
         warnings.push(not_one_of("backend", &backend, "webgpu, cpu"));
     }
+    let (gen, gen_asked) = crate::generate::GenSettings::from_url(&get, &mut warnings);
     UrlState {
+        gen,
+        gen_asked,
         text: get("text"),
         layer: layer.unwrap_or(0),
         head: head.unwrap_or(0),
@@ -285,7 +292,8 @@ fn read_url() -> UrlState {
     }
 }
 
-fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>, Option<usize>), view: View, style: heatmap::MapStyle, ablate: &str) {
+#[allow(clippy::too_many_arguments)]
+fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>, Option<usize>), view: View, style: heatmap::MapStyle, ablate: &str, gen: Option<crate::generate::GenSettings>) {
     let Some(w) = web_sys::window() else { return };
     let Ok(p) = web_sys::UrlSearchParams::new() else { return };
     // A whole chapter does not go into the address bar (browsers cap URLs at ~2 MB, and it is
@@ -314,6 +322,10 @@ fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>
     }
     if !ablate.is_empty() {
         p.append("ablate", ablate);
+    }
+    // A generation on screen: its settings, so the link writes the same text.
+    for (k, v) in gen.map(|g| g.params()).unwrap_or_default() {
+        p.append(k, &v);
     }
     // Keep the model and backend choices.
     let current = w.location().search().ok().and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok());
@@ -409,7 +421,7 @@ pub fn Playground(
     asset_base: Option<String>,
 ) -> impl IntoView {
     let url = read_url();
-    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, (url.colour, url.palette), url.hide_sink, url.what_if, url.ablate.clone());
+    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, (url.colour, url.palette), url.hide_sink, url.what_if, url.ablate.clone(), url.gen);
     provide_context(p);
     provide_context(p.look);
 
@@ -454,7 +466,8 @@ pub fn Playground(
         // The query token is written only when it is not the default (the last token).
         let last = p.run.with(|r| r.as_ref().map(|r| r.report.ids.len().saturating_sub(1)));
         let q = p.query.get().filter(|q| Some(*q) != last);
-        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &ablate);
+        let gen = p.generation.with(|g| g.is_some()).then(|| p.gen.get());
+        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &ablate, gen);
     });
     {
         let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));
@@ -493,7 +506,9 @@ pub fn Playground(
         let q = p.query.get()?;
         p.rows.with(|r| r.as_ref().and_then(|r| r.get(q).cloned()))
     });
-    if url.run {
+    if url.run && url.gen_asked.is_some() {
+        p.start_generate(vec![]);
+    } else if url.run {
         p.start_run();
     }
 
@@ -502,6 +517,7 @@ pub fn Playground(
             <Header picked=picked/>
             <Status/>
             <InputBar/>
+            <generate::GenerationPanel/>
             <TokenStrip tokens=p.tokens() query=p.query row=query_row/>
             <Tabs/>
             <HeadView/>

@@ -117,12 +117,22 @@ pub struct Page {
     pub asked_query: StoredValue<Option<usize>>,
     /// Run as soon as the model is loaded (on opening, unless `?run=0`; Run pressed while loading).
     pending_run: StoredValue<bool>,
+    /// Generate as soon as the model is loaded (`?gen=N`, or Generate pressed while loading).
+    pending_gen: StoredValue<bool>,
     client: StoredValue<Option<Client>, LocalStorage>,
+    /// What Generate does (in the URL once a text was written).
+    pub gen: RwSignal<crate::generate::GenSettings>,
+    /// The generation under way or last finished (cleared by a plain run).
+    pub generation: RwSignal<Option<super::generate::GenLive>>,
+    /// A generation's tokens are still coming (the page stays `running`).
+    gen_pending: StoredValue<bool>,
+    /// The id of the "without the cache" replay.
+    nocache_id: StoredValue<Option<u64>>,
 }
 
 impl Page {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, (colour, palette): (ColourScale, super::heatmap::Palette), hide_sink: bool, what_if: WhatIf, ablate: Option<String>) -> Self {
+    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, (colour, palette): (ColourScale, super::heatmap::Palette), hide_sink: bool, what_if: WhatIf, ablate: Option<String>, gen: crate::generate::GenSettings) -> Self {
         Page {
             phase: RwSignal::new(Phase::LoadingModel),
             progress: RwSignal::new((String::from("download"), 0.0, None)),
@@ -168,8 +178,13 @@ impl Page {
             run_id: StoredValue::new(None),
             run_pending: StoredValue::new(false),
             pending_run: StoredValue::new(run),
+            pending_gen: StoredValue::new(false),
             asked_query: StoredValue::new(None),
             client: StoredValue::new_local(None),
+            gen: RwSignal::new(gen),
+            generation: RwSignal::new(None),
+            gen_pending: StoredValue::new(false),
+            nocache_id: StoredValue::new(None),
             too_long: RwSignal::new(None),
             export_wanted: StoredValue::new(false),
             replacing: StoredValue::new(false),
@@ -356,14 +371,82 @@ impl Page {
             self.pending_run.set_value(true);
             return;
         }
+        self.begin_run();
+        let id = self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
+        self.run_id.set_value(id);
+        self.run_pending.set_value(id.is_some());
+    }
+
+    /// What every run (plain or writing) resets: a generation under way is superseded and
+    /// nothing of it stays on screen.
+    fn begin_run(self) {
         self.phase.set(Phase::Running);
         self.error.set(None);
         self.too_long.set(None);
         self.thumbs.set(None);
         self.progress.set(("run".into(), 0.0, None));
-        let id = self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
+        self.generation.set(None);
+        self.gen_pending.set_value(false);
+        self.nocache_id.set_value(None);
+    }
+
+    /// Whether tokens are still coming.
+    pub fn generating(self) -> bool {
+        self.generation.with(|g| g.as_ref().is_some_and(|g| g.finish.is_none()))
+    }
+
+    /// The model writes after the text (first the text's own run, then a token per step);
+    /// `forced`: the first tokens to write instead of sampling (a branch), after `ids`.
+    pub fn start_generate(self, forced: Vec<u32>) {
+        self.write_after(None, forced);
+    }
+
+    fn write_after(self, ids: Option<Vec<u32>>, forced: Vec<u32>) {
+        if self.model.get_untracked().is_none() {
+            self.pending_gen.set_value(true);
+            return;
+        }
+        self.begin_run();
+        let g = self.gen.get_untracked();
+        let chat = g.chat && self.model.with_untracked(|m| m.as_ref().is_some_and(|m| m.chat));
+        let id = self.send(Request::Generate { text: self.text.get_untracked(), ids, max_tokens: g.max_tokens, sampling: g.sampling, chat, forced, recompute: false, layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
         self.run_id.set_value(id);
         self.run_pending.set_value(id.is_some());
+        self.gen_pending.set_value(id.is_some());
+        self.generation.set(Some(super::generate::GenLive { finish: None, ..Default::default() }));
+    }
+
+    /// Stops the writing after the current token.
+    pub fn stop_generate(self) {
+        if self.gen_pending.get_value() {
+            self.send(Request::Cancel);
+        }
+    }
+
+    /// Writes `token` at step `t` instead of what was written, and continues from there.
+    pub fn branch(self, t: usize, token: u32) {
+        let Some(g) = self.generation.get_untracked() else { return };
+        if g.finish.is_none() || g.prompt_ids.is_empty() {
+            return;
+        }
+        let forced: Vec<u32> = g.ids().into_iter().take(t).chain([token]).collect();
+        self.write_after(Some(g.prompt_ids.clone()), forced);
+    }
+
+    /// The same steps again without the cache, for their times.
+    pub fn generate_without_cache(self) {
+        let Some(g) = self.generation.get_untracked() else { return };
+        if g.finish.is_none() || g.tokens.is_empty() {
+            return;
+        }
+        let id = self.send(Request::Generate { text: String::new(), ids: Some(g.prompt_ids.clone()), max_tokens: g.tokens.len(), sampling: self.gen.get_untracked().sampling, chat: false, forced: g.ids(), recompute: true, layer: 0, head: 0, max_side: 1, slot: 0 });
+        self.nocache_id.set_value(id);
+        self.generation.update(|g| {
+            if let Some(g) = g {
+                g.without_cache = Some(vec![]);
+                g.without_cache_running = true;
+            }
+        });
     }
 
     /// The selected head's map, whole or a (rows, cols) region of it.
@@ -459,7 +542,18 @@ impl Page {
 
     /// The current result as `attnlab inspect --json` with the selected head's rows.
     pub fn export(self) -> Option<String> {
-        self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))
+        let json = self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))?;
+        // A generation adds what it wrote (`generated`, `steps`, `timings_ms.decode`).
+        let Some(g) = self.generation.get_untracked().filter(|g| g.finish.is_some()) else { return Some(json) };
+        let mut v: serde_json::Value = serde_json::from_str(&json).ok()?;
+        let extra = g.export();
+        v["generated"] = extra["generated"].clone();
+        v["steps"] = extra["steps"].clone();
+        v["finish"] = extra["finish"].clone();
+        v["without_cache_ms"] = extra["without_cache_ms"].clone();
+        v["timings_ms"]["prefill"] = extra["timings"]["prefill"].clone();
+        v["timings_ms"]["decode"] = extra["timings"]["decode"].clone();
+        Some(v.to_string())
     }
 
     fn on_response(self, id: u64, r: Response) {
@@ -511,13 +605,53 @@ impl Page {
                 if let Some(h) = ah.filter(|h| *h >= m_heads) {
                     self.notice.update(|n| n.push(format!("head={h} is beyond this model's {m_heads} heads per layer; head {} is shown", m_heads - 1)));
                 }
-                if self.pending_run.get_value() {
+                if self.pending_gen.get_value() {
+                    self.pending_gen.set_value(false);
+                    self.pending_run.set_value(false);
+                    self.start_generate(vec![]);
+                } else if self.pending_run.get_value() {
                     self.pending_run.set_value(false);
                     self.start_run();
                 }
             }
+            Response::Token { t, token, ms, kv_cache_bytes, .. } if self.nocache_id.get_value() == Some(id) => {
+                let _ = (t, token, kv_cache_bytes);
+                self.generation.update(|g| if let Some(w) = g.as_mut().and_then(|g| g.without_cache.as_mut()) { w.push(ms) });
+            }
+            Response::Generated { generation } if self.nocache_id.get_value() == Some(id) => {
+                self.nocache_id.set_value(None);
+                self.generation.update(|g| if let Some(g) = g {
+                    g.without_cache = Some(std::iter::once(generation.timings_ms.prefill).chain(generation.timings_ms.decode.iter().copied()).collect());
+                    g.without_cache_running = false;
+                });
+            }
             // Only the latest run is ever shown.
-            Response::Result { .. } | Response::Superseded | Response::TooLong { .. } if self.run_id.get_value() != Some(id) => {}
+            Response::Result { .. } | Response::Superseded | Response::TooLong { .. } | Response::Token { .. } | Response::Generated { .. } if self.run_id.get_value() != Some(id) => {}
+            Response::Token { t, n_prompt, token, ms, kv_cache_bytes, map } => {
+                self.run_pending.set_value(false);
+                let text = token.text.clone();
+                let tid = token.id;
+                self.generation.update(|g| if let Some(g) = g {
+                    g.n_prompt = n_prompt;
+                    g.push(t, token, ms, kv_cache_bytes);
+                });
+                // The strip grows by the token; the map by the row of the token before it.
+                self.run.update(|r| if let Some(r) = r {
+                    r.report.ids.truncate(n_prompt + t);
+                    r.report.tokens.truncate(n_prompt + t);
+                    r.report.ids.push(tid);
+                    r.report.tokens.push(text);
+                });
+                if let Some(m) = map {
+                    self.map.set(Some(m));
+                }
+            }
+            Response::Generated { generation } => {
+                self.gen_pending.set_value(false);
+                self.generation.update(|g| if let Some(g) = g { g.finish(&generation) });
+                // The run of the whole text follows (its result ends the `running` state).
+                self.run_pending.set_value(true);
+            }
             Response::TooLong { n, max, keep_bytes, why } => {
                 self.run_pending.set_value(false);
                 self.too_long.set(Some((n, max, keep_bytes, why)));
@@ -532,7 +666,7 @@ impl Page {
                     }
                 }
             }
-            Response::Error { ref phase, .. } if phase == "run" && self.run_id.get_value().is_some_and(|r| r != id) => {}
+            Response::Error { ref phase, .. } if (phase == "run" || phase == "generate") && self.run_id.get_value().is_some_and(|r| r != id) => {}
             Response::Superseded => {}
             Response::Result { run: r } => {
                 self.run_pending.set_value(false);
@@ -551,7 +685,8 @@ impl Page {
                 }
                 self.query_rows.set(None);
                 self.run.set(Some(r));
-                self.phase.set(Phase::Done);
+                // A generation's first result is the prompt's: the page runs on while it writes.
+                self.phase.set(if self.gen_pending.get_value() { Phase::Running } else { Phase::Done });
                 if self.view.get_untracked() == View::Model {
                     self.send(Request::Thumbs { side: 24, slot: 0 });
                     self.request_query_rows();
@@ -629,8 +764,10 @@ impl Page {
                     self.replacing.set_value(false);
                     self.pending_run.set_value(false);
                 }
-                if p == "run" {
+                if p == "run" || p == "generate" {
                     self.run_pending.set_value(false);
+                    self.gen_pending.set_value(false);
+                    self.generation.update(|g| if let Some(g) = g.as_mut().filter(|g| g.finish.is_none()) { g.finish = Some(crate::generate::Finish::Stopped) });
                 }
                 if p == "experiment" {
                     self.exp_progress.set(None);

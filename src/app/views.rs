@@ -132,6 +132,7 @@ pub fn InputBar() -> impl IntoView {
                 <button class="primary" on:click=move |_| p.start_run() disabled=move || matches!(p.phase.get(), Phase::Running | Phase::LoadingModel)>
                     {move || if p.phase.get() == Phase::Running { "Running…" } else { "Run" }}
                 </button>
+                <super::generate::GenerateControls/>
                 <label>"Layer "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || p.layer.get()
                     on:change=move |ev| { let l = super::corrected(&ev, p.layer.get_untracked(), p.model.get_untracked().map(|m| m.n_layer)); p.set_layer_head(Some(l), None) }/></label>
                 <label>"Head "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || p.head.get()

@@ -37,6 +37,13 @@ impl Engine {
         self.note.lock().expect("engine lock").take()
     }
 
+    /// Drops the GPU for the rest of the session (a caller that ran on it and saw it fail),
+    /// keeping `note` as the reason.
+    pub fn leave_gpu(&self, note: &str) {
+        *self.gpu.lock().expect("engine lock") = None;
+        *self.note.lock().expect("engine lock") = Some(note.to_string());
+    }
+
     /// "webgpu"-style short name of what runs now.
     pub fn backend_name(&self) -> &'static str {
         if self.gpu().is_some() {

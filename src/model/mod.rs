@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod block;
 pub mod capture;
+pub mod chat;
 pub mod config;
 pub mod gemma3;
 pub mod gguf;

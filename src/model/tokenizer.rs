@@ -116,6 +116,10 @@ pub struct Tokenizer {
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
     pub add_bos: bool,
+    /// `tokenizer.chat_template`: the Jinja template an instruct model's conversations are
+    /// written in (rendered by [`crate::model::chat`]); `None` in a base model's file (or when
+    /// the key is empty or not a string).
+    pub chat_template: Option<String>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -219,6 +223,7 @@ impl Tokenizer {
             bos_id: id_opt("tokenizer.ggml.bos_token_id"),
             eos_id: id_opt("tokenizer.ggml.eos_token_id"),
             add_bos: g.get_bool("tokenizer.ggml.add_bos_token").unwrap_or(false),
+            chat_template: g.get_str("tokenizer.chat_template").ok().filter(|t| !t.trim().is_empty()).map(String::from),
             tokens,
             token_to_id,
             merges,

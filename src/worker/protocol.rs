@@ -99,7 +99,32 @@ pub enum Request {
     Cost { max_n: usize },
     /// A lost-in-the-middle experiment; progress is posted after every trial.
     Experiment { experiment: Experiment },
-    /// Stops a running experiment or sweep after its current step (handled out of turn).
+    /// The model writes after `text` (or exactly after `ids`, a branch): first the prompt's
+    /// run (a `Result`, like `Run`), then a `Token` per token written, then `Generated` and
+    /// the run of prompt + output (a `Result`: every view works on the generated text). With
+    /// `recompute` (the same steps without the cache: `forced` holds them) only `Token`s
+    /// and `Generated` come, for their times.
+    Generate {
+        text: String,
+        #[serde(default)]
+        ids: Option<Vec<u32>>,
+        max_tokens: usize,
+        sampling: crate::generate::Sampling,
+        /// Wrap the text in the model's own chat template first.
+        #[serde(default)]
+        chat: bool,
+        #[serde(default)]
+        forced: Vec<u32>,
+        #[serde(default)]
+        recompute: bool,
+        layer: usize,
+        head: usize,
+        max_side: usize,
+        #[serde(default)]
+        slot: u32,
+    },
+    /// Stops a running experiment, sweep or generation after its current step (handled out
+    /// of turn).
     Cancel,
 }
 
@@ -172,10 +197,42 @@ pub enum Response {
     /// limits it); its first `max` tokens end at byte `keep_bytes` of the text (the page
     /// offers to cut there).
     TooLong { n: usize, max: usize, keep_bytes: usize, why: String },
+    /// A token written (`t` = 0, 1, …; `ms`: the step that chose it, the prompt's prefill for
+    /// t = 0), the cache's size after that step, and the selected head's map over every
+    /// position read so far (absent with `recompute`).
+    Token { t: usize, n_prompt: usize, token: GenToken, ms: f64, kv_cache_bytes: usize, map: Option<HeadMap> },
+    /// The generation ended (see [`GenSummary::finish`]).
+    Generated { generation: Box<GenSummary> },
     /// A queued run that a later run of the same slot replaced before it started.
     Superseded,
     /// Something failed; `phase` says what was being done. The worker stays usable.
     Error { phase: String, message: String },
+}
+
+/// A token written, as the page shows it: its text, its probability, and the likeliest
+/// alternatives at its step as (id, text, probability), the chosen one among them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenToken {
+    pub id: u32,
+    pub text: String,
+    pub prob: f32,
+    pub top: Vec<(u32, String, f32)>,
+}
+
+/// What a generation wrote and how long each step took.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenSummary {
+    /// The prompt's ids (the chat template applied, when asked).
+    pub ids: Vec<u32>,
+    pub generated: Vec<u32>,
+    pub text_out: String,
+    pub steps: Vec<GenToken>,
+    pub timings_ms: crate::generate::GenTimings,
+    pub kv_cache_bytes: usize,
+    pub finish: crate::generate::Finish,
+    pub backend: String,
+    pub recompute: bool,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -199,6 +256,9 @@ pub struct ModelSummary {
     /// Sizes for the cost-of-attention counts.
     #[serde(default)]
     pub dims: Option<crate::analysis::cost::Dims>,
+    /// The file carries a chat template (an instruct model): Chat can be offered.
+    #[serde(default)]
+    pub chat: bool,
 }
 
 /// A head's map, or a region of it, possibly max-pooled. Cells above the causal diagonal

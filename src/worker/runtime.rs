@@ -16,7 +16,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use super::protocol::{BackendChoice, Request, Response};
+use super::protocol::{BackendChoice, GenSummary, GenToken, Request, Response};
+use crate::generate::{Decoder, GenOptions, Generator};
+use crate::model::tokenizer::Token;
 use super::session::{summary, Session};
 use super::wire;
 use crate::backends::engine::{Engine, SELF_CHECK_TEXT};
@@ -156,10 +158,10 @@ pub fn start() {
             Request::Cancel => return CANCEL.with(|c| c.set(true)),
             // A new run replaces the runs of its slot still waiting in the queue (each gets
             // its answer), and the one in flight finishes without a result.
-            Request::Run { slot, .. } => {
+            Request::Run { slot, .. } | Request::Generate { slot, recompute: false, .. } => {
                 LATEST_RUN.with(|l| l.borrow_mut().insert(*slot, id));
                 queue.borrow_mut().retain(|(old, r, _)| {
-                    let replaced = matches!(r, Request::Run { slot: s, .. } if s == slot);
+                    let replaced = matches!(r, Request::Run { slot: s, .. } | Request::Generate { slot: s, recompute: false, .. } if s == slot);
                     if replaced {
                         post_to(Response::Superseded, *old);
                     }
@@ -218,7 +220,13 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Some(b) => load(state, Uint8Array::new(&b).to_vec(), backend).await,
             None => post(Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
-        Request::Run { text, layer, head, max_side, slot } => run(state, slot, &text, layer, head, max_side).await,
+        Request::Run { text, layer, head, max_side, slot } => {
+            run(state, slot, &text, layer, head, max_side).await;
+        }
+        Request::Generate { text, ids, max_tokens, sampling, chat, forced, recompute, layer, head, max_side, slot } => {
+            let o = GenOptions { max_tokens, sampling, heads: if recompute { vec![] } else { vec![(layer, head)] }, forced, recompute, ..Default::default() };
+            generate(state, slot, text, ids, chat, o, (layer, head, max_side)).await
+        }
         Request::Explain { layer, head, query, slot } => answer(state, "explain", |s| s.explain(slot, layer, head, query)),
         Request::Head { layer, head, max_side, rows, cols, slot, view } => answer(state, "map", |s| s.head_view(slot, layer, head, max_side, rows, cols, view)),
         Request::Rows { layer, head, slot } => answer(state, "export", |s| s.rows(slot, layer, head)),
@@ -404,43 +412,161 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice)
     post(loaded);
 }
 
-async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) {
+async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) -> bool {
+    let clock = Clock::start();
+    let Some(toks) = state.borrow().session.as_ref().map(|s| s.tokenize(text)) else {
+        post(no_model("run"));
+        return false;
+    };
+    run_tokens(state, slot, text, &toks, (layer, head, max_side), clock.ms()).await
+}
+
+/// Runs `toks` (of `text`) and posts the result; false when no result was posted (refused,
+/// superseded, failed).
+async fn run_tokens(state: &Rc<RefCell<State>>, slot: u32, text: &str, toks: &[Token], (layer, head, max_side): (usize, usize, usize), tokenize_ms: f64) -> bool {
     let clock = Clock::start();
     let prepared = {
         let mut st = state.borrow_mut();
         let st = &mut *st;
-        let Some(session) = st.session.as_mut() else { return post(no_model("run")) };
-        let toks = session.tokenize(text);
-        session.prepare_run(slot, &toks, true).map(|opts| (session.model.clone(), st.engine.clone(), toks, opts))
+        let Some(session) = st.session.as_mut() else {
+            post(no_model("run"));
+            return false;
+        };
+        session.prepare_run(slot, toks, true).map(|opts| (session.model.clone(), st.engine.clone(), opts))
     };
-    let (model, engine, toks, opts) = match prepared {
+    let (model, engine, opts) = match prepared {
         Ok(p) => p,
-        Err(refusal) => return post(refusal),
+        Err(refusal) => {
+            post(refusal);
+            return false;
+        }
     };
     let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
-    let tokenize_ms = clock.ms();
     let out = engine.forward_async(&model, &ids, &opts).await;
     report_fallback(state, &model);
     // A newer run of this slot arrived, or another model: this result would never be shown.
-    let latest = LATEST_RUN.with(|l| l.borrow().get(&slot).copied()) == Some(CURRENT_ID.with(|c| c.get()));
-    if !latest || !still_loaded(state, &model) {
-        return post(Response::Superseded);
+    if !latest(slot) || !still_loaded(state, &model) {
+        post(Response::Superseded);
+        return false;
     }
     match out {
         Ok(out) => {
-            let forward_ms = clock.ms() - tokenize_ms;
+            let forward_ms = clock.ms();
             let backend = if out.backend == "gpu" { "webgpu" } else { "cpu" };
             let mut r = match state.borrow_mut().session.as_mut() {
-                Some(s) => s.finish_run(slot, text, &toks, out, backend, layer, head, max_side, tokenize_ms, forward_ms),
+                Some(s) => s.finish_run(slot, text, toks, out, backend, layer, head, max_side, tokenize_ms, forward_ms),
                 None => no_model("run"),
             };
+            let ok = matches!(r, Response::Result { .. });
             if let Response::Result { run } = &mut r {
                 run.memory_bytes = Some(wasm_memory_bytes() as u64);
             }
             post(r);
+            ok
         }
-        Err(e) => post(Response::from(e)),
+        Err(e) => {
+            post(Response::from(e));
+            false
+        }
     }
+}
+
+/// Whether the request being handled is still the newest run of `slot`.
+fn latest(slot: u32) -> bool {
+    LATEST_RUN.with(|l| l.borrow().get(&slot).copied()) == Some(CURRENT_ID.with(|c| c.get()))
+}
+
+/// The model writes (see [`Request::Generate`]): the prompt's run, a `Token` per step, the
+/// summary, then the run of everything. Stops at `Cancel` or a newer run of the slot (within
+/// one token); a GPU failing mid-way hands the text to the CPU at the same position.
+async fn generate(state: &Rc<RefCell<State>>, slot: u32, text: String, ids: Option<Vec<u32>>, chat: bool, o: GenOptions, (layer, head, max_side): (usize, usize, usize)) {
+    CANCEL.with(|c| c.set(false));
+    let prompt = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return post(no_model("generate")) };
+        let text = match (chat, &ids) {
+            (true, None) => crate::model::chat::chat_prompt(&session.model, &text).map_err(|e| e.to_string()),
+            _ => Ok(text),
+        };
+        text.map(|text| match &ids {
+            Some(ids) => session.extend_text("", &[], ids),
+            None => {
+                let mut toks = session.tokenize(&text);
+                // A chat template that writes BOS itself, read by a tokenizer that adds one.
+                let bos = session.model.tokenizer.bos_id;
+                if chat && toks.len() >= 2 && bos.is_some_and(|b| toks[0].id == b && toks[1].id == b) {
+                    toks.remove(0);
+                }
+                (text, toks)
+            }
+        })
+    };
+    let (text, toks) = match prompt {
+        Ok(p) => p,
+        Err(e) => return post(Response::Error { phase: "generate".into(), message: e }),
+    };
+    if !o.recompute && !run_tokens(state, slot, &text, &toks, (layer, head, max_side), 0.0).await {
+        return;
+    }
+    let Some((model, engine)) = state.borrow().parts() else { return post(no_model("generate")) };
+    let ids: Vec<u32> = toks.iter().map(|t| t.id).collect();
+    let gpu = engine.gpu();
+    let capacity = crate::generate::capacity(&model, ids.len(), &o);
+    let decoder = match gpu.as_deref() {
+        Some(g) => Decoder::gpu(g, &model, capacity),
+        None => Decoder::cpu(&model, capacity),
+    };
+    let mut g = match Generator::new(decoder, &model, &ids, &o) {
+        Ok(g) => g,
+        Err(e) => return post(Response::Error { phase: "generate".into(), message: e }),
+    };
+    let (mut t, mut superseded, mut told) = (0, false, false);
+    loop {
+        let step = match g.next().await {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) => return post(Response::Error { phase: "generate".into(), message: e }),
+        };
+        if let (Some(note), false) = (g.note(), told) {
+            told = true;
+            engine.leave_gpu(note);
+            report_fallback(state, &model);
+        }
+        let timings = g.timings();
+        let ms = timings.decode.last().copied().filter(|_| t > 0).unwrap_or(timings.prefill);
+        let map = if o.recompute { None } else { super::session::head_map(g.trace(), layer, head, max_side, None, None).ok() };
+        post(Response::Token { t, n_prompt: ids.len(), token: gen_token(&model, &step), ms, kv_cache_bytes: g.kv_cache_bytes(), map });
+        t += 1;
+        yield_now().await;
+        if !still_loaded(state, &model) {
+            return post(Response::Superseded);
+        }
+        superseded = !o.recompute && !latest(slot);
+        if superseded || CANCEL.with(|c| c.get()) {
+            g.stop();
+        }
+    }
+    if superseded {
+        return post(Response::Superseded);
+    }
+    let recompute = o.recompute;
+    let done = g.finish();
+    let steps = done.steps.iter().map(|s| gen_token(&model, s)).collect();
+    let generated = done.generated.clone();
+    post(Response::Generated { generation: Box::new(GenSummary { ids: done.ids, generated: done.generated, text_out: done.text_out, steps, timings_ms: done.timings_ms, kv_cache_bytes: done.kv_cache_bytes, finish: done.finish, backend: if done.backend == "gpu" { "webgpu".into() } else { "cpu".into() }, recompute, note: done.note }) });
+    if !recompute {
+        let full = state.borrow().session.as_ref().map(|s| s.extend_text(&text, &toks, &generated));
+        if let Some((full, toks)) = full {
+            run_tokens(state, slot, &full, &toks, (layer, head, max_side), 0.0).await;
+        }
+    }
+}
+
+/// A step as the page shows it: the token, its probability, the five likeliest tokens.
+fn gen_token(model: &Model, s: &crate::generate::GenStep) -> GenToken {
+    let tok = &model.tokenizer;
+    let top = s.top.iter().take(5).map(|&(id, l)| (id, tok.token_text(id), (l - s.lse).exp())).collect();
+    GenToken { id: s.token, text: tok.token_text(s.token), prob: s.prob, top }
 }
 
 /// Fetches `url` through the Cache API, posting progress. Workers of several documents of

@@ -71,6 +71,7 @@ pub fn summary(model: &Model) -> ModelSummary {
         architecture: c.arch.clone(),
         layer_window: c.layer_window.clone(),
         dims: Some(crate::analysis::cost::Dims::of(c)),
+        chat: crate::model::chat::has_chat(model),
     }
 }
 
@@ -139,6 +140,21 @@ impl Session {
         }
         self.traces.retain(|(s, _)| *s != slot && *s != super::protocol::ablated_slot(slot));
         Ok(opts)
+    }
+
+    /// A prompt's tokens followed by generated ids, with the text they make: the generated
+    /// tokens' spans are where each one's decoded text ends.
+    pub fn extend_text(&self, text: &str, prompt: &[Token], generated: &[u32]) -> (String, Vec<Token>) {
+        let tok = &self.model.tokenizer;
+        let full = format!("{text}{}", tok.decode(generated).unwrap_or_default());
+        let mut toks = prompt.to_vec();
+        let mut start = prompt.last().map_or(0, |p| p.end);
+        for t in 0..generated.len() {
+            let end = (text.len() + tok.decode(&generated[..=t]).map_or(0, |s| s.len())).clamp(start, full.len());
+            toks.push(Token { id: generated[t], start, end });
+            start = end;
+        }
+        (full, toks)
     }
 
     /// Tokens of `text` (the worker then runs the forward pass on its backend).

@@ -63,6 +63,7 @@ impl Floats for Response {
             Response::Thumbs { thumbs } => thumbs.iter_mut().for_each(|m| m.take_floats(out)),
             Response::Induction { maps, .. } => maps.iter_mut().for_each(|m| m.take_floats(out)),
             Response::Similarity { similarity } => take_rows(&mut similarity.distance, out),
+            Response::Token { map: Some(map), .. } => map.take_floats(out),
             _ => {}
         }
     }
@@ -83,6 +84,7 @@ impl Floats for Response {
             Response::Thumbs { thumbs } => thumbs.iter_mut().try_for_each(|m| m.put_floats(from)),
             Response::Induction { maps, .. } => maps.iter_mut().try_for_each(|m| m.put_floats(from)),
             Response::Similarity { similarity } => put_rows(&mut similarity.distance, from),
+            Response::Token { map: Some(map), .. } => map.put_floats(from),
             _ => Ok(()),
         }
     }

@@ -9,16 +9,25 @@ use crate::common::{load, read_text};
 use crate::BackendChoice;
 
 #[allow(clippy::too_many_arguments)]
-pub fn run(model_path: &str, text: &str, max_tokens: usize, sampling: Sampling, ignore_eos: bool, heads: &str, choice: BackendChoice, json: bool) -> Result<(), String> {
+pub fn run(model_path: &str, text: &str, max_tokens: usize, sampling: Sampling, ignore_eos: bool, chat: bool, heads: &str, choice: BackendChoice, json: bool) -> Result<(), String> {
     let text = read_text(text)?;
     let (model, _) = load(model_path)?;
     let heads = if heads.trim().is_empty() { vec![] } else { attnlab::analysis::heads::parse_heads(heads, model.config.n_layer, model.config.n_head).map_err(|e| e.to_string())? };
-    let ids = model.tokenizer.encode(&text);
-    let options = GenOptions { max_tokens, sampling, ignore_eos, heads };
+    // --chat: the text becomes a user's message in the file's chat template, and what is
+    // printed is the whole prompt the model reads (system message and turn markers included).
+    let (text, ids) = if chat {
+        let prompt = attnlab::model::chat::chat_prompt(&model, &text).map_err(|e| format!("--chat: {e}"))?;
+        let ids = attnlab::model::chat::encode_prompt(&model, &prompt);
+        (prompt, ids)
+    } else {
+        let ids = model.tokenizer.encode(&text);
+        (text, ids)
+    };
+    let options = GenOptions { max_tokens, sampling, ignore_eos, heads, ..Default::default() };
     attnlab::generate::check(&model, &ids, &options)?;
     let capacity = (ids.len() + max_tokens + 1).min(model.config.context_length);
     let gpu;
-    let mut decoder = match choice {
+    let decoder = match choice {
         BackendChoice::Cpu => Decoder::cpu(&model, capacity),
         BackendChoice::Gpu => {
             gpu = GpuBackend::new().map_err(|e| format!("{e}; use --backend cpu, or WGPU_BACKEND=vulkan with Mesa's lavapipe (mesa-vulkan-drivers) for a software GPU"))?;
@@ -45,7 +54,7 @@ pub fn run(model_path: &str, text: &str, max_tokens: usize, sampling: Sampling, 
             shown = s;
         }
     };
-    let g = pollster::block_on(generate(&mut decoder, &model, &ids, &options, &mut on_token))?;
+    let g = pollster::block_on(generate(decoder, &model, &ids, &options, &mut on_token))?;
     if json {
         println!("{}", serde_json::to_string(&g).map_err(|e| e.to_string())?);
     } else {

@@ -3,6 +3,7 @@
 //! ```text
 //! attnlab tokenize --text "Hello" --json
 //! attnlab inspect --text "The dog chased the cat" --heads 0.0,29.8 --json
+//! attnlab generate --text "What is the capital of France?" --chat
 //! attnlab bench
 //! ```
 
@@ -127,6 +128,10 @@ enum Command {
         /// Keep going past the end-of-text token.
         #[arg(long)]
         ignore_eos: bool,
+        /// Send the text as a user's chat message, written in the file's own chat template
+        /// (`tokenizer.chat_template`); a base model's file has none and is refused.
+        #[arg(long)]
+        chat: bool,
         /// Heads whose attention rows of the generated tokens are reported: `L.H,L.*`.
         #[arg(long, default_value = "")]
         heads: String,
@@ -223,9 +228,9 @@ enum Command {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Tokenize { text, json } => tokenize::run(&cli.model, &text, json),
-        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, heads, backend: choice, json } => {
+        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, chat, heads, backend: choice, json } => {
             let sampling = attnlab::generate::Sampling { temperature, top_k, top_p, seed };
-            generate::run(&cli.model, &text, max_tokens, sampling, ignore_eos, &heads, choice, json)
+            generate::run(&cli.model, &text, max_tokens, sampling, ignore_eos, chat, &heads, choice, json)
         }
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
