@@ -224,13 +224,7 @@ impl Decoder<'_> {
         let kv = model.config.kv_dim();
         match self {
             Decoder::Cpu(_, c) => Ok(c.layers.iter().map(|(k, v)| (k[from * kv..c.len * kv].to_vec(), v[from * kv..c.len * kv].to_vec())).collect()),
-            Decoder::Gpu(g, c) => {
-                let mut out = Vec::with_capacity(c.layers.len());
-                for l in 0..c.layers.len() {
-                    out.push(g.read_cache_async(c, l, kv, from).await?);
-                }
-                Ok(out)
-            }
+            Decoder::Gpu(g, c) => g.read_cache_async(c, kv, from).await,
         }
     }
 }

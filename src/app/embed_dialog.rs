@@ -33,6 +33,8 @@ pub struct EmbedState {
     pub backend: Option<String>,
     /// A model other than the default, as an absolute URL.
     pub model_src: Option<String>,
+    /// `view="generate"`: the writing settings (`gen`, `temperature`, `top-k`, …).
+    pub gen: Vec<(&'static str, String)>,
 }
 
 impl EmbedState {
@@ -56,6 +58,7 @@ impl EmbedState {
         if let Some(w) = self.what_if {
             a.push(("whatif", w.to_string()));
         }
+        a.extend(self.gen.iter().map(|(k, v)| (*k, v.clone())));
         if let Some(b) = &self.backend {
             a.push(("backend", b.clone()));
         }

@@ -14,6 +14,20 @@ use crate::worker::protocol::{BackendChoice, ModelSummary, Request, Response};
 
 type Route = Rc<dyn Fn(Response)>;
 
+/// A request's route and how its answers end: one final answer, or (a generation) a
+/// stream — the prompt's result, tokens, the summary, then the whole text's result.
+struct Routed {
+    on: Route,
+    stream: Stream,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stream {
+    One,
+    /// Ends after `Generated` (without the cache: no result follows) or the result after it.
+    Writing { replay: bool, generated: bool },
+}
+
 /// The model's state as every widget sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelState {
@@ -25,7 +39,7 @@ pub enum ModelState {
 pub struct Engine {
     client: Client,
     pub state: ArcRwSignal<ModelState>,
-    routes: Rc<RefCell<HashMap<u64, Route>>>,
+    routes: Rc<RefCell<HashMap<u64, Routed>>>,
 }
 
 thread_local! {
@@ -34,8 +48,19 @@ thread_local! {
 }
 
 /// Whether `r` ends the exchange its request started.
-fn is_final(r: &Response) -> bool {
-    !matches!(r, Response::Progress { .. } | Response::Ready | Response::Loaded { .. })
+fn is_final(r: &Response, stream: &mut Stream) -> bool {
+    if matches!(r, Response::Progress { .. } | Response::Ready | Response::Loaded { .. }) {
+        return false;
+    }
+    match (stream, r) {
+        (Stream::One, _) | (_, Response::Error { .. } | Response::Superseded | Response::TooLong { .. }) => true,
+        (Stream::Writing { replay, generated }, Response::Generated { .. }) => {
+            *generated = true;
+            *replay
+        }
+        (Stream::Writing { generated, .. }, Response::Result { .. }) => *generated,
+        _ => false,
+    }
 }
 
 impl Engine {
@@ -48,7 +73,7 @@ impl Engine {
             return Ok(e);
         }
         let state = ArcRwSignal::new(ModelState::Loading { phase: "download".into(), done: 0.0, total: None });
-        let routes: Rc<RefCell<HashMap<u64, Route>>> = Rc::default();
+        let routes: Rc<RefCell<HashMap<u64, Routed>>> = Rc::default();
         let load_id = Rc::new(std::cell::Cell::new(0u64));
         let (st, rt, lid) = (state.clone(), routes.clone(), load_id.clone());
         let client = Client::spawn(base, move |id, r| {
@@ -61,11 +86,15 @@ impl Engine {
                 Response::Error { phase, message } if id == lid.get() || id == 0 => st.set(ModelState::Failed(format!("{phase}: {message}"))),
                 _ => {}
             }
-            let route = rt.borrow().get(&id).cloned();
-            if let Some(route) = route {
-                if is_final(&r) {
-                    rt.borrow_mut().remove(&id);
+            let route = {
+                let mut routes = rt.borrow_mut();
+                let found = routes.get_mut(&id).map(|e| (e.on.clone(), is_final(&r, &mut e.stream)));
+                if let Some((_, true)) = found {
+                    routes.remove(&id);
                 }
+                found.map(|f| f.0)
+            };
+            if let Some(route) = route {
                 route(r);
             }
         })?;
@@ -79,8 +108,12 @@ impl Engine {
     pub fn request(&self, req: Request, on: impl Fn(Response) + 'static) -> u64 {
         // The id is known only once sent; the worker answers after this returns (messages
         // arrive on a later turn of the event loop), so registering afterwards is safe.
+        let stream = match req {
+            Request::Generate { recompute, .. } => Stream::Writing { replay: recompute, generated: false },
+            _ => Stream::One,
+        };
         let id = self.client.send(&req);
-        self.routes.borrow_mut().insert(id, Rc::new(on));
+        self.routes.borrow_mut().insert(id, Routed { on: Rc::new(on), stream });
         id
     }
 

@@ -5,10 +5,113 @@
 
 use leptos::prelude::*;
 
-use super::state::Page;
-use super::Phase;
 use crate::generate::{Finish, GenSettings, GenTimings, MAX_GEN};
-use crate::worker::protocol::{GenSummary, GenToken, ModelSummary};
+use crate::worker::protocol::{GenSummary, GenToken, HeadMap, ModelSummary, Request, RunResult};
+
+/// The writing state a view shows and the actions on it, shared through context by the
+/// playground and the `<attn-lab view="generate">` widget (each supplies its own actions).
+#[derive(Clone, Copy)]
+pub struct Writer {
+    pub gen: RwSignal<GenSettings>,
+    pub live: RwSignal<Option<GenLive>>,
+    pub model: Signal<Option<ModelSummary>>,
+    /// A load or a run is under way (Generate waits).
+    pub busy: Signal<bool>,
+    /// Generate (the first tokens forced: none from the button).
+    pub start: Callback<()>,
+    pub stop: Callback<()>,
+    /// Step t written with another token, continuing from it.
+    pub branch: Callback<(usize, u32)>,
+    pub without_cache: Callback<()>,
+}
+
+impl Writer {
+    pub fn generating(&self) -> bool {
+        self.live.with(|g| g.as_ref().is_some_and(|g| g.finish.is_none()))
+    }
+
+    /// The request that writes after `text` (or exactly after `ids`), first tokens `forced`.
+    pub fn request(&self, text: String, ids: Option<Vec<u32>>, forced: Vec<u32>, (layer, head, max_side): (usize, usize, usize), slot: u32) -> Request {
+        let g = self.gen.get_untracked();
+        let chat = ids.is_none() && g.chat && self.model.with_untracked(|m| m.as_ref().is_some_and(|m| m.chat));
+        self.live.set(Some(GenLive::default()));
+        Request::Generate { text, ids, max_tokens: g.max_tokens, sampling: g.sampling, chat, forced, recompute: false, layer, head, max_side, slot }
+    }
+
+    /// A branch from step `t` with `token`: (prompt ids, forced tokens), once writing ended.
+    pub fn branch_from(&self, t: usize, token: u32) -> Option<(Vec<u32>, Vec<u32>)> {
+        let g = self.live.get_untracked()?;
+        (g.finish.is_some() && !g.prompt_ids.is_empty()).then(|| (g.prompt_ids.clone(), g.ids().into_iter().take(t).chain([token]).collect()))
+    }
+
+    /// The same steps without the cache (for their times), once writing ended.
+    pub fn replay_request(&self, slot: u32) -> Option<Request> {
+        let g = self.live.get_untracked()?;
+        if g.finish.is_none() || g.tokens.is_empty() {
+            return None;
+        }
+        self.live.update(|g| {
+            if let Some(g) = g {
+                g.without_cache = Some(vec![]);
+                g.without_cache_running = true;
+            }
+        });
+        Some(Request::Generate { text: String::new(), ids: Some(g.prompt_ids.clone()), max_tokens: g.tokens.len(), sampling: self.gen.get_untracked().sampling, chat: false, forced: g.ids(), recompute: true, layer: 0, head: 0, max_side: 1, slot })
+    }
+
+    /// A token written: the generation, the strip (the run's tokens) and the map grow.
+    pub fn on_token(&self, t: usize, n_prompt: usize, token: GenToken, ms: f64, kv: usize, map: Option<HeadMap>, run: RwSignal<Option<RunResult>>, shown: RwSignal<Option<HeadMap>>) {
+        let (text, id) = (token.text.clone(), token.id);
+        self.live.update(|g| {
+            if let Some(g) = g {
+                g.n_prompt = n_prompt;
+                g.push(t, token, ms, kv);
+            }
+        });
+        run.update(|r| {
+            if let Some(r) = r {
+                r.report.ids.truncate(n_prompt + t);
+                r.report.tokens.truncate(n_prompt + t);
+                r.report.ids.push(id);
+                r.report.tokens.push(text);
+            }
+        });
+        if let Some(m) = map {
+            shown.set(Some(m));
+        }
+    }
+
+    pub fn on_generated(&self, g: &GenSummary) {
+        self.live.update(|l| {
+            if let Some(l) = l {
+                l.finish(g)
+            }
+        });
+    }
+
+    /// A replayed step's time, or (with `summary`) the replay's exact times.
+    pub fn on_replay(&self, ms: Option<f64>, summary: Option<&GenSummary>) {
+        self.live.update(|g| {
+            let Some(g) = g else { return };
+            match summary {
+                Some(s) => {
+                    g.without_cache = Some(std::iter::once(s.timings_ms.prefill).chain(s.timings_ms.decode.iter().copied()).collect());
+                    g.without_cache_running = false;
+                }
+                None => g.without_cache.get_or_insert_with(Vec::new).extend(ms),
+            }
+        });
+    }
+
+    /// A failed or superseded generation ends where it is.
+    pub fn on_failed(&self) {
+        self.live.update(|g| {
+            if let Some(g) = g.as_mut().filter(|g| g.finish.is_none()) {
+                g.finish = Some(Finish::Stopped)
+            }
+        });
+    }
+}
 
 /// A generation as the page shows it while it runs and after.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -80,6 +183,20 @@ impl GenLive {
     }
 }
 
+/// An export (`attnlab inspect --json`) with what a finished generation wrote added:
+/// `generated`, `steps`, `finish`, `without_cache_ms`, `timings_ms.prefill` and `.decode`.
+pub fn with_generation(json: String, g: Option<&GenLive>) -> String {
+    let Some(g) = g.filter(|g| g.finish.is_some()) else { return json };
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&json) else { return json };
+    let extra = g.export();
+    for k in ["generated", "steps", "finish", "without_cache_ms"] {
+        v[k] = extra[k].clone();
+    }
+    v["timings_ms"]["prefill"] = extra["timings"]["prefill"].clone();
+    v["timings_ms"]["decode"] = extra["timings"]["decode"].clone();
+    v.to_string()
+}
+
 fn bytes(b: f64) -> String {
     if b >= 1048576.0 {
         format!("{:.1} MiB", b / 1048576.0)
@@ -111,13 +228,13 @@ fn step_words(m: &ModelSummary, live: &GenLive, t: usize) -> String {
 /// Generate, Stop and the settings (beside Run).
 #[component]
 pub fn GenerateControls() -> impl IntoView {
-    let p = expect_context::<Page>();
+    let p = expect_context::<Writer>();
     let set = move |f: &dyn Fn(&mut GenSettings)| p.gen.update(|g| f(g));
     let chat_offered = move || p.model.with(|m| m.as_ref().is_some_and(|m| m.chat));
     view! {
-        <button class="generate" on:click=move |_| p.start_generate(vec![]) disabled=move || matches!(p.phase.get(), Phase::Running | Phase::LoadingModel)
+        <button class="generate" on:click=move |_| p.start.run(()) disabled=move || p.busy.get()
             title="The model continues the text one token at a time">"Generate"</button>
-        {move || p.generating().then(|| view! { <button class="stop" on:click=move |_| p.stop_generate()>"Stop"</button> })}
+        {move || p.generating().then(|| view! { <button class="stop" on:click=move |_| p.stop.run(())>"Stop"</button> })}
         <details class="gen-settings">
             <summary>"Writing settings"</summary>
             <label>"New tokens "<input type="number" min="1" max=MAX_GEN.to_string() prop:value=move || p.gen.get().max_tokens
@@ -142,15 +259,16 @@ pub fn GenerateControls() -> impl IntoView {
 /// The tokens written, the step explained, the times and the cache.
 #[component]
 pub fn GenerationPanel() -> impl IntoView {
-    let p = expect_context::<Page>();
+    let p = expect_context::<Writer>();
     view! {
-        {move || p.generation.get().map(|g| {
+        {move || p.live.get().map(|g| {
             let model = p.model.get();
+            let max_tokens = p.gen.get_untracked().max_tokens;
             let last = g.tokens.len().saturating_sub(1);
             let chosen = g.chosen.unwrap_or(last).min(last);
             let done = g.finish.is_some();
             let status = match g.finish {
-                None => format!("Writing… {} of {} tokens", g.tokens.len(), p.gen.get_untracked().max_tokens),
+                None => format!("Writing… {} of {max_tokens} tokens", g.tokens.len()),
                 Some(Finish::MaxTokens) => format!("Wrote {} tokens.", g.tokens.len()),
                 Some(Finish::Eos) => format!("Wrote {} tokens; the model ended its text.", g.tokens.len()),
                 Some(Finish::Stop) => format!("Wrote {} tokens; stopped at a stop text.", g.tokens.len()),
@@ -169,7 +287,7 @@ pub fn GenerationPanel() -> impl IntoView {
                             let title = format!("step {t}: {:?} with probability {:.1}%; the likeliest were {alts}", tok.text, tok.prob * 100.0);
                             view! {
                                 <button class="token gen-token" class:selected=t == chosen role="option" aria-selected=(t == chosen).to_string() title=title
-                                    on:click=move |_| p.generation.update(|g| if let Some(g) = g { g.chosen = Some(t) })>{tok.text.replace('\n', "⏎")}</button>
+                                    on:click=move |_| p.live.update(|g| if let Some(g) = g { g.chosen = Some(t) })>{tok.text.replace('\n', "⏎")}</button>
                             }
                         }).collect_view()}
                     </div>
@@ -182,7 +300,7 @@ pub fn GenerationPanel() -> impl IntoView {
                                     let (id, taken) = (*id, *id == tok.id);
                                     view! {
                                         <button class="alt" class:taken=taken disabled=move || taken || !done title=if taken { "the token written".to_string() } else { "write this token here instead and continue from it".to_string() }
-                                            on:click=move |_| p.branch(step, id)>{format!("{s:?} {:.1}%", q * 100.0)}</button>
+                                            on:click=move |_| p.branch.run((step, id))>{format!("{s:?} {:.1}%", q * 100.0)}</button>
                                     }
                                 }).collect_view()}
                                 {(!done).then(|| view! { <span class="muted">" (branching opens once the writing ends)"</span> })}
@@ -197,9 +315,9 @@ pub fn GenerationPanel() -> impl IntoView {
                         {ctx_bytes.map(|b| format!("(at the full context: {}; see the cost tab's calculator).", bytes(b)))}
                     </p>
                     <div class="controls">
-                        <button disabled=move || !done || p.generation.with(|g| g.as_ref().is_some_and(|g| g.without_cache_running)) on:click=move |_| p.generate_without_cache()
+                        <button disabled=move || !done || p.live.with(|g| g.as_ref().is_some_and(|g| g.without_cache_running)) on:click=move |_| p.without_cache.run(())
                             title="Run the same steps again, each one reading the whole text so far instead of using the cache">
-                            {move || if p.generation.with(|g| g.as_ref().is_some_and(|g| g.without_cache_running)) { "Timing without the cache…" } else { "Without the cache" }}
+                            {move || if p.live.with(|g| g.as_ref().is_some_and(|g| g.without_cache_running)) { "Timing without the cache…" } else { "Without the cache" }}
                         </button>
                     </div>
                     <StepTimes live=g.clone()/>
@@ -217,7 +335,7 @@ fn StepTimes(live: GenLive) -> impl IntoView {
         return ().into_any();
     }
     let without = live.without_cache.clone().unwrap_or_default();
-    let (w, h, left, bottom, top, right) = (560.0, 200.0, 48.0, 30.0, 10.0, 10.0);
+    let (w, h, left, bottom, top, right) = (560.0, 220.0, 52.0, 32.0, 24.0, 10.0);
     let n = with.len().max(without.len());
     // The prefill dwarfs the steps: the chart's scale starts at step 1 (the prefill is given in words).
     let ymax = with.iter().chain(&without).skip(1).cloned().fold(0.0f64, f64::max).max(with.iter().skip(1).cloned().fold(0.0, f64::max)).max(1e-3);
@@ -240,21 +358,30 @@ fn StepTimes(live: GenLive) -> impl IntoView {
         _ => "Each step's time with the cache: about the same at every step, because each step computes only the new token. Press “Without the cache” to compare.".into(),
     };
     view! {
-        <figure class="chart gen-times">
-            <svg viewBox=format!("0 0 {w} {h}") role="img" aria-label="time per step">
+        <figure class="gen-times">
+            <svg class="sink-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label="Line chart: milliseconds per step, with the cache and without it">
                 {yticks.iter().map(|&v| view! {
-                    <line class="grid" x1=left x2=w - right y1=y(v) y2=y(v)/>
-                    <text class="tick" x=left - 4.0 y=y(v) + 4.0 text-anchor="end">{format!("{v:.0}")}</text>
+                    <line x1=left x2=w - right y1=y(v) y2=y(v) stroke="currentColor" stroke-opacity="0.12"/>
+                    <text x=left - 4.0 y=y(v) + 4.0 font-size="11" text-anchor="end">{format!("{v:.0}")}</text>
                 }).collect_view()}
-                {xticks.iter().map(|&i| view! { <text class="tick" x=x(i) y=h - bottom + 14.0 text-anchor="middle">{i.to_string()}</text> }).collect_view()}
-                <line class="axis" x1=left x2=left y1=top y2=h - bottom/>
-                <line class="axis" x1=left x2=w - right y1=h - bottom y2=h - bottom/>
-                <text class="axis-label" x=(left + w) / 2.0 y=h - 2.0 text-anchor="middle">"step (token written)"</text>
-                <text class="axis-label" x="12" y=(top + h - bottom) / 2.0 text-anchor="middle" transform=format!("rotate(-90 12 {})", (top + h - bottom) / 2.0)>"ms"</text>
-                <path class="line with-cache" d=with_path fill="none"/>
-                {without_path.map(|d| view! { <path class="line without-cache" d=d fill="none" stroke-dasharray="5 4"/> })}
+                {xticks.iter().map(|&i| view! { <text x=x(i) y=h - bottom + 14.0 font-size="11" text-anchor="middle">{i.to_string()}</text> }).collect_view()}
+                <line x1=left x2=left y1=top y2=h - bottom stroke="currentColor" stroke-opacity="0.6"/>
+                <line x1=left x2=w - right y1=h - bottom y2=h - bottom stroke="currentColor" stroke-opacity="0.6"/>
+                <text x=(left + w) / 2.0 y=h - 2.0 font-size="12" text-anchor="middle">"step (token written)"</text>
+                <text transform=format!("translate(12 {}) rotate(-90)", (top + h - bottom) / 2.0) font-size="12" text-anchor="middle">"ms per step"</text>
+                <path class="with-cache" d=with_path fill="none" stroke="#4c6ef5" stroke-width="2"/>
+                {without_path.map(|d| view! { <path class="without-cache" d=d fill="none" stroke="#e8590c" stroke-width="2" stroke-dasharray="5 4"/> })}
+                // Values on hover.
+                {with.iter().enumerate().skip(1).map(|(i, v)| view! { <circle cx=x(i) cy=y(*v) r="3" fill="#4c6ef5"><title>{format!("step {i} with the cache: {v:.1} ms")}</title></circle> }).collect_view()}
+                {without.iter().enumerate().skip(1).map(|(i, v)| view! { <circle cx=x(i) cy=y(*v) r="3" fill="#e8590c"><title>{format!("step {i} without the cache: {v:.1} ms")}</title></circle> }).collect_view()}
+                // Legend.
+                <line x1=left + 10.0 x2=left + 36.0 y1=top + 6.0 y2=top + 6.0 stroke="#4c6ef5" stroke-width="2"/>
+                <text x=left + 42.0 y=top + 10.0 font-size="12">"with the cache"</text>
+                {live.without_cache.is_some().then(|| view! {
+                    <line x1=left + 150.0 x2=left + 176.0 y1=top + 6.0 y2=top + 6.0 stroke="#e8590c" stroke-width="2" stroke-dasharray="5 4"/>
+                    <text x=left + 182.0 y=top + 10.0 font-size="12">"without the cache"</text>
+                })}
             </svg>
-            <div class="legend"><span class="key with-cache">"with the cache"</span>{live.without_cache.is_some().then(|| view! { <span class="key without-cache">"without the cache"</span> })}</div>
             <figcaption>{caption}</figcaption>
         </figure>
     }

@@ -85,6 +85,7 @@ pub fn tab_name(v: View) -> &'static str {
         View::Lab => "From scratch",
         View::Patterns => "Head patterns",
         View::Cost => "Cost of attention",
+        View::Generate => "The model writes",
     }
 }
 
@@ -158,6 +159,8 @@ pub enum View {
     Patterns,
     /// The cost of attention against n, and the KV cache.
     Cost,
+    /// The model writes (embedded widgets; the playground shows it under the text).
+    Generate,
 }
 
 impl View {
@@ -171,6 +174,7 @@ impl View {
             View::Lab => "lab",
             View::Patterns => "patterns",
             View::Cost => "cost",
+            View::Generate => "generate",
         }
     }
     /// Every view by its URL name (`None`: not a view).
@@ -184,6 +188,7 @@ impl View {
             "lab" => View::Lab,
             "patterns" => View::Patterns,
             "cost" => View::Cost,
+            "generate" => View::Generate,
             _ => return None,
         })
     }
@@ -249,7 +254,7 @@ fn read_url() -> UrlState {
     let (layer, head, query, key) = (number("layer"), number("head"), number("q"), number("k"));
     let view = get("view").unwrap_or_default();
     // The playground's tabs (the token strip alone is a widget's view).
-    let parsed_view = View::parse(&view).filter(|v| *v != View::Tokens);
+    let parsed_view = View::parse(&view).filter(|v| !matches!(v, View::Tokens | View::Generate));
     if !view.is_empty() && parsed_view.is_none() {
         warnings.push(not_one_of("view", &view, "head, model, sinks, position, patterns, cost, lab"));
     }
@@ -424,6 +429,7 @@ pub fn Playground(
     let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, (url.colour, url.palette), url.hide_sink, url.what_if, url.ablate.clone(), url.gen);
     provide_context(p);
     provide_context(p.look);
+    provide_context(p.writer());
 
     // Start the worker and load the model.
     let base = engine::resolve(&asset_base.unwrap_or_default(), &page_base());

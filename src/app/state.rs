@@ -390,11 +390,6 @@ impl Page {
         self.nocache_id.set_value(None);
     }
 
-    /// Whether tokens are still coming.
-    pub fn generating(self) -> bool {
-        self.generation.with(|g| g.as_ref().is_some_and(|g| g.finish.is_none()))
-    }
-
     /// The model writes after the text (first the text's own run, then a token per step);
     /// `forced`: the first tokens to write instead of sampling (a branch), after `ids`.
     pub fn start_generate(self, forced: Vec<u32>) {
@@ -407,13 +402,25 @@ impl Page {
             return;
         }
         self.begin_run();
-        let g = self.gen.get_untracked();
-        let chat = g.chat && self.model.with_untracked(|m| m.as_ref().is_some_and(|m| m.chat));
-        let id = self.send(Request::Generate { text: self.text.get_untracked(), ids, max_tokens: g.max_tokens, sampling: g.sampling, chat, forced, recompute: false, layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
+        let req = self.writer().request(self.text.get_untracked(), ids, forced, (self.layer.get_untracked(), self.head.get_untracked(), MAX_SIDE), 0);
+        let id = self.send(req);
         self.run_id.set_value(id);
         self.run_pending.set_value(id.is_some());
         self.gen_pending.set_value(id.is_some());
-        self.generation.set(Some(super::generate::GenLive { finish: None, ..Default::default() }));
+    }
+
+    /// The writing state and actions the generation views take from context.
+    pub fn writer(self) -> super::generate::Writer {
+        super::generate::Writer {
+            gen: self.gen,
+            live: self.generation,
+            model: self.model.into(),
+            busy: Signal::derive(move || matches!(self.phase.get(), Phase::Running | Phase::LoadingModel)),
+            start: Callback::new(move |_| self.start_generate(vec![])),
+            stop: Callback::new(move |_| self.stop_generate()),
+            branch: Callback::new(move |(t, tok)| self.branch(t, tok)),
+            without_cache: Callback::new(move |_| self.generate_without_cache()),
+        }
     }
 
     /// Stops the writing after the current token.
@@ -425,28 +432,17 @@ impl Page {
 
     /// Writes `token` at step `t` instead of what was written, and continues from there.
     pub fn branch(self, t: usize, token: u32) {
-        let Some(g) = self.generation.get_untracked() else { return };
-        if g.finish.is_none() || g.prompt_ids.is_empty() {
-            return;
+        if let Some((ids, forced)) = self.writer().branch_from(t, token) {
+            self.write_after(Some(ids), forced);
         }
-        let forced: Vec<u32> = g.ids().into_iter().take(t).chain([token]).collect();
-        self.write_after(Some(g.prompt_ids.clone()), forced);
     }
 
     /// The same steps again without the cache, for their times.
     pub fn generate_without_cache(self) {
-        let Some(g) = self.generation.get_untracked() else { return };
-        if g.finish.is_none() || g.tokens.is_empty() {
-            return;
+        if let Some(req) = self.writer().replay_request(0) {
+            let id = self.send(req);
+            self.nocache_id.set_value(id);
         }
-        let id = self.send(Request::Generate { text: String::new(), ids: Some(g.prompt_ids.clone()), max_tokens: g.tokens.len(), sampling: self.gen.get_untracked().sampling, chat: false, forced: g.ids(), recompute: true, layer: 0, head: 0, max_side: 1, slot: 0 });
-        self.nocache_id.set_value(id);
-        self.generation.update(|g| {
-            if let Some(g) = g {
-                g.without_cache = Some(vec![]);
-                g.without_cache_running = true;
-            }
-        });
     }
 
     /// The selected head's map, whole or a (rows, cols) region of it.
@@ -543,17 +539,7 @@ impl Page {
     /// The current result as `attnlab inspect --json` with the selected head's rows.
     pub fn export(self) -> Option<String> {
         let json = self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))?;
-        // A generation adds what it wrote (`generated`, `steps`, `timings_ms.decode`).
-        let Some(g) = self.generation.get_untracked().filter(|g| g.finish.is_some()) else { return Some(json) };
-        let mut v: serde_json::Value = serde_json::from_str(&json).ok()?;
-        let extra = g.export();
-        v["generated"] = extra["generated"].clone();
-        v["steps"] = extra["steps"].clone();
-        v["finish"] = extra["finish"].clone();
-        v["without_cache_ms"] = extra["without_cache_ms"].clone();
-        v["timings_ms"]["prefill"] = extra["timings"]["prefill"].clone();
-        v["timings_ms"]["decode"] = extra["timings"]["decode"].clone();
-        Some(v.to_string())
+        Some(super::generate::with_generation(json, self.generation.get_untracked().as_ref()))
     }
 
     fn on_response(self, id: u64, r: Response) {
@@ -614,41 +600,20 @@ impl Page {
                     self.start_run();
                 }
             }
-            Response::Token { t, token, ms, kv_cache_bytes, .. } if self.nocache_id.get_value() == Some(id) => {
-                let _ = (t, token, kv_cache_bytes);
-                self.generation.update(|g| if let Some(w) = g.as_mut().and_then(|g| g.without_cache.as_mut()) { w.push(ms) });
-            }
+            Response::Token { ms, .. } if self.nocache_id.get_value() == Some(id) => self.writer().on_replay(Some(ms), None),
             Response::Generated { generation } if self.nocache_id.get_value() == Some(id) => {
                 self.nocache_id.set_value(None);
-                self.generation.update(|g| if let Some(g) = g {
-                    g.without_cache = Some(std::iter::once(generation.timings_ms.prefill).chain(generation.timings_ms.decode.iter().copied()).collect());
-                    g.without_cache_running = false;
-                });
+                self.writer().on_replay(None, Some(&generation));
             }
             // Only the latest run is ever shown.
             Response::Result { .. } | Response::Superseded | Response::TooLong { .. } | Response::Token { .. } | Response::Generated { .. } if self.run_id.get_value() != Some(id) => {}
             Response::Token { t, n_prompt, token, ms, kv_cache_bytes, map } => {
                 self.run_pending.set_value(false);
-                let text = token.text.clone();
-                let tid = token.id;
-                self.generation.update(|g| if let Some(g) = g {
-                    g.n_prompt = n_prompt;
-                    g.push(t, token, ms, kv_cache_bytes);
-                });
-                // The strip grows by the token; the map by the row of the token before it.
-                self.run.update(|r| if let Some(r) = r {
-                    r.report.ids.truncate(n_prompt + t);
-                    r.report.tokens.truncate(n_prompt + t);
-                    r.report.ids.push(tid);
-                    r.report.tokens.push(text);
-                });
-                if let Some(m) = map {
-                    self.map.set(Some(m));
-                }
+                self.writer().on_token(t, n_prompt, token, ms, kv_cache_bytes, map, self.run, self.map);
             }
             Response::Generated { generation } => {
                 self.gen_pending.set_value(false);
-                self.generation.update(|g| if let Some(g) = g { g.finish(&generation) });
+                self.writer().on_generated(&generation);
                 // The run of the whole text follows (its result ends the `running` state).
                 self.run_pending.set_value(true);
             }
@@ -767,7 +732,7 @@ impl Page {
                 if p == "run" || p == "generate" {
                     self.run_pending.set_value(false);
                     self.gen_pending.set_value(false);
-                    self.generation.update(|g| if let Some(g) = g.as_mut().filter(|g| g.finish.is_none()) { g.finish = Some(crate::generate::Finish::Stopped) });
+                    self.writer().on_failed();
                 }
                 if p == "experiment" {
                     self.exp_progress.set(None);

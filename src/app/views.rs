@@ -340,8 +340,11 @@ pub fn EmbedView(
 ) -> impl IntoView {
     let p = page();
     let state = move || {
-        let v = p.view.get_untracked();
+        // A generation on screen embeds as the writing view, with its settings.
+        let writing = p.generation.with_untracked(|g| g.is_some());
+        let v = if writing { View::Generate } else { p.view.get_untracked() };
         let supported = super::widget::WIDGET_VIEWS.contains(&v);
+        let gen = if writing { p.gen.get_untracked().params().into_iter().map(|(k, v)| (match k { "top_k" => "top-k", "top_p" => "top-p", k => k }, v)).collect() } else { vec![] };
         let last = p.run.with_untracked(|r| r.as_ref().map(|r| r.report.ids.len().saturating_sub(1)));
         let style = p.look.style_untracked();
         let state = super::embed_dialog::EmbedState {
@@ -356,6 +359,7 @@ pub fn EmbedView(
             what_if: style.what_if.param(),
             backend: backend.clone(),
             model_src: model_src.clone(),
+            gen,
         };
         (state, (!supported).then(|| super::tab_name(v)))
     };

@@ -77,6 +77,12 @@ struct W {
     /// A run waits for the model.
     pending_run: StoredValue<bool>,
     slot: u32,
+    /// `view="generate"`: what Generate does (attributes `gen`, `temperature`, `top-k`,
+    /// `top-p`, `seed`, `chat`), what was written, and whether tokens are still coming.
+    gen: RwSignal<crate::generate::GenSettings>,
+    generation: RwSignal<Option<super::generate::GenLive>>,
+    gen_pending: StoredValue<bool>,
+    writer: StoredValue<Option<super::generate::Writer>>,
 }
 
 thread_local! {
@@ -100,7 +106,7 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
 }
 
 /// The views a widget draws (`view=` attribute; empty or absent: `head`).
-pub const WIDGET_VIEWS: [View; 5] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens];
+pub const WIDGET_VIEWS: [View; 6] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens, View::Generate];
 
 /// The `view` attribute, or the words for one the widget does not draw.
 fn parse_view(s: &str) -> Result<View, String> {
@@ -124,6 +130,15 @@ fn parse_controls(s: &str) -> Controls {
         "full" => Controls::Full,
         _ => Controls::Compact,
     }
+}
+
+/// The writing settings from the element's attributes (`top-k` or `top_k`, …); what cannot
+/// be used is the notice.
+fn gen_settings(host: &web_sys::HtmlElement) -> (crate::generate::GenSettings, Vec<String>) {
+    let mut warnings = vec![];
+    let get = |k: &str| attr(host, k).or_else(|| attr(host, &k.replace('_', "-")));
+    let (s, _) = crate::generate::GenSettings::from_url(&get, &mut warnings);
+    (s, warnings)
 }
 
 /// The widget's text: the `text` attribute, else the element's own text content.
@@ -168,7 +183,7 @@ impl WidgetHandle {
                         match s {
                             ModelState::Ready { .. } if w.pending_run.get_value() => {
                                 w.pending_run.set_value(false);
-                                me.send_run();
+                                me.send_live();
                             }
                             ModelState::Failed(msg) if w.pending_run.get_value() => {
                                 w.pending_run.set_value(false);
@@ -203,7 +218,7 @@ impl WidgetHandle {
         let Some(engine) = self.engine() else { return };
         w.error.set(None);
         match engine.state.get_untracked() {
-            ModelState::Ready { .. } => self.send_run(),
+            ModelState::Ready { .. } => self.send_live(),
             ModelState::Failed(msg) => {
                 w.error.set(Some(msg));
                 w.phase.set(Phase::Error);
@@ -215,8 +230,56 @@ impl WidgetHandle {
         }
     }
 
+    /// What a live figure asks for: a run, or in `view="generate"` a run and the writing.
+    fn send_live(&self) {
+        if self.w.view.get_untracked() == View::Generate {
+            self.send_generate(None, vec![]);
+        } else {
+            self.send_run();
+        }
+    }
+
+    /// The writing state and actions of this widget (see [`super::generate::Writer`]).
+    fn writer(&self) -> super::generate::Writer {
+        self.w.writer.get_value().expect("the writer is set when the widget mounts")
+    }
+
+    /// The model writes after the widget's text (or exactly after `ids`, a branch).
+    fn send_generate(&self, ids: Option<Vec<u32>>, forced: Vec<u32>) {
+        let w = self.w;
+        let Some(engine) = self.engine() else { return };
+        let text = w.text.get_untracked();
+        if text.trim().is_empty() && ids.is_none() {
+            w.error.set(Some("no text: give the element a text attribute or text content".into()));
+            w.phase.set(Phase::Error);
+            return;
+        }
+        w.phase.set(Phase::Running);
+        w.notice.set(None);
+        w.error.set(None);
+        let req = self.writer().request(text, ids, forced, (w.layer.get_untracked(), w.head.get_untracked(), WIDGET_SIDE), w.slot);
+        let me = self.clone_ref();
+        w.gen_pending.set_value(true);
+        let id = engine.request(req, move |r| me.on_response(r));
+        w.latest.set_value(id);
+    }
+
+    /// The same steps without the cache, for their times.
+    fn replay(&self) {
+        let Some(engine) = self.engine() else { return };
+        let writer = self.writer();
+        let Some(req) = writer.replay_request(self.w.slot) else { return };
+        engine.request(req, move |r| match r {
+            Response::Token { ms, .. } => writer.on_replay(Some(ms), None),
+            Response::Generated { generation } => writer.on_replay(None, Some(&generation)),
+            _ => writer.on_replay(None, None),
+        });
+    }
+
     fn send_run(&self) {
         let w = self.w;
+        w.generation.set(None);
+        w.gen_pending.set_value(false);
         let Some(engine) = self.engine() else { return };
         let text = w.text.get_untracked();
         if text.trim().is_empty() {
@@ -234,6 +297,22 @@ impl WidgetHandle {
     fn on_response(&self, r: Response) {
         let w = self.w;
         match r {
+            Response::Token { t, n_prompt, token, ms, kv_cache_bytes, map } => self.writer().on_token(t, n_prompt, token, ms, kv_cache_bytes, map, w.run, w.map),
+            Response::Generated { generation } => {
+                w.gen_pending.set_value(false);
+                self.writer().on_generated(&generation);
+            }
+            Response::Superseded => {
+                w.gen_pending.set_value(false);
+                self.writer().on_failed();
+            }
+            // A generation's first result is the prompt's: the widget runs on while it writes.
+            Response::Result { run } if w.gen_pending.get_value() => {
+                let run = *run;
+                w.map.set(Some(run.map.clone()));
+                w.run.set(Some(run));
+                w.poster.set(false);
+            }
             Response::Result { run } => {
                 let run = *run;
                 let key = crate::analysis::HeadId::key(run.map.layer, run.map.head);
@@ -267,10 +346,14 @@ impl WidgetHandle {
             // The worker dropped this widget's capture (many widgets, long texts): run again.
             Response::Error { phase, .. } if phase == "map" || phase == "thumbnails" => self.send_run(),
             Response::Error { phase, message } => {
+                w.gen_pending.set_value(false);
+                self.writer().on_failed();
                 w.error.set(Some(format!("{phase}: {message}")));
                 w.phase.set(Phase::Error);
             }
             Response::TooLong { n, why, .. } => {
+                w.gen_pending.set_value(false);
+                self.writer().on_failed();
                 w.error.set(Some(format!("the text has {n} tokens: {why}")));
                 w.phase.set(Phase::Error);
             }
@@ -393,6 +476,38 @@ impl WidgetHandle {
     }
 }
 
+/// The writing state of widget `w` and its actions, through its handle `hv`.
+fn widget_writer(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> super::generate::Writer {
+    let model = Signal::derive(move || match w.model.get() {
+        ModelState::Ready { model, .. } => Some(model),
+        _ => None,
+    });
+    super::generate::Writer {
+        gen: w.gen,
+        live: w.generation,
+        model,
+        busy: Signal::derive(move || matches!(w.phase.get(), Phase::Running | Phase::LoadingModel)),
+        start: Callback::new(move |_| {
+            hv.with_value(|h| if matches!(w.phase.get_untracked(), Phase::Idle) { h.go_live() } else { h.send_generate(None, vec![]) })
+        }),
+        stop: Callback::new(move |_| {
+            hv.with_value(|h| {
+                if let Some(e) = h.engine.borrow().as_ref() {
+                    e.cancel()
+                }
+            })
+        }),
+        branch: Callback::new(move |(t, tok)| {
+            hv.with_value(|h| {
+                if let Some((ids, forced)) = h.writer().branch_from(t, tok) {
+                    h.send_generate(Some(ids), forced);
+                }
+            })
+        }),
+        without_cache: Callback::new(move |_| hv.with_value(|h| h.replay())),
+    }
+}
+
 fn held_list(run: &RunResult) -> String {
     let keys: Vec<String> = run.report.attention.keys().take(4).map(|k| format!("head {k}")).collect();
     if keys.is_empty() { "no head maps".into() } else { keys.join(", ") }
@@ -451,6 +566,11 @@ impl WidgetHandle {
                 }
             }
             "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
+            "gen" | "temperature" | "top-k" | "top_k" | "top-p" | "top_p" | "seed" | "chat" => {
+                let (s, warnings) = gen_settings(host);
+                w.gen.set(s);
+                w.notice.set((!warnings.is_empty()).then(|| warnings.join("; ")));
+            }
             "theme" => w.theme.set(attr(host, "theme").unwrap_or_else(|| "auto".into())),
             "scale" => w.look.colour.set(super::heatmap::ColourScale::parse(&attr(host, "scale").unwrap_or_default())),
             "palette" => w.look.palette.set(super::heatmap::Palette::parse(&attr(host, "palette").unwrap_or_default()).unwrap_or_default()),
@@ -482,7 +602,7 @@ impl WidgetHandle {
     pub fn export_json(&self) -> Option<String> {
         let w = self.w;
         let run = w.run.get_untracked()?;
-        Some(export_json(&run, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked()))
+        Some(super::generate::with_generation(export_json(&run, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked()), w.generation.get_untracked().as_ref()))
     }
 }
 
@@ -505,6 +625,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     });
     let num = |n: &str| attr(&host, n).and_then(|v| v.trim().parse::<usize>().ok());
     let view = parse_view(&attr(&host, "view").unwrap_or_default());
+    let gen = gen_settings(&host);
     let w = owner.with(|| W {
         text: RwSignal::new(host_text(&host)),
         layer: RwSignal::new(num("layer").unwrap_or(0)),
@@ -534,11 +655,19 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         latest: StoredValue::new(0),
         pending_run: StoredValue::new(false),
         slot,
+        gen: RwSignal::new(gen.0),
+        generation: RwSignal::new(None),
+        gen_pending: StoredValue::new(false),
+        writer: StoredValue::new(None),
     });
+    if !gen.1.is_empty() {
+        w.notice.set(Some(gen.1.join("; ")));
+    }
     let handle = WidgetHandle { w, host: host.clone(), base, owner: owner.clone(), engine: Rc::default() };
 
     // Mounting also starts Leptos' task executor, which effects need.
     let hv = owner.with(|| StoredValue::new_local(handle.clone_ref()));
+    w.writer.set_value(Some(widget_writer(w, hv)));
     let unmount = owner.with(|| leptos::mount::mount_to(container, move || view! { <Widget w=w hv=hv/> }));
     std::mem::forget(unmount);
 
@@ -590,6 +719,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
 #[component]
 fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
     provide_context(w.look);
+    provide_context(w.writer.get_value().expect("set at mount"));
     let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
     let exp_canvas: NodeRef<html::Canvas> = NodeRef::new();
     let tokens = Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.report.tokens.clone()).unwrap_or_default()));
@@ -660,12 +790,13 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             View::Lab => "Attention from scratch on a toy vocabulary.".to_string(),
             View::Patterns => "Every head scored by pattern.".to_string(),
             View::Cost => "The cost of attention against n.".to_string(),
+            View::Generate => format!("{model_name} continues the text one token at a time: each step computes one new query, key and value per head and reuses the keys and values it cached for the earlier tokens. The map grows a row per token."),
         }
     };
     view! {
         <div class=theme_class data-view=move || w.view.get().as_str()>
             <div class="aw-bar">
-                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into() }}</strong>
+                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {
                     (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
                     (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),
@@ -675,7 +806,11 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                     },
                 }}
             </div>
-            {move || (w.controls.get() != Controls::None && w.view.get() != View::Position).then(|| {
+            {move || (w.view.get() == View::Generate).then(|| view! {
+                {(w.controls.get() != Controls::None).then(|| view! { <div class="aw-controls"><super::generate::GenerateControls/></div> })}
+                <super::generate::GenerationPanel/>
+            })}
+            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate)).then(|| {
                 view! {
                     <div class="aw-controls">
                         {(w.controls.get() == Controls::Full).then(|| view! {
@@ -701,13 +836,13 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             }}
             {move || w.error.get().map(|e| view! { <p class="aw-error" role="alert">{e}</p> })}
             {move || w.notice.get().map(|n| view! { <p class="aw-notice">{n}</p> })}
-            <div class="aw-body" class:aw-hidden=move || w.view.get() != View::Head>
+            <div class="aw-body" class:aw-hidden=move || !matches!(w.view.get(), View::Head | View::Generate)>
                 {move || w.map.get().is_none().then(|| view! { <p class="aw-muted aw-placeholder">{move || if w.phase.get() == Phase::Idle { format!("“{}”", w.text.get()) } else { String::new() }}</p> })}
                 <div class:aw-hidden=move || w.map.get().is_none()>
                     <Heatmap map=w.map tokens=tokens query=w.query on_zoom=on_zoom canvas_ref=canvas_ref/>
                 </div>
             </div>
-            {move || (w.view.get() == View::Tokens || w.view.get() == View::Head).then(|| view! { <TokenStrip tokens=tokens query=w.query row=query_row/> })}
+            {move || matches!(w.view.get(), View::Tokens | View::Head | View::Generate).then(|| view! { <TokenStrip tokens=tokens query=w.query row=query_row/> })}
             {move || (w.view.get() == View::Model).then(|| match (w.run.get(), w.thumbs.get()) {
                 (Some(r), Some(_)) => view! { <ModelView thumbs=w.thumbs n_head=r.report.n_heads n_kv_head=r.report.n_kv_heads current=Signal::derive(move || (w.layer.get(), w.head.get())) on_open=open_head/> }.into_any(),
                 (Some(_), None) if w.poster.get() => view! { <p class="aw-notice">"This figure holds only some heads: press Run live to see every head."</p> }.into_any(),

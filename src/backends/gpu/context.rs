@@ -5,6 +5,7 @@
 //! fit), then pipelines built on first use from `shaders/*.wgsl` and cached by name.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 
@@ -99,7 +100,10 @@ pub mod sources {
         };
         let rescale = (0..hd4).map(|i| format!("acc[{i}] = acc[{i}] * corr;")).collect::<Vec<_>>().join(" ");
         let accumulate = (0..hd4).map(|i| format!("acc[{i}] = fma(vec4<f32>(pj), v_tile[kb + {i}u], acc[{i}]);")).collect::<Vec<_>>().join(" ");
-        let body = kernel.replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);
+        // flash_attention.wgsl's decode kernels: the query row in workgroup memory (`dq`), k
+        // from storage.
+        let decode_dot = (0..hd4).map(|i| format!("dot(dq[qb + {i}u], k[kb + {i}u])")).collect::<Vec<_>>().join(" + ");
+        let body = kernel.replace("UNROLLED_DECODE_DOT", &decode_dot).replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);
         format!("const HEAD_DIM: u32 = {head_dim}u;\nconst BC: u32 = {}u;\n{body}", flash_keys_per_tile(head_dim))
     }
 }
@@ -144,6 +148,9 @@ pub struct GpuContext {
     profile: Mutex<Option<Profile>>,
     /// Which kernel runs matrix multiplications (registers unless a benchmark asks otherwise).
     matmul: Mutex<MatmulKernel>,
+    /// Whether decoding steps over long caches take the flash-decoding kernels (on unless a
+    /// benchmark compares them with the flash kernel alone): [`super::ops::attention`].
+    split_decode: AtomicBool,
 }
 
 /// The two matrix-multiplication kernels, kept side by side so a benchmark can compare them.
@@ -239,7 +246,7 @@ impl GpuContext {
                 }
             }
         }));
-        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost, timestamps, profile: Mutex::new(None), matmul: Mutex::new(MatmulKernel::Registers) })
+        Ok(GpuContext { device, queue, adapter_info: info, limits: required_limits, kernels: Mutex::new(HashMap::new()), lost, timestamps, profile: Mutex::new(None), matmul: Mutex::new(MatmulKernel::Registers), split_decode: AtomicBool::new(true) })
     }
 
     /// Blocking variant for native callers (CLI, tests).
@@ -272,6 +279,16 @@ impl GpuContext {
 
     pub fn set_matmul_kernel(&self, k: MatmulKernel) {
         *self.matmul.lock().expect("matmul choice poisoned") = k;
+    }
+
+    /// Whether few-query steps over long caches split the keys over workgroups (default: yes).
+    pub fn split_decode(&self) -> bool {
+        self.split_decode.load(Ordering::Relaxed)
+    }
+
+    /// Off: every attention runs the flash kernel (benchmarks compare the two).
+    pub fn set_split_decode(&self, on: bool) {
+        self.split_decode.store(on, Ordering::Relaxed);
     }
 
     pub fn check_lost(&self) -> Result<(), GpuError> {

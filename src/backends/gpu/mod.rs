@@ -122,22 +122,22 @@ impl GpuBackend {
         Ok(StepOutput { logits: Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)"), logit_positions: rec.positions, rows })
     }
 
-    /// Layer `layer`'s cached keys and values of rows `from .. cache.len`, read back (a
-    /// decoding step reads only its new rows).
-    pub async fn read_cache_async(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize, from: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
-        let (k, v) = &cache.layers[layer];
+    /// Every layer's cached keys and values of rows `from .. cache.len`, read back in one
+    /// submission (a decoding step reads only its new rows).
+    pub async fn read_cache_async(&self, cache: &KvCache<GpuBuf>, kv_dim: usize, from: usize) -> Result<Vec<(Vec<f32>, Vec<f32>)>, EngineError> {
         let (at, len) = (from * kv_dim, cache.len.saturating_sub(from) * kv_dim);
+        let ranges: Vec<(&wgpu::Buffer, usize, usize)> = cache.layers.iter().flat_map(|(k, v)| [(&k.buf, at, len), (&v.buf, at, len)]).collect();
         let mut enc = self.ctx.encoder("read cache");
-        let staged = self.ctx.stage_ranges(&mut enc, &[(&k.buf, at, len), (&v.buf, at, len)]);
+        let staged = self.ctx.stage_ranges(&mut enc, &ranges);
         self.ctx.queue.submit([enc.finish()]);
         let mut out = self.ctx.read_staged_async(staged).await.map_err(EngineError::from)?.into_iter();
-        Ok((out.next().expect("k"), out.next().expect("v")))
+        Ok((0..cache.layers.len()).map(|_| (out.next().expect("k"), out.next().expect("v"))).collect())
     }
 
-    /// [`GpuBackend::read_cache_async`], blocking.
+    /// Layer `layer`'s whole cache ([`GpuBackend::read_cache_async`], blocking).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read_cache(&self, cache: &KvCache<GpuBuf>, layer: usize, kv_dim: usize) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
-        pollster::block_on(self.read_cache_async(cache, layer, kv_dim, 0))
+        Ok(pollster::block_on(self.read_cache_async(cache, kv_dim, 0))?.swap_remove(layer))
     }
 
     async fn run(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, GpuError> {
@@ -292,7 +292,7 @@ impl Ops for GpuOps<'_> {
     }
 
     fn attention(&mut self, s: AttnShape, q: &GpuBuf, k: &GpuBuf, v: &GpuBuf, out: &mut GpuBuf, lse: &mut GpuBuf) {
-        ops::flash_attention(self.ctx, &mut self.enc, s, &q.buf, &k.buf, &v.buf, &out.buf, &lse.buf);
+        ops::attention(self.ctx, &mut self.enc, s, &q.buf, &k.buf, &v.buf, &out.buf, &lse.buf);
     }
 
     fn gated(&mut self, act: Act, gate: &mut GpuBuf, up: &GpuBuf) {

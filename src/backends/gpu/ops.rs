@@ -24,11 +24,17 @@ pub const ELEMENTWISE_WG: u32 = 256;
 pub const NORM_WG: u32 = 64;
 pub const FLASH_WG: u32 = 64;
 pub const NAIVE_TILE: u32 = 16;
+/// Flash-decoding ([`decode_attention`]): keys per chunk (one workgroup each, a multiple of
+/// `FLASH_WG`) and the most new queries a step may have to take it.
+pub const DECODE_CHUNK: u32 = 256;
+pub const DECODE_MAX_N: u32 = 4;
+/// Steps over at least this many keys (`past + n`) take it.
+pub const DECODE_MIN_KEYS: usize = 256;
 
 /// The constants above as WGSL, for the kernel prelude.
 pub fn wgsl_constants() -> String {
     format!(
-        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst GEMV_MAX_N: u32 = {GEMV_MAX_N}u;\nconst GEMV_ROWS: u32 = {GEMV_ROWS}u;\nconst REG_ROWS: u32 = {REG_ROWS}u;\nconst REG_TOKENS: u32 = {REG_TOKENS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst NORM_WG: u32 = {NORM_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\n"
+        "const MATMUL_TILE_R: u32 = {MATMUL_TILE_ROWS}u;\nconst MATMUL_TILE_N: u32 = {MATMUL_TILE_TOKENS}u;\nconst GEMV_MAX_N: u32 = {GEMV_MAX_N}u;\nconst GEMV_ROWS: u32 = {GEMV_ROWS}u;\nconst REG_ROWS: u32 = {REG_ROWS}u;\nconst REG_TOKENS: u32 = {REG_TOKENS}u;\nconst ELEMENTWISE_WG: u32 = {ELEMENTWISE_WG}u;\nconst NORM_WG: u32 = {NORM_WG}u;\nconst FLASH_WG: u32 = {FLASH_WG}u;\nconst MAP_TILE: u32 = {NAIVE_TILE}u;\nconst DECODE_CHUNK: u32 = {DECODE_CHUNK}u;\nconst DECODE_MAX_N: u32 = {DECODE_MAX_N}u;\n"
     )
 }
 
@@ -267,6 +273,7 @@ struct AttnParams {
     n_head: u32,
     n_kv: u32,
     group: u32,
+    /// Flash: queries per workgroup; naive: the pass's first head; decode: the first chunk.
     q_tile_or_h0: u32,
     scale: f32,
     window: u32,
@@ -291,6 +298,60 @@ pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     let pairs = crate::model::arch::causal_pairs(s.kv_len(), s.window) - crate::model::arch::causal_pairs(s.past, s.window);
     let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * 2 * s.n_head * s.head_dim + s.kv_len() * 2 * s.n_kv * s.head_dim + s.n * s.n_head) as f64 };
     ctx.dispatch_work(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1), work);
+}
+
+/// Whether a call takes the flash-decoding path: few new queries over a long cache.
+pub fn splits_decode(s: AttnShape) -> bool {
+    s.n >= 1 && s.n <= DECODE_MAX_N as usize && s.kv_len() >= DECODE_MIN_KEYS
+}
+
+/// The chunks of [`DECODE_CHUNK`] keys a decode call reads: (first, count). The first is the
+/// oldest chunk the first query's window reaches (0 without a window); the last holds key
+/// `past + n - 1`.
+pub fn decode_chunks(s: AttnShape) -> (usize, usize) {
+    let chunk = DECODE_CHUNK as usize;
+    let first = s.first_key(s.past) / chunk;
+    (first, s.kv_len().div_ceil(chunk) - first)
+}
+
+/// Attention as the model's pass records it: [`decode_attention`] for a step of few queries
+/// over a long cache ([`splits_decode`]; unless the context turns it off), else
+/// [`flash_attention`]. Same inputs and outputs.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
+    if ctx.split_decode() && splits_decode(s) {
+        decode_attention(ctx, enc, s, q, k, v, o, lse)
+    } else {
+        flash_attention(ctx, enc, s, q, k, v, o, lse)
+    }
+}
+
+/// Flash-decoding: [`flash_attention`]'s outputs (o (n, n_head·hd), lse (n, n_head)) for
+/// n ≤ [`DECODE_MAX_N`] queries, the keys split into chunks of [`DECODE_CHUNK`], one workgroup
+/// per (query head, chunk) writing its partial output, max and sum; a second pass merges the
+/// chunks of each (query, head) with the log-sum-exp rule. Scratch: (chunks, n, n_head,
+/// hd + 2) floats.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
+    assert!((1..=DECODE_MAX_N as usize).contains(&s.n), "flash-decoding takes 1 to {DECODE_MAX_N} queries, not {}", s.n);
+    let (first, chunks) = decode_chunks(s);
+    assert!(chunks <= 65_535, "{} keys: more chunks than one dispatch dimension holds", s.kv_len());
+    let src = || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile);
+    let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
+    let k_chunks = ctx.kernel(&format!("decode/chunks/{}", s.head_dim), src, "decode_chunks", &slots);
+    let k_merge = ctx.kernel(&format!("decode/merge/{}", s.head_dim), src, "decode_merge", &slots);
+    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: first as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, past: s.past as u32 };
+    let u = ctx.uniform("decode params", &p);
+    let parts = chunks * s.n * s.n_head;
+    let (part_o, part_ml) = (ctx.scratch("decode partial outputs", parts * s.head_dim), ctx.scratch("decode partial max and sum", parts * 2));
+    let b: [&wgpu::Buffer; 8] = [&u, q, k, v, o, lse, &part_o, &part_ml];
+    // Every query head reads its KV head's chunk (from cache when heads share one).
+    let pairs = crate::model::arch::causal_pairs(s.kv_len(), s.window) - crate::model::arch::causal_pairs(s.past, s.window);
+    let keys = s.kv_len() - first * DECODE_CHUNK as usize;
+    let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * 2 * s.n_head * s.head_dim + keys * 2 * s.n_head * s.head_dim + parts * (s.head_dim + 2)) as f64 };
+    ctx.dispatch_work(enc, "decode attention", &k_chunks, &b, (s.n_head as u32, chunks as u32, 1), work);
+    let merge = Work { flops: 0.0, bytes: 4.0 * (parts * (s.head_dim + 2) + s.n * s.n_head * (s.head_dim + 1)) as f64 };
+    ctx.dispatch_work(enc, "decode attention merge", &k_merge, &b, ((s.n * s.n_head) as u32, 1, 1), merge);
 }
 
 /// Heads per naive pass so that S = (heads, n, n) fits one binding.
