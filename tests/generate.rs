@@ -246,3 +246,20 @@ fn a_gpu_lost_mid_generation_finishes_on_the_cpu() {
         }
     }
 }
+
+/// `attnlab generate --stop`: the output ends at the first step whose text contains the stop
+/// text ("Paris." — SmolLM2's greedy answer — ends at the full stop).
+#[test]
+fn cli_generate_stops_at_a_stop_text() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args(["generate", "--json", "--text", "The capital of France is", "--max-tokens", "20", "--stop", "."])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["finish"], "stop");
+    let text = j["text_out"].as_str().unwrap();
+    assert!(text.ends_with('.') && text.contains("Paris"), "{text:?}");
+    assert!(j["generated"].as_array().unwrap().len() < 20);
+}

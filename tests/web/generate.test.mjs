@@ -128,3 +128,22 @@ test('Stop halts within one token; a run fired mid-generation supersedes it; a r
     assert.ok(r.ids.length < 20, `the prompt alone (${r.ids.length} tokens)`);
   });
 });
+
+test('<attn-lab view="generate"> writes in a course page: tokens, alternatives, the map, its export', async () => {
+  const c = ref.cases[2];
+  const n = 5;
+  const exact = Math.min(n, (c.steps.findIndex((s) => s.gap < 0.01) + 1) || n);
+  await withPage(async (page) => {
+    await page.goto(`${srv.url}embed.html?view=generate&gen=${n}&temperature=0&text=${encodeURIComponent(c.text)}`);
+    await page.waitForFunction(() => document.documentElement.dataset.attnlabState === 'done', null, { timeout: 300_000 });
+    const j = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+    assert.deepEqual(j.generated.slice(0, exact), c.generated.slice(0, exact));
+    assert.equal(j.generated.length, n);
+    assert.deepEqual(j.ids, [...c.ids, ...j.generated]);
+    const shadow = await page.evaluate(() => {
+      const r = document.querySelector('attn-lab').shadowRoot;
+      return { tokens: r.querySelectorAll('.gen-token').length, alts: r.querySelectorAll('.gen-alternatives button').length, map: !!r.querySelector('canvas'), title: r.querySelector('.aw-title')?.textContent, generate: !!r.querySelector('button.generate') };
+    });
+    assert.deepEqual(shadow, { tokens: n, alts: 5, map: true, title: 'The model writes', generate: true });
+  });
+});

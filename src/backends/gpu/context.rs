@@ -90,6 +90,14 @@ pub mod sources {
         (1024 / head_dim).clamp(1, 16)
     }
 
+    /// `flash_attention.wgsl` (already [`with_head_dim`]) with its decode kernels built for
+    /// steps of `n` queries (the source's default is `DECODE_MAX_N`, which naga validates).
+    pub fn with_decode_queries(kernel: &str, n: usize) -> String {
+        const DEFAULT: &str = "const DECODE_N: u32 = DECODE_MAX_N;";
+        assert!(kernel.contains(DEFAULT), "not the flash-decoding source");
+        kernel.replace(DEFAULT, &format!("const DECODE_N: u32 = {n}u;"))
+    }
+
     /// An attention kernel specialised to one head size, with its `UNROLLED_*` markers
     /// expanded into straight-line vec4 code over the head dimension.
     pub fn with_head_dim(kernel: &str, head_dim: usize, operands: DotOperands) -> String {

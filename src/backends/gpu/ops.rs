@@ -336,9 +336,10 @@ pub fn decode_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Att
     assert!((1..=DECODE_MAX_N as usize).contains(&s.n), "flash-decoding takes 1 to {DECODE_MAX_N} queries, not {}", s.n);
     let (first, chunks) = decode_chunks(s);
     assert!(chunks <= 65_535, "{} keys: more chunks than one dispatch dimension holds", s.kv_len());
-    let src = || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile);
+    // The chunk kernel is built for this n (its loops over queries unroll); the merge reads n.
+    let src = || sources::with_decode_queries(&sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile), s.n);
     let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
-    let k_chunks = ctx.kernel(&format!("decode/chunks/{}", s.head_dim), src, "decode_chunks", &slots);
+    let k_chunks = ctx.kernel(&format!("decode/chunks/{}/{}", s.head_dim, s.n), src, "decode_chunks", &slots);
     let k_merge = ctx.kernel(&format!("decode/merge/{}", s.head_dim), src, "decode_merge", &slots);
     let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: first as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, past: s.past as u32 };
     let u = ctx.uniform("decode params", &p);

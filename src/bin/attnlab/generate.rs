@@ -8,8 +8,10 @@ use attnlab::generate::{generate, Decoder, GenOptions, Sampling};
 use crate::common::{load, read_text};
 use crate::BackendChoice;
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(model_path: &str, text: &str, max_tokens: usize, sampling: Sampling, ignore_eos: bool, chat: bool, heads: &str, choice: BackendChoice, json: bool) -> Result<(), String> {
+/// `what`: at most how many tokens, how they are chosen, whether to go past the end-of-text
+/// token, and the texts that end the output.
+pub fn run(model_path: &str, text: &str, what: (usize, Sampling, bool, Vec<String>), chat: bool, heads: &str, choice: BackendChoice, json: bool) -> Result<(), String> {
+    let (max_tokens, sampling, ignore_eos, stop) = what;
     let text = read_text(text)?;
     let (model, _) = load(model_path)?;
     let heads = if heads.trim().is_empty() { vec![] } else { attnlab::analysis::heads::parse_heads(heads, model.config.n_layer, model.config.n_head).map_err(|e| e.to_string())? };
@@ -23,9 +25,9 @@ pub fn run(model_path: &str, text: &str, max_tokens: usize, sampling: Sampling, 
         let ids = model.tokenizer.encode(&text);
         (text, ids)
     };
-    let options = GenOptions { max_tokens, sampling, ignore_eos, heads, ..Default::default() };
+    let options = GenOptions { max_tokens, sampling, ignore_eos, heads, stop, ..Default::default() };
     attnlab::generate::check(&model, &ids, &options)?;
-    let capacity = (ids.len() + max_tokens + 1).min(model.config.context_length);
+    let capacity = attnlab::generate::capacity(&model, ids.len(), &options);
     let gpu;
     let decoder = match choice {
         BackendChoice::Cpu => Decoder::cpu(&model, capacity),

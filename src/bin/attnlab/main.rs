@@ -128,6 +128,9 @@ enum Command {
         /// Keep going past the end-of-text token.
         #[arg(long)]
         ignore_eos: bool,
+        /// Stop once the written text contains this (repeat for several).
+        #[arg(long)]
+        stop: Vec<String>,
         /// Send the text as a user's chat message, written in the file's own chat template
         /// (`tokenizer.chat_template`); a base model's file has none and is refused.
         #[arg(long)]
@@ -228,9 +231,9 @@ enum Command {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Tokenize { text, json } => tokenize::run(&cli.model, &text, json),
-        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, chat, heads, backend: choice, json } => {
+        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, stop, chat, heads, backend: choice, json } => {
             let sampling = attnlab::generate::Sampling { temperature, top_k, top_p, seed };
-            generate::run(&cli.model, &text, max_tokens, sampling, ignore_eos, chat, &heads, choice, json)
+            generate::run(&cli.model, &text, (max_tokens, sampling, ignore_eos, stop), chat, &heads, choice, json)
         }
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
