@@ -147,3 +147,18 @@ test('<attn-lab view="generate"> writes in a course page: tokens, alternatives, 
     assert.deepEqual(shadow, { tokens: n, alts: 5, map: true, title: 'The model writes', generate: true });
   });
 });
+
+test('the lesson\'s writing section writes when scrolled to, and says what its questions answer', async () => {
+  const c = ref.cases[0];
+  await withPage(async (page) => {
+    await page.goto(`${srv.url}lesson.html`);
+    const el = page.locator('#writing-figure');
+    await el.scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.querySelector('#writing-figure').dataset.state === 'done', null, { timeout: 300_000 });
+    const j = JSON.parse(await page.evaluate(() => document.querySelector('#writing-figure').exportJson()));
+    assert.equal(j.generated.length, 12);
+    assert.deepEqual(j.generated.slice(0, 2), c.generated.slice(0, 2), '" Paris" "." as the lesson says');
+    const texts = j.steps.slice(0, 2).map((s) => s.text);
+    assert.deepEqual(texts, [' Paris', '.']);
+  });
+});
