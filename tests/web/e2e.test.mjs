@@ -315,10 +315,24 @@ test('from scratch: the mini-lab computes every step at once, with the mask, two
     });
     const masked = () => page.$$eval('.minilab td', (tds) => tds.filter((td) => td.textContent === '−∞').length);
     assert.equal(await masked(), 10, 'the 10 future cells of a 5 × 5 mask');
-    await page.uncheck('.lab-controls input[type=checkbox] >> nth=0');
+    // The buggy mask (0 instead of −∞): no −∞ left, the future gets weight, and the page says how much.
+    await page.selectOption('.lab-controls select[aria-label=mask]', 'zero');
     await page.waitForFunction(() => ![...document.querySelectorAll('.minilab td')].some((td) => td.textContent === '−∞'));
+    assert.match(await page.textContent('.minilab .notice'), /e⁰ = 1.*% of a word's attention lands on words that come after it/);
+    await page.selectOption('.lab-controls select[aria-label=mask]', 'none');
+    await page.waitForFunction(() => !document.querySelector('.minilab .notice'));
+    // Why ÷√d: eight widths measured against √d; scaled, the spread is 1.
+    assert.equal(await page.locator('.scale-lab svg circle').count(), 9);
+    const spread = async () => Number((await page.textContent('.scale-numbers tbody tr td >> nth=0')).trim());
+    const at64 = await spread();
+    assert.ok(Math.abs(at64 / 8 - 1) < 0.1, `spread at d = 64: ${at64}`);
+    assert.ok(Math.abs(Number((await page.textContent('.scale-numbers tbody tr td >> nth=1')).trim()) - 1) < 0.1);
+    await page.fill('.scale-lab input[aria-label="head width d"]', '9');
+    await page.dispatchEvent('.scale-lab input[aria-label="head width d"]', 'input');
+    await page.waitForFunction(() => /d = 512/.test(document.querySelector('.scale-numbers th').textContent));
+    assert.ok(Math.abs(await spread() / Math.sqrt(512) - 1) < 0.1);
     // Two heads of 4 dims: two rows of five steps.
-    await page.check('.lab-controls input[type=checkbox] >> nth=1');
+    await page.check('.lab-controls input[type=checkbox] >> nth=0');
     await page.waitForFunction(() => document.querySelectorAll('.minilab > .mat-row, .minilab .mat-row').length >= 3);
     assert.match(await page.textContent('.minilab'), /head 1 \(dims 4–7\)/);
     // Editing a weight updates Q.
