@@ -126,3 +126,192 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         lse[qi * p.n_head + h] = m + log(l);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Flash-decoding: a step of few new queries (n ≤ DECODE_MAX_N) over a long cache. The flash
+// kernel above has one workgroup per KV head there, and each invocation walks every key; here
+// the keys are split into chunks of DECODE_CHUNK, one workgroup each, and a second pass merges
+// the chunks with the log-sum-exp rule. Same params (q_tile holds the first chunk instead: the
+// oldest chunk any query's window reaches), same q, k, v, o, lse; two more bindings:
+//
+//   part_o:  (chunks, n, n_head, HEAD_DIM)   Σ_j exp(s_j − m) · v_j over the chunk's visible keys
+//   part_ml: (chunks, n, n_head, 2)          (m, l): the chunk's score max and Σ_j exp(s_j − m)
+//                                            (NEG_BIG, 0 where the query sees none of its keys)
+//
+// decode_chunks — workgroup (x, c): DECODE_HEADS query heads x · DECODE_HEADS .. (all of one KV
+// head's group, which read each key and value once for all of them) and chunk first + c; WG
+// invocations; its rows are (query, head) pairs r = qi · DECODE_HEADS + hh, DECODE_ROWS of them.
+// (1) the rows' queries into workgroup memory; (2) scores: invocation li takes keys li,
+// li + WG, … (DECODE_CHUNK / WG of them), one load of each key for every row, straight-line
+// dot products over the head dimension; (3) per row the chunk's max, then exp(s − m) and their
+// sum, by tree reductions over the WG invocations; (4) p·v: invocation li = (strand, d4) sums
+// every KSPLIT-th key for 4 dimensions (HD4 · KSPLIT ≤ WG invocations busy), the KSPLIT strands
+// summed in workgroup memory. Workgroup memory ≤ 13 KiB (4 rows at HEAD_DIM 256). Dispatch:
+// (n_head / DECODE_HEADS, chunks, 1).
+//
+// decode_merge — workgroup qi · n_head + h, HD4 invocations (one per 4 dimensions): M = max m_c,
+// L = Σ l_c exp(m_c − M), o = Σ part_o_c exp(m_c − M) / L, lse = M + log L. Dispatch:
+// (n · n_head, 1, 1).
+//
+// Every invocation's loops are bounded by the chunk (≤ DECODE_CHUNK iterations) and the merge's
+// walk the chunks twice: llvmpipe's 65535 iterations per invocation would take 8 M keys.
+@group(0) @binding(6) var<storage, read_write> part_o: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> part_ml: array<f32>;
+
+// Each pipeline is built for one step's n and heads per workgroup
+// (`sources::with_decode_rows`), so the loops over rows below unroll without masked-off work.
+const DECODE_N: u32 = DECODE_MAX_N;
+const DECODE_HEADS: u32 = 1u;
+const DECODE_ROWS: u32 = DECODE_N * DECODE_HEADS;
+const KPI: u32 = DECODE_CHUNK / WG; // keys per invocation in the score phase
+const KSPLIT: u32 = WG / HD4; // key strands in the p·v phase
+
+var<workgroup> dq: array<vec4<f32>, DECODE_ROWS * HD4>; // (rows, HEAD_DIM): the queries
+var<workgroup> dp: array<f32, DECODE_ROWS * DECODE_CHUNK>; // (rows, chunk): scores, then exp(s − m)
+var<workgroup> dred: array<f32, DECODE_ROWS * WG>; // (rows, WG): reductions
+var<workgroup> dacc: array<vec4<f32>, DECODE_ROWS * WG>; // (KSPLIT, rows, HEAD_DIM): strand sums
+
+// Whether the query at position t sees key `key` (causal, and the sliding window if any).
+fn decode_sees(t: u32, key: u32) -> bool {
+    return key <= t && (p.window == 0u || t - key < p.window);
+}
+
+@compute @workgroup_size(FLASH_WG, 1, 1)
+fn decode_chunks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let h0 = wg.x * DECODE_HEADS;
+    let g = h0 / p.group;
+    let c = wg.y;
+    let k0 = (p.q_tile + c) * DECODE_CHUNK;
+    let kv_len = p.past + p.n;
+    let q_row4 = p.n_head * HD4;
+    let kv_row4 = p.n_kv * HD4;
+
+    for (var s = li; s < DECODE_ROWS * HD4; s += WG) {
+        let r = s / HD4;
+        dq[s] = q[(r / DECODE_HEADS) * q_row4 + (h0 + r % DECODE_HEADS) * HD4 + s % HD4];
+    }
+    workgroupBarrier();
+
+    var mx: array<f32, DECODE_ROWS>;
+    for (var r = 0u; r < DECODE_ROWS; r++) {
+        mx[r] = NEG_BIG;
+    }
+    for (var t = 0u; t < KPI; t++) {
+        let j = t * WG + li;
+        let key = k0 + j;
+        var sc: array<f32, DECODE_ROWS>;
+        // Keys some query sees: the window of the first, up to the last.
+        if (key < kv_len && (p.window == 0u || key + p.window > p.past)) {
+            let kb = key * kv_row4 + g * HD4;
+            UNROLLED_DECODE_DOTS
+        }
+        for (var r = 0u; r < DECODE_ROWS; r++) {
+            var s = NEG_BIG;
+            if (decode_sees(p.past + r / DECODE_HEADS, key)) {
+                s = sc[r] * p.scale;
+            }
+            dp[r * DECODE_CHUNK + j] = s;
+            mx[r] = max(mx[r], s);
+        }
+    }
+    for (var r = 0u; r < DECODE_ROWS; r++) {
+        dred[r * WG + li] = mx[r];
+    }
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+        if (li < st) {
+            for (var r = 0u; r < DECODE_ROWS; r++) {
+                dred[r * WG + li] = max(dred[r * WG + li], dred[r * WG + li + st]);
+            }
+        }
+        workgroupBarrier();
+    }
+    var m: array<f32, DECODE_ROWS>;
+    var sum: array<f32, DECODE_ROWS>;
+    for (var r = 0u; r < DECODE_ROWS; r++) {
+        m[r] = dred[r * WG];
+    }
+    workgroupBarrier();
+    for (var t = 0u; t < KPI; t++) {
+        let j = t * WG + li;
+        for (var r = 0u; r < DECODE_ROWS; r++) {
+            let s = dp[r * DECODE_CHUNK + j];
+            var e = 0.0;
+            if (s > NEG_BIG) {
+                e = exp(s - m[r]);
+            }
+            dp[r * DECODE_CHUNK + j] = e;
+            sum[r] += e;
+        }
+    }
+    for (var r = 0u; r < DECODE_ROWS; r++) {
+        dred[r * WG + li] = sum[r];
+    }
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st = st / 2u) {
+        if (li < st) {
+            for (var r = 0u; r < DECODE_ROWS; r++) {
+                dred[r * WG + li] += dred[r * WG + li + st];
+            }
+        }
+        workgroupBarrier();
+    }
+
+    // p·v: strand ks takes keys ks, ks + KSPLIT, … of the chunk (those in the cache), each
+    // value loaded once for every row.
+    let ks = li / HD4;
+    let d4 = li % HD4;
+    if (ks < KSPLIT) {
+        var acc: array<vec4<f32>, DECODE_ROWS>;
+        let j_end = min(DECODE_CHUNK, kv_len - k0);
+        for (var j = ks; j < j_end; j += KSPLIT) {
+            let vv = v[(k0 + j) * kv_row4 + g * HD4 + d4];
+            for (var r = 0u; r < DECODE_ROWS; r++) {
+                acc[r] = fma(vec4<f32>(dp[r * DECODE_CHUNK + j]), vv, acc[r]);
+            }
+        }
+        for (var r = 0u; r < DECODE_ROWS; r++) {
+            dacc[(ks * DECODE_ROWS + r) * HD4 + d4] = acc[r];
+        }
+    }
+    workgroupBarrier();
+    if (li < HD4) {
+        for (var r = 0u; r < DECODE_ROWS; r++) {
+            var a = vec4<f32>(0.0);
+            for (var t = 0u; t < KSPLIT; t++) {
+                a += dacc[(t * DECODE_ROWS + r) * HD4 + li];
+            }
+            let at = (c * DECODE_N + r / DECODE_HEADS) * p.n_head + h0 + r % DECODE_HEADS;
+            part_o[at * HD4 + li] = a;
+            if (li == 0u) {
+                part_ml[2u * at] = m[r];
+                part_ml[2u * at + 1u] = dred[r * WG];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(HD4, 1, 1)
+fn decode_merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let qi = wg.x / p.n_head;
+    let h = wg.x % p.n_head;
+    let chunks = (p.past + p.n + DECODE_CHUNK - 1u) / DECODE_CHUNK - p.q_tile;
+    let stride = p.n * p.n_head; // between one chunk's (query, head) entries and the next's
+    let at0 = qi * p.n_head + h;
+    var big = NEG_BIG;
+    for (var c = 0u; c < chunks; c++) {
+        big = max(big, part_ml[2u * (c * stride + at0)]);
+    }
+    var l = 0.0;
+    var a = vec4<f32>(0.0);
+    for (var c = 0u; c < chunks; c++) {
+        let at = c * stride + at0;
+        let w = exp(part_ml[2u * at] - big);
+        l += part_ml[2u * at + 1u] * w;
+        a = fma(vec4<f32>(w), part_o[at * HD4 + li], a);
+    }
+    o[qi * p.n_head * HD4 + h * HD4 + li] = a / l;
+    if (li == 0u) {
+        lse[qi * p.n_head + h] = big + log(l);
+    }
+}

@@ -41,7 +41,7 @@ fn flash_and_naive_match_the_cpu_reference_on_edge_sizes() {
         let k: Vec<f32> = common::values(n * n_kv * hd, 2, 2.0);
         let v: Vec<f32> = common::values(n * n_kv * hd, 3, 1.0);
         let (mut o_ref, mut lse_ref) = (vec![0.0; n * n_head * hd], vec![0.0; n_head * n]);
-        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None };
+        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None, ..Default::default() };
         cpu::causal_attention(shape, &q, &k, &v, &mut o_ref, &mut lse_ref);
 
         let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k", &k), ctx.upload("v", &v));
@@ -62,7 +62,7 @@ fn flash_with_sliding_window_and_mqa_head_256_matches_the_cpu() {
     let ctx = ctx();
     let (n_head, n_kv, hd) = (4, 1, 256);
     for (n, w) in [(1, 1), (9, 4), (70, 3), (130, 64), (300, 100), (600, 512)] {
-        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: Some(w) };
+        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: Some(w), ..Default::default() };
         let q: Vec<f32> = common::values(n * n_head * hd, 31, 2.0);
         let k: Vec<f32> = common::values(n * n_kv * hd, 32, 2.0);
         let v: Vec<f32> = common::values(n * n_kv * hd, 33, 1.0);
@@ -262,7 +262,7 @@ fn flash_over_a_kv_cache_and_rope_from_a_start_position_match_the_cpu() {
     let ctx = ctx();
     for (n, past, n_head, n_kv, hd, window) in [(1, 0, 4, 2, 64, None), (1, 40, 4, 2, 64, None), (3, 97, 9, 3, 64, None), (1, 700, 4, 1, 256, Some(512)), (20, 130, 4, 4, 64, Some(64)), (65, 65, 4, 1, 256, None)] {
         let total = past + n;
-        let shape = AttnShape { n, past, n_head, n_kv, head_dim: hd, window };
+        let shape = AttnShape { n, past, n_head, n_kv, head_dim: hd, window, ..Default::default() };
         let q = common::values(n * n_head * hd, 51, 2.0);
         let k = common::values((total + 3) * n_kv * hd, 52, 2.0);
         let v = common::values((total + 3) * n_kv * hd, 53, 1.0);
@@ -584,8 +584,8 @@ fn a_full_context_on_the_gpu_matches_the_cpu() {
 /// side of a chunk edge (1, 255, 256, 257 keys), 1000 and 4097 (past 4096), one query and the
 /// most the path takes, SmolLM2's GQA (9 heads over 3, head 64) and Gemma 3's MQA (head 256),
 /// sliding windows of 512 over 1000 and 4097 keys and windows shorter than a chunk (the first
-/// chunks are never read, a query's window starts mid-chunk), a cache with rows to spare. The
-/// model's pass takes this path from 256 keys on.
+/// chunks are never read, a query's window starts mid-chunk), a cache with rows to spare, and
+/// 1 to 4 query heads per workgroup. The model's pass takes this path from 256 keys on.
 #[test]
 fn flash_decoding_over_long_caches_matches_the_cpu() {
     let ctx = ctx();
@@ -598,9 +598,11 @@ fn flash_decoding_over_long_caches_matches_the_cpu() {
         }
     }
     cases.extend([(1, 1000, 9, 3, 64, Some(512)), (most, 1000, 4, 1, 256, Some(512)), (1, 4097, 4, 1, 256, Some(512)), (3, 1000, 9, 3, 64, Some(100)), (2, 513, 8, 2, 128, Some(300)), (1, 300, 4, 4, 32, Some(1))]);
+    let mut heads_per_workgroup = std::collections::BTreeSet::new();
     for (n, kv, n_head, n_kv, hd, window) in cases {
-        let shape = AttnShape { n, past: kv - n, n_head, n_kv, head_dim: hd, window };
+        let shape = AttnShape { n, past: kv - n, n_head, n_kv, head_dim: hd, window, ..Default::default() };
         assert_eq!(ops::splits_decode(shape), kv >= ops::DECODE_MIN_KEYS);
+        heads_per_workgroup.insert(ops::decode_heads_per_workgroup(shape));
         let q = common::values(n * n_head * hd, 61, 2.0);
         let k = common::values((kv + 3) * n_kv * hd, 62, 2.0);
         let v = common::values((kv + 3) * n_kv * hd, 63, 1.0);
@@ -614,6 +616,13 @@ fn flash_decoding_over_long_caches_matches_the_cpu() {
         let (eo, el) = (max_diff(&out[0], &o_ref), max_diff(&out[1], &lse_ref));
         assert!(eo < 1e-5 && el < 1e-4, "n={n} keys={kv} heads {n_head}/{n_kv} hd={hd} w={window:?}: out err {eo}, lse err {el}");
     }
+    // Workgroups of 1 to 4 query heads sharing each key (SmolLM2's 3 at n = 1, Gemma's 4).
+    assert_eq!(heads_per_workgroup.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+    // Other key rules (cache policies, what-ifs) are the flash kernel's.
+    let step = AttnShape { n: 1, past: 1000, n_head: 9, n_kv: 3, head_dim: 64, window: None, ..Default::default() };
+    assert!(ops::splits_decode(step));
+    let sinks = attnlab::model::arch::KeyRule { sinks: 4, ..Default::default() };
+    assert!(!ops::splits_decode(AttnShape { keys: sinks, window: Some(256), ..step }));
 }
 
 /// One query over caches longer than one invocation can walk on lavapipe, which stops an
@@ -626,7 +635,7 @@ fn flash_decoding_past_the_loop_limit_of_one_invocation_matches_the_cpu() {
     let ctx = ctx();
     for (kv, n_head, n_kv, hd) in [(20_000, 4, 1, 256), (30_000, 9, 3, 64)] {
         let n = 1;
-        let shape = AttnShape { n, past: kv - n, n_head, n_kv, head_dim: hd, window: None };
+        let shape = AttnShape { n, past: kv - n, n_head, n_kv, head_dim: hd, window: None, ..Default::default() };
         let q = common::values(n * n_head * hd, 71, 2.0);
         let k = common::values(kv * n_kv * hd, 72, 2.0);
         let v = common::values(kv * n_kv * hd, 73, 1.0);
@@ -669,7 +678,7 @@ fn decoding_steps_over_a_long_cache_equal_one_cpu_pass() {
         for len in parts.iter().copied() {
             let step = pollster::block_on(backend.step_async(&m, &ids[at..at + len], &mut cache, &opts)).unwrap();
             if at > 0 {
-                let shape = AttnShape { n: len, past: at, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window };
+                let shape = AttnShape { n: len, past: at, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window, ..Default::default() };
                 assert!(ops::splits_decode(shape), "a step of {len} after {at} takes flash-decoding");
             }
             for r in 0..len {
@@ -688,8 +697,10 @@ fn decoding_steps_over_a_long_cache_equal_one_cpu_pass() {
 
 /// Not a check: milliseconds per decoding step of SmolLM2-135M over caches of 64, 512 and
 /// 2048 tokens, the flash kernel alone against flash-decoding (docs/BENCHMARKS.md). Each
-/// figure: the median of 8 steps after a warm-up step, each from the same cache length; and,
-/// where the adapter has timestamps, the GPU time of the attention dispatches in one step.
+/// figure is the median of 8 steps from the same cache length, the two kernels taking turns
+/// (after a warm-up step each); and, where the adapter has timestamps, the GPU time of a
+/// step's attention dispatches (all layers; the median of 3 steps). Below 256 keys both run
+/// the flash kernel. Then the attention op alone at SmolLM2's and Gemma 3's shapes.
 /// `WGPU_BACKEND=vulkan cargo test --release --test gpu decode_step_ms -- --ignored --nocapture`
 #[test]
 #[ignore = "a benchmark"]
@@ -702,35 +713,83 @@ fn decode_step_ms_flash_against_flash_decoding() {
     let ids = model.tokenizer.encode(&text);
     let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
     let steps = 8;
-    println!("| cache | flash ms/step | flash-decoding ms/step | speed-up | attention ms/step, flash | attention ms/step, flash-decoding |");
-    println!("|---|---|---|---|---|---|");
+    println!("| cache | flash: ms/step | flash-decoding: ms/step | speed-up | attention ms/step, flash | attention ms/step, flash-decoding | speed-up |");
+    println!("|---|---|---|---|---|---|---|");
     for len in [64, 512, 2048] {
         let mut cache = gpu.new_cache(&model, len + 2);
         pollster::block_on(gpu.step_async(&model, &ids[..len], &mut cache, &opts)).unwrap();
-        let mut row = vec![];
-        let mut attn = vec![];
-        for split in [false, true] {
+        let mut step = |split: bool| {
             gpu.ctx.set_split_decode(split);
-            let mut step = |at: usize| {
-                cache.truncate(len);
-                let clock = attnlab::util::Clock::start();
-                pollster::block_on(gpu.step_async(&model, &ids[at..at + 1], &mut cache, &opts)).unwrap();
-                clock.ms()
-            };
-            step(len); // pipelines
-            let mut ms: Vec<f64> = (0..steps).map(|_| step(len)).collect();
-            ms.sort_by(f64::total_cmp);
-            row.push(ms[steps / 2]);
-            attn.push(if gpu.ctx.start_profile() {
-                step(len);
-                let timed = gpu.ctx.finish_profile().unwrap();
-                format!("{:.2}", timed.iter().filter(|t| t.label.contains("attention")).map(|t| t.ms).sum::<f64>())
-            } else {
-                "–".to_string()
-            });
+            cache.truncate(len);
+            let clock = attnlab::util::Clock::start();
+            pollster::block_on(gpu.step_async(&model, &ids[len..len + 1], &mut cache, &opts)).unwrap();
+            clock.ms()
+        };
+        step(false); // pipelines
+        step(true);
+        let mut ms = [vec![], vec![]];
+        for _ in 0..steps {
+            for split in [false, true] {
+                ms[split as usize].push(step(split));
+            }
         }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (flash, split) = (median(&mut ms[0]), median(&mut ms[1]));
+        let attn: Vec<Option<f64>> = [false, true]
+            .into_iter()
+            .map(|split| {
+                let mut each: Vec<f64> = (0..3)
+                    .map_while(|_| {
+                        gpu.ctx.start_profile().then(|| {
+                            step(split);
+                            gpu.ctx.finish_profile().unwrap().iter().filter(|t| t.label.contains("attention")).map(|t| t.ms).sum::<f64>()
+                        })
+                    })
+                    .collect();
+                (!each.is_empty()).then(|| median(&mut each))
+            })
+            .collect();
         gpu.ctx.set_split_decode(true);
-        println!("| {len} | {:.1} | {:.1} | {:.2}× | {} | {} |", row[0], row[1], row[0] / row[1], attn[0], attn[1]);
+        let (a0, a1) = match (attn[0], attn[1]) {
+            (Some(a), Some(b)) => (format!("{a:.1}"), format!("{b:.1} | {:.2}×", a / b)),
+            _ => ("–".into(), "– | –".into()),
+        };
+        println!("| {len} | {flash:.0} | {split:.0} | {:.2}× | {a0} | {a1} |", flash / split);
+    }
+
+    // The attention op alone, one query on random inputs shaped like SmolLM2 (9 heads over 3,
+    // head 64) and Gemma 3 270M (4 over 1, head 256): 30 calls in one submission, best of 3.
+    let ctx = &gpu.ctx;
+    println!("\n| heads, head size | keys | flash ms/call | flash-decoding ms/call | speed-up |");
+    println!("|---|---|---|---|---|");
+    for (n_head, n_kv, hd) in [(9, 3, 64), (4, 1, 256)] {
+        for kv in [256, 512, 2048, 8192] {
+            let shape = AttnShape { n: 1, past: kv - 1, n_head, n_kv, head_dim: hd, window: None, ..Default::default() };
+            let (qb, kb, vb) = (ctx.upload("q", &common::values(n_head * hd, 81, 2.0)), ctx.upload("k", &common::values(kv * n_kv * hd, 82, 2.0)), ctx.upload("v", &common::values(kv * n_kv * hd, 83, 1.0)));
+            let (o, l) = (ctx.scratch("o", n_head * hd), ctx.scratch("lse", n_head));
+            let time = |split: bool| {
+                let run = |calls: usize| {
+                    let mut enc = ctx.encoder("bench decode attention");
+                    for _ in 0..calls {
+                        if split {
+                            ops::decode_attention(ctx, &mut enc, shape, &qb, &kb, &vb, &o, &l)
+                        } else {
+                            ops::flash_attention(ctx, &mut enc, shape, &qb, &kb, &vb, &o, &l)
+                        }
+                    }
+                    let clock = attnlab::util::Clock::start();
+                    ctx.submit_and_wait(enc).unwrap();
+                    clock.ms() / calls as f64
+                };
+                run(1);
+                (0..3).map(|_| run(30)).fold(f64::INFINITY, f64::min)
+            };
+            let (f, d) = (time(false), time(true));
+            println!("| {n_head}/{n_kv}, {hd} | {kv} | {f:.2} | {d:.2} | {:.2}× |", f / d);
+        }
     }
 }
 

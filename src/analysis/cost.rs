@@ -33,7 +33,7 @@ pub fn fill(len: usize, seed: u32) -> Vec<f32> {
 
 /// The shape of one layer's attention in `c`, at length `n`, without a window.
 pub fn shape(c: &Config, n: usize) -> AttnShape {
-    AttnShape { n, past: 0, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: None }
+    AttnShape { n, past: 0, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window: None, ..Default::default() }
 }
 
 /// CPU attention alone: best of `reps` runs (after one warm-up when `reps` > 1).
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn cpu_row_times_real_work_and_counts_its_scratch() {
-        let s = AttnShape { n: 128, past: 0, n_head: 3, n_kv: 1, head_dim: 16, window: None };
+        let s = AttnShape { n: 128, past: 0, n_head: 3, n_kv: 1, head_dim: 16, window: None, ..Default::default() };
         let r = cpu_row(s, 1);
         assert_eq!((r.n, r.kernel.as_str()), (128, "cpu"));
         assert!(r.ms.is_finite() && r.ms >= 0.0);

@@ -10,5 +10,6 @@ pub mod heads;
 pub mod minilab;
 pub mod position;
 pub mod report;
+pub mod through_model;
 
 pub use head_id::HeadId;

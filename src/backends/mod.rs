@@ -28,6 +28,8 @@ pub enum EngineError {
     BadTokenId { id: u32, vocab: usize },
     #[error("backend '{0}' is not available: {1}")]
     Unavailable(String, String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub use crate::model::arch::{ForwardOptions, LogitsFor};
@@ -108,6 +110,9 @@ pub fn validate_input(model: &Model, ids: &[u32], opts: &ForwardOptions) -> Resu
     }
     if let Some(&id) = ids.iter().find(|&&id| id as usize >= c.vocab_size) {
         return Err(EngineError::BadTokenId { id, vocab: c.vocab_size });
+    }
+    if opts.capture_attention && (opts.policy != crate::model::arch::CachePolicy::Dense || opts.change.is_some()) {
+        return Err(EngineError::Unsupported("attention rows are kept for the model's own attention only, not under a cache policy or a what-if: ask for logits alone".into()));
     }
     if opts.capture_attention {
         let needed = AttentionTrace::bytes_for(c, ids.len());

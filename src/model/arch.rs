@@ -67,10 +67,72 @@ pub enum RopeStyle {
     Halves,
 }
 
+/// Which cached keys every query may read, beside the causal mask and each layer's own
+/// window: StreamingLLM's cache policies and a hidden sink. Positions stay the tokens' own
+/// (no re-indexing); a window narrows a sliding layer's window, never widens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum CachePolicy {
+    /// Every earlier key.
+    #[default]
+    Dense,
+    /// The last `window` keys (the query's own included).
+    Window { window: usize },
+    /// The first `sinks` keys and the last `window`.
+    SinksWindow { sinks: usize, window: usize },
+    /// Key 0 hidden from every query after the first.
+    NoKey0,
+}
+
+impl CachePolicy {
+    /// The policy's name in reports (`dense`, `window`, `sinks+window`, `no-key0`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CachePolicy::Dense => "dense",
+            CachePolicy::Window { .. } => "window",
+            CachePolicy::SinksWindow { .. } => "sinks+window",
+            CachePolicy::NoKey0 => "no-key0",
+        }
+    }
+}
+
+/// A change to attention inside chosen layers — the articles' what-ifs, through the whole
+/// model rather than one map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttnChange {
+    /// Scores not divided by √head_dim.
+    Unscaled,
+    /// Divided by √d_model instead of √head_dim (a common bug).
+    Dmodel,
+    /// No causal mask: every key visible, future ones too.
+    Unmasked,
+    /// Positions (RoPE) not applied to q and k.
+    Norope,
+    /// Key 0 hidden from every query after the first.
+    Nosink,
+}
+
+impl AttnChange {
+    pub const ALL: [AttnChange; 5] = [AttnChange::Unscaled, AttnChange::Dmodel, AttnChange::Unmasked, AttnChange::Norope, AttnChange::Nosink];
+    pub fn name(&self) -> &'static str {
+        match self {
+            AttnChange::Unscaled => "unscaled",
+            AttnChange::Dmodel => "dmodel",
+            AttnChange::Unmasked => "unmasked",
+            AttnChange::Norope => "norope",
+            AttnChange::Nosink => "nosink",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AttnChange> {
+        AttnChange::ALL.into_iter().find(|c| c.name() == s.trim())
+    }
+}
+
 /// One attention call's shape. Query head `h` reads KV head `h / (n_head / n_kv)`.
 /// The `n` queries are the positions `past .. past + n`; the keys and values are positions
 /// `0 .. past + n` (a KV cache holding `past` earlier tokens, then the new ones).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct AttnShape {
     /// New query rows.
     pub n: usize,
@@ -81,6 +143,54 @@ pub struct AttnShape {
     pub head_dim: usize,
     /// Sliding window: query `i` sees keys `i + 1 - w ..= i` only (`None`: all of `0..=i`).
     pub window: Option<usize>,
+    /// Which keys a query reads besides (a cache policy, a what-if); default: the causal mask.
+    pub keys: KeyRule,
+}
+
+/// Changes to which keys a query reads and how its scores are scaled (see [`CachePolicy`] and
+/// [`AttnChange`]); the default changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct KeyRule {
+    /// Keys `0 .. sinks` stay visible whatever the window.
+    pub sinks: usize,
+    /// Key 0 hidden from every query after the first.
+    pub hide_first: bool,
+    /// No causal mask: every key `0 .. past + n`, future ones too (no window either).
+    pub unmasked: bool,
+    /// Scores divided by √score_dim instead of √head_dim (1: not scaled).
+    pub score_dim: Option<usize>,
+}
+
+impl KeyRule {
+    /// The rule of layer `layer` under `opts` (the policy in every layer, the what-if in its
+    /// layers), with the layer's own window narrowed by a policy's window.
+    pub fn of(opts: &ForwardOptions, layer: usize, window: Option<usize>, n_embd: usize) -> (KeyRule, Option<usize>) {
+        let mut rule = KeyRule::default();
+        let narrow = |w: usize| Some(window.map_or(w, |lw| lw.min(w)));
+        let window = match opts.policy {
+            CachePolicy::Dense => window,
+            CachePolicy::Window { window: w } => narrow(w),
+            CachePolicy::SinksWindow { sinks, window: w } => {
+                rule.sinks = sinks;
+                narrow(w)
+            }
+            CachePolicy::NoKey0 => {
+                rule.hide_first = true;
+                window
+            }
+        };
+        match opts.change {
+            Some((what, a, b)) if (a..=b).contains(&layer) => match what {
+                AttnChange::Unscaled => rule.score_dim = Some(1),
+                AttnChange::Dmodel => rule.score_dim = Some(n_embd),
+                AttnChange::Unmasked => rule.unmasked = true,
+                AttnChange::Nosink => rule.hide_first = true,
+                AttnChange::Norope => {}
+            },
+            _ => {}
+        }
+        (rule, window)
+    }
 }
 
 /// Causal (query, key) pairs of n tokens when each query sees at most `w` keys (all earlier
@@ -101,12 +211,40 @@ impl AttnShape {
     pub fn kv_len(&self) -> usize {
         self.past + self.n
     }
-    /// First key the query at position `i` sees (positions count from the first cached token).
+    /// First key the query at position `i` reads (positions count from the first cached
+    /// token); keys between it and [`AttnShape::last_key`] may still be hidden
+    /// ([`AttnShape::visible`]).
     pub fn first_key(&self, i: usize) -> usize {
         match self.window {
+            _ if self.keys.unmasked || self.keys.sinks > 0 => 0,
             Some(w) => (i + 1).saturating_sub(w),
             None => 0,
         }
+    }
+    /// Last key the query at position `i` reads: itself, or every key without the mask.
+    pub fn last_key(&self, i: usize) -> usize {
+        if self.keys.unmasked {
+            self.kv_len() - 1
+        } else {
+            i
+        }
+    }
+    /// Whether the query at position `i` reads key `j`.
+    pub fn visible(&self, i: usize, j: usize) -> bool {
+        if self.keys.unmasked {
+            return j < self.kv_len();
+        }
+        let in_window = self.window.is_none_or(|w| i + 1 - j.min(i + 1) <= w);
+        j <= i && (in_window || j < self.keys.sinks) && !(self.keys.hide_first && j == 0 && i > 0)
+    }
+    /// Whether some key between [`AttnShape::first_key`] and [`AttnShape::last_key`] is hidden
+    /// (the kernels then mask key by key).
+    pub fn masks_inside(&self) -> bool {
+        self.keys.hide_first || (self.keys.sinks > 0 && self.window.is_some())
+    }
+    /// What scores are multiplied by: 1/√head_dim, or the what-if's scale.
+    pub fn scale(&self) -> f32 {
+        1.0 / (self.keys.score_dim.unwrap_or(self.head_dim) as f32).sqrt()
     }
 }
 
@@ -143,11 +281,15 @@ pub struct ForwardOptions {
     /// Heads knocked out: their slice of the attention output is set to zero at every
     /// position, before the output projection (`(layer, head)` pairs).
     pub ablate: Vec<(usize, usize)>,
+    /// Which keys each query may read (every layer).
+    pub policy: CachePolicy,
+    /// A what-if inside layers `first ..= last`.
+    pub change: Option<(AttnChange, usize, usize)>,
 }
 
 impl Default for ForwardOptions {
     fn default() -> Self {
-        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false, ablate: Vec::new() }
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false, ablate: Vec::new(), policy: CachePolicy::Dense, change: None }
     }
 }
 
@@ -274,4 +416,35 @@ pub fn record_logits<O: Ops>(o: &mut O, hidden: &O::Buf, n: usize, d: usize, out
         argmax
     });
     (logits, positions, argmax)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each policy's mask, written out for 6 tokens: row i lists the keys query i reads.
+    #[test]
+    fn each_policy_reads_the_keys_it_says() {
+        let opts = |policy| ForwardOptions { policy, ..Default::default() };
+        let keys = |o: &ForwardOptions, layer_window: Option<usize>| -> Vec<Vec<usize>> {
+            let (keys, window) = KeyRule::of(o, 0, layer_window, 64);
+            let s = AttnShape { n: 6, n_head: 1, n_kv: 1, head_dim: 8, window, keys, ..Default::default() };
+            (0..6).map(|i| (s.first_key(i)..=s.last_key(i)).filter(|&j| s.visible(i, j)).collect()).collect()
+        };
+        let v = |rows: &[&[usize]]| rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>();
+        assert_eq!(keys(&opts(CachePolicy::Dense), None), v(&[&[0], &[0, 1], &[0, 1, 2], &[0, 1, 2, 3], &[0, 1, 2, 3, 4], &[0, 1, 2, 3, 4, 5]]));
+        assert_eq!(keys(&opts(CachePolicy::Window { window: 2 }), None), v(&[&[0], &[0, 1], &[1, 2], &[2, 3], &[3, 4], &[4, 5]]));
+        assert_eq!(keys(&opts(CachePolicy::SinksWindow { sinks: 1, window: 2 }), None), v(&[&[0], &[0, 1], &[0, 1, 2], &[0, 2, 3], &[0, 3, 4], &[0, 4, 5]]));
+        assert_eq!(keys(&opts(CachePolicy::NoKey0), None), v(&[&[0], &[1], &[1, 2], &[1, 2, 3], &[1, 2, 3, 4], &[1, 2, 3, 4, 5]]));
+        // A policy's window narrows a sliding layer's window, never widens it.
+        assert_eq!(keys(&opts(CachePolicy::Window { window: 4 }), Some(2)), keys(&opts(CachePolicy::Dense), Some(2)));
+        assert_eq!(keys(&opts(CachePolicy::Window { window: 2 }), Some(4)), keys(&opts(CachePolicy::Window { window: 2 }), None));
+        // What-ifs only in their layers; no mask reads every key.
+        let unmasked = ForwardOptions { change: Some((AttnChange::Unmasked, 0, 0)), ..Default::default() };
+        assert!(keys(&unmasked, None).iter().all(|r| r == &vec![0, 1, 2, 3, 4, 5]));
+        let elsewhere = ForwardOptions { change: Some((AttnChange::Unmasked, 1, 3)), ..Default::default() };
+        assert_eq!(keys(&elsewhere, None), keys(&opts(CachePolicy::Dense), None));
+        let (r, _) = KeyRule::of(&ForwardOptions { change: Some((AttnChange::Dmodel, 0, 0)), ..Default::default() }, 0, None, 576);
+        assert_eq!(AttnShape { head_dim: 64, keys: r, ..Default::default() }.scale(), 1.0 / 24.0);
+    }
 }

@@ -9,7 +9,7 @@
 //! `x += post_norm(Wo · attention(pos(norm_h(Wq·h)), cache ← pos(norm_h(Wk·h)), cache ← Wv·h))`
 //! with `h = attn_norm(x)`, then `x += post_norm(ffn(ffn_norm(x)))`; logits = `Wout · output_norm(x)`.
 
-use super::arch::{ablate_heads, record_logits, Act, AttnShape, ForwardOptions, KvCache, LayerCapture, Norm, NormKind, Ops, Recorded, Vector};
+use super::arch::{ablate_heads, record_logits, Act, AttnChange, AttnShape, ForwardOptions, KeyRule, KvCache, LayerCapture, Norm, NormKind, Ops, Recorded, Vector};
 use super::config::{Config, ModelError, Positions};
 use super::load::Loader;
 use super::quant::QTensor;
@@ -168,7 +168,8 @@ impl Transformer {
                 o.norm_in_place(qn, &mut cap.q);
                 o.norm_in_place(kn, &mut k_new);
             }
-            if c.positions == Positions::Rope {
+            let norope = matches!(opts.change, Some((AttnChange::Norope, a, b)) if (a..=b).contains(&i));
+            if c.positions == Positions::Rope && !norope {
                 let base = c.layer_rope_base[i];
                 o.rope(&mut cap.q, n, c.n_head, hd, c.rope_dim, base, c.rope_style, start);
                 o.rope(&mut k_new, n, c.n_head_kv, hd, c.rope_dim, base, c.rope_style, start);
@@ -176,7 +177,8 @@ impl Transformer {
             let (k_cache, v_cache) = &mut cache.layers[i];
             o.copy_rows(&k_new, kv_dim, n, k_cache, start);
             o.copy_rows(&v_new, kv_dim, n, v_cache, start);
-            let shape = AttnShape { n, past: start, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: hd, window: c.layer_window[i] };
+            let (keys, window) = KeyRule::of(opts, i, c.layer_window[i], d);
+            let shape = AttnShape { n, past: start, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: hd, window, keys };
             o.attention(shape, &cap.q, k_cache, v_cache, &mut attn, &mut cap.lse);
             ablate_heads(o, &mut attn, i, n, c.n_head, hd, opts);
             l.attn_output.forward(o, &attn, n, &mut proj);

@@ -139,7 +139,10 @@ impl Tokenizer {
         let pre_name = g.get_str("tokenizer.ggml.pre").unwrap_or("default").to_string();
         let patterns: Vec<&str> = match pre_name.as_str() {
             _ if kind == TokenizerKind::SentencePiece => vec![],
-            "smollm" => vec![r"\p{N}", GPT2_PATTERN],
+            // The byte-level split first, then digits one by one: a run of spaces before a
+            // number leaves its last space apart (`\s+(?!\S)` sees the digit), as transformers
+            // splits it (`"\n\n   1"` → `"\n\n  "`, `" "`, `"1"`; the license text's sections).
+            "smollm" => vec![GPT2_PATTERN, r"\p{N}"],
             "gpt2" | "default" | "gpt-2" => vec![GPT2_PATTERN],
             "llama-bpe" | "llama3" | "llama-v3" => vec![LLAMA3_PATTERN],
             "qwen2" => vec![QWEN2_PATTERN],

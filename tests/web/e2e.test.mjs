@@ -327,8 +327,8 @@ test('from scratch: the mini-lab computes every step at once, with the mask, two
     const at64 = await spread();
     assert.ok(Math.abs(at64 / 8 - 1) < 0.1, `spread at d = 64: ${at64}`);
     assert.ok(Math.abs(Number((await page.textContent('.scale-numbers tbody tr td >> nth=1')).trim()) - 1) < 0.1);
-    await page.fill('.scale-lab input[aria-label="head width d"]', '9');
-    await page.dispatchEvent('.scale-lab input[aria-label="head width d"]', 'input');
+    // (A range input cannot be typed into: set it as a drag would, with its input event.)
+    await page.$eval('.scale-lab input[aria-label="head width d"]', (el) => { el.value = '9'; el.dispatchEvent(new Event('input', { bubbles: true })); });
     await page.waitForFunction(() => /d = 512/.test(document.querySelector('.scale-numbers th').textContent));
     assert.ok(Math.abs(await spread() / Math.sqrt(512) - 1) < 0.1);
     // Two heads of 4 dims: two rows of five steps.

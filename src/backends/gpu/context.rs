@@ -91,11 +91,12 @@ pub mod sources {
     }
 
     /// `flash_attention.wgsl` (already [`with_head_dim`]) with its decode kernels built for
-    /// steps of `n` queries (the source's default is `DECODE_MAX_N`, which naga validates).
-    pub fn with_decode_queries(kernel: &str, n: usize) -> String {
-        const DEFAULT: &str = "const DECODE_N: u32 = DECODE_MAX_N;";
-        assert!(kernel.contains(DEFAULT), "not the flash-decoding source");
-        kernel.replace(DEFAULT, &format!("const DECODE_N: u32 = {n}u;"))
+    /// steps of `n` queries, `heads` query heads per workgroup (the source's defaults,
+    /// `DECODE_MAX_N` and 1, are what naga validates).
+    pub fn with_decode_rows(kernel: &str, n: usize, heads: usize) -> String {
+        let (n_default, heads_default) = ("const DECODE_N: u32 = DECODE_MAX_N;", "const DECODE_HEADS: u32 = 1u;");
+        assert!(kernel.contains(n_default) && kernel.contains(heads_default), "not the flash-decoding source");
+        kernel.replace(n_default, &format!("const DECODE_N: u32 = {n}u;")).replace(heads_default, &format!("const DECODE_HEADS: u32 = {heads}u;"))
     }
 
     /// An attention kernel specialised to one head size, with its `UNROLLED_*` markers
@@ -108,10 +109,10 @@ pub mod sources {
         };
         let rescale = (0..hd4).map(|i| format!("acc[{i}] = acc[{i}] * corr;")).collect::<Vec<_>>().join(" ");
         let accumulate = (0..hd4).map(|i| format!("acc[{i}] = fma(vec4<f32>(pj), v_tile[kb + {i}u], acc[{i}]);")).collect::<Vec<_>>().join(" ");
-        // flash_attention.wgsl's decode kernels: the query row in workgroup memory (`dq`), k
-        // from storage.
-        let decode_dot = (0..hd4).map(|i| format!("dot(dq[qb + {i}u], k[kb + {i}u])")).collect::<Vec<_>>().join(" + ");
-        let body = kernel.replace("UNROLLED_DECODE_DOT", &decode_dot).replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);
+        // flash_attention.wgsl's decode kernel: each 4 values of a key loaded once for every
+        // row's query (in workgroup memory, `dq`), summed into the rows' scores `sc`.
+        let decode_dots = (0..hd4).map(|i| format!("{{ let kk = k[kb + {i}u]; for (var r = 0u; r < DECODE_ROWS; r++) {{ sc[r] += dot(dq[r * HD4 + {i}u], kk); }} }}")).collect::<Vec<_>>().join(" ");
+        let body = kernel.replace("UNROLLED_DECODE_DOTS", &decode_dots).replace("UNROLLED_DOT", &dot).replace("UNROLLED_RESCALE", &rescale).replace("UNROLLED_ACCUMULATE", &accumulate);
         format!("const HEAD_DIM: u32 = {head_dim}u;\nconst BC: u32 = {}u;\n{body}", flash_keys_per_tile(head_dim))
     }
 }

@@ -80,6 +80,10 @@ impl GpuBackend {
     pub async fn forward_async(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
         validate_input(model, ids, opts)?;
         check_shapes(model)?;
+        // The WGSL attention kernels know the causal mask and windows only.
+        if opts.policy != crate::model::arch::CachePolicy::Dense || opts.change.is_some() {
+            return Err(EngineError::Unsupported("cache policies and what-ifs through the model run on the CPU for now (--backend cpu)".into()));
+        }
         Ok(self.run(model, ids, opts).await?)
     }
 
@@ -94,6 +98,9 @@ impl GpuBackend {
     /// queries and log-sum-exps.
     pub async fn step_async(&self, model: &Model, ids: &[u32], cache: &mut KvCache<GpuBuf>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
         validate_step(model, ids, cache.len, cache.capacity)?;
+        if opts.policy != crate::model::arch::CachePolicy::Dense || opts.change.is_some() {
+            return Err(EngineError::Unsupported("cache policies and what-ifs through the model run on the CPU for now".into()));
+        }
         check_shapes(model)?;
         self.ctx.check_lost()?;
         let ctx = &self.ctx;
@@ -192,7 +199,7 @@ impl GpuBackend {
         });
         #[cfg(any(test, feature = "test-support"))]
         if opts.capture_attention {
-            let shapes = c.layer_window.iter().map(|&window| AttnShape { n, past: 0, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window }).collect();
+            let shapes = c.layer_window.iter().map(|&window| AttnShape { n, past: 0, n_head: c.n_head, n_kv: c.n_head_kv, head_dim: c.head_dim, window, ..Default::default() }).collect();
             let layers = rec.layers.into_iter().map(|l| (l.q.buf, l.k.buf, l.lse.buf)).collect();
             *self.last_trace.lock().expect("trace lock") = Some(maps::GpuTrace { shapes, layers });
         }

@@ -300,9 +300,10 @@ pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     ctx.dispatch_work(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1), work);
 }
 
-/// Whether a call takes the flash-decoding path: few new queries over a long cache.
+/// Whether a call takes the flash-decoding path: few new queries over a long cache, under the
+/// causal mask and the layer's sliding window only (its kernel knows no other key rule).
 pub fn splits_decode(s: AttnShape) -> bool {
-    s.n >= 1 && s.n <= DECODE_MAX_N as usize && s.kv_len() >= DECODE_MIN_KEYS
+    s.n >= 1 && s.n <= DECODE_MAX_N as usize && s.kv_len() >= DECODE_MIN_KEYS && s.keys == crate::model::arch::KeyRule::default()
 }
 
 /// The chunks of [`DECODE_CHUNK`] keys a decode call reads: (first, count). The first is the
@@ -312,6 +313,14 @@ pub fn decode_chunks(s: AttnShape) -> (usize, usize) {
     let chunk = DECODE_CHUNK as usize;
     let first = s.first_key(s.past) / chunk;
     (first, s.kv_len().div_ceil(chunk) - first)
+}
+
+/// Query heads per flash-decoding workgroup: the most of one KV head's group (a divisor of it)
+/// whose n · heads rows fit the workgroup memory the kernel is sized for ([`DECODE_MAX_N`]
+/// rows), so that they read each key and value once.
+pub fn decode_heads_per_workgroup(s: AttnShape) -> usize {
+    let rows = DECODE_MAX_N as usize / s.n.max(1);
+    (1..=s.group().min(rows)).rev().find(|d| s.group() % d == 0).unwrap_or(1)
 }
 
 /// Attention as the model's pass records it: [`decode_attention`] for a step of few queries
@@ -328,29 +337,32 @@ pub fn attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape,
 
 /// Flash-decoding: [`flash_attention`]'s outputs (o (n, n_head·hd), lse (n, n_head)) for
 /// n ≤ [`DECODE_MAX_N`] queries, the keys split into chunks of [`DECODE_CHUNK`], one workgroup
-/// per (query head, chunk) writing its partial output, max and sum; a second pass merges the
-/// chunks of each (query, head) with the log-sum-exp rule. Scratch: (chunks, n, n_head,
-/// hd + 2) floats.
+/// per ([`decode_heads_per_workgroup`] query heads of one KV head, chunk) writing each head's
+/// partial output, max and sum; a second pass merges the chunks of each (query, head) with the
+/// log-sum-exp rule. Scratch: (chunks, n, n_head, hd + 2) floats.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
     assert!((1..=DECODE_MAX_N as usize).contains(&s.n), "flash-decoding takes 1 to {DECODE_MAX_N} queries, not {}", s.n);
+    assert_eq!(s.keys, crate::model::arch::KeyRule::default(), "flash-decoding: the causal mask and a window only");
     let (first, chunks) = decode_chunks(s);
     assert!(chunks <= 65_535, "{} keys: more chunks than one dispatch dimension holds", s.kv_len());
-    // The chunk kernel is built for this n (its loops over queries unroll); the merge reads n.
-    let src = || sources::with_decode_queries(&sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile), s.n);
+    // The chunk kernel is built for this n and its heads per workgroup (its loops over rows
+    // unroll); the merge reads n.
+    let heads = decode_heads_per_workgroup(s);
+    let src = || sources::with_decode_rows(&sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile), s.n, heads);
     let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
-    let k_chunks = ctx.kernel(&format!("decode/chunks/{}/{}", s.head_dim, s.n), src, "decode_chunks", &slots);
+    let k_chunks = ctx.kernel(&format!("decode/chunks/{}/{}/{heads}", s.head_dim, s.n), src, "decode_chunks", &slots);
     let k_merge = ctx.kernel(&format!("decode/merge/{}", s.head_dim), src, "decode_merge", &slots);
     let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: first as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, past: s.past as u32 };
     let u = ctx.uniform("decode params", &p);
     let parts = chunks * s.n * s.n_head;
     let (part_o, part_ml) = (ctx.scratch("decode partial outputs", parts * s.head_dim), ctx.scratch("decode partial max and sum", parts * 2));
     let b: [&wgpu::Buffer; 8] = [&u, q, k, v, o, lse, &part_o, &part_ml];
-    // Every query head reads its KV head's chunk (from cache when heads share one).
+    // Each workgroup reads its KV head's chunk once for its heads.
     let pairs = crate::model::arch::causal_pairs(s.kv_len(), s.window) - crate::model::arch::causal_pairs(s.past, s.window);
     let keys = s.kv_len() - first * DECODE_CHUNK as usize;
-    let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * 2 * s.n_head * s.head_dim + keys * 2 * s.n_head * s.head_dim + parts * (s.head_dim + 2)) as f64 };
-    ctx.dispatch_work(enc, "decode attention", &k_chunks, &b, (s.n_head as u32, chunks as u32, 1), work);
+    let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * 2 * s.n_head * s.head_dim + keys * 2 * (s.n_head / heads) * s.head_dim + parts * (s.head_dim + 2)) as f64 };
+    ctx.dispatch_work(enc, "decode attention", &k_chunks, &b, ((s.n_head / heads) as u32, chunks as u32, 1), work);
     let merge = Work { flops: 0.0, bytes: 4.0 * (parts * (s.head_dim + 2) + s.n * s.n_head * (s.head_dim + 1)) as f64 };
     ctx.dispatch_work(enc, "decode attention merge", &k_merge, &b, ((s.n * s.n_head) as u32, 1, 1), merge);
 }

@@ -241,7 +241,7 @@ fn bench_window(ns: &[usize], reps: usize) -> Result<(), String> {
         let cpu = |window: Option<usize>| {
             let (mut o, mut lse) = (vec![0.0; q.len()], vec![0.0; n_head * n]);
             best(&mut || {
-                causal_attention(AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window }, &q, &k, &v, &mut o, &mut lse);
+                causal_attention(AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window, ..Default::default() }, &q, &k, &v, &mut o, &mut lse);
                 Ok(())
             })
         };
@@ -253,7 +253,7 @@ fn bench_window(ns: &[usize], reps: usize) -> Result<(), String> {
                 let g = |window: Option<usize>| {
                     best(&mut || {
                         let mut enc = ctx.encoder("bench window");
-                        ops::flash_attention(ctx, &mut enc, AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window }, &qb, &kb, &vb, &o, &lse);
+                        ops::flash_attention(ctx, &mut enc, AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window, ..Default::default() }, &qb, &kb, &vb, &o, &lse);
                         ctx.submit_and_wait(enc).map_err(|e| e.to_string())
                     })
                 };
@@ -280,7 +280,7 @@ fn bench_attention(ns: &[usize], reps: usize) -> Result<(), String> {
     let mib = |b: usize| if b < 1 << 20 { format!("{:.1} KiB", b as f64 / 1024.0) } else { format!("{:.1} MiB", b as f64 / 1048576.0) };
     for &n in ns {
         let fill = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed)) >> 8) as f32 / (1u32 << 24) as f32 - 0.5).collect() };
-        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None };
+        let shape = AttnShape { n, past: 0, n_head, n_kv, head_dim: hd, window: None, ..Default::default() };
         let (q, k, v) = (ctx.upload("q", &fill(n * n_head * hd, 1)), ctx.upload("k", &fill(n * n_kv * hd, 2)), ctx.upload("v", &fill(n * n_kv * hd, 3)));
         let (o, lse) = (ctx.scratch("o", n * n_head * hd), ctx.scratch("lse", n_head * n));
         let s_bytes = ops::naive_scratch_bytes(&ctx, shape);

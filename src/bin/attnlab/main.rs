@@ -15,6 +15,7 @@ mod generate;
 mod heads;
 mod inspect;
 mod position;
+mod through;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -101,6 +102,41 @@ enum Command {
         /// Query position (default: the last token).
         #[arg(long)]
         query: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Perplexity of a long text under KV-cache policies: dense, a window of the last W keys,
+    /// S sink tokens beside that window (StreamingLLM), key 0 hidden.
+    Streaming {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        #[arg(long, default_value_t = 4)]
+        sinks: usize,
+        /// Read only the first N tokens.
+        #[arg(long)]
+        max_tokens: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A what-if inside attention (unscaled, dmodel, unmasked, norope, nosink) through the
+    /// whole model: the next-token distribution before and after, and Δ log p along the text.
+    Whatif {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        /// unscaled | dmodel | unmasked | norope | nosink
+        #[arg(long)]
+        what: String,
+        /// all, one layer L, or a range A-B.
+        #[arg(long, default_value = "all")]
+        layers: String,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
         #[arg(long)]
@@ -237,6 +273,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
+        Command::Streaming { text, window, sinks, max_tokens, backend: choice, json } => through::run_streaming(&cli.model, &text, window, sinks, max_tokens, choice, json),
+        Command::Whatif { text, what, layers, backend: choice, json } => through::run_whatif(&cli.model, &text, &what, &layers, choice, json),
         Command::Heads { text, similarity, induction, period, seed, ids, backend: choice, json } => heads::run(&cli.model, text.as_deref(), similarity, induction, period, seed, ids.as_deref(), choice, json),
         Command::Ablate { text, heads: list, backend: choice, json } => ablate::run(&cli.model, &text, &list, choice, json),
         Command::Position { task, pairs, positions, trials, seed, lengths, backend: choice, json, emit_prompts } => position::run(&cli.model, task, pairs, positions, trials, seed, lengths, choice, json, emit_prompts.as_deref()),
