@@ -4,10 +4,11 @@ The prompt is evaluated once, then one token at a time (greedy, the argmax of th
 logits), as `attnlab generate` does; time to first token and the mean per-token time are
 printed for 1 and 2 threads. Needs llama-cpp-python built for this CPU:
     python3 -m venv /tmp/llamavenv
-    CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF" \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+        -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF" \
         /tmp/llamavenv/bin/pip install llama-cpp-python
-(AMX off: on our virtual machines the CPU reports AMX but using it faults — a general
-protection fault in libggml-cpu on the first eval.)
+(Not GGML_NATIVE=ON: on our virtual machines the CPU reports AVX-512/AMX but using them faults
+— a general protection fault in libggml-cpu on the first eval — so AVX2/FMA are named instead.)
     /tmp/llamavenv/bin/python scripts/bench-llama-cpp.py [model.gguf]
 Compare with `RAYON_NUM_THREADS=1 ./target/release/attnlab generate --json --ignore-eos
 --max-tokens 32 --text "…"` (its `timings_ms`).

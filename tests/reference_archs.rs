@@ -5,7 +5,8 @@
 //! position's logits within 1e-2; the argmax equal wherever the reference's top-2 gap is at
 //! least 1e-3. Then, for every architecture and both shipped models, a prompt run as a prefill
 //! plus single-token steps over a KV cache gives the numbers of one pass over the whole text
-//! (CPU within 1e-5, GPU within 1e-4). And the refusals: an unknown architecture by name, a
+//! (CPU within 5e-5, GPU within 1e-4, relative to the largest value: a step's projections go
+//! through the fused gemv, the whole pass's through sgemm). And the refusals: an unknown architecture by name, a
 //! GPT-2 file without its position table naming the tensor.
 
 mod common;
@@ -128,6 +129,13 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// [`max_diff`] over the reference's largest magnitude (at least 1): a step's projections run
+/// through the fused gemv and the whole pass's through sgemm, which sum in different orders,
+/// so the error grows with the values (Gemma's normalised queries reach ~30).
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    max_diff(a, b) / b.iter().fold(1.0f32, |m, v| m.max(v.abs()))
+}
+
 /// Prefill of `ids[..prefill]`, then one token at a time: on each backend every step's
 /// logits, queries and log-sum-exps equal that backend's one pass's rows, and the cache equals
 /// its keys and values.
@@ -139,12 +147,12 @@ fn prefill_and_steps_equal_one_pass(m: &Model, ids: &[u32], prefill: usize, tol:
     let check = |whole: &attnlab::backends::ForwardOutput, name: &str, step: &attnlab::backends::StepOutput, at: usize, len: usize, tol: f32| {
         let trace = whole.trace.as_ref().unwrap();
         for (r, pos) in (at..at + len).enumerate() {
-            let e = max_diff(step.logits.row(r).as_slice().unwrap(), whole.logits.row(pos).as_slice().unwrap());
+            let e = rel_diff(step.logits.row(r).as_slice().unwrap(), whole.logits.row(pos).as_slice().unwrap());
             assert!(e <= tol * 100.0, "{} {name}: logits at {pos} differ by {e}", m.info.architecture);
         }
         for (l, (q, lse)) in step.rows.iter().enumerate() {
             let t = &trace.layers[l];
-            let (eq, el) = (max_diff(q, &t.q[at * q_dim..(at + len) * q_dim]), max_diff(lse, &t.lse[at * n_head..(at + len) * n_head]));
+            let (eq, el) = (rel_diff(q, &t.q[at * q_dim..(at + len) * q_dim]), rel_diff(lse, &t.lse[at * n_head..(at + len) * n_head]));
             assert!(eq <= tol && el <= tol, "{} {name} layer {l} at {at}: q {eq}, lse {el}", m.info.architecture);
         }
     };
@@ -176,11 +184,11 @@ fn prefill_and_steps_equal_one_pass(m: &Model, ids: &[u32], prefill: usize, tol:
         }
     }
     for (l, (k, v)) in cache.layers.iter().enumerate() {
-        assert!(max_diff(&k[..n * kv_dim], &trace.layers[l].k) <= tol && max_diff(&v[..n * kv_dim], &trace.layers[l].v) <= tol, "cpu cache layer {l}");
+        assert!(rel_diff(&k[..n * kv_dim], &trace.layers[l].k) <= tol && rel_diff(&v[..n * kv_dim], &trace.layers[l].v) <= tol, "cpu cache layer {l}");
     }
     if gpu_too {
         let g = gpu();
-        let gtol = tol * 10.0;
+        let gtol = tol.max(1e-4);
         let whole = g.forward(m, ids, &opts).unwrap();
         let trace = whole.trace.as_ref().unwrap();
         let mut cache = g.new_cache(m, n);
@@ -202,20 +210,20 @@ fn prefill_then_single_token_steps_equal_one_pass_on_every_architecture() {
     for arch in ARCHS {
         let m = model(arch);
         let ids = m.tokenizer.encode("In 2024, 3 of the 12 runners didn't finish: they're tired!");
-        prefill_and_steps_equal_one_pass(&m, &ids, 5, 1e-5, true);
+        prefill_and_steps_equal_one_pass(&m, &ids, 5, 5e-5, true);
     }
     // SmolLM2 (GQA, adjacent RoPE) and Gemma 3 (MQA, QK-norm, post-norms, √d embeddings,
     // halves RoPE, a sliding window shorter than the text so that steps drop old keys).
     let smol = common::real_model();
     let ids = smol.tokenizer.encode("The trophy didn't fit in the suitcase because it was too big.");
-    prefill_and_steps_equal_one_pass(&smol, &ids, 9, 1e-5, true);
+    prefill_and_steps_equal_one_pass(&smol, &ids, 9, 5e-5, true);
     let gemma = Model::from_gguf_vec(std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(attnlab::GEMMA3_MODEL_PATH)).expect("make setup fetches Gemma 3")).unwrap();
     let mut g = gemma.config.clone();
     g.layer_window = g.layer_window.iter().map(|w| w.map(|_| 6)).collect();
     let gemma = Model { config: g, ..gemma };
     let ids = gemma.tokenizer.encode("The trophy didn't fit in the suitcase because it was too big.");
     assert!(ids.len() > 8);
-    prefill_and_steps_equal_one_pass(&gemma, &ids, 4, 1e-5, true);
+    prefill_and_steps_equal_one_pass(&gemma, &ids, 4, 5e-5, true);
 }
 
 /// The tiny GPT-2 file rewritten with one change to its metadata or tensors.

@@ -134,7 +134,15 @@ fn logits_for_selected_positions_only() {
     let last = CpuBackend::new().forward(&model, &ids, &ForwardOptions { logits_for: LogitsFor::Last, capture_attention: false, ..Default::default() }).unwrap();
     assert_eq!(last.logit_positions, vec![4]);
     assert!(last.trace.is_none());
-    assert_eq!(all.logits_at(4).unwrap(), last.logits_at(4).unwrap());
+    // One row goes through the fused gemv, five through sgemm: equal up to summation order.
+    close(all.logits_at(4).unwrap().as_slice().unwrap(), last.logits_at(4).unwrap().as_slice().unwrap());
+}
+
+/// Equal within 1e-5 of the largest magnitude (different summation orders).
+fn close(a: &[f32], b: &[f32]) {
+    let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let e = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(a.len() == b.len() && e <= 1e-5 * scale, "differ by {e} (scale {scale})");
 }
 
 #[test]
@@ -208,7 +216,7 @@ fn argmax_of_every_position_matches_full_logits_in_chunks() {
     let expect: Vec<u32> = full.logits.rows().into_iter().map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32).collect();
     assert_eq!(lean.argmax.as_ref().unwrap(), &expect);
     assert_eq!(lean.logits.nrows(), 1);
-    assert_eq!(lean.logits_at(ids.len() - 1).unwrap(), full.logits_at(ids.len() - 1).unwrap());
+    close(lean.logits_at(ids.len() - 1).unwrap().as_slice().unwrap(), full.logits_at(ids.len() - 1).unwrap().as_slice().unwrap());
 }
 
 /// A TinyLlama-style file: Llama weights with a SentencePiece vocabulary (scores, byte

@@ -133,9 +133,9 @@ pub fn InputBar() -> impl IntoView {
                     {move || if p.phase.get() == Phase::Running { "Running…" } else { "Run" }}
                 </button>
                 <super::generate::GenerateControls/>
-                <label>"Layer "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || p.layer.get()
+                <label>"Layer "<input type="number" name="layer" min="0" max=move || p.model.get().map(|m| m.n_layer - 1).unwrap_or(0) prop:value=move || p.layer.get()
                     on:change=move |ev| { let l = super::corrected(&ev, p.layer.get_untracked(), p.model.get_untracked().map(|m| m.n_layer)); p.set_layer_head(Some(l), None) }/></label>
-                <label>"Head "<input type="number" min="0" max=move || p.model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || p.head.get()
+                <label>"Head "<input type="number" name="head" min="0" max=move || p.model.get().map(|m| m.n_head - 1).unwrap_or(0) prop:value=move || p.head.get()
                     on:change=move |ev| { let h = super::corrected(&ev, p.head.get_untracked(), p.model.get_untracked().map(|m| m.n_head)); p.set_layer_head(None, Some(h)) }/></label>
                 <span class="muted">{move || p.model.get().map(|m| format!("KV head {} of {}", p.head.get() / (m.n_head / m.n_kv_head.max(1)).max(1), m.n_kv_head))}</span>
                 <span class="muted layer-kind">{move || p.model.get().map(|m| layer_kind(&m, p.layer.get()))}</span>

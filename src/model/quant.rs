@@ -32,31 +32,16 @@ pub enum QuantError {
 
 pub const QK: usize = 32;
 
-/// IEEE half to f32 (exact; handles subnormals, inf and NaN).
+/// IEEE half to f32 (exact; handles subnormals, inf and NaN). Branch-free, so a loop of them
+/// vectorises: the half's exponent and mantissa placed in an f32's low bits read as a value
+/// 2¹¹² too small (f32 subnormals included, so half subnormals come out right), and one exact
+/// multiply by 2¹¹² fixes that; exponent 31 (inf, NaN) is picked apart.
 #[inline]
 pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h as u32) & 0x8000) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let mant = (h & 0x3ff) as u32;
-    let bits = if exp == 0 {
-        if mant == 0 {
-            sign
-        } else {
-            // Subnormal: normalise.
-            let mut e = 127 - 15 + 1;
-            let mut m = mant;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | ((e as u32) << 23) | ((m & 0x3ff) << 13)
-        }
-    } else if exp == 0x1f {
-        sign | 0x7f80_0000 | (mant << 13)
-    } else {
-        sign | ((exp + 127 - 15) << 23) | (mant << 13)
-    };
-    f32::from_bits(bits)
+    let h = h as u32;
+    let scaled = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000); // × 2¹¹²
+    let magnitude = if h & 0x7c00 == 0x7c00 { 0x7f80_0000 | ((h & 0x3ff) << 13) } else { scaled.to_bits() };
+    f32::from_bits(((h & 0x8000) << 16) | magnitude)
 }
 
 /// f32 to IEEE half, round to nearest even (used to write test models).
@@ -284,6 +269,153 @@ pub fn k4_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// Eight 32-bit integer lanes: what a fused kernel decodes a block's codes into (its SIMD
+/// type; `[i32; 8]` for plain code and the tests). Kernels widen bytes straight from the block
+/// into lanes and pick bits apart there; nothing is decoded to memory.
+pub trait Codes: Copy {
+    /// The 8 bytes, unsigned.
+    fn bytes(b: &[u8; 8]) -> Self;
+    /// The 8 bytes, two's complement.
+    fn signed_bytes(b: &[u8; 8]) -> Self;
+    /// Lane `l`: bit `first + l` of `bits` (0 or 1).
+    fn bits(bits: u32, first: u32) -> Self;
+    fn and(self, mask: i32) -> Self;
+    /// Logical shift right, every lane by `n` (< 32).
+    fn shr(self, n: u32) -> Self;
+    fn shl(self, n: u32) -> Self;
+    fn or(self, other: Self) -> Self;
+}
+
+impl Codes for [i32; 8] {
+    fn bytes(b: &[u8; 8]) -> Self {
+        b.map(|v| v as i32)
+    }
+    fn signed_bytes(b: &[u8; 8]) -> Self {
+        b.map(|v| v as i8 as i32)
+    }
+    fn bits(bits: u32, first: u32) -> Self {
+        std::array::from_fn(|l| (bits >> (first + l as u32) & 1) as i32)
+    }
+    fn and(self, mask: i32) -> Self {
+        self.map(|v| v & mask)
+    }
+    fn shr(self, n: u32) -> Self {
+        self.map(|v| ((v as u32) >> n) as i32)
+    }
+    fn shl(self, n: u32) -> Self {
+        self.map(|v| v << n)
+    }
+    fn or(self, other: Self) -> Self {
+        std::array::from_fn(|l| self[l] | other[l])
+    }
+}
+
+/// What a fused kernel does with each 32 consecutive elements of an encoded row (see
+/// `backends::cpu::ops::gemv`): element `e` of the group is `scale[h] · code(e) + offset[h]`
+/// with `h = e / 16`, where `code(e)` is lane `e % 8` of `codes[e / 8]`. Without `HALVES` both
+/// halves share one scale and offset (`scale[0] == scale[1]`, `offset[0] == offset[1]`);
+/// without `OFFSET` the offsets are zero. The flags are constants of each format's loop.
+///
+/// A kernel applies the affine part once per half to a whole dot product:
+/// `Σ x·w = scale · Σ x·code + offset · Σ x`, with `Σ x` per 16 elements computed once per
+/// activation row.
+pub trait GroupSink<C> {
+    fn group<const HALVES: bool, const OFFSET: bool>(&mut self, codes: [C; 4], scale: [f32; 2], offset: [f32; 2]);
+}
+
+/// Whether [`for_each_group`] reads this type (the block-quantized ones; F32, F16 and BF16 are
+/// plain values).
+pub fn has_groups(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0 | GgmlType::Q4K | GgmlType::Q6K)
+}
+
+/// Eight bytes at `at`.
+#[inline(always)]
+fn eight(b: &[u8], at: usize) -> &[u8; 8] {
+    b[at..at + 8].try_into().unwrap()
+}
+
+/// Hands `sink` each group of 32 elements of one encoded row (`row.len()` a whole number of
+/// blocks of `ty`, [`has_groups`] true), in element order. `halves(b)` widens the four f16 in
+/// `b` ([`f16_to_f32`] each, or the CPU's own instruction), for the blocks' scales. Inlined
+/// into each kernel, so each format's loop is compiled with its layout as constants.
+#[inline(always)]
+pub fn for_each_group<C: Codes>(ty: GgmlType, row: &[u8], halves: impl Fn(&[u8; 8]) -> [f32; 4], sink: &mut impl GroupSink<C>) {
+    // 16 bytes of a 4-bit block: byte j holds element j (low nibble) and j + 16 (high nibble).
+    let nibbles = |q: &[u8]| {
+        let (a, b) = (C::bytes(eight(q, 0)), C::bytes(eight(q, 8)));
+        [a.and(15), b.and(15), a.shr(4), b.shr(4)]
+    };
+    match ty {
+        GgmlType::Q4_0 => {
+            for b in row.chunks_exact(18) {
+                let d = halves(eight(b, 0))[0];
+                sink.group::<false, true>(nibbles(&b[2..]), [d; 2], [-8.0 * d; 2]);
+            }
+        }
+        GgmlType::Q4_1 => {
+            for b in row.chunks_exact(20) {
+                let [d, m, ..] = halves(eight(b, 0));
+                sink.group::<false, true>(nibbles(&b[4..]), [d; 2], [m; 2]);
+            }
+        }
+        GgmlType::Q8_0 => {
+            for b in row.chunks_exact(34) {
+                let d = halves(eight(b, 0))[0];
+                let codes = std::array::from_fn(|i| C::signed_bytes(eight(b, 2 + 8 * i)));
+                sink.group::<false, false>(codes, [d; 2], [0.0; 2]);
+            }
+        }
+        GgmlType::Q5_0 => {
+            for b in row.chunks_exact(22) {
+                let d = halves(eight(b, 0))[0];
+                // Bit e of qh is element e's fifth bit.
+                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let mut codes = nibbles(&b[6..]);
+                for (i, c) in codes.iter_mut().enumerate() {
+                    *c = c.or(C::bits(qh, 8 * i as u32).shl(4));
+                }
+                sink.group::<false, true>(codes, [d; 2], [-16.0 * d; 2]);
+            }
+        }
+        GgmlType::Q4K => {
+            for b in row.chunks_exact(144) {
+                let [d, dmin, ..] = halves(eight(b, 0));
+                let scales = &b[4..16];
+                // 32 bytes per 64 elements: the low nibbles are sub-block 2c, the high ones 2c + 1.
+                for c in 0..4 {
+                    let q: [C; 4] = std::array::from_fn(|i| C::bytes(eight(b, 16 + 32 * c + 8 * i)));
+                    let ((sc1, m1), (sc2, m2)) = (k4_scale_min(2 * c, scales), k4_scale_min(2 * c + 1, scales));
+                    sink.group::<false, true>(q.map(|v| v.and(15)), [d * sc1 as f32; 2], [-(dmin * m1 as f32); 2]);
+                    sink.group::<false, true>(q.map(|v| v.shr(4)), [d * sc2 as f32; 2], [-(dmin * m2 as f32); 2]);
+                }
+            }
+        }
+        GgmlType::Q6K => {
+            for b in row.chunks_exact(210) {
+                let d = halves(eight(b, 202))[3];
+                for half in 0..2 {
+                    let (ql, qh, sc) = (64 * half, 128 + 32 * half, 192 + 8 * half);
+                    // Elements 32g + l (g < 4, l < 32) of this half: the low 4 bits in the low
+                    // (g < 2) or high nibble of ql[l + 32 (g & 1)], the top 2 bits at bit 2g of qh[l].
+                    let lo: [C; 8] = std::array::from_fn(|i| C::bytes(eight(b, ql + 8 * i)));
+                    let hi: [C; 4] = std::array::from_fn(|i| C::bytes(eight(b, qh + 8 * i)));
+                    for g in 0..4 {
+                        let codes = std::array::from_fn(|i| {
+                            let l = lo[4 * (g & 1) + i];
+                            let l = if g < 2 { l.and(15) } else { l.shr(4) };
+                            l.or(hi[i].shr(2 * g as u32).and(3).shl(4))
+                        });
+                        let scale = [d * (b[sc + 2 * g] as i8) as f32, d * (b[sc + 2 * g + 1] as i8) as f32];
+                        sink.group::<true, true>(codes, scale, scale.map(|s| -32.0 * s));
+                    }
+                }
+            }
+        }
+        other => unreachable!("for_each_group: {} has no groups", other.name()),
+    }
+}
+
 /// Quantizers (ggml's reference `quantize_row_*_ref`), used to write test models.
 #[cfg(any(test, feature = "test-support"))]
 pub mod quantize {
@@ -368,6 +500,33 @@ mod tests {
         }
     }
 
+    /// The branch-free conversion against the plain one it replaced, bit for bit, every half.
+    #[test]
+    fn f16_to_f32_equals_the_plain_conversion_on_every_half() {
+        fn plain(h: u16) -> f32 {
+            let sign = ((h as u32) & 0x8000) << 16;
+            let (exp, mant) = (((h >> 10) & 0x1f) as u32, (h & 0x3ff) as u32);
+            let bits = if exp == 0 && mant == 0 {
+                sign
+            } else if exp == 0 {
+                let (mut e, mut m) = (127 - 15 + 1, mant);
+                while m & 0x400 == 0 {
+                    m <<= 1;
+                    e -= 1;
+                }
+                sign | (e << 23) | ((m & 0x3ff) << 13)
+            } else if exp == 0x1f {
+                sign | 0x7f80_0000 | (mant << 13)
+            } else {
+                sign | ((exp + 127 - 15) << 23) | (mant << 13)
+            };
+            f32::from_bits(bits)
+        }
+        for h in 0u16..=0xffff {
+            assert_eq!(f16_to_f32(h).to_bits(), plain(h).to_bits(), "half {h:#06x}");
+        }
+    }
+
     #[test]
     fn quantizers_round_trip_within_one_step() {
         let x: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
@@ -380,6 +539,66 @@ mod tests {
             dequantize(ty, &bytes, &mut out);
             for (a, b) in x.iter().zip(&out) {
                 assert!((a - b).abs() <= step, "{}: {a} vs {b}", ty.name());
+            }
+        }
+    }
+
+    /// A group as the kernels get it, kept for checking.
+    #[derive(Debug)]
+    struct Group {
+        codes: [[i32; 8]; 4],
+        halves: bool,
+        offset: bool,
+        scale: [f32; 2],
+        offsets: [f32; 2],
+    }
+
+    impl Group {
+        /// Element `e` (< 32), f32 arithmetic as `GroupSink` documents it.
+        fn value(&self, e: usize) -> f32 {
+            let h = e / 16;
+            self.scale[h] * self.codes[e / 8][e % 8] as f32 + self.offsets[h]
+        }
+    }
+
+    impl GroupSink<[i32; 8]> for Vec<Group> {
+        fn group<const HALVES: bool, const OFFSET: bool>(&mut self, codes: [[i32; 8]; 4], scale: [f32; 2], offsets: [f32; 2]) {
+            assert!(HALVES || (scale[0] == scale[1] && offsets[0] == offsets[1]));
+            assert!(OFFSET || offsets == [0.0; 2]);
+            self.push(Group { codes, halves: HALVES, offset: OFFSET, scale, offsets });
+        }
+    }
+
+    fn groups(ty: GgmlType, row: &[u8]) -> Vec<Group> {
+        let mut groups = Vec::new();
+        for_each_group(ty, row, |b: &[u8; 8]| std::array::from_fn(|i| f16_to_f32(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]))), &mut groups);
+        groups
+    }
+
+    /// The fused kernels' groups of the 32-element formats against `dequantize`: random codes
+    /// (every bit pattern), scales of both signs.
+    #[test]
+    fn groups_of_q4_0_q4_1_q8_0_match_dequantize() {
+        for (ty, size, halves_at) in [(GgmlType::Q4_0, 18, &[0][..]), (GgmlType::Q4_1, 20, &[0, 2]), (GgmlType::Q8_0, 34, &[0])] {
+            let blocks = 9;
+            let mut src = bytes(blocks * size, 40 + ty.id() as u64);
+            for b in 0..blocks {
+                for (k, &at) in halves_at.iter().enumerate() {
+                    let v = f32_to_f16(0.02 * (b as f32 - 4.0) + 0.3 * k as f32);
+                    src[b * size + at..b * size + at + 2].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            let mut want = vec![f32::NAN; blocks * QK];
+            dequantize(ty, &src, &mut want);
+            let groups = groups(ty, &src);
+            assert_eq!(groups.len(), blocks);
+            for (b, g) in groups.iter().enumerate() {
+                assert!(!g.halves && g.offset == (ty != GgmlType::Q8_0));
+                for e in 0..QK {
+                    let (got, expect) = (g.value(e), want[b * QK + e]);
+                    let tol = 1e-6 * (1.0 + 256.0 * g.scale[0].abs() + g.offsets[0].abs());
+                    assert!((got - expect).abs() <= tol, "{} block {b} element {e}: {got} vs {expect}", ty.name());
+                }
             }
         }
     }
@@ -450,6 +669,18 @@ mod tests {
                 for e in 0..block {
                     let expect = reference(&src[b * size..(b + 1) * size], e);
                     assert_eq!(out[b * block + e], expect, "{} block {b} element {e}", ty.name());
+                }
+            }
+            // The fused kernels' view of the same blocks: every group's elements.
+            let groups = groups(ty, &src);
+            assert_eq!(groups.len(), blocks * block / 32);
+            for (gi, g) in groups.iter().enumerate() {
+                assert!(g.offset && g.halves == (ty == GgmlType::Q6K));
+                for e in 0..32 {
+                    let expect = reference(&src[gi * 32 / block * size..][..size], gi * 32 % block + e);
+                    let (got, h) = (g.value(e), e / 16);
+                    let tol = 1e-6 * (1.0 + 256.0 * g.scale[h].abs() + g.offsets[h].abs()); // f32 rounding of scale · code + offset
+                    assert!((got - expect).abs() <= tol, "{} group {gi} element {e}: {got} vs {expect}", ty.name());
                 }
             }
             // A tensor of these blocks: rows must be whole blocks.

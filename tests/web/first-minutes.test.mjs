@@ -82,12 +82,12 @@ test('opened with no parameters the playground runs the example and every tab sh
     assert.doesNotMatch(await page.locator('.cost').textContent(), /Lc100K/);
     // A layer typed out of range is corrected in the box.
     await tab(page, 'Head');
-    await page.fill('input[type=number] >> nth=0', '-1');
-    await page.dispatchEvent('input[type=number] >> nth=0', 'change');
-    assert.equal(await page.inputValue('input[type=number] >> nth=0'), '0');
-    await page.fill('input[type=number] >> nth=0', '99');
-    await page.dispatchEvent('input[type=number] >> nth=0', 'change');
-    assert.equal(await page.inputValue('input[type=number] >> nth=0'), '29');
+    await page.fill('input[name=layer]', '-1');
+    await page.dispatchEvent('input[name=layer]', 'change');
+    assert.equal(await page.inputValue('input[name=layer]'), '0');
+    await page.fill('input[name=layer]', '99');
+    await page.dispatchEvent('input[name=layer]', 'change');
+    assert.equal(await page.inputValue('input[name=layer]'), '29');
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

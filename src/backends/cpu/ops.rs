@@ -2,7 +2,8 @@
 //! Each kernel has a plain scalar reference in `tests` below and a tolerance test.
 
 use crate::model::arch::{Act, AttnShape, NormKind, RopeStyle};
-use crate::model::quant::QTensor;
+use crate::model::gguf::GgmlType;
+use crate::model::quant::{self, QTensor};
 
 use super::parallel::{for_each_index, SyncPtr};
 
@@ -18,17 +19,27 @@ thread_local! {
 
 /// `out = x · wᵀ` with `x` (n, cols) and `w` (rows, cols) quantized: out is (n, rows).
 ///
-/// Rows of `w` are dequantized `MATMUL_ROW_CHUNK` at a time into a per-thread scratch and
-/// multiplied with `matrixmultiply`'s sgemm; tasks own disjoint column blocks of `out`.
-/// The wasm build (one thread, four lanes) runs [`super::panel::matmul_qt`] instead.
+/// Up to [`GEMV_MAX_TOKENS`] tokens (a decoding step), the fused [`gemv`] reads each row in
+/// place. Otherwise rows of `w` are dequantized `MATMUL_ROW_CHUNK` at a time into a per-thread
+/// scratch and multiplied with `matrixmultiply`'s sgemm; tasks own disjoint column blocks of
+/// `out`. The wasm build (one thread, four lanes) runs [`super::panel::matmul_qt`] instead.
 pub fn matmul_qt(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
-    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
-        return super::panel::matmul_qt(x, n, w, out); // the browser's kernel (see panel.rs)
-    }
     let (rows, cols) = (w.rows, w.cols);
     assert_eq!(x.len(), n * cols, "matmul_qt: x has {} values, expected {n} × {cols}", x.len());
     assert_eq!(out.len(), n * rows);
     let out_ptr = SyncPtr(out.as_mut_ptr());
+    if gemv_takes(n, w.ty) {
+        let sums = gemv::XSums::new(x, cols, w.ty);
+        for_each_index(rows.div_ceil(GEMV_ROW_CHUNK), |c| {
+            let r0 = c * GEMV_ROW_CHUNK;
+            // SAFETY: columns r0 .. r0 + nr of out's n rows (stride `rows`) are this task's only.
+            unsafe { gemv::rows(x, n, w, &sums, r0, GEMV_ROW_CHUNK.min(rows - r0), out_ptr.get().add(r0), rows) };
+        });
+        return;
+    }
+    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        return super::panel::matmul_qt(x, n, w, out); // the browser's kernel (see panel.rs)
+    }
     for_each_index(rows.div_ceil(MATMUL_ROW_CHUNK), |c| {
         let r0 = c * MATMUL_ROW_CHUNK;
         // SAFETY: the (n × nr) block of `out` at column r0 with row stride `rows` lies inside
@@ -74,6 +85,7 @@ pub fn matmul_argmax(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     let per = blocks.div_ceil(parts) * MATMUL_ROW_CHUNK; // rows per part
     let (mut best, mut index) = (vec![f32::NEG_INFINITY; parts * n], vec![0.0f32; parts * n]); // (parts, n) each
     let (best_ptr, index_ptr) = (SyncPtr(best.as_mut_ptr()), SyncPtr(index.as_mut_ptr()));
+    let sums = gemv_takes(n, w.ty).then(|| gemv::XSums::new(x, w.cols, w.ty));
     for_each_index(parts, |part| {
         // SAFETY: row `part` of `best` and `index` (n values each) belongs to this task only.
         let (best, index) = unsafe { (std::slice::from_raw_parts_mut(best_ptr.get().add(part * n), n), std::slice::from_raw_parts_mut(index_ptr.get().add(part * n), n)) };
@@ -81,7 +93,7 @@ pub fn matmul_argmax(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
         for r0 in (part * per..w.rows.min((part + 1) * per)).step_by(MATMUL_ROW_CHUNK) {
             let nr = MATMUL_ROW_CHUNK.min(w.rows - r0);
             let prod = &mut prod[..n * nr];
-            matmul_rows(x, n, w, r0, nr, prod);
+            matmul_rows(x, n, w, sums.as_ref(), r0, nr, prod);
             for (t, row) in prod.chunks_exact(nr).enumerate() {
                 for (j, &v) in row.iter().enumerate() {
                     if v > best[t] {
@@ -97,15 +109,539 @@ pub fn matmul_argmax(x: &[f32], n: usize, w: &QTensor, out: &mut [f32]) {
     }
 }
 
-/// `out = x · w[r0 .. r0 + nr]ᵀ`, out (n, nr): one block of weight rows, dequantized into this
-/// thread's scratch (the browser: the panel kernel).
-fn matmul_rows(x: &[f32], n: usize, w: &QTensor, r0: usize, nr: usize, out: &mut [f32]) {
+/// `out = x · w[r0 .. r0 + nr]ᵀ`, out (n, nr): one block of weight rows, through the fused
+/// [`gemv`] when `sums` are given (a few tokens), else dequantized into this thread's scratch
+/// (the browser: the panel kernel).
+fn matmul_rows(x: &[f32], n: usize, w: &QTensor, sums: Option<&gemv::XSums>, r0: usize, nr: usize, out: &mut [f32]) {
+    assert_eq!(out.len(), n * nr);
+    if let Some(sums) = sums {
+        // SAFETY: out is exactly (n, nr), borrowed mutably here.
+        return unsafe { gemv::rows(x, n, w, sums, r0, nr, out.as_mut_ptr(), nr) };
+    }
     if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
         return super::panel::matmul_rows(x, n, w, r0, nr, out);
     }
-    assert_eq!(out.len(), n * nr);
     // SAFETY: out is exactly (n, nr), borrowed mutably here.
     unsafe { dequantized_product(x, n, w, r0, nr, out.as_mut_ptr(), nr) }
+}
+
+/// Most tokens [`matmul_qt`] and [`matmul_argmax`] send through the fused [`gemv`] instead of
+/// dequantize-then-multiply: one decoding step is n = 1.
+pub const GEMV_MAX_TOKENS: usize = 3;
+
+/// Weight rows per [`gemv`] task: small, so that even a (192, 576) projection splits evenly
+/// between threads (nothing is dequantized, so no scratch to fill per task).
+pub const GEMV_ROW_CHUNK: usize = 16;
+
+/// Whether [`gemv`] reads this weight type in place (BF16 goes the dequantizing way).
+pub fn gemv_fuses(ty: GgmlType) -> bool {
+    quant::has_groups(ty) || matches!(ty, GgmlType::F32 | GgmlType::F16)
+}
+
+/// Whether n tokens times weights of type `ty` go through [`gemv`].
+fn gemv_takes(n: usize, ty: GgmlType) -> bool {
+    (1..=GEMV_MAX_TOKENS).contains(&n) && gemv_fuses(ty)
+}
+
+/// Fused dequantize-and-dot for a few tokens (n ≤ [`GEMV_MAX_TOKENS`]): each weight row is read
+/// once, in its encoding, and dotted with every token of x; nothing dequantized is stored.
+///
+/// Block formats come as [`quant::Group`]s: 32 integer codes packed in four `u64`, widened
+/// straight into float lanes, and `scale · Σ x·code + offset · Σ x` per half, with `Σ x` per 16
+/// activations computed once per call ([`XSums`]). F32 and F16 rows are plain dot products.
+/// The lanes are eight floats: AVX2 + FMA (+ F16C) where the CPU has them (checked at run time),
+/// two SIMD128 vectors in the browser, a plain array elsewhere.
+#[allow(clippy::too_many_arguments)]
+pub mod gemv {
+    use super::*;
+
+    /// `Σ x` over every 16 and every 32 activations of each token: (n, cols / 16) and
+    /// (n, cols / 32). Empty for F32 and F16 weights, which need none.
+    pub struct XSums {
+        x16: Vec<f32>,
+        x32: Vec<f32>,
+    }
+
+    impl XSums {
+        pub fn new(x: &[f32], cols: usize, ty: GgmlType) -> XSums {
+            if !quant::has_groups(ty) {
+                return XSums { x16: Vec::new(), x32: Vec::new() };
+            }
+            let x16: Vec<f32> = x.chunks_exact(16).map(|c| c.iter().sum()).collect();
+            let x32 = x16.chunks_exact(2).map(|p| p[0] + p[1]).collect();
+            debug_assert_eq!(x16.len(), x.len() / cols * cols / 16);
+            XSums { x16, x32 }
+        }
+    }
+
+    /// How far ahead of the row being read [`rows`] asks for the weights (bytes): measured
+    /// 1, 2 and 4 KiB on SmolLM2's matrices, 2 KiB best.
+    const PREFETCH_AHEAD: usize = 2048;
+
+    /// `c[t · ldc + j] = x[t] · w[r0 + j]` for tokens t < n (1 ≤ n ≤ [`GEMV_MAX_TOKENS`]) and
+    /// rows j < nr. x: (n, w.cols); `sums` from [`XSums::new`] of this x and w's type.
+    ///
+    /// # Safety
+    /// `c` valid for writes at those places, and not written by anyone else meanwhile.
+    pub unsafe fn rows(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+        check(x, n, w, sums, r0, nr);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") && std::is_x86_feature_detected!("f16c") {
+            // SAFETY: the CPU has the features; the rest as the caller promises.
+            return unsafe { rows_avx2(x, n, w, sums, r0, nr, c, ldc) };
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return unsafe { rows_with::<lanes::Simd128>(x, n, w, sums, r0, nr, c, ldc) };
+        #[allow(unreachable_code)]
+        // SAFETY: as the caller promises.
+        unsafe {
+            rows_with::<lanes::Plain>(x, n, w, sums, r0, nr, c, ldc)
+        }
+    }
+
+    /// [`rows`] on plain lanes whatever the CPU (tests: the portable path, checked natively).
+    ///
+    /// # Safety
+    /// As for [`rows`].
+    #[cfg(test)]
+    pub unsafe fn rows_plain(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+        check(x, n, w, sums, r0, nr);
+        unsafe { rows_with::<lanes::Plain>(x, n, w, sums, r0, nr, c, ldc) }
+    }
+
+    fn check(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize) {
+        assert!((1..=GEMV_MAX_TOKENS).contains(&n) && gemv_fuses(w.ty), "gemv: {} tokens of {}", n, w.ty.name());
+        assert!(x.len() == n * w.cols && r0 + nr <= w.rows);
+        if quant::has_groups(w.ty) {
+            assert!(sums.x16.len() == n * w.cols / 16 && sums.x32.len() == n * w.cols / 32);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn rows_avx2(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+        unsafe { rows_with::<lanes::Avx2>(x, n, w, sums, r0, nr, c, ldc) }
+    }
+
+    #[inline(always)]
+    unsafe fn rows_with<L: lanes::Lanes>(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+        unsafe {
+            match n {
+                1 => rows_n::<L, 1>(x, w, sums, r0, nr, c, ldc),
+                2 => rows_n::<L, 2>(x, w, sums, r0, nr, c, ldc),
+                3 => rows_n::<L, 3>(x, w, sums, r0, nr, c, ldc),
+                _ => unreachable!("checked"),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rows_n<L: lanes::Lanes, const T: usize>(x: &[f32], w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+        let (rb, data) = (w.row_bytes(), w.data());
+        for j in 0..nr {
+            let row = &data[(r0 + j) * rb..(r0 + j + 1) * rb];
+            // The bytes PREFETCH_AHEAD further on, a row's length of them, a cache line at a
+            // time: the weights stream from memory once per token, and the hardware prefetcher
+            // alone keeps too few lines in flight (natively, SmolLM2's Q4_1 projections went
+            // 1.8× faster with this).
+            for off in (0..rb).step_by(64) {
+                L::prefetch(data, (r0 + j) * rb + PREFETCH_AHEAD + off);
+            }
+            let dots: [f32; T] = match w.ty {
+                GgmlType::F32 => dense::<L, T>(x, w.cols, row, 4, #[inline(always)] |p| unsafe { L::load(p as *const f32) }, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                GgmlType::F16 => dense::<L, T>(x, w.cols, row, 2, #[inline(always)] |p| unsafe { L::load_f16(p as *const u16) }, |b| quant::f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+                ty => grouped::<L, T>(ty, x, w.cols, row, sums),
+            };
+            for (t, d) in dots.into_iter().enumerate() {
+                // SAFETY: t < n, j < nr: as the caller promises.
+                unsafe { *c.add(t * ldc + j) = d };
+            }
+        }
+    }
+
+    /// Dot products of one row of plain values (`size` bytes each) with the T tokens, 32
+    /// columns per step (`eight` reads 8 values at a pointer), the last cols % 32 one by one.
+    #[inline(always)]
+    fn dense<L: lanes::Lanes, const T: usize>(x: &[f32], cols: usize, row: &[u8], size: usize, eight: impl Fn(*const u8) -> L, one: impl Fn(&[u8]) -> f32) -> [f32; T] {
+        assert!(x.len() >= T * cols && row.len() == cols * size);
+        let mut acc = [L::zero(); T];
+        let steps = cols / 32;
+        for s in 0..steps {
+            let wp = row[32 * s * size..].as_ptr();
+            let wv: [L; 4] = std::array::from_fn(|i| eight(wp.wrapping_add(8 * i * size)));
+            for (t, a) in acc.iter_mut().enumerate() {
+                // SAFETY: columns 32s .. 32s + 32 ≤ cols of token t < T (asserted).
+                let xp = unsafe { x.as_ptr().add(t * cols + 32 * s) };
+                let p = unsafe { dot4(wv, xp) };
+                *a = a.add(p);
+            }
+        }
+        std::array::from_fn(|t| {
+            let tail: f32 = (32 * steps..cols).map(|k| x[t * cols + k] * one(&row[k * size..])).sum();
+            acc[t].sum() + tail
+        })
+    }
+
+    /// `Σ_{i<4} v[i] · x[8i .. 8i + 8]` lane-wise: a multiply and three multiply-adds (the
+    /// chain is long, but each group's is independent of the last one's).
+    /// SAFETY: `xp .. xp + 32` readable.
+    #[inline(always)]
+    unsafe fn dot4<L: lanes::Lanes>(v: [L; 4], xp: *const f32) -> L {
+        unsafe {
+            let a = v[1].mul_add(L::load(xp.add(8)), v[0].mul(L::load(xp)));
+            v[3].mul_add(L::load(xp.add(24)), v[2].mul_add(L::load(xp.add(16)), a))
+        }
+    }
+
+    /// Dot products of one block-quantized row with the T tokens, a group of 32 at a time.
+    #[inline(always)]
+    fn grouped<L: lanes::Lanes, const T: usize>(ty: GgmlType, x: &[f32], cols: usize, row: &[u8], sums: &XSums) -> [f32; T] {
+        let groups = cols / 32;
+        assert!(x.len() >= T * cols && sums.x32.len() >= T * groups && sums.x16.len() >= 2 * T * groups);
+        let mut dots = Dots::<L, T> { x: x.as_ptr(), cols, groups, sums, k: 0, acc: [[L::zero(); 2]; T], off: [0.0; T] };
+        quant::for_each_group(ty, row, L::halves, &mut dots);
+        assert_eq!(dots.k, groups);
+        std::array::from_fn(|t| dots.acc[t][0].add(dots.acc[t][1]).sum() + dots.off[t])
+    }
+
+    /// The running dot products of [`grouped`]: two accumulators per token (one per half of a
+    /// group), and the offsets' scalar sums.
+    struct Dots<'a, L, const T: usize> {
+        x: *const f32,
+        cols: usize,
+        groups: usize,
+        sums: &'a XSums,
+        /// The next group's index.
+        k: usize,
+        acc: [[L; 2]; T],
+        off: [f32; T],
+    }
+
+    impl<L: lanes::Lanes, const T: usize> quant::GroupSink<L::I> for Dots<'_, L, T> {
+        #[inline(always)]
+        fn group<const HALVES: bool, const OFFSET: bool>(&mut self, codes: [L::I; 4], scale: [f32; 2], offset: [f32; 2]) {
+            let (k, groups) = (self.k, self.groups);
+            assert!(k < groups); // once per group: keeps the unchecked reads below in bounds
+            let q = codes.map(L::convert);
+            for t in 0..T {
+                // SAFETY: group k < cols / 32 of token t < T (`grouped` checked x and the sums).
+                unsafe {
+                    let xp = self.x.add(t * self.cols + 32 * k);
+                    if HALVES {
+                        let a = q[1].mul_add(L::load(xp.add(8)), q[0].mul(L::load(xp)));
+                        let b = q[3].mul_add(L::load(xp.add(24)), q[2].mul(L::load(xp.add(16))));
+                        self.acc[t][0] = L::splat(scale[0]).mul_add(a, self.acc[t][0]);
+                        self.acc[t][1] = L::splat(scale[1]).mul_add(b, self.acc[t][1]);
+                        if OFFSET {
+                            let s = self.sums.x16.as_ptr().add(t * 2 * groups + 2 * k);
+                            self.off[t] += offset[0] * *s + offset[1] * *s.add(1);
+                        }
+                    } else {
+                        self.acc[t][0] = L::splat(scale[0]).mul_add(dot4(q, xp), self.acc[t][0]);
+                        if OFFSET {
+                            self.off[t] += offset[0] * *self.sums.x32.as_ptr().add(t * groups + k);
+                        }
+                    }
+                }
+            }
+            self.k = k + 1;
+        }
+    }
+
+    /// Eight f32 lanes (and eight i32 lanes for the codes), three ways.
+    pub(super) mod lanes {
+        use crate::model::quant::Codes;
+
+        pub trait Lanes: Copy {
+            /// The integer lanes codes are decoded in.
+            type I: Codes;
+            fn zero() -> Self;
+            fn splat(v: f32) -> Self;
+            /// SAFETY: `p .. p + 8` readable.
+            unsafe fn load(p: *const f32) -> Self;
+            /// Eight halves at `p`, widened. SAFETY: `p .. p + 8` readable.
+            unsafe fn load_f16(p: *const u16) -> Self;
+            /// A hint to fetch the cache line of `data[at]` (`at` may lie past the end).
+            #[inline(always)]
+            fn prefetch(_data: &[u8], _at: usize) {}
+            /// The four halves in `b`, widened (blocks' scales).
+            #[inline(always)]
+            fn halves(b: &[u8; 8]) -> [f32; 4] {
+                std::array::from_fn(|i| crate::model::quant::f16_to_f32(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])))
+            }
+            /// Integer lanes to floats.
+            fn convert(i: Self::I) -> Self;
+            fn mul(self, b: Self) -> Self;
+            /// `self · b + acc`, fused where the target has a fused multiply-add.
+            fn mul_add(self, b: Self, acc: Self) -> Self;
+            fn add(self, b: Self) -> Self;
+            /// The lanes' sum.
+            fn sum(self) -> f32;
+        }
+
+        /// A plain array: what LLVM makes of it (SSE2 on a baseline x86-64 build).
+        #[derive(Clone, Copy)]
+        pub struct Plain([f32; 8]);
+        impl Lanes for Plain {
+            type I = [i32; 8];
+            #[inline(always)]
+            fn zero() -> Self {
+                Plain([0.0; 8])
+            }
+            #[inline(always)]
+            fn splat(v: f32) -> Self {
+                Plain([v; 8])
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> Self {
+                Plain(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
+            }
+            #[inline(always)]
+            unsafe fn load_f16(p: *const u16) -> Self {
+                let h = unsafe { p.cast::<[u16; 8]>().read_unaligned() };
+                Plain(h.map(|h| crate::model::quant::f16_to_f32(u16::from_le(h))))
+            }
+            #[inline(always)]
+            fn convert(i: [i32; 8]) -> Self {
+                Plain(i.map(|v| v as f32))
+            }
+            #[inline(always)]
+            fn mul(self, b: Self) -> Self {
+                Plain(std::array::from_fn(|i| self.0[i] * b.0[i]))
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, acc: Self) -> Self {
+                Plain(std::array::from_fn(|i| self.0[i] * b.0[i] + acc.0[i]))
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                Plain(std::array::from_fn(|i| self.0[i] + b.0[i]))
+            }
+            #[inline(always)]
+            fn sum(self) -> f32 {
+                let v = self.0;
+                ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        pub use avx2::Avx2;
+        /// One AVX register. Only used inside `#[target_feature(enable = "avx2,fma,f16c")]`
+        /// functions (into which these always inline), after the CPU was checked.
+        #[cfg(target_arch = "x86_64")]
+        mod avx2 {
+            use super::{Codes, Lanes};
+            use std::arch::x86_64::*;
+
+            #[derive(Clone, Copy)]
+            pub struct Avx2(__m256);
+            #[derive(Clone, Copy)]
+            pub struct Avx2I(__m256i);
+
+            impl Codes for Avx2I {
+                #[inline(always)]
+                fn bytes(b: &[u8; 8]) -> Self {
+                    unsafe { Avx2I(_mm256_cvtepu8_epi32(_mm_loadl_epi64(b.as_ptr() as *const __m128i))) }
+                }
+                #[inline(always)]
+                fn signed_bytes(b: &[u8; 8]) -> Self {
+                    unsafe { Avx2I(_mm256_cvtepi8_epi32(_mm_loadl_epi64(b.as_ptr() as *const __m128i))) }
+                }
+                #[inline(always)]
+                fn bits(bits: u32, first: u32) -> Self {
+                    unsafe {
+                        let shifts = _mm256_add_epi32(_mm256_set1_epi32(first as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                        Avx2I(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(bits as i32), shifts), _mm256_set1_epi32(1)))
+                    }
+                }
+                #[inline(always)]
+                fn and(self, mask: i32) -> Self {
+                    unsafe { Avx2I(_mm256_and_si256(self.0, _mm256_set1_epi32(mask))) }
+                }
+                #[inline(always)]
+                fn shr(self, n: u32) -> Self {
+                    unsafe { Avx2I(_mm256_srl_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
+                }
+                #[inline(always)]
+                fn shl(self, n: u32) -> Self {
+                    unsafe { Avx2I(_mm256_sll_epi32(self.0, _mm_cvtsi32_si128(n as i32))) }
+                }
+                #[inline(always)]
+                fn or(self, other: Self) -> Self {
+                    unsafe { Avx2I(_mm256_or_si256(self.0, other.0)) }
+                }
+            }
+
+            impl Lanes for Avx2 {
+                type I = Avx2I;
+                #[inline(always)]
+                fn zero() -> Self {
+                    unsafe { Avx2(_mm256_setzero_ps()) }
+                }
+                #[inline(always)]
+                fn splat(v: f32) -> Self {
+                    unsafe { Avx2(_mm256_set1_ps(v)) }
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    unsafe { Avx2(_mm256_loadu_ps(p)) }
+                }
+                #[inline(always)]
+                unsafe fn load_f16(p: *const u16) -> Self {
+                    unsafe { Avx2(_mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))) }
+                }
+                #[inline(always)]
+                fn prefetch(data: &[u8], at: usize) {
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(data.as_ptr().wrapping_add(at) as *const i8) }
+                }
+                /// `vcvtph2ps` straight from memory, written out: with the intrinsics LLVM
+                /// narrows the load to a `vpinsrw` of the one half used, which merges into the
+                /// register's old value, a dependency from each block to the last one.
+                #[inline(always)]
+                fn halves(b: &[u8; 8]) -> [f32; 4] {
+                    let v: __m128;
+                    // SAFETY: reads the 8 bytes of `b`; the caller runs with F16C.
+                    unsafe {
+                        std::arch::asm!("vcvtph2ps {v}, qword ptr [{p}]", p = in(reg) b.as_ptr(), v = out(xmm_reg) v, options(pure, readonly, nostack, preserves_flags));
+                        std::mem::transmute::<__m128, [f32; 4]>(v)
+                    }
+                }
+                #[inline(always)]
+                fn convert(i: Avx2I) -> Self {
+                    unsafe { Avx2(_mm256_cvtepi32_ps(i.0)) }
+                }
+                #[inline(always)]
+                fn mul(self, b: Self) -> Self {
+                    unsafe { Avx2(_mm256_mul_ps(self.0, b.0)) }
+                }
+                #[inline(always)]
+                fn mul_add(self, b: Self, acc: Self) -> Self {
+                    unsafe { Avx2(_mm256_fmadd_ps(self.0, b.0, acc.0)) }
+                }
+                #[inline(always)]
+                fn add(self, b: Self) -> Self {
+                    unsafe { Avx2(_mm256_add_ps(self.0, b.0)) }
+                }
+                #[inline(always)]
+                fn sum(self) -> f32 {
+                    unsafe {
+                        let s = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+                        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+                    }
+                }
+            }
+        }
+
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        pub use simd128::Simd128;
+        /// Two SIMD128 vectors; the multiply-add is one `f32x4.relaxed_madd` in the relaxed-SIMD
+        /// build (scripts/relaxed-worker.sh), a multiply and an add otherwise.
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        mod simd128 {
+            use super::{Codes, Lanes};
+            use core::arch::wasm32::*;
+
+            #[derive(Clone, Copy)]
+            pub struct Simd128(v128, v128);
+            #[derive(Clone, Copy)]
+            pub struct Simd128I(v128, v128);
+
+            impl Codes for Simd128I {
+                #[inline(always)]
+                fn bytes(b: &[u8; 8]) -> Self {
+                    let h = unsafe { u16x8_load_extend_u8x8(b.as_ptr()) };
+                    Simd128I(u32x4_extend_low_u16x8(h), u32x4_extend_high_u16x8(h))
+                }
+                #[inline(always)]
+                fn signed_bytes(b: &[u8; 8]) -> Self {
+                    let h = unsafe { i16x8_load_extend_i8x8(b.as_ptr() as *const i8) };
+                    Simd128I(i32x4_extend_low_i16x8(h), i32x4_extend_high_i16x8(h))
+                }
+                #[inline(always)]
+                fn bits(bits: u32, first: u32) -> Self {
+                    // No per-lane shifts in SIMD128: test each lane's bit against its own mask.
+                    let v = u32x4_splat(bits >> first);
+                    let (m0, m1) = (u32x4(1, 2, 4, 8), u32x4(16, 32, 64, 128));
+                    Simd128I(u32x4_shr(u32x4_eq(v128_and(v, m0), m0), 31), u32x4_shr(u32x4_eq(v128_and(v, m1), m1), 31))
+                }
+                #[inline(always)]
+                fn and(self, mask: i32) -> Self {
+                    let m = i32x4_splat(mask);
+                    Simd128I(v128_and(self.0, m), v128_and(self.1, m))
+                }
+                #[inline(always)]
+                fn shr(self, n: u32) -> Self {
+                    Simd128I(u32x4_shr(self.0, n), u32x4_shr(self.1, n))
+                }
+                #[inline(always)]
+                fn shl(self, n: u32) -> Self {
+                    Simd128I(i32x4_shl(self.0, n), i32x4_shl(self.1, n))
+                }
+                #[inline(always)]
+                fn or(self, other: Self) -> Self {
+                    Simd128I(v128_or(self.0, other.0), v128_or(self.1, other.1))
+                }
+            }
+
+            impl Lanes for Simd128 {
+                type I = Simd128I;
+                /// SIMD128 has no prefetch: a load whose value is dropped (volatile, so that it
+                /// stays) starts the fetch as well, for the price of a load. Under node (V8) this
+                /// took SmolLM2's Q4_1 projections from 16.9 to 13.8 ms per token, the Q8_0 output
+                /// matrix from 11.7 to 7.8.
+                #[inline(always)]
+                fn prefetch(data: &[u8], at: usize) {
+                    if let Some(b) = data.get(at) {
+                        unsafe { std::ptr::read_volatile(b) };
+                    }
+                }
+                #[inline(always)]
+                fn zero() -> Self {
+                    Self::splat(0.0)
+                }
+                #[inline(always)]
+                fn splat(v: f32) -> Self {
+                    let s = f32x4_splat(v);
+                    Simd128(s, s)
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    unsafe { Simd128(v128_load(p as *const v128), v128_load(p.add(4) as *const v128)) }
+                }
+                #[inline(always)]
+                unsafe fn load_f16(p: *const u16) -> Self {
+                    let h = unsafe { p.cast::<[u16; 8]>().read_unaligned() };
+                    let f = h.map(|h| crate::model::quant::f16_to_f32(u16::from_le(h)));
+                    unsafe { Self::load(f.as_ptr()) }
+                }
+                #[inline(always)]
+                fn convert(i: Simd128I) -> Self {
+                    Simd128(f32x4_convert_i32x4(i.0), f32x4_convert_i32x4(i.1))
+                }
+                #[inline(always)]
+                fn mul(self, b: Self) -> Self {
+                    Simd128(f32x4_mul(self.0, b.0), f32x4_mul(self.1, b.1))
+                }
+                #[inline(always)]
+                fn mul_add(self, b: Self, acc: Self) -> Self {
+                    #[cfg(target_feature = "relaxed-simd")]
+                    return Simd128(f32x4_relaxed_madd(self.0, b.0, acc.0), f32x4_relaxed_madd(self.1, b.1, acc.1));
+                    #[cfg(not(target_feature = "relaxed-simd"))]
+                    return Simd128(f32x4_add(f32x4_mul(self.0, b.0), acc.0), f32x4_add(f32x4_mul(self.1, b.1), acc.1));
+                }
+                #[inline(always)]
+                fn add(self, b: Self) -> Self {
+                    Simd128(f32x4_add(self.0, b.0), f32x4_add(self.1, b.1))
+                }
+                #[inline(always)]
+                fn sum(self) -> f32 {
+                    let s = f32x4_add(self.0, self.1);
+                    (f32x4_extract_lane::<0>(s) + f32x4_extract_lane::<2>(s)) + (f32x4_extract_lane::<1>(s) + f32x4_extract_lane::<3>(s))
+                }
+            }
+        }
+    }
 }
 
 /// RMSNorm per row: `out = x / sqrt(mean(x²) + eps) * weight`. x, out: (n, d).
@@ -541,6 +1077,97 @@ pub(crate) mod tests {
                 for d in 0..hd {
                     let at = i * n_head * hd + h * hd + d;
                     assert!((out[at] - ro[at]).abs() < 1e-5, "row {i} head {h}");
+                }
+            }
+        }
+    }
+
+    /// Weights of type `ty`, (rows, cols): the quantizers where the crate has them, else random
+    /// blocks (every bit pattern of the codes) with sane f16 scales of both signs.
+    fn weights(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> QTensor {
+        let w = values(rows * cols, seed);
+        let data = match ty {
+            GgmlType::Q4_0 => quantize::q4_0(&w),
+            GgmlType::Q4_1 => quantize::q4_1(&w),
+            GgmlType::Q8_0 => quantize::q8_0(&w),
+            GgmlType::F16 => quantize::f16_bytes(&w),
+            GgmlType::F32 => quantize::f32_bytes(&w),
+            _ => {
+                let (block, size) = ty.block_geometry();
+                let (block, size) = (block as usize, size as usize);
+                // Where each block keeps its f16 scales (Q5_0: d; Q4_K: d, dmin; Q6_K: d).
+                let halves: &[usize] = match ty {
+                    GgmlType::Q5_0 => &[0],
+                    GgmlType::Q4K => &[0, 2],
+                    _ => &[208],
+                };
+                let mut s = seed;
+                let mut data: Vec<u8> = (0..rows * cols / block * size)
+                    .map(|_| {
+                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        (s >> 56) as u8
+                    })
+                    .collect();
+                for (b, block) in data.chunks_exact_mut(size).enumerate() {
+                    for (k, &at) in halves.iter().enumerate() {
+                        let v = 0.002 * ((b % 7) as f32 - 3.0 + 0.5 * k as f32) / (1 + k) as f32;
+                        block[at..at + 2].copy_from_slice(&crate::model::quant::f32_to_f16(v).to_le_bytes());
+                    }
+                }
+                data
+            }
+        };
+        QTensor::new("w", ty, rows, cols, data).unwrap()
+    }
+
+    /// The fused gemv against dequantize-then-dot in f64, every fused format: one block of
+    /// columns, several, and the widest the models use (2048); rows across a row chunk and not
+    /// a multiple of it; 1, 2 and 3 tokens — through `matmul_qt` (this CPU's lanes, the row
+    /// chunks, the sums of x) and the plain lanes. Errors are bounded by 1e-5 of `Σ |x·w|`, the
+    /// scale of f32 rounding in a dot product. Then `matmul_argmax` on the same few tokens.
+    #[test]
+    fn gemv_matches_the_dequantized_product_on_odd_shapes() {
+        let cases = [
+            (GgmlType::Q4_0, &[32, 96, 2048][..]),
+            (GgmlType::Q4_1, &[32, 576, 2048]),
+            (GgmlType::Q5_0, &[32, 160, 2048]),
+            (GgmlType::Q8_0, &[32, 640, 2048]),
+            (GgmlType::Q4K, &[256, 768, 2048]),
+            (GgmlType::Q6K, &[256, 512, 2048]),
+            (GgmlType::F16, &[7, 40, 2048 + 5]),
+            (GgmlType::F32, &[1, 33, 2048 + 3]),
+        ];
+        for (ty, widths) in cases {
+            assert!(gemv_fuses(ty));
+            for &cols in widths {
+                for rows in [1, 13, MATMUL_ROW_CHUNK + 6] {
+                    let w = weights(ty, rows, cols, (rows * cols) as u64);
+                    let wf = w.to_f32();
+                    for n in 1..=GEMV_MAX_TOKENS {
+                        let x = values(n * cols, n as u64 + 40);
+                        let mut got = vec![f32::NAN; n * rows];
+                        matmul_qt(&x, n, &w, &mut got);
+                        let mut plain = vec![f32::NAN; n * rows];
+                        // SAFETY: plain is (n, rows), written at stride rows.
+                        unsafe { gemv::rows_plain(&x, n, &w, &gemv::XSums::new(&x, cols, ty), 0, rows, plain.as_mut_ptr(), rows) };
+                        for t in 0..n {
+                            for r in 0..rows {
+                                let terms = (0..cols).map(|c| x[t * cols + c] as f64 * wf[r * cols + c] as f64);
+                                let (want, scale): (f64, f64) = terms.fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+                                for (path, v) in [("matmul_qt", got[t * rows + r]), ("plain lanes", plain[t * rows + r])] {
+                                    let e = (v as f64 - want).abs();
+                                    assert!(e <= 1e-5 * scale + 1e-30, "{} {rows}×{cols} n={n} [{t},{r}] {path}: {v} vs {want} (scale {scale})", ty.name());
+                                }
+                            }
+                        }
+                        let mut argmax = vec![f32::NAN; n];
+                        matmul_argmax(&x, n, &w, &mut argmax);
+                        for t in 0..n {
+                            let row = &got[t * rows..(t + 1) * rows];
+                            let best = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+                            assert_eq!(argmax[t], best as f32, "{} {rows}×{cols} n={n} token {t}", ty.name());
+                        }
+                    }
                 }
             }
         }
