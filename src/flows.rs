@@ -66,6 +66,18 @@ pub async fn ablation(engine: &Engine, model: &Model, ids: &[u32], heads: &[(usi
     Ok((before, after))
 }
 
+/// The logit lens of `ids` at `positions` on the engine (GPU first): one pass keeping every
+/// block's output, then the unembedding of the positions drawn.
+pub async fn lens(engine: &Engine, model: &Model, ids: &[u32], positions: &[usize], progress: &impl Progress) -> Result<crate::analysis::lens::Lens, EngineError> {
+    use crate::analysis::lens::{check_positions, lens_of, lens_options};
+    check_positions(ids.len(), positions)?;
+    progress.step("lens", 0.0, Some(2.0));
+    let out = forward(engine, model, ids, &lens_options(positions), progress).await?;
+    progress.step("lens", 1.0, Some(2.0));
+    progress.pause().await;
+    Ok(lens_of(model, ids, &out.lens, positions))
+}
+
 /// The induction diagnostic: `period` random tokens (from `seed`) repeated once; per head, how
 /// much each token of the repeat attends to the token after its first occurrence.
 pub async fn induction(engine: &Engine, model: &Model, period: usize, seed: u64, progress: &impl Progress) -> Result<(Induction, AttentionTrace), EngineError> {

@@ -7,6 +7,7 @@ pub mod cost;
 pub mod explain;
 pub mod head_id;
 pub mod heads;
+pub mod lens;
 pub mod minilab;
 pub mod position;
 pub mod report;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::analysis::report::log_sum_exp;
+use crate::analysis::report::{log_sum_exp, top_k};
 use crate::backends::{Backend, EngineError, ForwardOptions, LogitsFor};
 use crate::model::arch::{AttnChange, CachePolicy};
 use crate::model::Model;
@@ -101,12 +101,6 @@ pub fn parse_layers(s: &str, n_layer: usize) -> Result<(usize, usize), String> {
     Ok((a, b))
 }
 
-fn top(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    order.into_iter().take(k).map(|i| (i as u32, logits[i])).collect()
-}
-
 /// KL(p ‖ q) of the softmaxes of two logit rows, nats.
 pub fn kl(p: &[f32], q: &[f32]) -> f64 {
     let (zp, zq) = (log_sum_exp(p) as f64, log_sum_exp(q) as f64);
@@ -128,8 +122,8 @@ pub fn whatif(b: &impl Backend, model: &Model, ids: &[u32], what: AttnChange, la
         ids: ids.to_vec(),
         what,
         layers: layers.trim().to_string(),
-        last_logits_top: top(&last_logits, 64),
-        last_logits_top_plain: top(&plain_last, 64),
+        last_logits_top: top_k(&last_logits, 64),
+        last_logits_top_plain: top_k(&plain_last, 64),
         kl_last: kl(&plain_last, &last_logits),
         delta_logprob: lp.iter().zip(&plain_lp).map(|(a, b)| a - b).collect(),
     })

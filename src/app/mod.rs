@@ -19,6 +19,7 @@ mod generate;
 mod heatmap;
 mod inside;
 mod knockout;
+mod lens;
 mod minilab;
 mod patterns;
 mod panels;
@@ -86,6 +87,7 @@ pub fn tab_name(v: View) -> &'static str {
         View::Patterns => "Head patterns",
         View::Cost => "Cost of attention",
         View::Generate => "The model writes",
+        View::Lens => "Layer by layer",
     }
 }
 
@@ -161,6 +163,8 @@ pub enum View {
     Cost,
     /// The model writes (embedded widgets; the playground shows it under the text).
     Generate,
+    /// What each layer predicts (the logit lens).
+    Lens,
 }
 
 impl View {
@@ -175,6 +179,7 @@ impl View {
             View::Patterns => "patterns",
             View::Cost => "cost",
             View::Generate => "generate",
+            View::Lens => "lens",
         }
     }
     /// Every view by its URL name (`None`: not a view).
@@ -189,6 +194,7 @@ impl View {
             "patterns" => View::Patterns,
             "cost" => View::Cost,
             "generate" => View::Generate,
+            "lens" => View::Lens,
             _ => return None,
         })
     }
@@ -533,6 +539,7 @@ pub fn Playground(
             <div class="panel" class:hidden=move || p.view.get() != View::Lab><minilab::MiniLab/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Patterns><patterns::PatternsView/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Cost><cost::CostView/></div>
+            <lens::LensPanel/>
             <EmbedView base=base.clone() model_src=embed_model backend=backend_param/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>

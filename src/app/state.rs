@@ -70,6 +70,9 @@ pub struct Page {
     /// Every pair of heads compared on the current run, clustered.
     pub similarity: RwSignal<Option<Similarity>>,
     pub similarity_running: RwSignal<bool>,
+    /// The logit lens of the current run (asked for when its tab opens).
+    pub lens: RwSignal<Option<super::lens::LensView>>,
+    pub lens_running: RwSignal<bool>,
     /// Clicks and taps on heads pick them for a knock-out instead of opening them (touch has no
     /// shift key); shift-click always picks.
     pub pick_mode: RwSignal<bool>,
@@ -158,6 +161,8 @@ impl Page {
             induction_running: RwSignal::new(false),
             similarity: RwSignal::new(None),
             similarity_running: RwSignal::new(false),
+            lens: RwSignal::new(None),
+            lens_running: RwSignal::new(false),
             picked: RwSignal::new(vec![]),
             pick_mode: RwSignal::new(false),
             query_rows: RwSignal::new(None),
@@ -292,6 +297,14 @@ impl Page {
         }
     }
 
+    /// What each layer predicts on the current run (once per run).
+    pub fn request_lens(self) {
+        if self.run.get_untracked().is_some() && self.lens.get_untracked().is_none() && !self.lens_running.get_untracked() {
+            self.lens_running.set(true);
+            self.send(Request::Lens { slot: 0 });
+        }
+    }
+
     /// Every pair of heads compared, clustered.
     pub fn request_similarity(self) {
         if self.run.get_untracked().is_some() && !self.similarity_running.get_untracked() {
@@ -351,6 +364,8 @@ impl Page {
         self.head_scores.set(None);
         self.similarity.set(None);
         self.similarity_running.set(false);
+        self.lens.set(None);
+        self.lens_running.set(false);
         self.ablation.set(None);
         self.ablation_running.set(false);
         self.compare_maps.set((None, None));
@@ -496,6 +511,9 @@ impl Page {
             self.send(Request::Thumbs { side: 24, slot: 0 });
         }
         self.request_query_rows();
+        if v == View::Lens {
+            self.request_lens();
+        }
         if v == View::Patterns && self.run.get_untracked().is_some() {
             if self.head_scores.get_untracked().is_none() {
                 self.send(Request::Heads { slot: 0 });
@@ -539,13 +557,21 @@ impl Page {
     /// The current result as `attnlab inspect --json` with the selected head's rows.
     pub fn export(self) -> Option<String> {
         let json = self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))?;
-        Some(super::generate::with_generation(json, self.generation.get_untracked().as_ref()))
+        let json = super::generate::with_generation(json, self.generation.get_untracked().as_ref());
+        // The lens, once computed: the schema of `attnlab lens --json` under "lens".
+        Some(match (self.lens.get_untracked(), serde_json::from_str::<serde_json::Value>(&json)) {
+            (Some(lv), Ok(mut v)) => {
+                v["lens"] = serde_json::to_value(&lv.lens).unwrap_or_default();
+                v.to_string()
+            }
+            _ => json,
+        })
     }
 
     fn on_response(self, id: u64, r: Response) {
         match r {
             Response::Ready => {}
-            Response::Progress { phase: p, .. } if p == "knock-out" => {}
+            Response::Progress { phase: p, .. } if p == "knock-out" || p == "lens" => {}
             Response::Progress { phase: p, done, total } if p == "cost" => self.cost_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Cost { rows, cancelled, gpu } => {
                 self.cost_progress.set(None);
@@ -658,6 +684,10 @@ impl Page {
                 }
                 self.head_scores.set(None);
                 self.similarity.set(None);
+                self.lens.set(None);
+                if self.view.get_untracked() == View::Lens {
+                    self.request_lens();
+                }
                 if self.view.get_untracked() == View::Patterns {
                     self.send(Request::Heads { slot: 0 });
                     self.send(Request::Thumbs { side: 24, slot: 0 });
@@ -708,6 +738,13 @@ impl Page {
             Response::Similarity { similarity } => {
                 self.similarity_running.set(false);
                 self.similarity.set(Some(*similarity));
+            }
+            Response::Lens { lens, vocab } => {
+                self.lens_running.set(false);
+                // A lens of an older run (the text changed meanwhile) is dropped.
+                if self.run.with_untracked(|r| r.as_ref().is_some_and(|r| r.report.ids == lens.ids)) {
+                    self.lens.set(Some(super::lens::LensView { lens: *lens, vocab: vocab.into_iter().collect() }));
+                }
             }
             Response::Ablation { ablation, tokens, next, changed } => {
                 self.ablation_running.set(false);

@@ -790,13 +790,14 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             View::Lab => "Attention from scratch on a toy vocabulary.".to_string(),
             View::Patterns => "Every head scored by pattern.".to_string(),
             View::Cost => "The cost of attention against n.".to_string(),
+            View::Lens => "What each layer would predict.".to_string(),
             View::Generate => format!("{model_name} continues the text one token at a time: each step computes one new query, key and value per head and reuses the keys and values it cached for the earlier tokens. The map grows a row per token."),
         }
     };
     view! {
         <div class=theme_class data-view=move || w.view.get().as_str()>
             <div class="aw-bar">
-                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into() }}</strong>
+                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {
                     (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
                     (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),

@@ -54,6 +54,9 @@ pub struct ForwardOutput {
     pub trace: Option<AttentionTrace>,
     /// (n): the most likely next token at every position (`ForwardOptions::argmax_all`).
     pub argmax: Option<Vec<u32>>,
+    /// Per layer with `ForwardOptions::lens`: the block's output at those positions through the
+    /// final norm (positions, d).
+    pub lens: Vec<Vec<f32>>,
     pub timings: ForwardTimings,
 }
 

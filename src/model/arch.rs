@@ -285,11 +285,14 @@ pub struct ForwardOptions {
     pub policy: CachePolicy,
     /// A what-if inside layers `first ..= last`.
     pub change: Option<(AttnChange, usize, usize)>,
+    /// Keep every block's output at these positions through the final norm (the logit lens's
+    /// input: (positions, d) per layer).
+    pub lens: Option<Vec<usize>>,
 }
 
 impl Default for ForwardOptions {
     fn default() -> Self {
-        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false, ablate: Vec::new(), policy: CachePolicy::Dense, change: None }
+        ForwardOptions { capture_attention: true, logits_for: LogitsFor::All, capture_budget_bytes: 2 << 30, argmax_all: false, ablate: Vec::new(), policy: CachePolicy::Dense, change: None, lens: None }
     }
 }
 
@@ -378,6 +381,9 @@ pub struct Recorded<B> {
     /// Per layer when capture was asked for: queries and LSE of this pass (k, v empty until
     /// [`Recorded::with_cache`] moves the cache in).
     pub layers: Vec<LayerCapture<B>>,
+    /// Per layer with [`ForwardOptions::lens`]: the block's output at those positions through
+    /// the final norm (positions, d).
+    pub lens: Vec<B>,
 }
 
 impl<B> Recorded<B> {

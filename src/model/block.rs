@@ -156,6 +156,7 @@ impl Transformer {
         let mut up = o.buffer("ffn up", n * c.n_ff); // (n, n_ff)
         let mut layers = Vec::new();
         let mut spare: Option<LayerCapture<O::Buf>> = None;
+        let mut lens = Vec::new();
         // Each residual add is fused with the norm that follows it (`add_norm`), so `xn`
         // enters every layer as attn_norm(x) and leaves the last one as output_norm(x).
         o.norm(&self.layers[0].attn_norm, &x, &mut xn);
@@ -205,6 +206,13 @@ impl Transformer {
             }
             let next_norm = self.layers.get(i + 1).map_or(&self.output_norm, |next| &next.attn_norm);
             o.add_norm(&mut x, &proj, next_norm, &mut xn);
+            if let Some(rows) = &opts.lens {
+                let mut picked = o.buffer("lens rows", rows.len() * d); // (rows, d): x after block i
+                o.gather_rows(&x, d, rows, &mut picked);
+                let mut h = o.buffer("lens", rows.len() * d); // output_norm of those rows
+                o.norm(&self.output_norm, &picked, &mut h);
+                lens.push(h);
+            }
             if opts.capture_attention {
                 layers.push(cap);
             } else {
@@ -213,6 +221,6 @@ impl Transformer {
         }
         cache.len = start + n;
         let (logits, positions, argmax) = record_logits(o, &xn, n, d, self.output(), opts);
-        Recorded { hidden: xn, logits, positions, argmax, layers }
+        Recorded { hidden: xn, logits, positions, argmax, layers, lens }
     }
 }

@@ -92,6 +92,12 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// The logit lens of the last run of `slot`: what each layer would predict, at the last
+    /// [`crate::analysis::lens::LENS_MAX_POSITIONS`] positions at most.
+    Lens {
+        #[serde(default)]
+        slot: u32,
+    },
     /// The induction diagnostic: `period` random ids (seeded) repeated twice, run and scored.
     Induction { period: usize, seed: u64 },
     /// Attention alone timed at n = 128, 256, … ≤ `max_n` on the CPU and (with a GPU) both
@@ -186,6 +192,9 @@ pub enum Response {
         maps: Vec<HeadMap>,
     },
     Similarity { similarity: Box<crate::analysis::heads::Similarity> },
+    /// The texts of the tokens `lens` names (`lens.tokens` holds the text's own): `vocab` pairs
+    /// every id of its top lists with its text, once.
+    Lens { lens: Box<crate::analysis::lens::Lens>, vocab: Vec<(u32, String)> },
     /// The sweep's measurements (partial when `cancelled`); `gpu`: the adapter, when one ran.
     Cost { rows: Vec<crate::analysis::cost::CostRow>, cancelled: bool, gpu: Option<String> },
     /// `next`: the likeliest next tokens before or after, as (text, p before, p after);

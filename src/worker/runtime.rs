@@ -235,6 +235,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         Request::Heads { slot } => answer(state, "heads", |s| s.heads(slot)),
         Request::Similarity { slot } => answer(state, "similarity", |s| s.similarity(slot)),
         Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
+        Request::Lens { slot } => run_lens(state, slot).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
         Request::Experiment { experiment } => {
             LONG_JOB.with(|j| j.set(Some("experiment")));
@@ -309,6 +310,32 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
         Ok((before, after)) => {
             let r = state.borrow_mut().session.as_mut().map(|s| s.finish_ablation(slot, &heads, &before, after));
             post(r.unwrap_or_else(|| no_model("knock-out")));
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// The logit lens of the last run of `slot`, on the engine.
+async fn run_lens(state: &Rc<RefCell<State>>, slot: u32) {
+    use crate::analysis::lens::{lens_positions, LENS_MAX_POSITIONS};
+    let fail = |m: String| post(Response::Error { phase: "lens".into(), message: m });
+    let (model, engine, ids) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        let Some(ids) = session.run_ids(slot) else { return fail("run a text first".into()) };
+        (session.model.clone(), st.engine.clone(), ids)
+    };
+    let out = flows::lens(&engine, &model, &ids, &lens_positions(ids.len(), LENS_MAX_POSITIONS), &WorkerProgress { state, model: &model }).await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    match out {
+        Ok(lens) => {
+            let mut named: Vec<u32> = lens.layers.iter().flat_map(|l| l.top_ids.iter().flatten().copied()).collect();
+            named.sort_unstable();
+            named.dedup();
+            let vocab = named.into_iter().map(|id| (id, model.tokenizer.token_text(id))).collect();
+            post(Response::Lens { lens: Box::new(lens), vocab })
         }
         Err(e) => fail(e.to_string()),
     }

@@ -66,7 +66,7 @@ test('CPU fallback in a worker (WebGPU off) reaches done with the reference numb
     // Sink panel: 30 layers × 9 heads and the per-layer curve.
     await page.click('nav.tabs button >> nth=2');
     assert.equal((await page.$$('.sink-cell')).length, 270);
-    assert.equal((await page.$$('.sink-chart circle')).length, 30);
+    assert.equal((await page.$$('.sink-chart[aria-label^="Line chart: share of attention"] circle')).length, 30);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

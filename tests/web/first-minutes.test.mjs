@@ -50,12 +50,12 @@ test('opened with no parameters the playground runs the example and every tab sh
     await page.waitForSelector('.thumb canvas', { timeout: 60_000 });
     await tab(page, 'Attention sink');
     assert.equal(await page.locator('.sink-cell').count(), 270);
-    const chart = await page.locator('.sink-chart').textContent();
+    const chart = await page.locator('.sink-chart[aria-label^="Line chart: share of attention"]').textContent();
     assert.match(chart, /attention on token 0/);
     assert.match(chart, /mean over the heads of each layer/);
     assert.match(chart, /even spread over the earlier tokens: 0\.\d{3}/);
     assert.doesNotMatch(chart, /even spread over the earlier tokens: 0\.000/);
-    for (const l of ['0', '10', '28']) assert.ok((await page.locator('.sink-chart text', { hasText: new RegExp(`^${l}$`) }).count()) >= 1, `layer tick ${l}`);
+    for (const l of ['0', '10', '28']) assert.ok((await page.locator('.sink-chart[aria-label^="Line chart: share of attention"] text', { hasText: new RegExp(`^${l}$`) }).count()) >= 1, `layer tick ${l}`);
     assert.equal(await page.locator('.sink-head-row .sink-col').count(), 9);
     assert.equal(await page.locator('.sink-legend .ramp').count(), 1);
     await tab(page, 'Lost in the middle');
@@ -114,7 +114,7 @@ test('a 375 px phone: no sideways scroll on any tab, tabs in one row, heads pick
     assert.equal(await until(page, ['done', 'error']), 'done');
     const tabs = await page.locator('nav.tabs button').evaluateAll((bs) => bs.map((b) => b.getBoundingClientRect().height));
     assert.ok(Math.max(...tabs) < 48, `tab labels on one line: ${tabs}`);
-    for (const name of ['Head', 'All heads', 'Attention sink', 'Lost in the middle', 'Head patterns', 'Cost of attention', 'From scratch']) {
+    for (const name of ['Head', 'All heads', 'Attention sink', 'Lost in the middle', 'Head patterns', 'Layer by layer', 'Cost of attention', 'From scratch']) {
       await tab(page, name);
       await page.waitForTimeout(300);
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -171,7 +171,7 @@ test('dark mode: the playground follows the reader and its chart text and masked
     assert.ok(px.masked.every((c) => c < 90), `masked cells dark: ${px.masked}`);
     // The sink chart's SVG text against the page.
     await tab(page, 'Attention sink');
-    const fill = rgb(await page.locator('.sink-chart text').first().evaluate((t) => getComputedStyle(t).fill));
+    const fill = rgb(await page.locator('.sink-chart[aria-label^="Line chart: share of attention"] text').first().evaluate((t) => getComputedStyle(t).fill));
     assert.ok(contrast(fill, bg) >= 4.5, `sink chart text contrast ${contrast(fill, bg).toFixed(2)}`);
     // The toggle: Auto → Dark → Light; light is light and kept across a reload.
     await page.click('button.theme-toggle');

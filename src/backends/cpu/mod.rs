@@ -32,7 +32,7 @@ impl CpuBackend {
     /// decoding step).
     pub fn step(&self, model: &Model, ids: &[u32], cache: &mut KvCache<Vec<f32>>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
         validate_step(model, ids, cache.len, cache.capacity)?;
-        let rec = model.step(&mut CpuOps::new(), ids, cache, opts);
+        let rec = parallel::on_pool(|| model.step(&mut CpuOps::new(), ids, cache, opts));
         let vocab = if rec.positions.is_empty() { 0 } else { rec.logits.len() / rec.positions.len() };
         Ok(StepOutput {
             logits: Array2::from_shape_vec((rec.positions.len(), vocab), rec.logits).expect("logits are (positions, vocab)"),
@@ -196,6 +196,7 @@ impl Backend for CpuBackend {
             final_hidden_norm_last,
             trace,
             argmax: rec.argmax.map(|a| a.iter().map(|&v| v as u32).collect()),
+            lens: rec.lens,
             timings: ForwardTimings { embed_ms: o.embed_ms, layers_ms: logits_at - o.embed_ms, logits_ms: total_ms - logits_at, total_ms },
         })
     }

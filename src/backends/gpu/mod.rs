@@ -167,6 +167,9 @@ impl GpuBackend {
             if let Some(a) = &rec.argmax {
                 reads.push((&a.buf, 0, a.len));
             }
+            for h in &rec.lens {
+                reads.push((&h.buf, 0, h.len));
+            }
             for l in &rec.layers {
                 reads.push((&l.q.buf, 0, l.q.len));
                 reads.push((&l.k.buf, 0, l.k.len));
@@ -186,6 +189,7 @@ impl GpuBackend {
         let vocab = if rec.positions.is_empty() { 0 } else { logits_flat.len() / rec.positions.len() };
         let logits = Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)");
         let argmax = rec.argmax.as_ref().map(|_| data.next().expect("argmax staged").iter().map(|&v| v as u32).collect());
+        let lens = rec.lens.iter().map(|_| data.next().expect("lens staged")).collect();
         let trace = opts.capture_attention.then(|| {
             let mut t = AttentionTrace::new(c, n);
             for _ in 0..c.n_layer {
@@ -211,6 +215,7 @@ impl GpuBackend {
             final_hidden_norm_last: last_hidden.iter().map(|v| v * v).sum::<f32>().sqrt(),
             trace,
             argmax,
+            lens,
             // GPU work is asynchronous: "layers" is submit-to-readback time, "embed" the
             // weight upload (zero once resident) plus recording.
             timings: ForwardTimings { embed_ms: record_ms, layers_ms: gpu_ms, logits_ms: total_ms - record_ms - gpu_ms, total_ms },

@@ -19,6 +19,7 @@ pub fn run(model_path: &str, what: BenchWhat, tokens: &[usize], n: &[usize], rep
             let kernel = attnlab::backends::gpu::context::MatmulKernel::parse(matmul).ok_or_else(|| format!("--matmul {matmul}: expected registers, workgroup or compare"))?;
             bench_gpu(model_path, tokens.first().copied().unwrap_or(128), kernel, json)?
         }
+        BenchWhat::GpuDecode => bench_gpu_decode(model_path, tokens.first().copied().unwrap_or(128), json)?,
         BenchWhat::Prefill => bench_prefill(model_path, tokens, reps)?,
     }
     Ok(())
@@ -169,13 +170,53 @@ fn bench_gpu(model_path: &str, n: usize, kernel: attnlab::backends::gpu::context
         return Ok(());
     }
     println!("adapter: {}; {} tokens; matmul kernel: {}; {} dispatches, {gpu_ms:.1} ms of kernels in a {wall:.1} ms forward pass (wall, readback included)", gpu.ctx.describe(), n, kernel.name(), timed.len());
+    print_profile(&rows);
+    Ok(())
+}
+
+/// One decoding step on the GPU after a prefill of `n` tokens: wall time (best of 3) and the
+/// per-kernel profile of one more step.
+fn bench_gpu_decode(model_path: &str, n: usize, json: bool) -> Result<(), String> {
+    use attnlab::backends::gpu::{profile, GpuBackend};
+    let (model, _) = load(model_path)?;
+    let gpu = GpuBackend::new().map_err(|e| e.to_string())?;
+    gpu.prepare(&model);
+    let steps = 4;
+    let ids = bench_ids(&model, n + steps);
+    let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Last, ..Default::default() };
+    let mut cache = gpu.new_cache(&model, n + steps);
+    let step = |cache: &mut _, at: usize| pollster::block_on(gpu.step_async(&model, &ids[at..at + 1], cache, &opts)).map_err(|e| e.to_string());
+    pollster::block_on(gpu.step_async(&model, &ids[..n], &mut cache, &opts)).map_err(|e| e.to_string())?;
+    let mut wall = f64::INFINITY;
+    for at in n..n + steps - 1 {
+        let clock = Clock::start();
+        step(&mut cache, at)?;
+        wall = wall.min(clock.ms());
+    }
+    if !gpu.ctx.start_profile() {
+        return Err(format!("{} offers no timestamp queries: no per-kernel profile (a decoding step takes {wall:.1} ms)", gpu.ctx.describe()));
+    }
+    step(&mut cache, n + steps - 1)?;
+    let timed = gpu.ctx.finish_profile().map_err(|e| e.to_string())?;
+    let rows = profile::summarise(&timed);
+    let gpu_ms: f64 = timed.iter().map(|t| t.ms).sum();
+    if json {
+        println!("{}", serde_json::json!({ "adapter": gpu.ctx.describe(), "cache_tokens": n, "step_wall_ms": wall, "tokens_per_s": 1e3 / wall, "kernels_ms": gpu_ms, "dispatches": timed.len(), "rows": rows }));
+        return Ok(());
+    }
+    println!("adapter: {}; one decoding step over {n} cached tokens: {wall:.1} ms wall (best of {}, {:.1} tokens/s); {} dispatches, {gpu_ms:.1} ms of kernels", gpu.ctx.describe(), steps - 1, 1e3 / wall, timed.len());
+    print_profile(&rows);
+    Ok(())
+}
+
+/// A per-kernel profile as a table.
+fn print_profile(rows: &[attnlab::backends::gpu::profile::ProfileRow]) {
     println!("| kernel | calls | total ms | share | GFLOP/s | GB/s |");
     println!("|---|---|---|---|---|---|");
     let f = |v: Option<f64>| v.map(|v| if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.3}") }).unwrap_or_else(|| "—".into());
     for r in rows {
         println!("| {} | {} | {:.2} | {:.1}% | {} | {} |", r.kernel, r.calls, r.total_ms, 100.0 * r.share, f(r.gflop_per_s), f(r.gb_per_s));
     }
-    Ok(())
 }
 
 /// `n` token ids of an ordinary English sentence, repeated.

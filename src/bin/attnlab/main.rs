@@ -14,6 +14,7 @@ mod explain;
 mod generate;
 mod heads;
 mod inspect;
+mod lens;
 mod position;
 mod through;
 mod tokenize;
@@ -55,6 +56,9 @@ enum BenchWhat {
     Window,
     /// A per-kernel profile of one GPU forward pass (GPU timestamps), at the first `--tokens`.
     Gpu,
+    /// A per-kernel profile of one GPU decoding step (one token over a KV cache holding the
+    /// first `--tokens`), and the step's wall time.
+    GpuDecode,
     /// Peak resident memory of one CPU run at each `--tokens`, as `inspect --heads none` and
     /// as the worker does it (each size in its own process), with message bytes per run.
     Memory,
@@ -120,6 +124,20 @@ enum Command {
         /// Read only the first N tokens.
         #[arg(long)]
         max_tokens: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The logit lens: each layer's output read through the final norm and unembedding — what
+    /// the model would predict if it stopped there.
+    Lens {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        /// Unembed at most the last N positions (each costs one vocabulary-wide product per layer).
+        #[arg(long, default_value_t = attnlab::analysis::lens::LENS_MAX_POSITIONS)]
+        positions: usize,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
         #[arg(long)]
@@ -274,6 +292,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
         Command::Streaming { text, window, sinks, max_tokens, backend: choice, json } => through::run_streaming(&cli.model, &text, window, sinks, max_tokens, choice, json),
+        Command::Lens { text, positions, backend: choice, json } => lens::run(&cli.model, &text, positions, choice, json),
         Command::Whatif { text, what, layers, backend: choice, json } => through::run_whatif(&cli.model, &text, &what, &layers, choice, json),
         Command::Heads { text, similarity, induction, period, seed, ids, backend: choice, json } => heads::run(&cli.model, text.as_deref(), similarity, induction, period, seed, ids.as_deref(), choice, json),
         Command::Ablate { text, heads: list, backend: choice, json } => ablate::run(&cli.model, &text, &list, choice, json),
