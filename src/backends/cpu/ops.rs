@@ -157,20 +157,30 @@ pub mod gemv {
 
     /// `Σ x` over every 16 and every 32 activations of each token: (n, cols / 16) and
     /// (n, cols / 32). Empty for F32 and F16 weights, which need none.
+    /// In the browser, also x in fixed point for [`fixed`]'s formats.
     pub struct XSums {
         x16: Vec<f32>,
         x32: Vec<f32>,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        split: Option<fixed::Split>,
     }
 
     impl XSums {
         pub fn new(x: &[f32], cols: usize, ty: GgmlType) -> XSums {
-            if !quant::has_groups(ty) {
-                return XSums { x16: Vec::new(), x32: Vec::new() };
+            let (x16, x32) = if quant::has_groups(ty) {
+                let x16: Vec<f32> = x.chunks_exact(16).map(|c| c.iter().sum()).collect();
+                let x32 = x16.chunks_exact(2).map(|p| p[0] + p[1]).collect();
+                debug_assert_eq!(x16.len(), x.len() / cols * cols / 16);
+                (x16, x32)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            XSums {
+                x16,
+                x32,
+                #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                split: fixed::takes(ty).then(|| fixed::Split::new(x)),
             }
-            let x16: Vec<f32> = x.chunks_exact(16).map(|c| c.iter().sum()).collect();
-            let x32 = x16.chunks_exact(2).map(|p| p[0] + p[1]).collect();
-            debug_assert_eq!(x16.len(), x.len() / cols * cols / 16);
-            XSums { x16, x32 }
         }
     }
 
@@ -191,6 +201,11 @@ pub mod gemv {
             return unsafe { rows_avx2(x, n, w, sums, r0, nr, c, ldc) };
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        if let Some(split) = &sums.split {
+            // SAFETY: as the caller promises; `split` is this x's (made for this type).
+            return unsafe { fixed::rows::<fixed::Simd128>(n, w, sums, split, r0, nr, c, ldc) };
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         return unsafe { rows_with::<lanes::Simd128>(x, n, w, sums, r0, nr, c, ldc) };
         #[allow(unreachable_code)]
         // SAFETY: as the caller promises.
@@ -207,6 +222,17 @@ pub mod gemv {
     pub unsafe fn rows_plain(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
         check(x, n, w, sums, r0, nr);
         unsafe { rows_with::<lanes::Plain>(x, n, w, sums, r0, nr, c, ldc) }
+    }
+
+    /// [`fixed::rows`] on plain lanes whatever the target (tests: the browser's formats and
+    /// fixed-point split, checked natively).
+    ///
+    /// # Safety
+    /// As for [`rows`].
+    #[cfg(test)]
+    pub unsafe fn rows_fixed_plain(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+        check(x, n, w, sums, r0, nr);
+        unsafe { fixed::rows::<fixed::Plain>(n, w, sums, &fixed::Split::new(x), r0, nr, c, ldc) }
     }
 
     fn check(x: &[f32], n: usize, w: &QTensor, sums: &XSums, r0: usize, nr: usize) {
@@ -345,6 +371,351 @@ pub mod gemv {
                 }
             }
             self.k = k + 1;
+        }
+    }
+
+    /// The browser's gemv for the 4-bit formats (Q4_0, Q4_1, Q4_K): integer dot products on
+    /// exact activations.
+    ///
+    /// WebAssembly has four float lanes and no half-precision conversion, so widening every
+    /// 4-bit code to a float (what [`rows`] does) costs more than the multiply-add itself. Here
+    /// each group of 32 activations becomes fixed point instead — `x = 2^e · (2^15 · hi + lo)`
+    /// with `hi`, `lo` 16-bit integers and `2^e` chosen so the group's largest value needs 29
+    /// bits — and the codes stay 16-bit integers: `i32x4.dot_i16x8_s` does eight
+    /// multiply-adds, exactly, per instruction. The split's rounding is at most
+    /// `2^-29 · max|x|` of the group, 32× finer than f32's own rounding of that value, so the
+    /// results keep f32 accuracy (this is not llama.cpp's 8-bit rounding of activations). A
+    /// group holding an infinity or NaN gives NaN.
+    ///
+    /// The codes are taken from each block as 16-bit lanes of byte pairs (no widening): lane i
+    /// of 16 bytes holds elements 2i and 2i + 1. So each group's activations are stored in the
+    /// same order: `[even of 0..16, odd of 0..16, even of 16..32, odd of 16..32]`.
+    ///
+    /// Measured in headless Chromium (SmolLM2's matrices, one token): the Q4_1 projections
+    /// 12.4 → 10.6 ms (1536 × 576, ×60), 4.5 → 3.7 (576 × 576, ×60); Q8_0 went the other way
+    /// (6.3 → 7.2 for the 49152 × 576 output matrix), so it stays on the float lanes. Two rows
+    /// at a time share each token's loads (one row alone: 20 % slower under node).
+    pub mod fixed {
+        use super::*;
+
+        /// Whether [`rows`] reads this type.
+        pub fn takes(ty: GgmlType) -> bool {
+            matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4K)
+        }
+
+        /// The element of a group stored at each place (see the module's notes).
+        const ELEMENT: [u8; 32] = {
+            let mut e = [0u8; 32];
+            let mut p = 0;
+            while p < 32 {
+                let (v, i) = (p / 8, p % 8);
+                e[p] = (16 * (v / 2) + 2 * i + v % 2) as u8;
+                p += 1;
+            }
+            e
+        };
+
+        /// Activations of n tokens in fixed point, per group of 32: `hi`, `lo` (n, cols) in
+        /// the stored order, `p2` (n, cols / 32) the groups' `2^e`.
+        pub struct Split {
+            hi: Vec<i16>,
+            lo: Vec<i16>,
+            p2: Vec<f32>,
+        }
+
+        impl Split {
+            pub fn new(x: &[f32]) -> Split {
+                assert!(x.len() % 32 == 0);
+                let mut s = Split { hi: vec![0; x.len()], lo: vec![0; x.len()], p2: vec![0.0; x.len() / 32] };
+                for (k, g) in x.chunks_exact(32).enumerate() {
+                    let amax = g.iter().fold(0.0f32, |a, v| if v.is_finite() { a.max(v.abs()) } else { f32::INFINITY });
+                    if !amax.is_finite() {
+                        s.p2[k] = f32::NAN;
+                        continue;
+                    }
+                    if amax == 0.0 {
+                        continue;
+                    }
+                    // amax / 2^e in [2^28, 2^29): every |x| / 2^e rounds to at most 2^29, so
+                    // hi = v >> 15 fits in 15 bits and the dot products in i32 (see `dot`).
+                    let e = ((amax as f64).to_bits() >> 52) as i32 - 1023 - 28;
+                    s.p2[k] = f64::from_bits(((1023 + e) as u64) << 52) as f32;
+                    let (hi, lo) = (&mut s.hi[32 * k..32 * k + 32], &mut s.lo[32 * k..32 * k + 32]);
+                    let mut put = |p: usize, v: i32| {
+                        hi[p] = (v >> 15) as i16;
+                        lo[p] = (v & 0x7fff) as i16;
+                    };
+                    // x · 2^-e is exact in f32 (a power of two) while 2^-e is a normal f32: every
+                    // group but those below 2^-99. Rounding half to even is one instruction.
+                    if e > -127 {
+                        let inv = f32::from_bits(((127 - e) as u32) << 23);
+                        for (p, &at) in ELEMENT.iter().enumerate() {
+                            put(p, (g[at as usize] * inv).round_ties_even() as i32);
+                        }
+                    } else {
+                        let inv = f64::from_bits(((1023 - e) as u64) << 52);
+                        for (p, &at) in ELEMENT.iter().enumerate() {
+                            put(p, (g[at as usize] as f64 * inv).round_ties_even() as i32);
+                        }
+                    }
+                }
+                s
+            }
+        }
+
+        /// Eight 16-bit lanes, and the float accumulator of one token's dot product.
+        pub trait Fixed: Copy {
+            type Acc: Copy;
+            fn zero() -> Self::Acc;
+            /// 16 bytes as eight little-endian 16-bit lanes.
+            ///
+            /// # Safety
+            /// `p .. p + 16` readable.
+            unsafe fn load(p: *const u8) -> Self;
+            fn and(self, mask: u16) -> Self;
+            /// Logical shift right.
+            fn shr(self, n: u32) -> Self;
+            /// `acc + scale · Σ codes · (2^15 · hi + lo)` over the 32 lanes, with hi and lo the
+            /// 32 16-bit values at `hp` and `lp` (loaded where they are used: fewer live
+            /// registers).
+            ///
+            /// # Safety
+            /// `hp .. hp + 64` and `lp .. lp + 64` readable.
+            unsafe fn dot(acc: Self::Acc, codes: [Self; 4], hp: *const u8, lp: *const u8, scale: f32) -> Self::Acc;
+            fn sum(acc: Self::Acc) -> f32;
+            /// The two halves at `p` (a block's scale and offset), widened.
+            ///
+            /// # Safety
+            /// `p .. p + 4` readable.
+            #[inline(always)]
+            unsafe fn two_halves(p: *const u8) -> (f32, f32) {
+                let b = unsafe { p.cast::<[u8; 4]>().read_unaligned() };
+                (quant::f16_to_f32(u16::from_le_bytes([b[0], b[1]])), quant::f16_to_f32(u16::from_le_bytes([b[2], b[3]])))
+            }
+        }
+
+        /// `c[t · ldc + j] = x[t] · w[r0 + j]`, as [`super::rows`], for `fixed::takes(w.ty)`;
+        /// `split` from [`Split::new`] of that x.
+        ///
+        /// # Safety
+        /// As for [`super::rows`].
+        #[allow(clippy::too_many_arguments)]
+        #[inline(always)]
+        pub unsafe fn rows<F: Fixed>(n: usize, w: &QTensor, sums: &XSums, split: &Split, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+            assert!(takes(w.ty) && (1..=GEMV_MAX_TOKENS).contains(&n) && r0 + nr <= w.rows);
+            assert!(split.hi.len() == n * w.cols && sums.x32.len() == n * w.cols / 32);
+            unsafe {
+                match n {
+                    1 => rows_n::<F, 1>(w, sums, split, r0, nr, c, ldc),
+                    2 => rows_n::<F, 2>(w, sums, split, r0, nr, c, ldc),
+                    _ => rows_n::<F, 3>(w, sums, split, r0, nr, c, ldc),
+                }
+            }
+        }
+
+        /// The formats, as constants of each kernel's loop.
+        const Q4_0: u8 = 0;
+        const Q4_1: u8 = 1;
+        const Q4_K: u8 = 2;
+
+        #[inline(always)]
+        unsafe fn rows_n<F: Fixed, const T: usize>(w: &QTensor, sums: &XSums, split: &Split, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+            unsafe {
+                match w.ty {
+                    GgmlType::Q4_0 => rows_fmt::<F, T, Q4_0>(w, sums, split, r0, nr, c, ldc),
+                    GgmlType::Q4_1 => rows_fmt::<F, T, Q4_1>(w, sums, split, r0, nr, c, ldc),
+                    GgmlType::Q4K => rows_fmt::<F, T, Q4_K>(w, sums, split, r0, nr, c, ldc),
+                    other => unreachable!("fixed::rows: {}", other.name()),
+                }
+            }
+        }
+
+        /// Two rows at a time (each token's activations are loaded once for both), the last
+        /// one alone when nr is odd.
+        #[inline(always)]
+        unsafe fn rows_fmt<F: Fixed, const T: usize, const FMT: u8>(w: &QTensor, sums: &XSums, split: &Split, r0: usize, nr: usize, c: *mut f32, ldc: usize) {
+            let mut j = 0;
+            while j < nr {
+                let r = if nr - j >= 2 { 2 } else { 1 };
+                let mut out = [[0.0f32; T]; 2];
+                unsafe {
+                    if r == 2 {
+                        out = row_block::<F, T, FMT, 2>(w, sums, split, r0 + j);
+                    } else {
+                        out[0] = row_block::<F, T, FMT, 1>(w, sums, split, r0 + j)[0];
+                    }
+                }
+                for (i, o) in out.iter().enumerate().take(r) {
+                    for (t, v) in o.iter().enumerate() {
+                        // SAFETY: t < n, j + i < nr: as the caller promises.
+                        unsafe { *c.add(t * ldc + j + i) = *v };
+                    }
+                }
+                j += r;
+            }
+        }
+
+        /// Group k of an encoded row: its 32 codes (in the stored order), scale and offset
+        /// (element e is `scale · code(e) + offset`).
+        ///
+        /// # Safety
+        /// `k` < the row's groups (the row a whole number of blocks of the format).
+        #[inline(always)]
+        unsafe fn group<F: Fixed, const FMT: u8>(row: &[u8], k: usize) -> ([F; 4], f32, f32) {
+            let half = |at: usize| quant::f16_to_f32(u16::from_le_bytes(unsafe { [*row.get_unchecked(at), *row.get_unchecked(at + 1)] }));
+            let p = row.as_ptr();
+            // SAFETY (each load): 16 bytes inside block k, as the caller promises.
+            unsafe {
+                match FMT {
+                    Q4_0 => {
+                        let (d, u) = (half(18 * k), F::load(p.add(18 * k + 2)));
+                        ([u.and(15), u.shr(8).and(15), u.shr(4).and(15), u.shr(12)], d, -8.0 * d)
+                    }
+                    Q4_1 => {
+                        let u = F::load(p.add(20 * k + 4));
+                        let (d, m) = F::two_halves(p.add(20 * k));
+                        ([u.and(15), u.shr(8).and(15), u.shr(4).and(15), u.shr(12)], d, m)
+                    }
+                    _ => {
+                        // Q4_K: 8 groups per 144-byte block; 32 bytes per 64 elements, the low
+                        // nibbles sub-block 2c, the high ones 2c + 1.
+                        let (b, sub) = (144 * (k / 8), k % 8);
+                        let q = b + 16 + 32 * (sub / 2);
+                        let (u, v) = (F::load(p.add(q)), F::load(p.add(q + 16)));
+                        let (sc, m) = quant::k4_scale_min(sub, row.get_unchecked(b + 4..b + 16));
+                        let (d, dmin) = F::two_halves(p.add(b));
+                        let codes = if sub % 2 == 0 { [u.and(15), u.shr(8).and(15), v.and(15), v.shr(8).and(15)] } else { [u.shr(4).and(15), u.shr(12), v.shr(4).and(15), v.shr(12)] };
+                        (codes, d * sc as f32, -(dmin * m as f32))
+                    }
+                }
+            }
+        }
+
+        /// Rows `r .. r + R` dotted with the T tokens. Not inlined: V8 allocates registers per
+        /// function, and this loop alone spills far less than inside the whole dispatch.
+        #[inline(never)]
+        unsafe fn row_block<F: Fixed, const T: usize, const FMT: u8, const R: usize>(w: &QTensor, sums: &XSums, split: &Split, r: usize) -> [[f32; T]; R] {
+            let (rb, data, groups) = (w.row_bytes(), w.data(), w.cols / 32);
+            assert!(r + R <= w.rows && split.hi.len() >= T * w.cols && split.p2.len() >= T * groups && sums.x32.len() >= T * groups);
+            let rows: [&[u8]; R] = std::array::from_fn(|i| &data[(r + i) * rb..(r + i + 1) * rb]);
+            let mut acc = [[F::zero(); T]; R];
+            let mut off = [[0.0f32; T]; R];
+            for k in 0..groups {
+                // SAFETY: k < groups (the rows are whole blocks: QTensor checked its size).
+                let g: [([F; 4], f32, f32); R] = std::array::from_fn(|i| unsafe { group::<F, FMT>(rows[i], k) });
+                for t in 0..T {
+                    // SAFETY: group k < groups of token t < T, in hi, lo, p2 and x32 (asserted).
+                    unsafe {
+                        let at = (t * groups + k) * 32;
+                        let (hp, lp) = (split.hi.as_ptr().add(at) as *const u8, split.lo.as_ptr().add(at) as *const u8);
+                        let (p2, x32) = (*split.p2.get_unchecked(t * groups + k), *sums.x32.get_unchecked(t * groups + k));
+                        for i in 0..R {
+                            acc[i][t] = F::dot(acc[i][t], g[i].0, hp, lp, g[i].1 * p2);
+                            off[i][t] += g[i].2 * x32;
+                        }
+                    }
+                }
+            }
+            std::array::from_fn(|i| std::array::from_fn(|t| F::sum(acc[i][t]) + off[i][t]))
+        }
+
+        /// Plain lanes: the portable path, and the tests' check of the format decoding natively.
+        #[derive(Clone, Copy)]
+        pub struct Plain([u16; 8]);
+        impl Fixed for Plain {
+            type Acc = f64;
+            #[inline(always)]
+            fn zero() -> f64 {
+                0.0
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const u8) -> Self {
+                let b = unsafe { p.cast::<[u8; 16]>().read_unaligned() };
+                Plain(std::array::from_fn(|i| u16::from_le_bytes([b[2 * i], b[2 * i + 1]])))
+            }
+            #[inline(always)]
+            fn and(self, mask: u16) -> Self {
+                Plain(self.0.map(|v| v & mask))
+            }
+            #[inline(always)]
+            fn shr(self, n: u32) -> Self {
+                Plain(self.0.map(|v| v >> n))
+            }
+            #[inline(always)]
+            unsafe fn dot(acc: f64, codes: [Self; 4], hp: *const u8, lp: *const u8, scale: f32) -> f64 {
+                let (hi, lo): ([Self; 4], [Self; 4]) = unsafe { (std::array::from_fn(|v| Self::load(hp.add(16 * v))), std::array::from_fn(|v| Self::load(lp.add(16 * v)))) };
+                let (mut h, mut l) = (0i64, 0i64);
+                for v in 0..4 {
+                    for i in 0..8 {
+                        let c = codes[v].0[i] as i16 as i64;
+                        h += c * hi[v].0[i] as i16 as i64;
+                        l += c * lo[v].0[i] as i16 as i64;
+                    }
+                }
+                acc + scale as f64 * (h as f64 * 32768.0 + l as f64)
+            }
+            #[inline(always)]
+            fn sum(acc: f64) -> f32 {
+                acc as f32
+            }
+        }
+
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        pub use simd128::Simd128;
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        mod simd128 {
+            use super::Fixed;
+            use core::arch::wasm32::*;
+
+            /// One SIMD128 vector of eight 16-bit lanes; the accumulator is four float lanes.
+            #[derive(Clone, Copy)]
+            pub struct Simd128(v128);
+            impl Fixed for Simd128 {
+                type Acc = v128;
+                #[inline(always)]
+                fn zero() -> v128 {
+                    f32x4_splat(0.0)
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const u8) -> Self {
+                    Simd128(unsafe { v128_load(p as *const v128) })
+                }
+                #[inline(always)]
+                fn and(self, mask: u16) -> Self {
+                    Simd128(v128_and(self.0, u16x8_splat(mask)))
+                }
+                #[inline(always)]
+                fn shr(self, n: u32) -> Self {
+                    Simd128(u16x8_shr(self.0, n))
+                }
+                /// Eight `i32x4.dot_i16x8_s` (exact: codes < 16, |hi| ≤ 2^14, lo < 2^15, so each
+                /// lane's sum stays below 2^22), two conversions, two multiply-adds.
+                #[inline(always)]
+                unsafe fn dot(acc: v128, c: [Self; 4], hp: *const u8, lp: *const u8, scale: f32) -> v128 {
+                    let d = |a: Self, p: *const u8, v: usize| i32x4_dot_i16x8(a.0, unsafe { v128_load(p.add(16 * v) as *const v128) });
+                    let h = i32x4_add(i32x4_add(d(c[0], hp, 0), d(c[1], hp, 1)), i32x4_add(d(c[2], hp, 2), d(c[3], hp, 3)));
+                    let l = i32x4_add(i32x4_add(d(c[0], lp, 0), d(c[1], lp, 1)), i32x4_add(d(c[2], lp, 2), d(c[3], lp, 3)));
+                    let (h, l) = (f32x4_convert_i32x4(h), f32x4_convert_i32x4(l));
+                    #[cfg(target_feature = "relaxed-simd")]
+                    return f32x4_relaxed_madd(f32x4_splat(scale), f32x4_relaxed_madd(h, f32x4_splat(32768.0), l), acc);
+                    #[cfg(not(target_feature = "relaxed-simd"))]
+                    return f32x4_add(f32x4_mul(f32x4_splat(scale), f32x4_add(f32x4_mul(h, f32x4_splat(32768.0)), l)), acc);
+                }
+                #[inline(always)]
+                fn sum(acc: v128) -> f32 {
+                    (f32x4_extract_lane::<0>(acc) + f32x4_extract_lane::<2>(acc)) + (f32x4_extract_lane::<1>(acc) + f32x4_extract_lane::<3>(acc))
+                }
+                /// Both at once in four lanes (f16_to_f32's steps, lane-wise).
+                #[inline(always)]
+                unsafe fn two_halves(p: *const u8) -> (f32, f32) {
+                    let h = u32x4_extend_low_u16x8(unsafe { v128_load32_zero(p as *const u32) });
+                    let scaled = f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7fff)), 13), f32x4_splat(f32::from_bits(0x7780_0000)));
+                    let special = u32x4_eq(v128_and(h, u32x4_splat(0x7c00)), u32x4_splat(0x7c00));
+                    let magnitude = v128_or(scaled, v128_and(special, u32x4_splat(0x7f80_0000)));
+                    let v = v128_or(magnitude, i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16));
+                    (f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v))
+                }
+            }
         }
     }
 
@@ -1150,11 +1521,17 @@ pub(crate) mod tests {
                         let mut plain = vec![f32::NAN; n * rows];
                         // SAFETY: plain is (n, rows), written at stride rows.
                         unsafe { gemv::rows_plain(&x, n, &w, &gemv::XSums::new(&x, cols, ty), 0, rows, plain.as_mut_ptr(), rows) };
+                        // The browser's fixed-point path where it applies (else the plain lanes again).
+                        let mut fixed = plain.clone();
+                        if gemv::fixed::takes(ty) {
+                            // SAFETY: as above.
+                            unsafe { gemv::rows_fixed_plain(&x, n, &w, &gemv::XSums::new(&x, cols, ty), 0, rows, fixed.as_mut_ptr(), rows) };
+                        }
                         for t in 0..n {
                             for r in 0..rows {
                                 let terms = (0..cols).map(|c| x[t * cols + c] as f64 * wf[r * cols + c] as f64);
                                 let (want, scale): (f64, f64) = terms.fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
-                                for (path, v) in [("matmul_qt", got[t * rows + r]), ("plain lanes", plain[t * rows + r])] {
+                                for (path, v) in [("matmul_qt", got[t * rows + r]), ("plain lanes", plain[t * rows + r]), ("fixed point", fixed[t * rows + r])] {
                                     let e = (v as f64 - want).abs();
                                     assert!(e <= 1e-5 * scale + 1e-30, "{} {rows}×{cols} n={n} [{t},{r}] {path}: {v} vs {want} (scale {scale})", ty.name());
                                 }
@@ -1169,6 +1546,51 @@ pub(crate) mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The browser's fixed-point split on the activations that stress it: a zero group, one
+    /// value far above the rest (the small ones fall below the group's resolution but not below
+    /// f32's share of the sum), largest values just under and at a power of two (the rounding
+    /// must not carry past 29 bits), huge and subnormal groups; every bound as in the test
+    /// above. A group holding an infinity or NaN makes every dot product NaN.
+    #[test]
+    fn fixed_point_split_keeps_f32_accuracy() {
+        let cols = 256;
+        let base = values(cols, 5);
+        let patterns: [(&str, Box<dyn Fn(usize) -> f32>); 7] = [
+            ("zero group", Box::new(|i| if i < 32 { 0.0 } else { base[i] })),
+            ("one large value", Box::new(|i| if i % 32 == 3 { 1e6 } else { base[i] * 1e-6 })),
+            ("just under a power of two", Box::new(|i| if i % 32 == 0 { f32::from_bits(0x3fff_ffff) } else { -base[i] })),
+            ("a power of two", Box::new(|i| if i % 32 == 7 { -4.0 } else { base[i] * 4.0 })),
+            ("huge", Box::new(|i| base[i] * 1e36)),
+            ("tiny", Box::new(|i| base[i] * 1e-36)),
+            ("subnormal", Box::new(|i| base[i] * 1e-42)),
+        ];
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4K] {
+            assert!(gemv::fixed::takes(ty));
+            let rows = 5;
+            let w = weights(ty, rows, cols, 11);
+            let wf = w.to_f32();
+            for (name, f) in &patterns {
+                let x: Vec<f32> = (0..cols).map(f).collect();
+                let mut got = vec![f32::NAN; rows];
+                // SAFETY: got is (1, rows).
+                unsafe { gemv::rows_fixed_plain(&x, 1, &w, &gemv::XSums::new(&x, cols, ty), 0, rows, got.as_mut_ptr(), rows) };
+                for r in 0..rows {
+                    let terms = (0..cols).map(|c| x[c] as f64 * wf[r * cols + c] as f64);
+                    let (want, scale): (f64, f64) = terms.fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+                    assert!((got[r] as f64 - want).abs() <= 1e-5 * scale + 1e-30, "{} {name} row {r}: {} vs {want} (scale {scale})", ty.name(), got[r]);
+                }
+            }
+            for bad in [f32::INFINITY, f32::NAN] {
+                let mut x = base.clone();
+                x[40] = bad;
+                let mut got = vec![0.0; rows];
+                // SAFETY: as above.
+                unsafe { gemv::rows_fixed_plain(&x, 1, &w, &gemv::XSums::new(&x, cols, ty), 0, rows, got.as_mut_ptr(), rows) };
+                assert!(got.iter().all(|v| v.is_nan()), "{} with {bad}: {got:?}", ty.name());
             }
         }
     }
