@@ -34,6 +34,18 @@ impl LensView {
     }
 }
 
+/// An export with the lens added, once computed: the schema of `attnlab lens --json` under
+/// "lens" (the page's and the widget's `exportJson()`).
+pub fn with_lens(json: String, lens: Option<&LensView>) -> String {
+    match (lens, serde_json::from_str::<serde_json::Value>(&json)) {
+        (Some(lv), Ok(mut v)) => {
+            v["lens"] = serde_json::to_value(&lv.lens).unwrap_or_default();
+            v.to_string()
+        }
+        _ => json,
+    }
+}
+
 /// Colour of a probability (light to dark blue; text turns white on dark cells).
 fn cell_colour(p: f32) -> String {
     let t = p.clamp(0.0, 1.0).sqrt();
@@ -50,18 +62,26 @@ fn short(s: &str) -> String {
 #[component]
 pub fn LensPanel() -> impl IntoView {
     let p = expect_context::<super::state::Page>();
-    // The column whose line is drawn (default: the last).
-    let chosen = RwSignal::new(None::<usize>);
-    let hover = RwSignal::new(None::<(usize, usize)>);
+    let empty = Signal::derive(move || if p.run.with(|r| r.is_some()) { "Run a text to see what each layer predicts." } else { "Run a text first." });
     view! {
         <div class="panel lens" class:hidden=move || p.view.get() != super::View::Lens>
             <p class="muted">"Each layer adds to a vector for every token (the residual stream). Reading that vector through the model's last step — its final norm and its vocabulary — after each layer shows what the model would predict if it stopped there (the “logit lens”). Rows are layers, columns the tokens read; each cell is the likeliest next token at that layer, darker when surer."</p>
-            {move || match (p.lens.get(), p.lens_running.get()) {
-                (_, true) => view! { <p class="muted" role="status">"Reading every layer through the vocabulary…"</p> }.into_any(),
-                (None, false) => view! { <p class="muted">{move || if p.run.with(|r| r.is_some()) { "Run a text to see what each layer predicts." } else { "Run a text first." }}</p> }.into_any(),
-                (Some(lv), false) => grid(lv, chosen, hover).into_any(),
-            }}
+            <LensFigure lens=p.lens running=p.lens_running empty=empty/>
         </div>
+    }
+}
+
+/// The lens figure — grid, hover, the chosen column's line and finding — for the page's tab
+/// and `<attn-lab view="lens">`: `empty` is what shows before there is a lens.
+#[component]
+pub fn LensFigure(#[prop(into)] lens: Signal<Option<LensView>>, #[prop(into)] running: Signal<bool>, #[prop(into)] empty: Signal<&'static str>) -> impl IntoView {
+    // The column whose line is drawn (default: the last).
+    let chosen = RwSignal::new(None::<usize>);
+    let hover = RwSignal::new(None::<(usize, usize)>);
+    move || match (lens.get(), running.get()) {
+        (_, true) => view! { <p class="muted" role="status">"Reading every layer through the vocabulary…"</p> }.into_any(),
+        (None, false) => view! { <p class="muted">{move || empty.get()}</p> }.into_any(),
+        (Some(lv), false) => grid(lv, chosen, hover).into_any(),
     }
 }
 

@@ -345,8 +345,14 @@ fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>
             p.append(key, &v);
         }
     }
+    // Only when it changes: the effect that calls this runs on every streamed token, and each
+    // replaceState costs the browser ~5 ms (the main thread then competes with the worker).
+    let search = String::from(p.to_string());
+    if w.location().search().ok().as_deref().map(|s| s.strip_prefix('?').unwrap_or(s)) == Some(search.as_str()) {
+        return;
+    }
     let path = w.location().pathname().unwrap_or_default();
-    let _ = w.history().and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}?{}", String::from(p.to_string())))));
+    let _ = w.history().and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&format!("{path}?{search}"))));
 }
 
 fn set_root_data(key: &str, value: &str) {

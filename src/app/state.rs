@@ -558,14 +558,7 @@ impl Page {
     pub fn export(self) -> Option<String> {
         let json = self.run.get_untracked().map(|r| super::export_json(&r, self.rows.get_untracked().as_ref(), self.layer.get_untracked(), self.head.get_untracked()))?;
         let json = super::generate::with_generation(json, self.generation.get_untracked().as_ref());
-        // The lens, once computed: the schema of `attnlab lens --json` under "lens".
-        Some(match (self.lens.get_untracked(), serde_json::from_str::<serde_json::Value>(&json)) {
-            (Some(lv), Ok(mut v)) => {
-                v["lens"] = serde_json::to_value(&lv.lens).unwrap_or_default();
-                v.to_string()
-            }
-            _ => json,
-        })
+        Some(super::lens::with_lens(json, self.lens.get_untracked().as_ref()))
     }
 
     fn on_response(self, id: u64, r: Response) {

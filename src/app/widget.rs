@@ -67,6 +67,9 @@ struct W {
     map: RwSignal<Option<HeadMap>>,
     rows: RwSignal<Option<Vec<Vec<f32>>>>,
     thumbs: RwSignal<Option<Vec<HeadMap>>>,
+    /// `view="lens"`: the logit lens of the run, asked for once the run is in.
+    lens: RwSignal<Option<super::lens::LensView>>,
+    lens_running: RwSignal<bool>,
     outcome: RwSignal<Option<Outcome>>,
     exp_progress: RwSignal<Option<(f64, f64)>>,
     error: RwSignal<Option<String>>,
@@ -106,7 +109,7 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
 }
 
 /// The views a widget draws (`view=` attribute; empty or absent: `head`).
-pub const WIDGET_VIEWS: [View; 6] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens, View::Generate];
+pub const WIDGET_VIEWS: [View; 7] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens, View::Generate, View::Lens];
 
 /// The `view` attribute, or the words for one the widget does not draw.
 fn parse_view(s: &str) -> Result<View, String> {
@@ -321,10 +324,13 @@ impl WidgetHandle {
                 let n = run.report.ids.len();
                 w.query.set(Some(w.query_attr.get_untracked().map(|q| q.min(n.saturating_sub(1))).unwrap_or(n.saturating_sub(1))));
                 w.thumbs.set(None);
+                w.lens.set(None);
                 w.run.set(Some(run));
                 w.poster.set(false);
                 if w.view.get_untracked() == View::Model {
                     self.request_thumbs();
+                } else if w.view.get_untracked() == View::Lens {
+                    self.request_lens();
                 } else if !w.map_view().is_plain() {
                     // The run's map is the model's own; the view (sink hidden, a what-if) needs another.
                     self.redraw_head();
@@ -343,6 +349,11 @@ impl WidgetHandle {
                 w.thumbs.set(Some(thumbs));
                 w.phase.set(Phase::Done);
             }
+            Response::Lens { lens, vocab } => {
+                w.lens_running.set(false);
+                w.lens.set(Some(super::lens::LensView { lens: *lens, vocab: vocab.into_iter().collect() }));
+                w.phase.set(Phase::Done);
+            }
             // The worker dropped this widget's capture (many widgets, long texts): run again.
             Response::Error { phase, .. } if phase == "map" || phase == "thumbnails" => self.send_run(),
             Response::Error { phase, message } => {
@@ -359,6 +370,17 @@ impl WidgetHandle {
             }
             _ => {}
         }
+    }
+
+    /// The logit lens of the widget's run (the worker keeps the run's pass).
+    fn request_lens(&self) {
+        let w = self.w;
+        let Some(engine) = self.engine() else { return };
+        w.phase.set(Phase::Running);
+        w.lens_running.set(true);
+        let me = self.clone_ref();
+        let id = engine.request(Request::Lens { slot: w.slot }, move |r| me.on_response(r));
+        w.latest.set_value(id);
     }
 
     fn request_thumbs(&self) {
@@ -561,6 +583,9 @@ impl WidgetHandle {
                 if v == View::Model && w.thumbs.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
                     self.request_thumbs();
                 }
+                if v == View::Lens && w.lens.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
+                    self.request_lens();
+                }
                 if v == View::Position && w.outcome.get_untracked().is_none() {
                     self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base));
                 }
@@ -602,7 +627,8 @@ impl WidgetHandle {
     pub fn export_json(&self) -> Option<String> {
         let w = self.w;
         let run = w.run.get_untracked()?;
-        Some(super::generate::with_generation(export_json(&run, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked()), w.generation.get_untracked().as_ref()))
+        let json = super::generate::with_generation(export_json(&run, w.rows.get_untracked().as_ref(), w.layer.get_untracked(), w.head.get_untracked()), w.generation.get_untracked().as_ref());
+        Some(super::lens::with_lens(json, w.lens.get_untracked().as_ref()))
     }
 }
 
@@ -647,6 +673,8 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         map: RwSignal::new(None),
         rows: RwSignal::new(None),
         thumbs: RwSignal::new(None),
+        lens: RwSignal::new(None),
+        lens_running: RwSignal::new(false),
         outcome: RwSignal::new(None),
         exp_progress: RwSignal::new(None),
         error: RwSignal::new(None),
@@ -790,7 +818,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             View::Lab => "Attention from scratch on a toy vocabulary.".to_string(),
             View::Patterns => "Every head scored by pattern.".to_string(),
             View::Cost => "The cost of attention against n.".to_string(),
-            View::Lens => "What each layer would predict.".to_string(),
+            View::Lens => format!("What {model_name} would predict if it stopped after each layer: every layer's output read through its final norm and vocabulary (the “logit lens”). Rows are layers, columns the tokens; each cell is the likeliest next token, darker when surer."),
             View::Generate => format!("{model_name} continues the text one token at a time: each step computes one new query, key and value per head and reuses the keys and values it cached for the earlier tokens. The map grows a row per token."),
         }
     };
@@ -855,6 +883,11 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                     per_layer=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.sink_per_layer.clone()).unwrap_or_default()))
                     baseline=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
                     on_open=open_head/>
+            })}
+            {move || (w.view.get() == View::Lens).then(|| view! {
+                <div class="lens">
+                    <super::lens::LensFigure lens=w.lens running=w.lens_running empty=Signal::derive(move || if w.poster.get() { "This figure is static: press Run live to read every layer." } else { "Run the text to see what each layer predicts." })/>
+                </div>
             })}
             {move || (w.view.get() == View::Position).then(|| view! {
                 <LostInTheMiddle
