@@ -5,7 +5,7 @@
 // and be used from other origins. A classic script loads even from a host that sends no CORS
 // headers, so a blocked load of the rest can be explained in the widget's box.
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
-// position|tokens|generate|lens), controls (none|compact|full), loading (lazy|eager), model-src,
+// position|tokens|generate|lens|lab), controls (none|compact|full), loading (lazy|eager), model-src,
 // result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps),
 // palette (blues|viridis: the colours),
 // sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope), backend

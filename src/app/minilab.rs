@@ -66,9 +66,11 @@ fn Weights(name: &'static str, lab: RwSignal<Lab>, pick: fn(&mut Lab) -> &mut Ma
     }
 }
 
+/// The whole lab: in the playground's tab (with a button to the same steps on the real model)
+/// and in `<attn-lab view="lab">` (no model at all).
 #[component]
 pub fn MiniLab() -> impl IntoView {
-    let p = expect_context::<Page>();
+    let page = use_context::<Page>();
     let lab = RwSignal::new(Lab::new(1));
     let tokens = RwSignal::new(vec![0usize, 1, 3, 4, 5]); // the cat sat on mat
     let mask = RwSignal::new(Mask::Causal);
@@ -92,7 +94,7 @@ pub fn MiniLab() -> impl IntoView {
                     <option value="none" selected=move || mask.get() == Mask::None>"none"</option>
                 </select></label>
                 <label><input type="checkbox" prop:checked=move || heads.get() == 2 on:change=move |ev| heads.set(if event_target_checked(&ev) { 2 } else { 1 })/>" 2 heads × 4 dims"</label>
-                <button class="to-real-model" on:click=move |_| { p.view.set(View::Head); if p.run.with_untracked(|r| r.is_none()) { p.start_run() } else { p.request_head(None) } }>"The same steps on the real model →"</button>
+                {page.map(|p| view! { <button class="to-real-model" on:click=move |_| { p.view.set(View::Head); if p.run.with_untracked(|r| r.is_none()) { p.start_run() } else { p.request_head(None) } }>"The same steps on the real model →"</button> })}
             </div>
             {move || {
                 let s = steps.get();

@@ -109,7 +109,7 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
 }
 
 /// The views a widget draws (`view=` attribute; empty or absent: `head`).
-pub const WIDGET_VIEWS: [View; 7] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens, View::Generate, View::Lens];
+pub const WIDGET_VIEWS: [View; 8] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens, View::Generate, View::Lens, View::Lab];
 
 /// The `view` attribute, or the words for one the widget does not draw.
 fn parse_view(s: &str) -> Result<View, String> {
@@ -215,7 +215,8 @@ impl WidgetHandle {
     /// Runs the widget's text live (loading the model first when needed).
     fn go_live(&self) {
         let w = self.w;
-        if w.view.get_untracked() == View::Position {
+        // Lost in the middle starts from its own button; the lab needs no model.
+        if matches!(w.view.get_untracked(), View::Position | View::Lab) {
             return;
         }
         let Some(engine) = self.engine() else { return };
@@ -589,6 +590,9 @@ impl WidgetHandle {
                 if v == View::Position && w.outcome.get_untracked().is_none() {
                     self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base));
                 }
+                if v == View::Lab && matches!(w.phase.get_untracked(), Phase::Idle) {
+                    w.phase.set(Phase::Done);
+                }
             }
             "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
             "gen" | "temperature" | "top-k" | "top_k" | "top-p" | "top_p" | "seed" | "chat" => {
@@ -737,6 +741,9 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     } else if w.view.get_untracked() == View::Position {
         let url = attr(&host, "result-src").map(|s| resolve(&s, &super::engine::page_base())).unwrap_or_else(|| format!("{}{SHIPPED_POSITION}", handle.base));
         handle.load_outcome(url);
+    } else if w.view.get_untracked() == View::Lab {
+        // Computed on the page's thread from the toy vocabulary: drawn at once, nothing to load.
+        w.phase.set(Phase::Done);
     }
     // Live figures start from embed.js: lazy ones when scrolled near, eager ones a moment after
     // mounting (see there).
@@ -815,7 +822,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             View::Sinks => "Share of each head's attention that lands on the first token (the attention sink), against an even spread.".to_string(),
             View::Tokens => "The text as the model reads it: one box per token; shading shows where the chosen token looks.".to_string(),
             View::Position => "Lost in the middle: how well the model recalls an answer depending on where it sits in the prompt.".to_string(),
-            View::Lab => "Attention from scratch on a toy vocabulary.".to_string(),
+            View::Lab => "Attention from scratch: five words of a toy vocabulary, each step of the formula softmax(QKᵀ ÷ √d)·V as a small matrix (hover a cell for its value). Change a word, re-roll the weights or switch the mask and everything updates.".to_string(),
             View::Patterns => "Every head scored by pattern.".to_string(),
             View::Cost => "The cost of attention against n.".to_string(),
             View::Lens => format!("What {model_name} would predict if it stopped after each layer: every layer's output read through its final norm and vocabulary (the “logit lens”). Rows are layers, columns the tokens; each cell is the likeliest next token, darker when surer."),
@@ -839,7 +846,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                 {(w.controls.get() != Controls::None).then(|| view! { <div class="aw-controls"><super::generate::GenerateControls/></div> })}
                 <super::generate::GenerationPanel/>
             })}
-            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate)).then(|| {
+            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab)).then(|| {
                 view! {
                     <div class="aw-controls">
                         {(w.controls.get() == Controls::Full).then(|| view! {
@@ -884,6 +891,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                     baseline=Signal::derive(move || w.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
                     on_open=open_head/>
             })}
+            {move || (w.view.get() == View::Lab).then(|| view! { <super::minilab::MiniLab/> })}
             {move || (w.view.get() == View::Lens).then(|| view! {
                 <div class="lens">
                     <super::lens::LensFigure lens=w.lens running=w.lens_running empty=Signal::derive(move || if w.poster.get() { "This figure is static: press Run live to read every layer." } else { "Run the text to see what each layer predicts." })/>

@@ -419,7 +419,56 @@ pub fn for_each_group<C: Codes>(ty: GgmlType, row: &[u8], halves: impl Fn(&[u8; 
 /// Quantizers (ggml's reference `quantize_row_*_ref`), used to write test models.
 #[cfg(any(test, feature = "test-support"))]
 pub mod quantize {
-    use super::{f32_to_f16, QK};
+    use super::{f32_to_f16, GgmlType, QTensor, QK};
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    pub fn random_values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Weights of type `ty`, (rows, cols): the quantizers where the crate has them, else random
+    /// blocks (every bit pattern of the codes) with sane f16 scales of both signs.
+    pub fn random_matrix(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> QTensor {
+        let w = random_values(rows * cols, seed);
+        let data = match ty {
+            GgmlType::Q4_0 => q4_0(&w),
+            GgmlType::Q4_1 => q4_1(&w),
+            GgmlType::Q8_0 => q8_0(&w),
+            GgmlType::F16 => f16_bytes(&w),
+            GgmlType::F32 => f32_bytes(&w),
+            _ => {
+                let (block, size) = ty.block_geometry();
+                let (block, size) = (block as usize, size as usize);
+                // Where each block keeps its f16 scales (Q5_0: d; Q4_K: d, dmin; Q6_K: d).
+                let halves: &[usize] = match ty {
+                    GgmlType::Q5_0 => &[0],
+                    GgmlType::Q4K => &[0, 2],
+                    _ => &[208],
+                };
+                let mut s = seed;
+                let mut data: Vec<u8> = (0..rows * cols / block * size)
+                    .map(|_| {
+                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        (s >> 56) as u8
+                    })
+                    .collect();
+                for (b, block) in data.chunks_exact_mut(size).enumerate() {
+                    for (k, &at) in halves.iter().enumerate() {
+                        let v = 0.002 * ((b % 7) as f32 - 3.0 + 0.5 * k as f32) / (1 + k) as f32;
+                        block[at..at + 2].copy_from_slice(&super::f32_to_f16(v).to_le_bytes());
+                    }
+                }
+                data
+            }
+        };
+        QTensor::new("w", ty, rows, cols, data).unwrap()
+    }
 
     pub fn q8_0(x: &[f32]) -> Vec<u8> {
         let mut out = Vec::with_capacity(x.len() / QK * 34);

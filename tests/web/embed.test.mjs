@@ -27,8 +27,12 @@ const whatIfWidget = (base) => `<!doctype html><html><head><meta charset="utf-8"
 <attn-lab id="w" text="${TEXT0}" layer="3" head="4" loading="eager" controls="none" scale="log" sink="hide" whatif="unmasked"></attn-lab>
 </body></html>`;
 
+const labWidget = (base) => `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>lab</title>
+<script type="module" src="${base}embed.js"></script></head><body>
+<attn-lab id="lab" view="lab" loading="eager"></attn-lab>
+</body></html>`;
 const srv = await serve(new URL('../../dist', import.meta.url).pathname, {
-  pages: { '/test-two.html': twoWidgets('/'), '/test-poster.html': posterOnly('/'), '/test-whatif.html': whatIfWidget('/') },
+  pages: { '/test-two.html': twoWidgets('/'), '/test-poster.html': posterOnly('/'), '/test-whatif.html': whatIfWidget('/'), '/test-lab.html': labWidget('/') },
 });
 test.after(() => srv.close());
 
@@ -229,6 +233,39 @@ test('a widget with scale, sink and whatif attributes draws the view, exports th
     // Switching the what-if off by attribute redraws the causal map.
     await page.evaluate(() => document.getElementById('w').removeAttribute('whatif'));
     await until(page, 'w', ['done']);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('<attn-lab view="lab">: attention from scratch in a course page, no model downloaded', async () => {
+  const modelRequests = srv.count(MODEL);
+  const { browser, page, errors } = await open(srv.url + 'test-lab.html', { width: 375, height: 800 });
+  try {
+    assert.equal(await until(page, 'lab', ['done', 'error'], 60_000), 'done');
+    // X, Q, K, V, then QKᵀ, ÷√d, mask, softmax, ·V: nine matrices, each row of the softmax sums to 1.
+    assert.equal(await page.locator('#lab .mat-row').first().locator('.mat').count(), 4);
+    const softmaxRows = async () => page.evaluate(() => {
+      const fig = [...document.getElementById('lab').shadowRoot.querySelectorAll('.mat')].find((f) => f.querySelector('figcaption')?.textContent.includes('each row sums to 1'));
+      return [...fig.querySelectorAll('tbody tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => Number(td.textContent)));
+    });
+    const before = await softmaxRows();
+    assert.equal(before.length, 5);
+    for (const row of before) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 0.03, `a softmax row sums to ${row}`);
+    // Causal: nothing above the diagonal.
+    before.forEach((row, i) => row.slice(i + 1).forEach((v) => assert.equal(v, 0)));
+    // The buggy mask (0 instead of −∞) leaks weight onto later words, and says so.
+    await page.selectOption('#lab select[aria-label=mask]', 'zero');
+    const leaked = await softmaxRows();
+    assert.ok(leaked[0].slice(1).some((v) => v > 0), 'the first word now reads later ones');
+    assert.match(await page.locator('#lab .notice').textContent(), /e⁰ = 1/);
+    // A new word changes the numbers at once.
+    await page.selectOption('#lab select[aria-label="word 2"]', { index: 7 });
+    assert.notDeepEqual(await softmaxRows(), leaked);
+    // No model for this view: nothing but the site's scripts was fetched.
+    assert.equal(srv.count(MODEL), modelRequests, 'the model file was not requested');
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll at 375 px');
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

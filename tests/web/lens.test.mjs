@@ -17,6 +17,14 @@ const lensWidget = `<!doctype html><html><head><meta charset="utf-8"><title>lens
 const srv = await serve(new URL('../../dist', import.meta.url).pathname, { pages: { '/test-lens.html': lensWidget } });
 test.after(() => srv.close());
 const exported = async (page) => JSON.parse(await page.evaluate(() => window.attnlab.exportJson()));
+// An exported lens against transformers' case: ids, final answers, p of the answer per layer.
+function sameAsTransformers(lens, c) {
+  assert.deepEqual(lens.ids, c.ids);
+  assert.deepEqual(lens.final_argmax, c.final_argmax);
+  let worst = 0;
+  c.layers.forEach((layer, l) => layer.p_final_top1.forEach((p, i) => { worst = Math.max(worst, Math.abs(lens.layers[l].p_final_top1[i] - p)); }));
+  assert.ok(worst <= 1e-3, `p of the final answer differs by ${worst}`);
+}
 
 test('the logit lens tab: transformers\' numbers, hover, a chosen column, the URL, the export, a new text', async () => {
   const c = ref.cases[0];
@@ -29,11 +37,7 @@ test('the logit lens tab: transformers\' numbers, hover, a chosen column, the UR
     const cells = c.layers.length * c.ids.length;
     await page.waitForFunction((n) => document.querySelectorAll('.lens-cell').length === n, cells, { timeout: 300_000 });
     const result = await exported(page);
-    assert.deepEqual(result.lens.ids, c.ids);
-    assert.deepEqual(result.lens.final_argmax, c.final_argmax);
-    let worst = 0;
-    c.layers.forEach((layer, l) => layer.p_final_top1.forEach((p, i) => { worst = Math.max(worst, Math.abs(result.lens.layers[l].p_final_top1[i] - p)); }));
-    assert.ok(worst <= 1e-3, `p of the final answer differs by ${worst}`);
+    sameAsTransformers(result.lens, c);
     // The last layer's cell of the last column names the model's answer.
     const answer = await page.textContent(`.lens-cell[data-layer="${c.layers.length - 1}"][data-col="${c.ids.length - 1}"] text`);
     assert.ok(answer.length > 0);
@@ -72,11 +76,7 @@ test('<attn-lab view="lens">: the same grid in a course page, transformers\' num
     assert.equal(await page.locator('#l .lens-cell').count(), cells);
     assert.equal(await page.evaluate(() => document.getElementById('l').shadowRoot.querySelector('[data-view]').dataset.view), 'lens');
     const result = JSON.parse(await page.evaluate(() => document.getElementById('l').exportJson()));
-    assert.deepEqual(result.lens.ids, c.ids);
-    assert.deepEqual(result.lens.final_argmax, c.final_argmax);
-    let worst = 0;
-    c.layers.forEach((layer, l) => layer.p_final_top1.forEach((p, i) => { worst = Math.max(worst, Math.abs(result.lens.layers[l].p_final_top1[i] - p)); }));
-    assert.ok(worst <= 1e-3, `p of the final answer differs by ${worst}`);
+    sameAsTransformers(result.lens, c);
     // Hover and click work inside the shadow root as in the page.
     await page.hover('#l .lens-cell[data-layer="10"][data-col="3"]');
     assert.match(await page.locator('#l .lens-tip').textContent(), /^Layer 10, after “.*”: (“.*” 0\.\d{3}(, )?){5}/s);

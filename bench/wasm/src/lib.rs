@@ -4,38 +4,9 @@
 //! run the real decoder on a GGUF, one step per call. Driven by `node.mjs` and `chromium.mjs`.
 use attnlab::backends::cpu::{ops, panel};
 use attnlab::model::gguf::GgmlType;
-use attnlab::model::quant::{f32_to_f16, quantize, QTensor};
+use attnlab::model::quant::QTensor;
 
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n).map(|_| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0 }).collect()
-}
-
-fn weights(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> QTensor {
-    let w = values(rows * cols, seed);
-    let data = match ty {
-        GgmlType::Q4_0 => quantize::q4_0(&w),
-        GgmlType::Q4_1 => quantize::q4_1(&w),
-        GgmlType::Q8_0 => quantize::q8_0(&w),
-        GgmlType::F16 => quantize::f16_bytes(&w),
-        GgmlType::F32 => quantize::f32_bytes(&w),
-        _ => {
-            let (block, size) = ty.block_geometry();
-            let (block, size) = (block as usize, size as usize);
-            let halves: &[usize] = match ty { GgmlType::Q5_0 => &[0], GgmlType::Q4K => &[0, 2], _ => &[208] };
-            let mut s = seed;
-            let mut data: Vec<u8> = (0..rows * cols / block * size).map(|_| { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (s >> 56) as u8 }).collect();
-            for (b, block) in data.chunks_exact_mut(size).enumerate() {
-                for (k, &at) in halves.iter().enumerate() {
-                    let v = 0.002 * ((b % 7) as f32 - 3.0 + 0.5 * k as f32) / (1 + k) as f32;
-                    block[at..at + 2].copy_from_slice(&f32_to_f16(v).to_le_bytes());
-                }
-            }
-            data
-        }
-    };
-    QTensor::new("w", ty, rows, cols, data).unwrap()
-}
+use attnlab::model::quant::quantize::{random_matrix as weights, random_values as values};
 
 /// Number of failing values (0: all within 1e-5 of Σ|x·w|); also counts checks in CHECKS.
 #[no_mangle]

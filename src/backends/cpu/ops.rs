@@ -1289,16 +1289,7 @@ pub(crate) mod tests {
     use crate::model::gguf::GgmlType;
     use crate::model::quant::quantize;
 
-    /// Deterministic pseudo-random values in [-1, 1).
-    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    pub(crate) use crate::model::quant::quantize::{random_matrix as weights, random_values as values};
 
     /// Plain triple-loop attention, f64 accumulation: the reference.
     fn reference_attention(q: &[f32], k: &[f32], v: &[f32], n: usize, n_head: usize, n_kv: usize, hd: usize, window: Option<usize>) -> (Vec<f32>, Vec<f32>) {
@@ -1453,43 +1444,6 @@ pub(crate) mod tests {
         }
     }
 
-    /// Weights of type `ty`, (rows, cols): the quantizers where the crate has them, else random
-    /// blocks (every bit pattern of the codes) with sane f16 scales of both signs.
-    fn weights(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> QTensor {
-        let w = values(rows * cols, seed);
-        let data = match ty {
-            GgmlType::Q4_0 => quantize::q4_0(&w),
-            GgmlType::Q4_1 => quantize::q4_1(&w),
-            GgmlType::Q8_0 => quantize::q8_0(&w),
-            GgmlType::F16 => quantize::f16_bytes(&w),
-            GgmlType::F32 => quantize::f32_bytes(&w),
-            _ => {
-                let (block, size) = ty.block_geometry();
-                let (block, size) = (block as usize, size as usize);
-                // Where each block keeps its f16 scales (Q5_0: d; Q4_K: d, dmin; Q6_K: d).
-                let halves: &[usize] = match ty {
-                    GgmlType::Q5_0 => &[0],
-                    GgmlType::Q4K => &[0, 2],
-                    _ => &[208],
-                };
-                let mut s = seed;
-                let mut data: Vec<u8> = (0..rows * cols / block * size)
-                    .map(|_| {
-                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        (s >> 56) as u8
-                    })
-                    .collect();
-                for (b, block) in data.chunks_exact_mut(size).enumerate() {
-                    for (k, &at) in halves.iter().enumerate() {
-                        let v = 0.002 * ((b % 7) as f32 - 3.0 + 0.5 * k as f32) / (1 + k) as f32;
-                        block[at..at + 2].copy_from_slice(&crate::model::quant::f32_to_f16(v).to_le_bytes());
-                    }
-                }
-                data
-            }
-        };
-        QTensor::new("w", ty, rows, cols, data).unwrap()
-    }
 
     /// The fused gemv against dequantize-then-dot in f64, every fused format: one block of
     /// columns, several, and the widest the models use (2048); rows across a row chunk and not
