@@ -853,8 +853,11 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                             <textarea aria-label="text" rows="2" prop:value=move || w.text.get() on:input=move |ev| w.text.set(event_target_value(&ev))
                                 on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) { run_live() }></textarea>
                         })}
+                        // The lens reads every layer: no layer or head to pick.
+                        {(w.view.get() != View::Lens).then(|| view! {
                         <label>"Layer "<input type="number" name="layer" min="0" prop:value=move || w.layer.get() on:change=move |ev| { let n = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.n_layers)); set_lh(Some(super::corrected(&ev, w.layer.get_untracked(), n)), None) }/></label>
                         <label>"Head "<input type="number" name="head" min="0" prop:value=move || w.head.get() on:change=move |ev| { let n = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.n_heads)); set_lh(None, Some(super::corrected(&ev, w.head.get_untracked(), n))) }/></label>
+                        })}
                         <button class="aw-run primary" on:click=move |_| run_live() disabled=move || matches!(w.phase.get(), Phase::Running | Phase::LoadingModel)>
                             {move || if w.phase.get() == Phase::Running { "Running…" } else { "Run" }}
                         </button>
