@@ -52,7 +52,7 @@ fn run_then_heads_regions_and_thumbnails() {
 
 #[test]
 fn protocol_round_trips_through_serde() {
-    let req = Request::Run { text: "<b>hi</b>".into(), layer: 2, head: 1, max_side: 256, slot: 0 };
+    let req = Request::Run { text: "<b>hi</b>".into(), layer: 2, head: 1, max_side: 256, slot: 0, view: Default::default() };
     let json = serde_json::to_string(&req).unwrap();
     assert!(json.contains("\"type\":\"run\""), "{json}");
     assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);

@@ -19,7 +19,7 @@ pub fn LookControls() -> impl IntoView {
     let p = expect_context::<Page>();
     let refresh = move || {
         p.request_head(None);
-        p.send(crate::worker::protocol::Request::Thumbs { side: 24, slot: 0 });
+        p.send(crate::worker::protocol::Request::Thumbs { side: 24, slot: p.slot() });
     };
     view! {
         <div class="look-controls">

@@ -88,6 +88,9 @@ pub fn tab_name(v: View) -> &'static str {
         View::Cost => "Cost of attention",
         View::Generate => "The model writes",
         View::Lens => "Layer by layer",
+        View::Inside => "Inside one head",
+        View::Similarity => "How alike the heads are",
+        View::KnockOut => "Knock heads out",
     }
 }
 
@@ -165,6 +168,12 @@ pub enum View {
     Generate,
     /// What each layer predicts (the logit lens).
     Lens,
+    /// One query's row step by step (the playground shows it under the head's map).
+    Inside,
+    /// Every pair of heads compared (in the playground's head patterns tab).
+    Similarity,
+    /// Heads knocked out and what the model then gets wrong (in the head patterns tab).
+    KnockOut,
 }
 
 impl View {
@@ -180,6 +189,9 @@ impl View {
             View::Cost => "cost",
             View::Generate => "generate",
             View::Lens => "lens",
+            View::Inside => "inside",
+            View::Similarity => "similarity",
+            View::KnockOut => "knockout",
         }
     }
     /// Every view by its URL name (`None`: not a view).
@@ -195,8 +207,26 @@ impl View {
             "cost" => View::Cost,
             "generate" => View::Generate,
             "lens" => View::Lens,
+            "inside" => View::Inside,
+            "similarity" => View::Similarity,
+            "knockout" => View::KnockOut,
             _ => return None,
         })
+    }
+
+    /// The playground's tab that holds this view.
+    fn tab(self) -> View {
+        match self {
+            View::Inside => View::Head,
+            View::Similarity | View::KnockOut => View::Patterns,
+            v => v,
+        }
+    }
+
+    /// Drawn from the page's own state ([`state::Page`]) also in a widget: the views whose
+    /// components read it from context.
+    fn from_page_state(self) -> bool {
+        matches!(self, View::Inside | View::Patterns | View::Similarity | View::KnockOut | View::Cost)
     }
 }
 
@@ -260,9 +290,10 @@ fn read_url() -> UrlState {
     let (layer, head, query, key) = (number("layer"), number("head"), number("q"), number("k"));
     let view = get("view").unwrap_or_default();
     // The playground's tabs (the token strip alone is a widget's view).
-    let parsed_view = View::parse(&view).filter(|v| !matches!(v, View::Tokens | View::Generate));
+    // (A widget's part of a tab opens that tab.)
+    let parsed_view = View::parse(&view).filter(|v| !matches!(v, View::Tokens | View::Generate)).map(View::tab);
     if !view.is_empty() && parsed_view.is_none() {
-        warnings.push(not_one_of("view", &view, "head, model, sinks, position, patterns, cost, lab"));
+        warnings.push(not_one_of("view", &view, "head, model, sinks, position, patterns, lens, cost, lab"));
     }
     let scale = get("scale").unwrap_or_default();
     if !scale.is_empty() && heatmap::ColourScale::parse(&scale).as_str() != scale {

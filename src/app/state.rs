@@ -5,13 +5,25 @@
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use super::client::Client;
+use super::engine::{Engine, ModelState};
 use super::experiment::Outcome;
 use super::heatmap::{ColourScale, Look};
 use super::{Phase, View, MAX_SIDE};
 use crate::analysis::explain::{Explain, MapView, WhatIf};
 use crate::analysis::heads::{Ablation, Similarity};
 use crate::worker::protocol::{ablated_slot, BackendChoice, HeadMap, ModelSummary, Request, Response, RunResult};
+
+
+/// How a [`Page`] reaches the engine: the playground starts its own worker; a widget's
+/// figure shares the page's engine for its model ([`Engine`]), in the widget's own slot.
+enum Link {
+    Own(Client),
+    Shared(Rc<Engine>),
+}
 
 /// The cost sweep's answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,7 +134,17 @@ pub struct Page {
     pending_run: StoredValue<bool>,
     /// Generate as soon as the model is loaded (`?gen=N`, or Generate pressed while loading).
     pending_gen: StoredValue<bool>,
-    client: StoredValue<Option<Client>, LocalStorage>,
+    link: StoredValue<Option<Link>, LocalStorage>,
+    /// Where the worker keeps this figure's run (0: the playground; a widget's own number).
+    slot: u32,
+    /// The largest map side asked for.
+    max_side: usize,
+    /// The last explained (run, layer, head, query): the same row is not asked for twice.
+    explained: StoredValue<Option<(u64, usize, usize, usize)>>,
+    /// Counts results, so that a new run of the same text is explained again.
+    run_seq: StoredValue<u64>,
+    /// How the latest run's map is shown (sent with it): a view changed since needs a new map.
+    run_view: StoredValue<MapView>,
     /// What Generate does (in the URL once a text was written).
     pub gen: RwSignal<crate::generate::GenSettings>,
     /// The generation under way or last finished (cleared by a plain run).
@@ -185,7 +207,12 @@ impl Page {
             pending_run: StoredValue::new(run),
             pending_gen: StoredValue::new(false),
             asked_query: StoredValue::new(None),
-            client: StoredValue::new_local(None),
+            link: StoredValue::new_local(None),
+            slot: 0,
+            max_side: MAX_SIDE,
+            explained: StoredValue::new(None),
+            run_seq: StoredValue::new(0),
+            run_view: StoredValue::new(MapView::default()),
             gen: RwSignal::new(gen),
             generation: RwSignal::new(None),
             gen_pending: StoredValue::new(false),
@@ -201,15 +228,60 @@ impl Page {
         match Client::spawn(base, move |id, r| self.on_response(id, r)) {
             Ok(c) => {
                 c.send(&Request::LoadUrl { url: model_url, backend: self.backend_choice.get_value() });
-                self.client.set_value(Some(c));
+                self.link.set_value(Some(Link::Own(c)));
             }
             Err(e) => self.fail(e),
         }
     }
 
+    /// This state as one figure of a widget: its requests go to `slot` and ask for maps of at
+    /// most `max_side` cells a side (set before the figure is attached to an engine).
+    pub fn in_slot(mut self, slot: u32, max_side: usize) -> Self {
+        self.slot = slot;
+        self.max_side = max_side;
+        self
+    }
+
+    /// The worker slot this figure's run lives in.
+    pub fn slot(self) -> u32 {
+        self.slot
+    }
+
+    /// Serves this figure from the page's shared engine (once; later calls do nothing). It
+    /// follows the model's state from then on, as the playground follows its own worker.
+    pub fn attach(self, engine: Rc<Engine>) {
+        if self.link.with_value(|l| l.is_some()) {
+            return;
+        }
+        let state = engine.state.clone();
+        self.link.set_value(Some(Link::Shared(engine)));
+        Effect::new(move |_| match state.get() {
+            ModelState::Ready { model, backend, adapter, note } => self.on_loaded(model, backend, adapter, note),
+            ModelState::Loading { phase, done, total } => self.progress.set((phase, done, total)),
+            ModelState::Failed(message) => {
+                if std::mem::take(&mut *self.pending_run.write_value()) || std::mem::take(&mut *self.pending_gen.write_value()) {
+                    self.fail(message);
+                }
+            }
+        });
+    }
+
     /// Sends a request; its id, when a worker is running.
     pub fn send(self, req: Request) -> Option<u64> {
-        self.client.with_value(|c| c.as_ref().map(|c| c.send(&req)))
+        self.link.with_value(|l| match l.as_ref()? {
+            Link::Own(c) => Some(c.send(&req)),
+            Link::Shared(e) if matches!(req, Request::Cancel) => {
+                e.cancel();
+                None
+            }
+            Link::Shared(e) => {
+                // The id is known once sent; answers come on a later turn of the event loop.
+                let id = Rc::new(Cell::new(0));
+                let known = id.clone();
+                id.set(e.request(req, move |r| self.on_response(known.get(), r)));
+                Some(id.get())
+            }
+        })
     }
 
     /// The URL's unusable values, and the layer/head it asked for (checked on load).
@@ -237,7 +309,7 @@ impl Page {
         if self.query_rows.with_untracked(|r| r.as_ref().is_some_and(|(rq, _)| *rq == q)) {
             return;
         }
-        self.send(Request::QueryRows { query: q, slot: 0 });
+        self.send(Request::QueryRows { query: q, slot: self.slot });
     }
 
     /// Picks or unpicks a head for the knock-out (shift-click).
@@ -267,7 +339,7 @@ impl Page {
         self.compare_maps.set((None, None));
         if !heads.is_empty() && self.run.get_untracked().is_some() {
             self.ablation_running.set(true);
-            self.send(Request::Ablate { heads, slot: 0 });
+            self.send(Request::Ablate { heads, slot: self.slot });
         }
     }
 
@@ -283,9 +355,9 @@ impl Page {
             return;
         }
         let (layer, head) = self.compare.get_untracked();
-        let ids: Vec<(u64, bool)> = [(0, false), (ablated_slot(0), true)]
+        let ids: Vec<(u64, bool)> = [(self.slot, false), (ablated_slot(self.slot), true)]
             .into_iter()
-            .filter_map(|(slot, after)| self.send(Request::Head { layer, head, max_side: MAX_SIDE, rows: None, cols: None, slot, view: self.map_view() }).map(|id| (id, after)))
+            .filter_map(|(slot, after)| self.send(Request::Head { layer, head, max_side: self.max_side, rows: None, cols: None, slot, view: self.map_view() }).map(|id| (id, after)))
             .collect();
         self.compare_requests.set_value(ids);
     }
@@ -301,7 +373,7 @@ impl Page {
     pub fn request_lens(self) {
         if self.run.get_untracked().is_some() && self.lens.get_untracked().is_none() && !self.lens_running.get_untracked() {
             self.lens_running.set(true);
-            self.send(Request::Lens { slot: 0 });
+            self.send(Request::Lens { slot: self.slot });
         }
     }
 
@@ -309,7 +381,7 @@ impl Page {
     pub fn request_similarity(self) {
         if self.run.get_untracked().is_some() && !self.similarity_running.get_untracked() {
             self.similarity_running.set(true);
-            self.send(Request::Similarity { slot: 0 });
+            self.send(Request::Similarity { slot: self.slot });
         }
     }
 
@@ -340,8 +412,9 @@ impl Page {
             self.phase.set(Phase::LoadingModel);
             self.progress.set(("open".into(), 0.0, Some(file.size())));
             match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-                Ok(buf) => self.client.with_value(|c| {
-                    if let Some(c) = c {
+                // (Only the playground opens files: it has a worker of its own.)
+                Ok(buf) => self.link.with_value(|l| {
+                    if let Some(Link::Own(c)) = l {
                         c.send_with_bytes(&Request::LoadBytes { name, backend: self.backend_choice.get_value() }, Some(buf.unchecked_into()));
                     }
                 }),
@@ -387,7 +460,8 @@ impl Page {
             return;
         }
         self.begin_run();
-        let id = self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, slot: 0 });
+        self.run_view.set_value(self.map_view());
+        let id = self.send(Request::Run { text: self.text.get_untracked(), layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: self.max_side, slot: self.slot, view: self.map_view() });
         self.run_id.set_value(id);
         self.run_pending.set_value(id.is_some());
     }
@@ -417,7 +491,7 @@ impl Page {
             return;
         }
         self.begin_run();
-        let req = self.writer().request(self.text.get_untracked(), ids, forced, (self.layer.get_untracked(), self.head.get_untracked(), MAX_SIDE), 0);
+        let req = self.writer().request(self.text.get_untracked(), ids, forced, (self.layer.get_untracked(), self.head.get_untracked(), self.max_side), 0);
         let id = self.send(req);
         self.run_id.set_value(id);
         self.run_pending.set_value(id.is_some());
@@ -471,7 +545,7 @@ impl Page {
             Some((r, c)) => (Some(r), Some(c)),
             None => (None, None),
         };
-        self.send(Request::Head { layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: MAX_SIDE, rows, cols, slot: 0, view: self.map_view() });
+        self.send(Request::Head { layer: self.layer.get_untracked(), head: self.head.get_untracked(), max_side: self.max_side, rows, cols, slot: self.slot, view: self.map_view() });
     }
 
     /// What the worker applies to maps (a what-if, the sink hidden).
@@ -480,9 +554,17 @@ impl Page {
     }
 
     /// Asks for the selected query's row explained.
+    /// (Once per run, head and query: a new result, a new head map and a new query all ask.)
     pub fn request_explain(self) {
         let (Some(q), Some(m)) = (self.query.get_untracked(), self.map.get_untracked()) else { return };
-        self.send(Request::Explain { layer: m.layer, head: m.head, query: q.min(m.n_tokens.saturating_sub(1)), slot: 0 });
+        let query = q.min(m.n_tokens.saturating_sub(1));
+        let key = (self.run_seq.get_value(), m.layer, m.head, query);
+        if self.explained.get_value() == Some(key) {
+            return;
+        }
+        if self.send(Request::Explain { layer: m.layer, head: m.head, query, slot: self.slot }).is_some() {
+            self.explained.set_value(Some(key));
+        }
     }
 
     /// Layer and/or head from the inputs, clamped to the model.
@@ -498,17 +580,20 @@ impl Page {
     }
 
     /// Opens one head in the head view (from a thumbnail or the sink chart).
+    /// (A widget keeps its one view: there it only selects the head.)
     pub fn open_head(self, l: usize, h: usize) {
         self.layer.set(l);
         self.head.set(h);
-        self.view.set(View::Head);
+        if self.slot == 0 {
+            self.view.set(View::Head);
+        }
         self.request_head(None);
     }
 
     pub fn choose_view(self, v: View) {
         self.view.set(v);
         if v == View::Model && self.thumbs.get_untracked().is_none() && self.run.get_untracked().is_some() {
-            self.send(Request::Thumbs { side: 24, slot: 0 });
+            self.send(Request::Thumbs { side: 24, slot: self.slot });
         }
         self.request_query_rows();
         if v == View::Lens {
@@ -516,10 +601,10 @@ impl Page {
         }
         if v == View::Patterns && self.run.get_untracked().is_some() {
             if self.head_scores.get_untracked().is_none() {
-                self.send(Request::Heads { slot: 0 });
+                self.send(Request::Heads { slot: self.slot });
             }
             if self.thumbs.get_untracked().is_none() {
-                self.send(Request::Thumbs { side: 24, slot: 0 });
+                self.send(Request::Thumbs { side: 24, slot: self.slot });
             }
             self.auto_similarity();
         }
@@ -534,7 +619,7 @@ impl Page {
         let Some(run) = self.run.get_untracked() else { return };
         if self.rows.get_untracked().is_none() && run.report.ids.len() > crate::worker::session::EXACT_ROWS_LIMIT {
             self.export_wanted.set_value(true);
-            self.send(Request::Rows { layer: self.layer.get_untracked(), head: self.head.get_untracked(), slot: 0 });
+            self.send(Request::Rows { layer: self.layer.get_untracked(), head: self.head.get_untracked(), slot: self.slot });
             return;
         }
         if let Some(json) = self.export() {
@@ -561,6 +646,52 @@ impl Page {
         Some(super::lens::with_lens(json, self.lens.get_untracked().as_ref()))
     }
 
+    /// The model is loaded (or, after a GPU failure, served by another backend): the URL's
+    /// heads checked against it, and what waited for it started.
+    fn on_loaded(self, m: ModelSummary, b: String, adapter: String, note: Option<String>) {
+        if std::mem::take(&mut *self.replacing.write_value()) {
+            self.clear_results();
+        }
+        let (m_layers, m_heads) = (m.n_layer, m.n_head);
+        self.layer.set(self.layer.get_untracked().min(m.n_layer - 1));
+        self.head.set(self.head.get_untracked().min(m.n_head - 1));
+        self.model.set(Some(m));
+        self.backend.set(Some((b, adapter, note)));
+        if matches!(self.phase.get_untracked(), Phase::LoadingModel | Phase::Error) {
+            self.phase.set(Phase::Ready);
+        }
+        if let Some(spec) = self.knocked_spec.get_value() {
+            self.knocked_spec.set_value(None);
+            match crate::analysis::heads::parse_heads(&spec, m_layers, m_heads) {
+                Ok(h) => {
+                    self.picked.set(h.clone());
+                    self.knocked.set(h);
+                }
+                Err(_) => {
+                    let shown: String = spec.chars().take(40).collect();
+                    self.notice.update(|n| n.push(format!("ablate={shown} is not heads of this model (write L.H or L.* with layers below {m_layers} and heads below {m_heads}); nothing is knocked out")));
+                }
+            }
+        }
+        // A layer or head beyond this model: the last one is shown, and we say so.
+        let (al, ah) = self.asked.get_value();
+        self.asked.set_value((None, None));
+        if let Some(l) = al.filter(|l| *l >= m_layers) {
+            self.notice.update(|n| n.push(format!("layer={l} is beyond this model's {m_layers} layers; layer {} is shown", m_layers - 1)));
+        }
+        if let Some(h) = ah.filter(|h| *h >= m_heads) {
+            self.notice.update(|n| n.push(format!("head={h} is beyond this model's {m_heads} heads per layer; head {} is shown", m_heads - 1)));
+        }
+        if self.pending_gen.get_value() {
+            self.pending_gen.set_value(false);
+            self.pending_run.set_value(false);
+            self.start_generate(vec![]);
+        } else if self.pending_run.get_value() {
+            self.pending_run.set_value(false);
+            self.start_run();
+        }
+    }
+
     fn on_response(self, id: u64, r: Response) {
         match r {
             Response::Ready => {}
@@ -576,49 +707,7 @@ impl Page {
                 self.exp_progress.set(None);
                 self.exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
             }
-            Response::Loaded { model: m, backend: b, adapter, note } => {
-                if std::mem::take(&mut *self.replacing.write_value()) {
-                    self.clear_results();
-                }
-                let (m_layers, m_heads) = (m.n_layer, m.n_head);
-                self.layer.set(self.layer.get_untracked().min(m.n_layer - 1));
-                self.head.set(self.head.get_untracked().min(m.n_head - 1));
-                self.model.set(Some(m));
-                self.backend.set(Some((b, adapter, note)));
-                if matches!(self.phase.get_untracked(), Phase::LoadingModel | Phase::Error) {
-                    self.phase.set(Phase::Ready);
-                }
-                if let Some(spec) = self.knocked_spec.get_value() {
-                    self.knocked_spec.set_value(None);
-                    match crate::analysis::heads::parse_heads(&spec, m_layers, m_heads) {
-                        Ok(h) => {
-                            self.picked.set(h.clone());
-                            self.knocked.set(h);
-                        }
-                        Err(_) => {
-                            let shown: String = spec.chars().take(40).collect();
-                            self.notice.update(|n| n.push(format!("ablate={shown} is not heads of this model (write L.H or L.* with layers below {m_layers} and heads below {m_heads}); nothing is knocked out")));
-                        }
-                    }
-                }
-                // A layer or head beyond this model: the last one is shown, and we say so.
-                let (al, ah) = self.asked.get_value();
-                self.asked.set_value((None, None));
-                if let Some(l) = al.filter(|l| *l >= m_layers) {
-                    self.notice.update(|n| n.push(format!("layer={l} is beyond this model's {m_layers} layers; layer {} is shown", m_layers - 1)));
-                }
-                if let Some(h) = ah.filter(|h| *h >= m_heads) {
-                    self.notice.update(|n| n.push(format!("head={h} is beyond this model's {m_heads} heads per layer; head {} is shown", m_heads - 1)));
-                }
-                if self.pending_gen.get_value() {
-                    self.pending_gen.set_value(false);
-                    self.pending_run.set_value(false);
-                    self.start_generate(vec![]);
-                } else if self.pending_run.get_value() {
-                    self.pending_run.set_value(false);
-                    self.start_run();
-                }
-            }
+            Response::Loaded { model, backend, adapter, note } => self.on_loaded(model, backend, adapter, note),
             Response::Token { ms, .. } if self.nocache_id.get_value() == Some(id) => self.writer().on_replay(Some(ms), None),
             Response::Generated { generation } if self.nocache_id.get_value() == Some(id) => {
                 self.nocache_id.set_value(None);
@@ -654,6 +743,7 @@ impl Page {
             Response::Superseded => {}
             Response::Result { run: r } => {
                 self.run_pending.set_value(false);
+                self.run_seq.update_value(|n| *n += 1);
                 let r = *r;
                 let key = crate::analysis::HeadId::key(r.map.layer, r.map.head);
                 let (map_layer, map_head) = (r.map.layer, r.map.head);
@@ -672,7 +762,7 @@ impl Page {
                 // A generation's first result is the prompt's: the page runs on while it writes.
                 self.phase.set(if self.gen_pending.get_value() { Phase::Running } else { Phase::Done });
                 if self.view.get_untracked() == View::Model {
-                    self.send(Request::Thumbs { side: 24, slot: 0 });
+                    self.send(Request::Thumbs { side: 24, slot: self.slot });
                     self.request_query_rows();
                 }
                 self.head_scores.set(None);
@@ -681,16 +771,21 @@ impl Page {
                 if self.view.get_untracked() == View::Lens {
                     self.request_lens();
                 }
-                if self.view.get_untracked() == View::Patterns {
-                    self.send(Request::Heads { slot: 0 });
-                    self.send(Request::Thumbs { side: 24, slot: 0 });
-                    self.auto_similarity();
+                match self.view.get_untracked() {
+                    View::Patterns => {
+                        self.send(Request::Heads { slot: self.slot });
+                        self.send(Request::Thumbs { side: 24, slot: self.slot });
+                        self.auto_similarity();
+                    }
+                    // A widget of the similarity alone asks whatever the text's length.
+                    View::Similarity => self.request_similarity(),
+                    _ => {}
                 }
                 // The knock-out follows the text.
                 self.reapply_knock_out();
-                // A head chosen while the run was under way, or a what-if, needs its own map.
+                // A head or a view chosen while the run was under way needs its own map.
                 let changed = (self.layer.get_untracked(), self.head.get_untracked()) != (map_layer, map_head);
-                if changed || !self.map_view().is_plain() {
+                if changed || self.map_view() != self.run_view.get_value() {
                     self.request_head(None);
                 }
                 self.request_explain();

@@ -4,8 +4,12 @@
 //!
 //! Contract, per element (never global): `el.dataset.state` `idle` → `loading-model` →
 //! `running` → `done` (or `error`); `el.dataset.backend` `webgpu`|`cpu` once live;
-//! `el.dataset.source` `static` (drawn from `result-src`) or `live`; `el.exportJson()`; an
-//! `attnlab-statechange` event on every change.
+//! `el.dataset.source` `static` (drawn from `result-src`) or `live`; `el.dataset.view` the view
+//! shown; `el.exportJson()`; an `attnlab-statechange` event on every change.
+//!
+//! Inside, patterns, similarity, knock-out and cost are drawn by the playground's own
+//! components from its state ([`Page`]), which here shares the widget's signals and talks to
+//! the page's engine in the widget's slot.
 
 use std::rc::Rc;
 
@@ -19,6 +23,7 @@ use super::engine::{resolve, Engine, ModelState};
 use super::experiment::{shipped_outcome, LostInTheMiddle, Outcome, SHIPPED_POSITION};
 use super::heatmap::{png_2x, Heatmap};
 use super::panels::{ModelView, SinkPanel, TokenStrip};
+use super::state::Page;
 use super::{download, download_url, export_json, Phase, View, DEFAULT_MODEL_URL};
 use crate::worker::figure::{parse_report, run_from_report, thumbs_from_report};
 use crate::worker::protocol::{HeadMap, Request, Response, RunResult};
@@ -79,6 +84,8 @@ struct W {
     latest: StoredValue<u64>,
     /// A run waits for the model.
     pending_run: StoredValue<bool>,
+    /// How the latest run's map is shown (sent with it).
+    run_view: StoredValue<crate::analysis::explain::MapView>,
     slot: u32,
     /// `view="generate"`: what Generate does (attributes `gen`, `temperature`, `top-k`,
     /// `top-p`, `seed`, `chat`), what was written, and whether tokens are still coming.
@@ -109,7 +116,21 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
 }
 
 /// The views a widget draws (`view=` attribute; empty or absent: `head`).
-pub const WIDGET_VIEWS: [View; 8] = [View::Head, View::Model, View::Sinks, View::Position, View::Tokens, View::Generate, View::Lens, View::Lab];
+pub const WIDGET_VIEWS: [View; 13] = [
+    View::Head,
+    View::Model,
+    View::Sinks,
+    View::Position,
+    View::Tokens,
+    View::Generate,
+    View::Lens,
+    View::Lab,
+    View::Inside,
+    View::Patterns,
+    View::Similarity,
+    View::KnockOut,
+    View::Cost,
+];
 
 /// The `view` attribute, or the words for one the widget does not draw.
 fn parse_view(s: &str) -> Result<View, String> {
@@ -153,6 +174,9 @@ fn host_text(host: &web_sys::HtmlElement) -> String {
 #[wasm_bindgen]
 pub struct WidgetHandle {
     w: W,
+    /// The playground's state and actions for the views drawn from it
+    /// ([`View::from_page_state`]), sharing `w`'s signals.
+    page: Page,
     host: web_sys::HtmlElement,
     base: String,
     owner: Owner,
@@ -209,7 +233,7 @@ impl WidgetHandle {
     }
 
     fn clone_ref(&self) -> WidgetHandle {
-        WidgetHandle { w: self.w, host: self.host.clone(), base: self.base.clone(), owner: self.owner.clone(), engine: self.engine.clone() }
+        WidgetHandle { w: self.w, page: self.page, host: self.host.clone(), base: self.base.clone(), owner: self.owner.clone(), engine: self.engine.clone() }
     }
 
     /// Runs the widget's text live (loading the model first when needed).
@@ -221,6 +245,9 @@ impl WidgetHandle {
         }
         let Some(engine) = self.engine() else { return };
         w.error.set(None);
+        if w.view.get_untracked().from_page_state() {
+            return self.page_live(engine);
+        }
         match engine.state.get_untracked() {
             ModelState::Ready { .. } => self.send_live(),
             ModelState::Failed(msg) => {
@@ -232,6 +259,33 @@ impl WidgetHandle {
                 w.phase.set(Phase::LoadingModel);
             }
         }
+    }
+
+    /// A view drawn from the page's state runs as the playground does, through the page's
+    /// engine (the cost of attention needs the model only: its sweep starts from its button).
+    fn page_live(&self, engine: Rc<Engine>) {
+        let (w, p) = (self.w, self.page);
+        self.owner.with(|| p.attach(engine.clone()));
+        if let ModelState::Failed(msg) = engine.state.get_untracked() {
+            w.error.set(Some(msg));
+            w.phase.set(Phase::Error);
+            return;
+        }
+        let loaded = p.model.with_untracked(|m| m.is_some());
+        if w.view.get_untracked() == View::Cost {
+            // Ready once loaded; an effect in `mount_widget` makes that done.
+            w.phase.set(if loaded { Phase::Done } else { Phase::LoadingModel });
+            return;
+        }
+        if w.text.with_untracked(|t| t.trim().is_empty()) {
+            w.error.set(Some("no text: give the element a text attribute or text content".into()));
+            w.phase.set(Phase::Error);
+            return;
+        }
+        if !loaded {
+            w.phase.set(Phase::LoadingModel);
+        }
+        p.start_run();
     }
 
     /// What a live figure asks for: a run, or in `view="generate"` a run and the writing.
@@ -294,7 +348,8 @@ impl WidgetHandle {
         w.phase.set(Phase::Running);
         w.notice.set(None);
         let me = self.clone_ref();
-        let id = engine.request(Request::Run { text, layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, slot: w.slot }, move |r| me.on_response(r));
+        w.run_view.set_value(w.map_view());
+        let id = engine.request(Request::Run { text, layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, slot: w.slot, view: w.map_view() }, move |r| me.on_response(r));
         w.latest.set_value(id);
     }
 
@@ -332,8 +387,8 @@ impl WidgetHandle {
                     self.request_thumbs();
                 } else if w.view.get_untracked() == View::Lens {
                     self.request_lens();
-                } else if !w.map_view().is_plain() {
-                    // The run's map is the model's own; the view (sink hidden, a what-if) needs another.
+                } else if w.map_view() != w.run_view.get_value() {
+                    // The view (sink hidden, a what-if) changed while the run was under way.
                     self.redraw_head();
                 } else {
                     w.phase.set(Phase::Done);
@@ -396,6 +451,9 @@ impl WidgetHandle {
     /// Layer or head changed: redraw from what the widget has, without a new run.
     fn redraw_head(&self) {
         let w = self.w;
+        if w.view.get_untracked().from_page_state() && !w.poster.get_untracked() {
+            return self.page.request_head(None);
+        }
         let Some(run) = w.run.get_untracked() else { return };
         let (l, h) = (w.layer.get_untracked(), w.head.get_untracked());
         if w.poster.get_untracked() {
@@ -420,6 +478,9 @@ impl WidgetHandle {
         let w = self.w;
         if w.poster.get_untracked() {
             return;
+        }
+        if w.view.get_untracked().from_page_state() {
+            return self.page.request_head(Some((rows, cols)));
         }
         let Some(engine) = self.engine() else { return };
         w.phase.set(Phase::Running);
@@ -581,6 +642,9 @@ impl WidgetHandle {
                     }
                 };
                 w.view.set(v);
+                if v.from_page_state() && !matches!(w.phase.get_untracked(), Phase::Idle) {
+                    return self.go_live();
+                }
                 if v == View::Model && w.thumbs.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
                     self.request_thumbs();
                 }
@@ -686,6 +750,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         model: RwSignal::new(ModelState::Loading { phase: "download".into(), done: 0.0, total: None }),
         latest: StoredValue::new(0),
         pending_run: StoredValue::new(false),
+        run_view: StoredValue::new(Default::default()),
         slot,
         gen: RwSignal::new(gen.0),
         generation: RwSignal::new(None),
@@ -695,39 +760,98 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     if !gen.1.is_empty() {
         w.notice.set(Some(gen.1.join("; ")));
     }
-    let handle = WidgetHandle { w, host: host.clone(), base, owner: owner.clone(), engine: Rc::default() };
+    let page = owner.with(|| page_state(w, &host, slot));
+    let handle = WidgetHandle { w, page, host: host.clone(), base, owner: owner.clone(), engine: Rc::default() };
 
     // Mounting also starts Leptos' task executor, which effects need.
     let hv = owner.with(|| StoredValue::new_local(handle.clone_ref()));
     w.writer.set_value(Some(widget_writer(w, hv)));
-    let unmount = owner.with(|| leptos::mount::mount_to(container, move || view! { <Widget w=w hv=hv/> }));
+    let unmount = owner.with(|| leptos::mount::mount_to(container, move || view! { <Widget w=w page=page hv=hv/> }));
     std::mem::forget(unmount);
 
-    // The element's contract: state, backend and source on its dataset, an event per change.
+    // The element's contract: state, view, backend and source on its dataset; an event when
+    // one of them changes (not on every download progress step).
     let h = host.clone();
     owner.with(|| {
-        Effect::new(move |_| {
+        Effect::new(move |last: Option<(Phase, View, bool, Option<String>)>| {
             let phase = w.phase.get();
+            let (view, poster) = (w.view.get(), w.poster.get());
+            let backend = match w.model.get() {
+                ModelState::Ready { backend, .. } if !poster => Some(backend),
+                _ => None,
+            };
+            let now = (phase, view, poster, backend.clone());
+            if last.as_ref() == Some(&now) {
+                return now;
+            }
             let ds = h.dataset();
             let _ = ds.set("state", phase.as_str());
-            let _ = ds.set("source", if w.poster.get() { "static" } else { "live" });
-            if let ModelState::Ready { backend, .. } = w.model.get() {
-                if !w.poster.get() {
-                    let _ = ds.set("backend", &backend);
-                }
+            let _ = ds.set("view", view.as_str());
+            let _ = ds.set("source", if poster { "static" } else { "live" });
+            if let Some(b) = &backend {
+                let _ = ds.set("backend", b);
             }
             let init = web_sys::CustomEventInit::new();
             init.set_bubbles(true);
             init.set_composed(true);
             let detail = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&detail, &"state".into(), &phase.as_str().into());
+            let _ = js_sys::Reflect::set(&detail, &"view".into(), &view.as_str().into());
             init.set_detail(&detail);
             if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("attnlab-statechange", &init) {
                 let _ = h.dispatch_event(&ev);
             }
+            now
         });
     });
 
+    // `attnlab-select`: the reader chose another token or head (not a new run's defaults),
+    // with the chosen token's row of attention in that head.
+    let h = host.clone();
+    owner.with(|| {
+        Effect::new(move |last: Option<Option<(Vec<u32>, usize, usize, usize)>>| {
+            let q = w.query.get()?;
+            let (layer, head) = w.map.with(|m| m.as_ref().map(|m| (m.layer, m.head)))?;
+            let ids = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.ids.clone()))?;
+            let now = (ids, layer, head, q);
+            let Some(Some(prev)) = last else { return Some(now) };
+            if prev == now || prev.0 != now.0 {
+                return Some(now);
+            }
+            let detail = js_sys::Object::new();
+            let set = |k: &str, v: JsValue| js_sys::Reflect::set(&detail, &k.into(), &v).is_ok();
+            set("layer", layer.into());
+            set("head", head.into());
+            set("query", q.into());
+            set("token", w.run.with_untracked(|r| r.as_ref().and_then(|r| r.report.tokens.get(q).cloned())).unwrap_or_default().into());
+            let row = w.rows.with_untracked(|r| r.as_ref().and_then(|r| r.get(q).cloned()));
+            set("row", row.map(|r| js_sys::Float32Array::from(r.as_slice()).into()).unwrap_or(JsValue::NULL));
+            let init = web_sys::CustomEventInit::new();
+            init.set_bubbles(true);
+            init.set_composed(true);
+            init.set_detail(&detail);
+            if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("attnlab-select", &init) {
+                let _ = h.dispatch_event(&ev);
+            }
+            Some(now)
+        });
+    });
+
+    owner.with(|| {
+        // Inside one head: a token picked in the strip explains its row.
+        Effect::new(move |_| {
+            w.query.track();
+            if w.view.get_untracked() == View::Inside {
+                page.request_explain();
+            }
+        });
+        // The cost of attention is drawn once the model is loaded (nothing to run).
+        Effect::new(move |_| {
+            if w.view.get() == View::Cost && w.phase.get() == Phase::Ready {
+                w.phase.set(Phase::Done);
+            }
+        });
+    });
 
     // An unknown view draws nothing (a head map in its place would mislead): it says so.
     if let Err(e) = view {
@@ -750,9 +874,36 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     Ok(handle)
 }
 
+/// The playground's state for widget `w` (its slot, its signals): what the views drawn from
+/// it read from context. `ablate` (heads knocked out, `L.H,L.*`) is checked once the model
+/// has loaded, as the playground's `?ablate=`.
+fn page_state(w: W, host: &web_sys::HtmlElement, slot: u32) -> Page {
+    let ablate = attr(host, "ablate").filter(|a| !a.trim().is_empty());
+    let mut p = Page::new(String::new(), 0, 0, View::Head, false, Default::default(), false, Default::default(), ablate, Default::default()).in_slot(slot, WIDGET_SIDE);
+    p.text = w.text;
+    p.layer = w.layer;
+    p.head = w.head;
+    p.query = w.query;
+    p.view = w.view;
+    p.look = w.look;
+    p.phase = w.phase;
+    p.run = w.run;
+    p.map = w.map;
+    p.rows = w.rows;
+    p.thumbs = w.thumbs;
+    p.lens = w.lens;
+    p.lens_running = w.lens_running;
+    p.error = w.error;
+    p.gen = w.gen;
+    p.generation = w.generation;
+    p.asked_query.set_value(w.query_attr.get_untracked());
+    p
+}
+
 /// The widget's view: header, optional controls, the chosen figure, caption and exports.
 #[component]
-fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
+fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
+    provide_context(page);
     provide_context(w.look);
     provide_context(w.writer.get_value().expect("set at mount"));
     let canvas_ref: NodeRef<html::Canvas> = NodeRef::new();
@@ -805,6 +956,11 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                 if let Some(x) = style.what_if.param() {
                     p.append("whatif", x);
                 }
+                let knocked = page.knocked.get();
+                if !knocked.is_empty() {
+                    let n_head = w.run.with(|r| r.as_ref().map(|r| r.report.n_heads)).unwrap_or(usize::MAX);
+                    p.append("ablate", &crate::analysis::heads::heads_spec(&knocked, n_head));
+                }
                 String::from(p.to_string())
             });
             format!("{base}index.html?{}", q.unwrap_or_default())
@@ -823,8 +979,11 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             View::Tokens => "The text as the model reads it: one box per token; shading shows where the chosen token looks.".to_string(),
             View::Position => "Lost in the middle: how well the model recalls an answer depending on where it sits in the prompt.".to_string(),
             View::Lab => "Attention from scratch: five words of a toy vocabulary, each step of the formula softmax(QKᵀ ÷ √d)·V as a small matrix (hover a cell for its value). Change a word, re-roll the weights or switch the mask and everything updates.".to_string(),
-            View::Patterns => "Every head scored by pattern.".to_string(),
-            View::Cost => "The cost of attention against n.".to_string(),
+            View::Patterns => format!("Every head of {model_name} scored by what it looks at: the first token, the previous token, itself, or spread out (entropy). Hover a cell for the head's map; the induction diagnostic runs a repeated random sequence."),
+            View::Cost => "What attention costs as the text grows: measured on this machine (time and memory against n, log-log), the model's own arithmetic split, and the memory the KV cache needs.".to_string(),
+            View::Inside => format!("Layer {} · head {} of {model_name}, one query's row step by step: q·k, ÷√d, the mask, softmax, and what each key's value adds. Click a token to explain its row; the what-ifs show the row without a step.", w.layer.get(), w.head.get()),
+            View::Similarity => format!("Every pair of heads of {model_name} compared on this text (Jensen–Shannon distance between their rows, averaged): dark squares on the diagonal are heads that look at the same tokens."),
+            View::KnockOut => format!("Heads of {model_name} knocked out (their output set to zero) and the model run again: the next-token prediction before and after, and which tokens got harder to predict."),
             View::Lens => format!("What {model_name} would predict if it stopped after each layer: every layer's output read through its final norm and vocabulary (the “logit lens”). Rows are layers, columns the tokens; each cell is the likeliest next token, darker when surer."),
             View::Generate => format!("{model_name} continues the text one token at a time: each step computes one new query, key and value per head and reuses the keys and values it cached for the earlier tokens. The map grows a row per token."),
         }
@@ -832,7 +991,7 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
     view! {
         <div class=theme_class data-view=move || w.view.get().as_str()>
             <div class="aw-bar">
-                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into() }}</strong>
+                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut) => super::tab_name(v).into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {
                     (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
                     (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),
@@ -846,15 +1005,15 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
                 {(w.controls.get() != Controls::None).then(|| view! { <div class="aw-controls"><super::generate::GenerateControls/></div> })}
                 <super::generate::GenerationPanel/>
             })}
-            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab)).then(|| {
+            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab | View::Cost)).then(|| {
                 view! {
                     <div class="aw-controls">
                         {(w.controls.get() == Controls::Full).then(|| view! {
                             <textarea aria-label="text" rows="2" prop:value=move || w.text.get() on:input=move |ev| w.text.set(event_target_value(&ev))
                                 on:keydown=move |ev: web_sys::KeyboardEvent| if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) { run_live() }></textarea>
                         })}
-                        // The lens reads every layer: no layer or head to pick.
-                        {(w.view.get() != View::Lens).then(|| view! {
+                        // Views of every layer: no layer or head to pick.
+                        {(!matches!(w.view.get(), View::Lens | View::Patterns | View::Similarity | View::KnockOut)).then(|| view! {
                         <label>"Layer "<input type="number" name="layer" min="0" prop:value=move || w.layer.get() on:change=move |ev| { let n = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.n_layers)); set_lh(Some(super::corrected(&ev, w.layer.get_untracked(), n)), None) }/></label>
                         <label>"Head "<input type="number" name="head" min="0" prop:value=move || w.head.get() on:change=move |ev| { let n = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.n_heads)); set_lh(None, Some(super::corrected(&ev, w.head.get_untracked(), n))) }/></label>
                         })}
@@ -875,13 +1034,23 @@ fn Widget(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl IntoView {
             }}
             {move || w.error.get().map(|e| view! { <p class="aw-error" role="alert">{e}</p> })}
             {move || w.notice.get().map(|n| view! { <p class="aw-notice">{n}</p> })}
-            <div class="aw-body" class:aw-hidden=move || !matches!(w.view.get(), View::Head | View::Generate)>
+            <div class="aw-body" class:aw-hidden=move || !matches!(w.view.get(), View::Head | View::Generate | View::Inside)>
                 {move || w.map.get().is_none().then(|| view! { <p class="aw-muted aw-placeholder">{move || if w.phase.get() == Phase::Idle { format!("“{}”", w.text.get()) } else { String::new() }}</p> })}
                 <div class:aw-hidden=move || w.map.get().is_none()>
                     <Heatmap map=w.map tokens=tokens query=w.query on_zoom=on_zoom canvas_ref=canvas_ref/>
                 </div>
             </div>
-            {move || matches!(w.view.get(), View::Tokens | View::Head | View::Generate).then(|| view! { <TokenStrip tokens=tokens query=w.query row=query_row/> })}
+            {move || matches!(w.view.get(), View::Tokens | View::Head | View::Generate | View::Inside).then(|| view! { <TokenStrip tokens=tokens query=w.query row=query_row/> })}
+            // The views drawn from the playground's state, as the playground draws them.
+            {move || match w.view.get() {
+                View::Inside => view! { <super::inside::InsideHead/> }.into_any(),
+                View::Patterns => view! { <div class="patterns-widget"><super::patterns::PatternsView/></div> }.into_any(),
+                View::Similarity => view! { <super::similarity::SimilarityView/> }.into_any(),
+                View::KnockOut => view! { <super::knockout::KnockOutPanel/> }.into_any(),
+                View::Cost => view! { <super::cost::CostView/> }.into_any(),
+                _ => ().into_any(),
+            }}
+            {move || { let n = page.notice.get(); (!n.is_empty()).then(|| view! { <p class="aw-notice">{n.join(" ")}</p> }) }}
             {move || (w.view.get() == View::Model).then(|| match (w.run.get(), w.thumbs.get()) {
                 (Some(r), Some(_)) => view! { <ModelView thumbs=w.thumbs n_head=r.report.n_heads n_kv_head=r.report.n_kv_heads current=Signal::derive(move || (w.layer.get(), w.head.get())) on_open=open_head/> }.into_any(),
                 (Some(_), None) if w.poster.get() => view! { <p class="aw-notice">"This figure holds only some heads: press Run live to see every head."</p> }.into_any(),

@@ -32,6 +32,10 @@ pub enum Request {
         max_side: usize,
         #[serde(default)]
         slot: u32,
+        /// How the returned map is shown (a what-if, the sink hidden): the page gets the map it
+        /// draws in the run's answer, not the plain one and then another.
+        #[serde(default)]
+        view: MapView,
     },
     /// The map of another head, or a zoomed region of it, from the last run of `slot`.
     Head {

@@ -4,6 +4,7 @@
 //! new model drops what was queued for the old one.
 #![deny(clippy::await_holding_refcell_ref)]
 
+use crate::analysis::explain::MapView;
 use crate::flows::{self, Progress};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -220,8 +221,8 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             Some(b) => load(state, Uint8Array::new(&b).to_vec(), backend).await,
             None => post(Response::Error { phase: "open".into(), message: format!("{name}: no bytes arrived") }),
         },
-        Request::Run { text, layer, head, max_side, slot } => {
-            run(state, slot, &text, layer, head, max_side).await;
+        Request::Run { text, layer, head, max_side, slot, view } => {
+            run(state, slot, &text, (layer, head, max_side), view).await;
         }
         Request::Generate { text, ids, max_tokens, sampling, chat, forced, recompute, layer, head, max_side, slot } => {
             let o = GenOptions { max_tokens, sampling, heads: if recompute { vec![] } else { vec![(layer, head)] }, forced, recompute, ..Default::default() };
@@ -439,18 +440,18 @@ async fn load(state: &Rc<RefCell<State>>, bytes: Vec<u8>, choice: BackendChoice)
     post(loaded);
 }
 
-async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, layer: usize, head: usize, max_side: usize) -> bool {
+async fn run(state: &Rc<RefCell<State>>, slot: u32, text: &str, (layer, head, max_side): (usize, usize, usize), view: MapView) -> bool {
     let clock = Clock::start();
     let Some(toks) = state.borrow().session.as_ref().map(|s| s.tokenize(text)) else {
         post(no_model("run"));
         return false;
     };
-    run_tokens(state, slot, text, &toks, (layer, head, max_side), clock.ms()).await
+    run_tokens(state, slot, text, &toks, (layer, head, max_side), view, clock.ms()).await
 }
 
 /// Runs `toks` (of `text`) and posts the result; false when no result was posted (refused,
 /// superseded, failed).
-async fn run_tokens(state: &Rc<RefCell<State>>, slot: u32, text: &str, toks: &[Token], (layer, head, max_side): (usize, usize, usize), tokenize_ms: f64) -> bool {
+async fn run_tokens(state: &Rc<RefCell<State>>, slot: u32, text: &str, toks: &[Token], (layer, head, max_side): (usize, usize, usize), view: MapView, tokenize_ms: f64) -> bool {
     let clock = Clock::start();
     let prepared = {
         let mut st = state.borrow_mut();
@@ -487,6 +488,12 @@ async fn run_tokens(state: &Rc<RefCell<State>>, slot: u32, text: &str, toks: &[T
             let ok = matches!(r, Response::Result { .. });
             if let Response::Result { run } = &mut r {
                 run.memory_bytes = Some(wasm_memory_bytes() as u64);
+                // The map as the page shows it (the report's rows stay the model's own).
+                if !view.is_plain() {
+                    if let Some(Response::Head { map, .. }) = state.borrow().session.as_ref().map(|s| s.head_view(slot, layer, head, max_side, None, None, view)) {
+                        run.map = map;
+                    }
+                }
             }
             post(r);
             ok
@@ -532,7 +539,7 @@ async fn generate(state: &Rc<RefCell<State>>, slot: u32, text: String, ids: Opti
         Ok(p) => p,
         Err(e) => return post(Response::Error { phase: "generate".into(), message: e }),
     };
-    if !o.recompute && !run_tokens(state, slot, &text, &toks, (layer, head, max_side), 0.0).await {
+    if !o.recompute && !run_tokens(state, slot, &text, &toks, (layer, head, max_side), MapView::default(), 0.0).await {
         return;
     }
     let Some((model, engine)) = state.borrow().parts() else { return post(no_model("generate")) };
@@ -584,7 +591,7 @@ async fn generate(state: &Rc<RefCell<State>>, slot: u32, text: String, ids: Opti
     if !recompute {
         let full = state.borrow().session.as_ref().map(|s| s.extend_text(&text, &toks, &generated));
         if let Some((full, toks)) = full {
-            run_tokens(state, slot, &full, &toks, (layer, head, max_side), 0.0).await;
+            run_tokens(state, slot, &full, &toks, (layer, head, max_side), MapView::default(), 0.0).await;
         }
     }
 }

@@ -1,0 +1,122 @@
+// The views drawn from the playground's own state (inside one head, head patterns, how alike
+// the heads are, knock-out, cost) as `<attn-lab>` widgets on a course page of another origin,
+// with the site in a subfolder: each reaches `done` with transformers' numbers, names its view
+// on its dataset, and asks the worker for nothing twice (the messages the page posts to the
+// worker are counted). Debian's Chromium, headless, CPU path (WebGPU off).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { reference } from './reference.mjs';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
+
+const data = (f) => JSON.parse(fs.readFileSync(new URL(`../data/${f}`, import.meta.url))).cases[0];
+const explain = data('explain.json');
+const heads = data('heads.json');
+const ablate = data('ablate.json');
+const PREFIX = '/course/attnlab/';
+const MODEL = `${PREFIX}models/SmolLM2-135M-Instruct.Q4_1.gguf`;
+
+const site = await serve(new URL('../../dist', import.meta.url).pathname, { prefix: PREFIX });
+const course = (base) => `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<link rel="icon" href="data:,"><title>course</title><script type="module" src="${base}embed.js"></script></head><body>
+<h1>A lesson on another origin</h1>
+<attn-lab id="inside" view="inside" text="${explain.text}" layer="${explain.layer}" head="${explain.head}" whatif="unscaled" loading="eager"></attn-lab>
+<attn-lab id="patterns" view="patterns" text="${heads.text}" loading="eager" controls="none"></attn-lab>
+<attn-lab id="similarity" view="similarity" text="${reference.cases[0].text}" loading="eager"></attn-lab>
+<attn-lab id="knockout" view="knockout" text="${ablate.text}" ablate="${ablate.heads.join(',')}" loading="eager"></attn-lab>
+<attn-lab id="cost" view="cost" loading="eager"></attn-lab>
+</body></html>`;
+const host = await serve(null, { pages: { '/lesson.html': course(site.url) } });
+test.after(() => {
+  site.close();
+  host.close();
+});
+
+// Every message the page posts to a worker, as {type, slot, view}.
+const COUNT_MESSAGES = () => {
+  window.__posted = [];
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (m, t) {
+    const v = m && m.value;
+    if (v && v.type) window.__posted.push({ type: v.type, slot: v.slot, text: v.text, view: v.view ? JSON.stringify(v.view) : undefined });
+    return t === undefined ? post.call(this, m) : post.call(this, m, t);
+  };
+};
+
+const until = (page, id) => page.waitForFunction((id) => ['done', 'error'].includes(document.getElementById(id)?.dataset.state), id, { timeout: 300_000 }).then(() => page.evaluate((id) => document.getElementById(id).dataset.state, id));
+
+test('inside, patterns, similarity, knock-out and cost embed on another origin with the reference numbers', async () => {
+  const before = site.count(MODEL);
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.addInitScript(COUNT_MESSAGES);
+    const missed = site.notFound().length;
+    await page.goto(host.url + 'lesson.html');
+    for (const id of ['inside', 'patterns', 'similarity', 'knockout', 'cost']) {
+      assert.equal(await until(page, id), 'done', `${id}: ${await page.locator(`#${id} .aw-error`).allTextContents()}`);
+      assert.equal(await page.evaluate((id) => document.getElementById(id).dataset.view, id), id);
+    }
+    assert.equal(site.count(MODEL) - before, 1, 'one model download for every widget');
+    assert.deepEqual(site.notFound().slice(missed), []);
+
+    // Inside one head: the last query's row, step by step, is transformers' (softmax column);
+    // the what-if came with the run's own map (no second map asked for) and shows beside it.
+    await page.waitForSelector('#inside .steps-table tbody tr');
+    const probs = await page.$$eval('#inside .steps-table tbody tr td:nth-child(5) .num', (c) => c.map((x) => Number(x.textContent)));
+    assert.equal(probs.length, explain.probs.length);
+    probs.forEach((p, j) => assert.ok(Math.abs(p - explain.probs[j]) < 1e-4, `key ${j}: ${p} vs ${explain.probs[j]}`));
+    assert.match(await page.locator('#inside .whatif-summary').textContent(), /Without ÷√d: entropy/);
+    const posted = await page.evaluate(() => window.__posted);
+    const run = posted.find((m) => m.type === 'run' && m.text === explain.text);
+    assert.ok(run && /nscaled/.test(run.view), `the run asks for the what-if map: ${JSON.stringify(run)}`);
+    const ofInside = (type) => posted.filter((m) => m.type === type && m.slot === run.slot).length;
+    assert.equal(ofInside('run'), 1);
+    assert.equal(ofInside('head'), 0, 'no second map for the what-if');
+    assert.equal(ofInside('explain'), 1, 'one explain request for the run');
+    // Another token: its row explained (and announced with its numbers), once.
+    const selected = page.evaluate(() => new Promise((resolve) => document.getElementById('inside').addEventListener('attnlab-select', (e) => resolve({ ...e.detail, row: e.detail.row && [...e.detail.row] }), { once: true })));
+    await page.click('#inside .tokens button >> nth=4');
+    await page.waitForFunction(() => document.getElementById('inside').shadowRoot.querySelectorAll('.steps-table tbody tr').length === 5);
+    const sel = await selected;
+    assert.equal(sel.query, 4);
+    assert.deepEqual([sel.layer, sel.head], [explain.layer, explain.head]);
+    const row = await page.$$eval('#inside .steps-table tbody tr td:nth-child(5) .num', (c) => c.map((x) => Number(x.textContent)));
+    assert.equal(sel.row.length, 5);
+    sel.row.forEach((p, j) => assert.ok(Math.abs(p - row[j]) < 1e-4, `event row ${j}: ${p} vs table ${row[j]}`));
+    assert.equal((await page.evaluate(() => window.__posted)).filter((m) => m.type === 'explain' && m.slot === run.slot).length, 2);
+
+    // Head patterns: every head scored with transformers' numbers.
+    await page.waitForSelector('#patterns .pattern-grid .pattern-cell');
+    assert.equal(await page.locator('#patterns .pattern-cell').count(), 270);
+    const title = await page.getAttribute('#patterns .pattern-grid tbody tr:nth-child(19) td:nth-child(10) button', 'title');
+    assert.ok(Math.abs(Number(title.split(' ').pop()) - heads.first_token[18][8]) < 1e-3, title);
+
+    // How alike the heads are: asked for without a button, clustered.
+    await page.waitForSelector('#similarity .alike-summary', { timeout: 120_000 });
+    assert.match(await page.locator('#similarity .alike-summary').textContent(), /of the 270 heads fall into \d+ groups?/);
+
+    // Knock-out from the `ablate` attribute: the next-token distribution moves as transformers says.
+    await page.waitForSelector('#knockout .next-compare', { timeout: 120_000 });
+    const kl = Number((await page.locator('#knockout .next-compare caption').textContent()).match(/= ([0-9.]+) nats/)[1]);
+    assert.ok(Math.abs(kl - ablate.kl_last) < 1e-3 && kl > 0, `KL ${kl} vs transformers ${ablate.kl_last}`);
+    const deltas = await page.$$eval('#knockout .delta-strip .token', (t) => t.map((x) => Number(x.title.match(/Δ ([-+0-9.]+)/)?.[1])));
+    ablate.delta_logprob.forEach((d, i) => assert.ok(Math.abs(deltas[i + 1] - d) < 2e-3, `token ${i + 1}: Δ ${deltas[i + 1]} vs ${d}`));
+
+    // Cost: the model's own arithmetic and the KV-cache calculator, the sweep ready to start.
+    assert.ok(await page.locator('#cost .flop-split tr').count() >= 3);
+    assert.ok(await page.locator('#cost .kv-table tr').count() >= 2);
+    assert.equal(await page.locator('#cost button.run-cost').isEnabled(), true);
+
+    // A phone: no widget makes the course page scroll sideways.
+    await page.setViewportSize({ width: 360, height: 800 });
+    await page.waitForTimeout(300);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 361, `page ${wide} px wide at 360 px`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
