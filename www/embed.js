@@ -5,12 +5,14 @@
 // and be used from other origins. A classic script loads even from a host that sends no CORS
 // headers, so a blocked load of the rest can be explained in the widget's box.
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
-// position|tokens|generate|lens|lab), controls (none|compact|full), loading (lazy|eager), model-src,
+// position|tokens|generate|lens|lab|inside|patterns|similarity|knockout|cost), ablate (heads
+// knocked out: 14.5,0.*), state (a saved el.state), controls (none|compact|full), loading (lazy|eager), model-src,
 // result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps),
 // palette (blues|viridis: the colours),
 // sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope), backend
-// (webgpu|cpu). Contract per element: dataset.state / backend / source, exportJson(), and an
-// 'attnlab-statechange' event.
+// (webgpu|cpu). Contract per element: dataset.state / view / backend / source, exportJson(),
+// el.state (the settings shown, an object) and el.restore(state), and the events
+// 'attnlab-statechange' and 'attnlab-select'.
 (() => {
 // This script's own address: document.currentScript for a classic script; a module has none
 // (and import.meta is a syntax error in a classic one), so the last <script> naming embed.js.
@@ -18,7 +20,7 @@ const SCRIPT = document.currentScript?.src
   ?? [...document.querySelectorAll('script[src]')].map((s) => s.src).reverse().find((s) => /\/embed\.js([?#]|$)/.test(s))
   ?? location.href;
 const BASE = new URL('./', SCRIPT).href;
-const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend', 'gen', 'temperature', 'top-k', 'top-p', 'seed', 'chat'];
+const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend', 'gen', 'temperature', 'top-k', 'top-p', 'seed', 'chat', 'ablate', 'state'];
 
 /** Words for a failed start: a blocked cross-origin load says what the host must send. */
 function whyNot(e) {
@@ -98,6 +100,18 @@ class AttnLab extends HTMLElement {
 
   _start() {
     this._handle?.start();
+  }
+
+  /** What the widget shows, as settings (an object for restore()), or null before it starts. */
+  get state() {
+    return this._handle ? JSON.parse(this._handle.state()) : null;
+  }
+
+  /** Shows a saved state (an object or its JSON); throws when it is not one object of settings. */
+  restore(state) {
+    const json = typeof state === 'string' ? state : JSON.stringify(state);
+    if (this._handle) this._handle.restore(json);
+    else this.setAttribute('state', json);
   }
 
   /** The widget's result in the `attnlab inspect --json` schema (a string), or null. */

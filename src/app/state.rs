@@ -343,6 +343,33 @@ impl Page {
         }
     }
 
+    /// Knocks out the heads `spec` names (`L.H,L.*`; empty: none), once the model says how
+    /// many heads it has (a widget's `ablate` attribute; the URL's `?ablate=` on opening).
+    pub fn set_knock_out(self, spec: &str) {
+        match self.model.with_untracked(|m| m.as_ref().map(|m| (m.n_layer, m.n_head))) {
+            Some(dims) if !spec.trim().is_empty() => {
+                self.knock_out_spec(spec, dims);
+                self.reapply_knock_out();
+            }
+            Some(_) => self.reset_knock_out(),
+            None => self.knocked_spec.set_value(Some(spec.to_string()).filter(|s| !s.trim().is_empty())),
+        }
+    }
+
+    /// The heads of `spec` picked and knocked out, or a notice saying why not.
+    fn knock_out_spec(self, spec: &str, (n_layer, n_head): (usize, usize)) {
+        match crate::analysis::heads::parse_heads(spec, n_layer, n_head) {
+            Ok(h) => {
+                self.picked.set(h.clone());
+                self.knocked.set(h);
+            }
+            Err(_) => {
+                let shown: String = spec.chars().take(40).collect();
+                self.notice.update(|n| n.push(format!("ablate={shown} is not heads of this model (write L.H or L.* with layers below {n_layer} and heads below {n_head}); nothing is knocked out")));
+            }
+        }
+    }
+
     /// Back to the plain run: nothing knocked out or picked.
     pub fn reset_knock_out(self) {
         self.picked.set(vec![]);
@@ -660,18 +687,8 @@ impl Page {
         if matches!(self.phase.get_untracked(), Phase::LoadingModel | Phase::Error) {
             self.phase.set(Phase::Ready);
         }
-        if let Some(spec) = self.knocked_spec.get_value() {
-            self.knocked_spec.set_value(None);
-            match crate::analysis::heads::parse_heads(&spec, m_layers, m_heads) {
-                Ok(h) => {
-                    self.picked.set(h.clone());
-                    self.knocked.set(h);
-                }
-                Err(_) => {
-                    let shown: String = spec.chars().take(40).collect();
-                    self.notice.update(|n| n.push(format!("ablate={shown} is not heads of this model (write L.H or L.* with layers below {m_layers} and heads below {m_heads}); nothing is knocked out")));
-                }
-            }
+        if let Some(spec) = self.knocked_spec.write_value().take() {
+            self.knock_out_spec(&spec, (m_layers, m_heads));
         }
         // A layer or head beyond this model: the last one is shown, and we say so.
         let (al, ah) = self.asked.get_value();

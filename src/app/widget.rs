@@ -181,6 +181,9 @@ pub struct WidgetHandle {
     base: String,
     owner: Owner,
     engine: Rc<std::cell::RefCell<Option<Rc<Engine>>>>,
+    /// A saved state is being applied: attribute changes update the settings only (one run
+    /// follows, with all of them).
+    restoring: Rc<std::cell::Cell<bool>>,
 }
 
 impl WidgetHandle {
@@ -233,7 +236,7 @@ impl WidgetHandle {
     }
 
     fn clone_ref(&self) -> WidgetHandle {
-        WidgetHandle { w: self.w, page: self.page, host: self.host.clone(), base: self.base.clone(), owner: self.owner.clone(), engine: self.engine.clone() }
+        WidgetHandle { w: self.w, page: self.page, host: self.host.clone(), base: self.base.clone(), owner: self.owner.clone(), engine: self.engine.clone(), restoring: self.restoring.clone() }
     }
 
     /// Runs the widget's text live (loading the model first when needed).
@@ -609,6 +612,7 @@ impl WidgetHandle {
     /// An attribute changed: update the widget (layer/head re-draw without a new run).
     pub fn set(&self, name: &str) {
         let (w, host) = (self.w, &self.host);
+        let quiet = self.restoring.get();
         let num = |n: &str| attr(host, n).and_then(|v| v.trim().parse::<usize>().ok());
         let limits = match w.model.get_untracked() {
             ModelState::Ready { model, .. } => Some((model.n_layer, model.n_head)),
@@ -622,10 +626,13 @@ impl WidgetHandle {
             "layer" | "head" => {
                 w.layer.set(clamp(num("layer").unwrap_or(0), 0));
                 w.head.set(clamp(num("head").unwrap_or(0), 1));
-                self.redraw_head();
+                if !quiet {
+                    self.redraw_head();
+                }
             }
             "query" => {
                 w.query_attr.set(num("query"));
+                self.page.asked_query.set_value(num("query"));
                 if let Some(n) = w.run.get_untracked().map(|r| r.report.ids.len()) {
                     w.query.set(Some(num("query").unwrap_or(n - 1).min(n - 1)));
                 }
@@ -642,6 +649,9 @@ impl WidgetHandle {
                     }
                 };
                 w.view.set(v);
+                if quiet {
+                    return;
+                }
                 if v.from_page_state() && !matches!(w.phase.get_untracked(), Phase::Idle) {
                     return self.go_live();
                 }
@@ -670,14 +680,20 @@ impl WidgetHandle {
             "sink" | "whatif" => {
                 w.look.hide_sink.set(attr(host, "sink").as_deref() == Some("hide"));
                 w.look.what_if.set(parse_what_if(attr(host, "whatif").as_deref()));
-                if w.run.get_untracked().is_some() && !w.poster.get_untracked() {
+                if w.run.get_untracked().is_some() && !w.poster.get_untracked() && !quiet {
                     self.redraw_head();
                 }
             }
             "text" => {
                 w.text.set(host_text(host));
-                if w.phase.get_untracked() != Phase::Idle {
+                if w.phase.get_untracked() != Phase::Idle && !quiet {
                     self.go_live();
+                }
+            }
+            "ablate" => self.page.set_knock_out(&attr(host, "ablate").unwrap_or_default()),
+            "state" => {
+                if !quiet {
+                    let _ = self.restore(&attr(host, "state").unwrap_or_default());
                 }
             }
             "result-src" => {
@@ -687,6 +703,71 @@ impl WidgetHandle {
             }
             _ => {}
         }
+    }
+
+    /// What the widget shows, as settings (JSON): view, text, layer, head, query (null: the
+    /// last token), scale, palette, sink, whatif, ablate, controls, theme, and the writing
+    /// settings of `view="generate"`. [`Self::restore`] on any widget shows the same.
+    pub fn state(&self) -> String {
+        let (w, p) = (self.w, self.page);
+        let last = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.ids.len().saturating_sub(1)));
+        let query = match last {
+            Some(last) => w.query.get_untracked().filter(|q| *q != last),
+            None => w.query_attr.get_untracked(),
+        };
+        let style = w.look.style_untracked();
+        let n_head = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.n_heads)).unwrap_or(usize::MAX);
+        let mut s = serde_json::json!({
+            "view": w.view.get_untracked().as_str(),
+            "text": w.text.get_untracked(),
+            "layer": w.layer.get_untracked(),
+            "head": w.head.get_untracked(),
+            "query": query,
+            "scale": style.colour.as_str(),
+            "palette": style.palette.as_str(),
+            "sink": if style.hide_sink { "hide" } else { "show" },
+            "whatif": style.what_if.param().unwrap_or("none"),
+            "ablate": crate::analysis::heads::heads_spec(&p.knocked.get_untracked(), n_head),
+            "controls": match w.controls.get_untracked() { Controls::None => "none", Controls::Compact => "compact", Controls::Full => "full" },
+            "theme": w.theme.get_untracked(),
+        });
+        if w.view.get_untracked() == View::Generate {
+            for (k, v) in w.gen.get_untracked().params() {
+                s[k.replace('_', "-")] = serde_json::Value::String(v);
+            }
+        }
+        s.to_string()
+    }
+
+    /// Shows a saved state ([`Self::state`], from this or another widget): each setting is
+    /// checked ([`crate::settings::parse_state`]); what cannot be used is dropped and said in
+    /// the widget; a live widget then runs once with all of it. A state that is not one JSON
+    /// object of settings is refused whole (an error, and nothing changes).
+    pub fn restore(&self, json: &str) -> Result<(), String> {
+        let w = self.w;
+        let r = match crate::settings::parse_state(json) {
+            Ok(r) => r,
+            Err(e) => {
+                w.notice.set(Some(e.clone()));
+                return Err(e);
+            }
+        };
+        self.restoring.set(true);
+        for (name, value) in &r.set {
+            let _ = match value {
+                Some(v) => self.host.set_attribute(name, v),
+                None => self.host.remove_attribute(name),
+            };
+        }
+        self.restoring.set(false);
+        w.notice.set((!r.dropped.is_empty()).then(|| format!("Not restored: {}.", r.dropped.join("; "))));
+        match w.view.get_untracked() {
+            View::Position if w.outcome.get_untracked().is_none() => self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base)),
+            View::Lab if w.phase.get_untracked() == Phase::Idle => w.phase.set(Phase::Done),
+            _ if w.phase.get_untracked() != Phase::Idle => self.go_live(),
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The widget's result in the `attnlab inspect --json` schema (`attention` holding its
@@ -716,6 +797,19 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         let v = s.get();
         s.set(v + 1);
         v
+    });
+    // A saved state (`state` attribute) becomes the attributes it names, before they are read.
+    let restored = attr(&host, "state").map(|json| crate::settings::parse_state(&json)).map(|r| match r {
+        Ok(r) => {
+            for (name, value) in &r.set {
+                let _ = match value {
+                    Some(v) => host.set_attribute(name, v),
+                    None => host.remove_attribute(name),
+                };
+            }
+            r.dropped.iter().map(|d| format!("Not restored: {d}.")).collect::<Vec<_>>()
+        }
+        Err(e) => vec![e],
     });
     let num = |n: &str| attr(&host, n).and_then(|v| v.trim().parse::<usize>().ok());
     let view = parse_view(&attr(&host, "view").unwrap_or_default());
@@ -757,11 +851,12 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         gen_pending: StoredValue::new(false),
         writer: StoredValue::new(None),
     });
-    if !gen.1.is_empty() {
-        w.notice.set(Some(gen.1.join("; ")));
+    let notices: Vec<String> = gen.1.into_iter().chain(restored.unwrap_or_default()).collect();
+    if !notices.is_empty() {
+        w.notice.set(Some(notices.join(" ")));
     }
     let page = owner.with(|| page_state(w, &host, slot));
-    let handle = WidgetHandle { w, page, host: host.clone(), base, owner: owner.clone(), engine: Rc::default() };
+    let handle = WidgetHandle { w, page, host: host.clone(), base, owner: owner.clone(), engine: Rc::default(), restoring: Rc::default() };
 
     // Mounting also starts Leptos' task executor, which effects need.
     let hv = owner.with(|| StoredValue::new_local(handle.clone_ref()));

@@ -120,3 +120,61 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
     await browser.close();
   }
 });
+
+test('el.state restores the same view on another element; hostile states stay inert and say what was dropped', async () => {
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss(); });
+    await page.goto(host.url + 'lesson.html');
+    assert.equal(await until(page, 'inside'), 'done');
+    // The reader picks a token: the state says so.
+    await page.click('#inside .tokens button >> nth=4');
+    await page.waitForFunction(() => document.getElementById('inside').shadowRoot.querySelectorAll('.steps-table tbody tr').length === 5);
+    const state = await page.evaluate(() => document.getElementById('inside').state);
+    assert.deepEqual(
+      { view: state.view, text: state.text, layer: state.layer, head: state.head, query: state.query, whatif: state.whatif },
+      { view: 'inside', text: explain.text, layer: explain.layer, head: explain.head, query: 4, whatif: 'unscaled' },
+    );
+    // A new element given that state (before it is on the page: the `state` attribute) ...
+    await page.evaluate((s) => {
+      const b = document.createElement('attn-lab');
+      b.id = 'copy';
+      b.setAttribute('loading', 'eager');
+      b.restore(s);
+      document.body.append(b);
+    }, state);
+    assert.equal(await until(page, 'copy'), 'done');
+    // ... and a live widget of another view told to restore it: both show what the first shows.
+    assert.equal(await until(page, 'patterns'), 'done');
+    await page.evaluate((s) => document.getElementById('patterns').restore(s), state);
+    await page.waitForFunction(() => document.getElementById('patterns').dataset.view === 'inside');
+    assert.equal(await until(page, 'patterns'), 'done');
+    const essentials = (json) => { const r = JSON.parse(json); return { text: r.text, ids: r.ids, attention: r.attention }; };
+    const original = essentials(await page.evaluate(() => document.getElementById('inside').exportJson()));
+    for (const id of ['copy', 'patterns']) {
+      await page.waitForFunction((id) => document.getElementById(id).shadowRoot.querySelectorAll('.steps-table tbody tr').length === 5, id);
+      assert.deepEqual(await page.evaluate((id) => document.getElementById(id).state, id), state, id);
+      assert.deepEqual(essentials(await page.evaluate((id) => document.getElementById(id).exportJson(), id)), original, id);
+    }
+
+    // Hostile states: markup stays text, scripts never run, bad values are dropped and named.
+    await page.evaluate(() => document.getElementById('copy').restore({ text: '<img src=x onerror="window.__pwned=1">hi', view: '<script>window.__pwned=2</script>', whatif: 'javascript:alert(1)', layer: -3, onclick: 'window.__pwned=3' }));
+    assert.equal(await until(page, 'copy'), 'done');
+    const notice = await page.locator('#copy .aw-notice').first().textContent();
+    for (const m of [/view=<script>.* is not a view name/, /whatif=javascript:alert\(1\) is not one of/, /layer=-3 is not a whole number/, /onclick is not a setting/]) assert.match(notice, m);
+    assert.equal(await page.evaluate(() => document.getElementById('copy').shadowRoot.querySelectorAll('img, script').length), 0);
+    assert.match(await page.evaluate(() => document.getElementById('copy').state.text), /^<img src=x onerror/);
+    for (const bad of ['[1, 2]', '{"view": ', 'x'.repeat(300 * 1024)]) {
+      const thrown = await page.evaluate((b) => { try { document.getElementById('copy').restore(b); return null; } catch (e) { return String(e); } }, bad);
+      assert.match(thrown ?? 'nothing thrown', /not a JSON object|not JSON|at most 256 KB/);
+    }
+    await page.waitForTimeout(500);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,0 +1,234 @@
+//! What a figure shows, as named settings: the attributes of an `<attn-lab>` element, and the
+//! state a widget saves (`el.state`) and restores (`el.restore(…)`, the `state` attribute).
+//! A saved state comes from anyone's page, so it is checked here field by field before any of
+//! it is used: its size, its shape (one JSON object), each value's form and range. What does
+//! not pass is dropped and said; nothing in it is ever run or drawn as markup. Values that
+//! depend on the model (a layer beyond its last one) are clamped later, where it is known.
+
+use serde_json::Value;
+
+/// The largest saved state read (bytes of JSON).
+pub const STATE_MAX_BYTES: usize = 256 * 1024;
+/// The longest text a saved state may hold (characters).
+pub const TEXT_MAX_CHARS: usize = 100_000;
+
+/// The form a setting's value must have.
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    /// Any text up to [`TEXT_MAX_CHARS`].
+    Text,
+    /// A short lower-case name (`head`, `knockout`; the widget says which names it knows).
+    Name,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// A whole number 0 ..= max.
+    Count(u64),
+    /// A number in min ..= max.
+    Number(f64, f64),
+    /// Heads as `L.H` or `L.*`, comma-separated (empty: none).
+    Heads,
+    /// true / false (also 1 / 0).
+    Flag,
+}
+
+/// Every setting a saved state may hold, by its attribute name.
+const SETTINGS: [(&str, Form); 18] = [
+    ("view", Form::Name),
+    ("text", Form::Text),
+    ("layer", Form::Count(4096)),
+    ("head", Form::Count(4096)),
+    ("query", Form::Count(1 << 20)),
+    ("scale", Form::Choice(&["linear", "sqrt", "log"])),
+    ("palette", Form::Choice(&["blues", "viridis"])),
+    ("sink", Form::Choice(&["hide", "show"])),
+    ("whatif", Form::Choice(&["none", "unscaled", "unmasked", "norope"])),
+    ("ablate", Form::Heads),
+    ("controls", Form::Choice(&["none", "compact", "full"])),
+    ("theme", Form::Choice(&["auto", "light", "dark"])),
+    ("gen", Form::Count(4096)),
+    ("temperature", Form::Number(0.0, 10.0)),
+    ("top-k", Form::Count(1 << 20)),
+    ("top-p", Form::Number(0.0, 1.0)),
+    ("seed", Form::Count(u32::MAX as u64)),
+    ("chat", Form::Flag),
+];
+
+/// A checked saved state: each setting to apply (`None`: back to its default), and what was
+/// dropped and why.
+#[derive(Debug, Default, PartialEq)]
+pub struct Restore {
+    pub set: Vec<(&'static str, Option<String>)>,
+    pub dropped: Vec<String>,
+}
+
+/// `v` shortened for a message (never more than 40 characters of it).
+fn shown(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+/// `value` in the form `form` asks for, as the attribute's text; or why not.
+fn check(form: Form, value: &Value) -> Result<Option<String>, String> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    match form {
+        Form::Text => match value.as_str() {
+            Some(s) if s.chars().count() <= TEXT_MAX_CHARS => Ok(Some(s.to_string())),
+            Some(_) => Err(format!("longer than {TEXT_MAX_CHARS} characters")),
+            None => Err("not a text".into()),
+        },
+        Form::Name => match value.as_str() {
+            Some(s) if (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') => Ok(Some(s.to_string())),
+            _ => Err("not a view name".into()),
+        },
+        Form::Choice(words) => match value.as_str() {
+            Some(s) if words.contains(&s) => Ok(Some(s.to_string())),
+            _ => Err(format!("not one of {}", words.join(", "))),
+        },
+        Form::Count(max) => {
+            // A number, or a number written as text (as attributes are).
+            let n = value.as_u64().or_else(|| value.as_str().and_then(|s| s.trim().parse::<u64>().ok()));
+            match n {
+                Some(n) if n <= max => Ok(Some(n.to_string())),
+                Some(_) => Err(format!("above {max}")),
+                None => Err("not a whole number 0, 1, 2, …".into()),
+            }
+        }
+        Form::Number(lo, hi) => {
+            let x = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+            match x {
+                Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(Some(x.to_string())),
+                _ => Err(format!("not a number from {lo} to {hi}")),
+            }
+        }
+        Form::Heads => match value.as_str() {
+            Some(s) if s.len() <= 2000 && s.bytes().all(|b| b.is_ascii_digit() || b",.* ".contains(&b)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            _ => Err("not heads written as L.H or L.*, comma-separated".into()),
+        },
+        Form::Flag => match value {
+            Value::Bool(b) => Ok(Some(if *b { "1" } else { "0" }.into())),
+            Value::Number(n) if n.as_u64().is_some_and(|n| n <= 1) => Ok(Some(n.to_string())),
+            Value::String(s) if matches!(s.as_str(), "1" | "0" | "true" | "false") => Ok(Some(if s == "1" || s == "true" { "1" } else { "0" }.into())),
+            _ => Err("not true or false".into()),
+        },
+    }
+}
+
+/// Reads a saved state (`el.state` as JSON). A state that is not one JSON object of at most
+/// [`STATE_MAX_BYTES`] is refused whole; inside it, each setting is used or dropped on its own.
+pub fn parse_state(json: &str) -> Result<Restore, String> {
+    if json.len() > STATE_MAX_BYTES {
+        return Err(format!("the saved state is {} KB; at most {} KB are read", json.len() / 1024, STATE_MAX_BYTES / 1024));
+    }
+    let value: Value = serde_json::from_str(json).map_err(|e| format!("the saved state is not JSON ({e})"))?;
+    let Value::Object(fields) = value else {
+        return Err("the saved state is not a JSON object of settings".into());
+    };
+    let mut out = Restore::default();
+    // In the order of SETTINGS (the view first), whatever the object's order.
+    for (name, form) in SETTINGS {
+        if let Some(value) = fields.get(name) {
+            match check(form, value) {
+                Ok(v) => out.set.push((name, v)),
+                Err(why) => out.dropped.push(format!("{name}={} is {why}", shown(value))),
+            }
+        }
+    }
+    for key in fields.keys().filter(|k| !SETTINGS.iter().any(|(name, _)| name == k)).take(20) {
+        out.dropped.push(format!("{} is not a setting", key.chars().take(40).collect::<String>()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(json: &str) -> (Option<Option<String>>, Vec<String>) {
+        let r = parse_state(json).expect("an object");
+        (r.set.first().map(|s| s.1.clone()), r.dropped)
+    }
+
+    #[test]
+    fn every_setting_valid_out_of_range_and_refused() {
+        // (state, what is applied, the words of what is dropped)
+        let table: &[(&str, Option<Option<&str>>, &str)] = &[
+            (r#"{"view":"inside"}"#, Some(Some("inside")), ""),
+            (r#"{"view":"<script>"}"#, None, "view=<script> is not a view name"),
+            (r#"{"text":"<img src=x onerror=alert(1)>"}"#, Some(Some("<img src=x onerror=alert(1)>")), ""),
+            (r#"{"text":7}"#, None, "text=7 is not a text"),
+            (r#"{"layer":3}"#, Some(Some("3")), ""),
+            (r#"{"layer":"12"}"#, Some(Some("12")), ""),
+            (r#"{"layer":-1}"#, None, "layer=-1 is not a whole number"),
+            (r#"{"layer":2.5}"#, None, "not a whole number"),
+            (r#"{"layer":99999}"#, None, "layer=99999 is above 4096"),
+            (r#"{"head":4}"#, Some(Some("4")), ""),
+            (r#"{"query":null}"#, Some(None), ""),
+            (r#"{"query":5}"#, Some(Some("5")), ""),
+            (r#"{"scale":"log"}"#, Some(Some("log")), ""),
+            (r#"{"scale":"cubic"}"#, None, "scale=cubic is not one of linear, sqrt, log"),
+            (r#"{"palette":"viridis"}"#, Some(Some("viridis")), ""),
+            (r#"{"sink":"hide"}"#, Some(Some("hide")), ""),
+            (r#"{"whatif":"unmasked"}"#, Some(Some("unmasked")), ""),
+            (r#"{"whatif":"javascript:alert(1)"}"#, None, "whatif=javascript:alert(1) is not one of"),
+            (r#"{"ablate":"14.5, 0.*"}"#, Some(Some("14.5, 0.*")), ""),
+            (r#"{"ablate":""}"#, Some(None), ""),
+            (r#"{"ablate":"14.5;drop"}"#, None, "ablate=14.5;drop is not heads"),
+            (r#"{"controls":"full"}"#, Some(Some("full")), ""),
+            (r#"{"theme":"dark"}"#, Some(Some("dark")), ""),
+            (r#"{"gen":32}"#, Some(Some("32")), ""),
+            (r#"{"temperature":0.7}"#, Some(Some("0.7")), ""),
+            (r#"{"temperature":1e308}"#, None, "is not a number from 0 to 10"),
+            (r#"{"top-p":1.5}"#, None, "not a number from 0 to 1"),
+            (r#"{"top-k":40}"#, Some(Some("40")), ""),
+            (r#"{"seed":"7"}"#, Some(Some("7")), ""),
+            (r#"{"chat":true}"#, Some(Some("1")), ""),
+            (r#"{"chat":"maybe"}"#, None, "chat=maybe is not true or false"),
+            (r#"{"onclick":"alert(1)"}"#, None, "onclick is not a setting"),
+        ];
+        for (json, applied, dropped) in table {
+            let (got, why) = one(json);
+            assert_eq!(got, applied.map(|a| a.map(String::from)), "{json}");
+            if dropped.is_empty() {
+                assert!(why.is_empty(), "{json}: {why:?}");
+            } else {
+                assert_eq!(why.len(), 1, "{json}");
+                assert!(why[0].contains(dropped), "{json}: {why:?}");
+            }
+        }
+        // Every setting is in the table (a new one gets a row).
+        for (name, _) in SETTINGS {
+            assert!(table.iter().any(|(json, _, _)| json.contains(&format!("\"{name}\""))), "{name} untested");
+        }
+    }
+
+    #[test]
+    fn a_state_that_is_not_one_small_object_is_refused_whole() {
+        assert!(parse_state("[1,2]").unwrap_err().contains("not a JSON object"));
+        assert!(parse_state("{\"view\":").unwrap_err().contains("not JSON"));
+        assert!(parse_state("").unwrap_err().contains("not JSON"));
+        let huge = format!("{{\"text\":\"{}\"}}", "a".repeat(STATE_MAX_BYTES));
+        assert!(parse_state(&huge).unwrap_err().contains("at most 256 KB"));
+        let long = format!("{{\"text\":\"{}\"}}", "a".repeat(TEXT_MAX_CHARS + 1));
+        assert!(parse_state(&long).unwrap().dropped[0].contains("longer than"));
+        // Deep nesting is refused by the JSON reader (its recursion limit), not a crash.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_state(&deep).is_err());
+    }
+
+    #[test]
+    fn a_whole_state_keeps_every_field_in_order() {
+        let r = parse_state(r#"{"view":"inside","text":"The dog","layer":3,"head":4,"query":2,"scale":"log","whatif":"unscaled","bogus":1}"#).unwrap();
+        let names: Vec<&str> = r.set.iter().map(|s| s.0).collect();
+        assert_eq!(names, ["view", "text", "layer", "head", "query", "scale", "whatif"]);
+        assert_eq!(r.dropped, ["bogus is not a setting"]);
+    }
+}
