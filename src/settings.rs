@@ -55,7 +55,7 @@ const SETTINGS: [(&str, Form); 18] = [
 
 /// A checked saved state: each setting to apply (`None`: back to its default), and what was
 /// dropped and why.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Restore {
     pub set: Vec<(&'static str, Option<String>)>,
     pub dropped: Vec<String>,

@@ -35,6 +35,8 @@ pub struct EmbedState {
     pub model_src: Option<String>,
     /// `view="generate"`: the writing settings (`gen`, `temperature`, `top-k`, …).
     pub gen: Vec<(&'static str, String)>,
+    /// Heads knocked out (`L.H,L.*`), when any are.
+    pub ablate: Option<String>,
 }
 
 impl EmbedState {
@@ -59,6 +61,9 @@ impl EmbedState {
             a.push(("whatif", w.to_string()));
         }
         a.extend(self.gen.iter().map(|(k, v)| (*k, v.clone())));
+        if let Some(h) = &self.ablate {
+            a.push(("ablate", h.clone()));
+        }
         if let Some(b) = &self.backend {
             a.push(("backend", b.clone()));
         }

@@ -25,6 +25,7 @@ mod patterns;
 mod panels;
 mod similarity;
 mod state;
+mod tour_view;
 mod views;
 mod widget;
 

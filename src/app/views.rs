@@ -360,6 +360,7 @@ pub fn EmbedView(
             backend: backend.clone(),
             model_src: model_src.clone(),
             gen,
+            ablate: Some(crate::analysis::heads::heads_spec(&p.knocked.get_untracked(), p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head)).unwrap_or(usize::MAX))).filter(|s| !s.is_empty()),
         };
         (state, (!supported).then(|| super::tab_name(v)))
     };

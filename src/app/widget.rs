@@ -40,6 +40,25 @@ pub enum Controls {
     Full,
 }
 
+/// Fetches `url` as text, refusing more than `max` bytes (by its announced length before
+/// reading it, and by what arrived).
+async fn fetch_text_capped(url: &str, max: usize) -> Result<String, String> {
+    let w = web_sys::window().ok_or("no window")?;
+    let resp: web_sys::Response = JsFuture::from(w.fetch_with_str(url)).await.map_err(|e| format!("{url}: network error {e:?}"))?.unchecked_into();
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let too_big = |n: f64| format!("{url} is {:.1} MB; at most {} KB are read", n / 1e6, max / 1024);
+    if let Some(n) = resp.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<f64>().ok()).filter(|n| *n > max as f64) {
+        return Err(too_big(n));
+    }
+    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?.as_string().unwrap_or_default();
+    if text.len() > max {
+        return Err(too_big(text.len() as f64));
+    }
+    Ok(text)
+}
+
 /// Fetches `url` as text on the page's thread.
 pub async fn fetch_text(url: &str) -> Result<String, String> {
     let w = web_sys::window().ok_or("no window")?;
@@ -93,6 +112,11 @@ struct W {
     generation: RwSignal<Option<super::generate::GenLive>>,
     gen_pending: StoredValue<bool>,
     writer: StoredValue<Option<super::generate::Writer>>,
+    /// `tour=`: the guided tour and the step shown.
+    tour: RwSignal<Option<crate::tour::Tour>>,
+    step: RwSignal<usize>,
+    /// `present`: large type and strong contrast (presenting to a room).
+    present: RwSignal<bool>,
 }
 
 thread_local! {
@@ -691,6 +715,12 @@ impl WidgetHandle {
                 }
             }
             "ablate" => self.page.set_knock_out(&attr(host, "ablate").unwrap_or_default()),
+            "present" => w.present.set(host.has_attribute("present")),
+            "tour" => {
+                if let Some(src) = attr(host, "tour") {
+                    self.load_tour(resolve(&src, &super::engine::page_base()));
+                }
+            }
             "state" => {
                 if !quiet {
                     let _ = self.restore(&attr(host, "state").unwrap_or_default());
@@ -744,14 +774,23 @@ impl WidgetHandle {
     /// the widget; a live widget then runs once with all of it. A state that is not one JSON
     /// object of settings is refused whole (an error, and nothing changes).
     pub fn restore(&self, json: &str) -> Result<(), String> {
-        let w = self.w;
         let r = match crate::settings::parse_state(json) {
             Ok(r) => r,
             Err(e) => {
-                w.notice.set(Some(e.clone()));
+                self.w.notice.set(Some(e.clone()));
                 return Err(e);
             }
         };
+        self.apply(&r);
+        Ok(())
+    }
+}
+
+impl WidgetHandle {
+    /// Shows checked settings (a restored state, a tour's step): attributes set quietly, then,
+    /// when the widget is live, one run with all of them.
+    fn apply(&self, r: &crate::settings::Restore) {
+        let w = self.w;
         self.restoring.set(true);
         for (name, value) in &r.set {
             let _ = match value {
@@ -767,8 +806,39 @@ impl WidgetHandle {
             _ if w.phase.get_untracked() != Phase::Idle => self.go_live(),
             _ => {}
         }
-        Ok(())
     }
+
+    /// Shows step `k` of the tour.
+    fn show_step(&self, k: usize) {
+        let Some(settings) = self.w.tour.with_untracked(|t| t.as_ref().and_then(|t| t.steps.get(k)).map(|s| s.settings.clone())) else { return };
+        self.w.step.set(k);
+        self.apply(&settings);
+    }
+
+    /// Fetches the tour at `url` (at most [`crate::tour::TOUR_MAX_BYTES`]) and shows its first
+    /// step; a tour that cannot be used leaves the figure as it is and says why.
+    fn load_tour(&self, url: String) {
+        let me = self.clone_ref();
+        leptos::task::spawn_local(async move {
+            let w = me.w;
+            let parsed = fetch_text_capped(&url, crate::tour::TOUR_MAX_BYTES).await.and_then(|t| crate::tour::parse_tour(&t));
+            match parsed {
+                Ok(t) => {
+                    let dropped = t.dropped.clone();
+                    w.tour.set(Some(t));
+                    me.show_step(0);
+                    if !dropped.is_empty() {
+                        w.notice.set(Some(format!("The tour's settings not used: {}.", dropped.join("; "))));
+                    }
+                }
+                Err(e) => w.notice.set(Some(format!("The tour could not be used: {e}."))),
+            }
+        });
+    }
+}
+
+#[wasm_bindgen]
+impl WidgetHandle {
 
     /// The widget's result in the `attnlab inspect --json` schema (`attention` holding its
     /// head), or null before it has one.
@@ -850,6 +920,9 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         generation: RwSignal::new(None),
         gen_pending: StoredValue::new(false),
         writer: StoredValue::new(None),
+        tour: RwSignal::new(None),
+        step: RwSignal::new(0),
+        present: RwSignal::new(host.has_attribute("present")),
     });
     let notices: Vec<String> = gen.1.into_iter().chain(restored.unwrap_or_default()).collect();
     if !notices.is_empty() {
@@ -964,6 +1037,10 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         // Computed on the page's thread from the toy vocabulary: drawn at once, nothing to load.
         w.phase.set(Phase::Done);
     }
+    // A tour sets the figure to its first step (live figures still start from embed.js).
+    if let Some(src) = attr(&host, "tour") {
+        handle.load_tour(resolve(&src, &super::engine::page_base()));
+    }
     // Live figures start from embed.js: lazy ones when scrolled near, eager ones a moment after
     // mounting (see there).
     Ok(handle)
@@ -1061,7 +1138,24 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
             format!("{base}index.html?{}", q.unwrap_or_default())
         }
     };
-    let theme_class = move || format!("aw theme-{}", w.theme.get());
+    let theme_class = move || format!("aw theme-{}{}", w.theme.get(), if w.present.get() { " present" } else { "" });
+    let on_step = Callback::new(move |k: usize| hv.with_value(|h| h.show_step(k)));
+    // The arrow keys step through a tour (not while typing in a box).
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        let typing = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()).is_some_and(|e| matches!(e.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        let Some(n) = w.tour.with_untracked(|t| t.as_ref().map(|t| t.steps.len())) else { return };
+        if typing || ev.alt_key() || ev.ctrl_key() || ev.meta_key() {
+            return;
+        }
+        let k = w.step.get_untracked();
+        let next = match ev.key().as_str() {
+            "ArrowRight" | "PageDown" if k + 1 < n => k + 1,
+            "ArrowLeft" | "PageUp" if k > 0 => k - 1,
+            _ => return,
+        };
+        ev.prevent_default();
+        on_step.run(next);
+    };
     let caption = move || {
         let model_name = match w.model.get() {
             ModelState::Ready { model, .. } if !w.poster.get() => model.display_name,
@@ -1084,7 +1178,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
         }
     };
     view! {
-        <div class=theme_class data-view=move || w.view.get().as_str()>
+        <div class=theme_class data-view=move || w.view.get().as_str() on:keydown=on_key>
             <div class="aw-bar">
                 <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut) => super::tab_name(v).into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {
@@ -1096,6 +1190,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
                     },
                 }}
             </div>
+            <super::tour_view::TourBar tour=w.tour step=w.step on_step=on_step/>
             {move || (w.view.get() == View::Generate).then(|| view! {
                 {(w.controls.get() != Controls::None).then(|| view! { <div class="aw-controls"><super::generate::GenerateControls/></div> })}
                 <super::generate::GenerationPanel/>

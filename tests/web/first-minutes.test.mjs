@@ -259,12 +259,12 @@ test('the Embed dialog carries query, scale, sink and what-if; pasted into anoth
     let differ = 0;
     for (let i = 0; i < mine.data.length; i += 4) if (Math.abs(mine.data[i] - drawn.data[i]) + Math.abs(mine.data[i + 1] - drawn.data[i + 1]) + Math.abs(mine.data[i + 2] - drawn.data[i + 2]) > 6) differ++;
     assert.ok(differ / (mine.data.length / 4) < 0.002, `${differ} map pixels differ`);
-    // A tab the widget cannot draw is not offered: the dialog says so and gives the head view.
+    // Every tab embeds as its own view (head patterns too, with nothing said against it).
     await page.keyboard.press('Escape');
     await tab(page, 'Head patterns');
     await page.click('button.embed-button');
-    assert.match(await page.locator('.embed-unsupported').textContent(), /cannot be embedded yet/);
-    assert.match(await page.inputValue('.snippet-element'), /view="head"/);
+    assert.match(await page.inputValue('.snippet-element'), /view="patterns"/);
+    assert.equal(await page.locator('.embed-unsupported').count(), 0);
     assert.deepEqual(errors, []);
   } finally {
     other?.close();

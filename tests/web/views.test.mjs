@@ -178,3 +178,116 @@ test('el.state restores the same view on another element; hostile states stay in
     await browser.close();
   }
 });
+
+test('the lesson "from the formula to a real model": every figure a valid view, the toy and the poster at once, live ones when scrolled to', async () => {
+  const smol = site.count(MODEL);
+  const gemma = `${PREFIX}models/gemma-3-270m-q4_k_m.gguf`;
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(site.url + 'formula.html');
+    await page.waitForFunction(() => [...document.querySelectorAll('attn-lab')].every((e) => e.dataset.view));
+    const figures = await page.$$eval('attn-lab', (els) => els.map((e) => ({ id: e.id, view: e.dataset.view, state: e.dataset.state })));
+    assert.ok(figures.length >= 8, `${figures.length} figures`);
+    assert.ok(new Set(figures.map((f) => f.view)).size >= 8, JSON.stringify(figures));
+    assert.deepEqual(figures.filter((f) => f.state === 'error'), []);
+    // No download to open the page: the toy lab is drawn, the Gemma figure is its saved run.
+    assert.equal(await until(page, 'lab-figure'), 'done');
+    assert.equal(await until(page, 'mqa-figure'), 'done');
+    assert.equal(await page.evaluate(() => document.getElementById('mqa-figure').dataset.source), 'static');
+    assert.equal(await page.locator('#mqa-figure .thumb').count(), 72);
+    assert.equal(site.count(MODEL) - smol, 0, 'nothing downloaded before a live figure is near');
+    // Scrolled to, a live figure runs: the row of section 4 is the reference's.
+    await page.locator('#inside-figure').scrollIntoViewIfNeeded();
+    assert.equal(await until(page, 'inside-figure'), 'done');
+    await page.waitForSelector('#inside-figure .steps-table tbody tr');
+    const probs = await page.$$eval('#inside-figure .steps-table tbody tr td:nth-child(5) .num', (c) => c.map((x) => Number(x.textContent)));
+    assert.deepEqual(probs.map((p) => p.toFixed(2)).slice(1, 5), ['0.22', '0.08', '0.01', '0.58']);
+    assert.equal(site.count(gemma), 0, 'the 250 MB model only on Run live');
+    await page.setViewportSize({ width: 360, height: 800 });
+    await page.waitForTimeout(300);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 361, `page ${wide} px wide at 360 px`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a guided tour steps forward and back with the keyboard, each step showing its view; hostile, huge and broken tours are inert and say why', async () => {
+  const evil = JSON.stringify({
+    title: '<script>window.__pwned=1</script>Tour',
+    steps: [
+      { caption: 'Hi <img src=x onerror="window.__pwned=2"> [click](javascript:window.__pwned=3) <script>window.__pwned=4</script> [ok](https://example.org/)', settings: { view: 'lab', layer: 99999, whatif: 'javascript:x', onload: 'x' } },
+      { caption: 'two', settings: { view: '<b>head</b>' } },
+    ],
+  });
+  const pages = {
+    '/tour.html': `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${site.url}embed.js"></script></head><body>
+<attn-lab id="t" tour="${site.url}tours/formula.json" loading="eager"></attn-lab>
+<attn-lab id="evil" tour="/evil.json" loading="eager"></attn-lab>
+<attn-lab id="huge" view="lab" tour="/huge.json" loading="eager"></attn-lab>
+<attn-lab id="broken" view="lab" tour="/broken.json" loading="eager"></attn-lab></body></html>`,
+    '/evil.json': evil,
+    '/huge.json': `{"steps":[{"caption":"${'a'.repeat(50 * 1024 * 1024)}"}]}`,
+    '/broken.json': '{"steps": [',
+  };
+  const tours = await serve(null, { pages });
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss(); });
+    await page.goto(tours.url + 'tour.html');
+    const progress = () => page.locator('#t .tour-progress').textContent();
+    await page.waitForSelector('#t .tour-progress');
+    assert.match(await progress(), /step 1 of 10/);
+    assert.equal(await until(page, 't'), 'done');
+    assert.equal(await page.evaluate(() => document.getElementById('t').dataset.view), 'lab');
+    // Forward with the arrow key: the step's view, head and what-if, run live.
+    await page.click('#t .tour-caption');
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(() => document.getElementById('t').dataset.view === 'inside');
+    assert.match(await progress(), /step 2 of 10/);
+    assert.equal(await until(page, 't'), 'done');
+    await page.waitForSelector('#t .whatif-summary');
+    assert.match(await page.locator('#t .whatif-summary').textContent(), /Without ÷√d/);
+    assert.equal(await page.locator('#t .steps-table tbody tr').count(), 8, 'the row of token 7 ("was")');
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(() => /Without the causal mask/.test(document.getElementById('t').shadowRoot.querySelector('.whatif-summary')?.textContent ?? ''));
+    assert.match(await progress(), /step 3 of 10/);
+    // Back, then Next by its button.
+    await page.keyboard.press('ArrowLeft');
+    await page.waitForFunction(() => /Without ÷√d/.test(document.getElementById('t').shadowRoot.querySelector('.whatif-summary')?.textContent ?? ''));
+    assert.match(await progress(), /step 2 of 10/);
+    await page.click('#t .tour-next');
+    await page.click('#t .tour-next');
+    await page.waitForFunction(() => document.getElementById('t').shadowRoot.querySelector('.tour-progress')?.textContent.includes('step 4 of 10'));
+    await page.waitForFunction(() => !document.getElementById('t').shadowRoot.querySelector('.whatif-summary') && document.getElementById('t').dataset.state === 'done');
+    assert.equal(await page.evaluate(() => document.getElementById('t').state.whatif), 'none');
+
+    // The hostile tour: its markup is text, only the http(s) link is a link, bad settings named.
+    await page.waitForSelector('#evil .tour-caption');
+    assert.match(await page.locator('#evil .tour-caption').textContent(), /Hi <img src=x onerror="window.__pwned=2"> click <script>window.__pwned=4<\/script> ok/);
+    assert.match(await page.locator('#evil .tour-title').textContent(), /^<script>window.__pwned=1<\/script>Tour$/);
+    assert.deepEqual(await page.$$eval('#evil .tour a', (a) => a.map((x) => x.getAttribute('href'))), ['https://example.org/']);
+    assert.equal(await page.evaluate(() => document.getElementById('evil').shadowRoot.querySelectorAll('.tour img, .tour script').length), 0);
+    const notice = await page.locator('#evil .aw-notice').first().textContent();
+    for (const m of [/step 1: layer=99999 is above/, /step 1: whatif=javascript:x is not one of/, /step 1: onload is not a setting/, /step 2: view=<b>head<\/b> is not a view name/]) assert.match(notice, m);
+    // Too large and broken tours: refused with the reason; the figure stays.
+    await page.waitForSelector('#huge .aw-notice');
+    assert.match(await page.locator('#huge .aw-notice').first().textContent(), /The tour could not be used: .*at most 256 KB/);
+    await page.waitForSelector('#broken .aw-notice');
+    assert.match(await page.locator('#broken .aw-notice').first().textContent(), /The tour could not be used: the tour is not JSON/);
+    for (const id of ['huge', 'broken']) assert.equal(await until(page, id), 'done');
+    await page.waitForTimeout(300);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    tours.close();
+  }
+});
