@@ -721,10 +721,8 @@ impl WidgetHandle {
                     self.load_tour(resolve(&src, &super::engine::page_base()));
                 }
             }
-            "state" => {
-                if !quiet {
-                    let _ = self.restore(&attr(host, "state").unwrap_or_default());
-                }
+            "state" if !quiet => {
+                let _ = self.restore(&attr(host, "state").unwrap_or_default());
             }
             "result-src" => {
                 if let Some(src) = attr(host, "result-src") {
@@ -977,7 +975,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     // with the chosen token's row of attention in that head.
     let h = host.clone();
     owner.with(|| {
-        Effect::new(move |last: Option<Option<(Vec<u32>, usize, usize, usize)>>| {
+        Effect::new(move |last: Option<Option<Selection>>| {
             let q = w.query.get()?;
             let (layer, head) = w.map.with(|m| m.as_ref().map(|m| (m.layer, m.head)))?;
             let ids = w.run.with_untracked(|r| r.as_ref().map(|r| r.report.ids.clone()))?;
@@ -1045,6 +1043,9 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     // mounting (see there).
     Ok(handle)
 }
+
+/// What a reader has chosen: (the run's token ids, layer, head, query).
+type Selection = (Vec<u32>, usize, usize, usize);
 
 /// The playground's state for widget `w` (its slot, its signals): what the views drawn from
 /// it read from context. `ablate` (heads knocked out, `L.H,L.*`) is checked once the model

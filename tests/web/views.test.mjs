@@ -43,15 +43,30 @@ const COUNT_MESSAGES = () => {
   };
 };
 
+// A fresh headless Chromium (CPU path) with one page; its script errors and dialogs are kept.
+async function browse(viewport = { width: 1000, height: 900 }) {
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const page = await browser.newPage({ viewport });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss(); });
+  return { browser, page, errors };
+}
+
+// On a 360 px phone the page is no wider than the screen.
+async function noSidewaysScroll(page) {
+  await page.setViewportSize({ width: 360, height: 800 });
+  await page.waitForTimeout(300);
+  const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(wide <= 361, `page ${wide} px wide at 360 px`);
+}
+
 const until = (page, id) => page.waitForFunction((id) => ['done', 'error'].includes(document.getElementById(id)?.dataset.state), id, { timeout: 300_000 }).then(() => page.evaluate((id) => document.getElementById(id).dataset.state, id));
 
 test('inside, patterns, similarity, knock-out and cost embed on another origin with the reference numbers', async () => {
   const before = site.count(MODEL);
-  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const { browser, page, errors } = await browse({ width: 1100, height: 900 });
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
     await page.addInitScript(COUNT_MESSAGES);
     const missed = site.notFound().length;
     await page.goto(host.url + 'lesson.html');
@@ -111,10 +126,7 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
     assert.equal(await page.locator('#cost button.run-cost').isEnabled(), true);
 
     // A phone: no widget makes the course page scroll sideways.
-    await page.setViewportSize({ width: 360, height: 800 });
-    await page.waitForTimeout(300);
-    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(wide <= 361, `page ${wide} px wide at 360 px`);
+    await noSidewaysScroll(page);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -122,12 +134,8 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
 });
 
 test('el.state restores the same view on another element; hostile states stay inert and say what was dropped', async () => {
-  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const { browser, page, errors } = await browse();
   try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss(); });
     await page.goto(host.url + 'lesson.html');
     assert.equal(await until(page, 'inside'), 'done');
     // The reader picks a token: the state says so.
@@ -182,11 +190,8 @@ test('el.state restores the same view on another element; hostile states stay in
 test('the lesson "from the formula to a real model": every figure a valid view, the toy and the poster at once, live ones when scrolled to', async () => {
   const smol = site.count(MODEL);
   const gemma = `${PREFIX}models/gemma-3-270m-q4_k_m.gguf`;
-  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const { browser, page, errors } = await browse();
   try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(site.url + 'formula.html');
     await page.waitForFunction(() => [...document.querySelectorAll('attn-lab')].every((e) => e.dataset.view));
     const figures = await page.$$eval('attn-lab', (els) => els.map((e) => ({ id: e.id, view: e.dataset.view, state: e.dataset.state })));
@@ -206,10 +211,7 @@ test('the lesson "from the formula to a real model": every figure a valid view, 
     const probs = await page.$$eval('#inside-figure .steps-table tbody tr td:nth-child(5) .num', (c) => c.map((x) => Number(x.textContent)));
     assert.deepEqual(probs.map((p) => p.toFixed(2)).slice(1, 5), ['0.22', '0.08', '0.01', '0.58']);
     assert.equal(site.count(gemma), 0, 'the 250 MB model only on Run live');
-    await page.setViewportSize({ width: 360, height: 800 });
-    await page.waitForTimeout(300);
-    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-    assert.ok(wide <= 361, `page ${wide} px wide at 360 px`);
+    await noSidewaysScroll(page);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -235,12 +237,8 @@ test('a guided tour steps forward and back with the keyboard, each step showing 
     '/broken.json': '{"steps": [',
   };
   const tours = await serve(null, { pages });
-  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const { browser, page, errors } = await browse();
   try {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('dialog', (d) => { errors.push('dialog: ' + d.message()); d.dismiss(); });
     await page.goto(tours.url + 'tour.html');
     const progress = () => page.locator('#t .tour-progress').textContent();
     await page.waitForSelector('#t .tour-progress');
