@@ -456,7 +456,27 @@ fn map_csv(m: &HeadMap, tokens: &[String]) -> String {
 /// The whole page (the default entry point).
 #[component]
 pub fn App() -> impl IntoView {
-    view! { <Playground/> }
+    if single_figure_redirect() {
+        return ().into_any();
+    }
+    view! { <Playground/> }.into_any()
+}
+
+/// `?tour=` and `?present=`: a guided tour and a projector show one view at a time, so they
+/// open the single-figure page (`embed.html`, beside this one) with the same settings. Whether
+/// the page is leaving.
+fn single_figure_redirect() -> bool {
+    let Some(w) = web_sys::window() else { return false };
+    let Ok(p) = web_sys::UrlSearchParams::new_with_str(&w.location().search().unwrap_or_default()) else { return false };
+    if p.get("tour").is_none() && p.get("present").is_none() {
+        return false;
+    }
+    // The playground writes the query token as `q`; the element's attribute is `query`.
+    if let Some(q) = p.get("q") {
+        p.delete("q");
+        p.set("query", &q);
+    }
+    w.location().replace(&format!("embed.html?{}", String::from(p.to_string()))).is_ok()
 }
 
 /// The playground: shared state ([`state::Page`]) provided to one component per view.

@@ -441,6 +441,7 @@ impl WidgetHandle {
             Response::Error { phase, .. } if phase == "map" || phase == "thumbnails" => self.send_run(),
             Response::Error { phase, message } => {
                 w.gen_pending.set_value(false);
+                w.lens_running.set(false);
                 self.writer().on_failed();
                 w.error.set(Some(format!("{phase}: {message}")));
                 w.phase.set(Phase::Error);

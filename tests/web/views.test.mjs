@@ -289,3 +289,24 @@ test('a guided tour steps forward and back with the keyboard, each step showing 
     tours.close();
   }
 });
+
+test('?tour= and ?present=1 on the playground open the tour on one page in large type; both lessons ship as tours', async () => {
+  const { browser, page, errors } = await browse({ width: 1280, height: 900 });
+  try {
+    await page.goto(site.url + '?tour=tours/sinks.json&present=1');
+    await page.waitForURL(/\/embed\.html\?/);
+    await page.waitForFunction(() => document.querySelector('attn-lab')?.shadowRoot?.querySelector('.tour-progress'), null, { timeout: 60_000 });
+    assert.match(await page.locator('attn-lab .tour-progress').textContent(), /step 1 of 8/);
+    assert.equal(await page.evaluate(() => !!document.querySelector('attn-lab').shadowRoot.querySelector('.aw.present')), true);
+    await page.waitForFunction(() => document.querySelector('attn-lab').dataset.view === 'head');
+    // Both shipped tours are used whole: no setting of theirs is dropped.
+    for (const t of ['sinks', 'formula']) {
+      await page.goto(`${site.url}embed.html?tour=tours/${t}.json`);
+      await page.waitForFunction(() => document.querySelector('attn-lab')?.shadowRoot?.querySelector('.tour-progress'), null, { timeout: 60_000 });
+      assert.equal(await page.locator('attn-lab .aw-notice').count(), 0, `${t}: ${await page.locator('attn-lab .aw-notice').allTextContents()}`);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
