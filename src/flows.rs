@@ -66,6 +66,25 @@ pub async fn ablation(engine: &Engine, model: &Model, ids: &[u32], heads: &[(usi
     Ok((before, after))
 }
 
+/// The four cache policies of [`crate::analysis::through_model::policies`] over `ids`, one
+/// pass each (policies other than dense run on the CPU: the GPU kernels know the causal mask
+/// and windows only).
+pub async fn streaming(engine: &Engine, model: &Model, ids: &[u32], window: usize, sinks: usize, progress: &impl Progress) -> Result<crate::analysis::through_model::Streaming, EngineError> {
+    use crate::analysis::heads::Predictions;
+    use crate::analysis::through_model::{policies, prediction_options, PolicyRun, Streaming};
+    if ids.len() < 2 {
+        return Err(EngineError::EmptyInput);
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (i, p) in policies(window.max(1), sinks).into_iter().enumerate() {
+        progress.step("streaming", i as f64, Some(4.0));
+        let pass = forward(engine, model, ids, &prediction_options(p, None), progress).await?;
+        out.insert(p.name().to_string(), PolicyRun::of(Predictions::of(ids, &pass).logprob, window));
+        progress.pause().await;
+    }
+    Ok(Streaming { ids: ids.to_vec(), window, sinks, policies: out })
+}
+
 /// The logit lens of `ids` at `positions` on the engine (GPU first): one pass keeping every
 /// block's output, then the unembedding of the positions drawn.
 pub async fn lens(engine: &Engine, model: &Model, ids: &[u32], positions: &[usize], progress: &impl Progress) -> Result<crate::analysis::lens::Lens, EngineError> {

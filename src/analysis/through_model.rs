@@ -10,10 +10,14 @@ use crate::backends::{Backend, EngineError, ForwardOptions, LogitsFor};
 use crate::model::arch::{AttnChange, CachePolicy};
 use crate::model::Model;
 
+/// The pass that scores every next token under `policy` (and a what-if `change`).
+pub fn prediction_options(policy: CachePolicy, change: Option<(AttnChange, usize, usize)>) -> ForwardOptions {
+    ForwardOptions { capture_attention: false, logits_for: LogitsFor::All, policy, change, ..Default::default() }
+}
+
 /// log p(ids[i+1] | what position i sees) for i = 0..n−2, and the last position's logits.
 fn predictions(b: &impl Backend, model: &Model, ids: &[u32], policy: CachePolicy, change: Option<(AttnChange, usize, usize)>) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
-    let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::All, policy, change, ..Default::default() };
-    let out = b.forward(model, ids, &opts)?;
+    let out = b.forward(model, ids, &prediction_options(policy, change))?;
     let p = crate::analysis::heads::Predictions::of(ids, &out);
     Ok((p.logprob, p.last))
 }
@@ -27,7 +31,7 @@ pub fn perplexity(logp: &[f32]) -> f64 {
 }
 
 /// One policy over a text.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyRun {
     /// log p(ids[i+1]) for i = 0..n−2.
     pub logp: Vec<f32>,
@@ -37,7 +41,7 @@ pub struct PolicyRun {
 }
 
 /// `attnlab streaming --json`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Streaming {
     pub ids: Vec<u32>,
     pub window: usize,
@@ -61,10 +65,17 @@ pub fn streaming(b: &impl Backend, model: &Model, ids: &[u32], window: usize, si
     for p in policies(window.max(1), sinks) {
         on_policy(p.name());
         let (logp, _) = predictions(b, model, ids, p, None)?;
-        let after = &logp[window.min(logp.len())..];
-        out.insert(p.name().to_string(), PolicyRun { ppl_after_window: perplexity(after), ppl_all: perplexity(&logp), logp });
+        out.insert(p.name().to_string(), PolicyRun::of(logp, window));
     }
     Ok(Streaming { ids: ids.to_vec(), window, sinks, policies: out })
+}
+
+impl PolicyRun {
+    /// A policy's predictions, `logp` (i = 0..n−2), scored from position `window` on and whole.
+    pub fn of(logp: Vec<f32>, window: usize) -> PolicyRun {
+        let after = &logp[window.min(logp.len())..];
+        PolicyRun { ppl_after_window: perplexity(after), ppl_all: perplexity(&logp), logp }
+    }
 }
 
 /// `attnlab whatif --json`.

@@ -25,6 +25,7 @@ mod patterns;
 mod panels;
 mod similarity;
 mod state;
+mod streaming;
 mod tour_view;
 mod views;
 mod widget;
@@ -554,6 +555,16 @@ pub fn Playground(
         });
         let _ = js_sys::Reflect::set(&api, &"exportQueryRows".into(), rows.as_ref());
         rows.forget();
+        // The cache policies' comparison shown ({ids, window, sinks, policies, shipped}).
+        let streaming = Closure::<dyn Fn() -> JsValue>::new(move || {
+            p.streaming.with_untracked(|s| s.as_ref().map(|v| {
+                let mut j = serde_json::to_value(&v.streaming).unwrap_or_default();
+                j["shipped"] = serde_json::Value::Bool(v.shipped);
+                JsValue::from_str(&j.to_string())
+            })).unwrap_or(JsValue::NULL)
+        });
+        let _ = js_sys::Reflect::set(&api, &"exportStreaming".into(), streaming.as_ref());
+        streaming.forget();
         if let Some(w) = web_sys::window() {
             let _ = js_sys::Reflect::set(&w, &"attnlab".into(), &api);
         }
@@ -592,7 +603,7 @@ pub fn Playground(
             <Tabs/>
             <HeadView/>
             <AllHeadsView/>
-            <SinkView/>
+            <SinkView base=base.clone()/>
             <PositionView/>
             <div class="panel" class:hidden=move || p.view.get() != View::Lab><minilab::MiniLab/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Patterns><patterns::PatternsView/></div>

@@ -104,6 +104,9 @@ pub struct Page {
     /// The head compared before/after the knock-out, and its two maps.
     pub compare: RwSignal<(usize, usize)>,
     pub compare_maps: RwSignal<(Option<HeadMap>, Option<HeadMap>)>,
+    /// The cache policies over a long text (first the shipped run), and the progress of a new one.
+    pub streaming: RwSignal<Option<super::streaming::StreamingView>>,
+    pub streaming_progress: RwSignal<Option<(f64, f64)>>,
     /// The cost-of-attention sweep's answer, and its progress while it runs.
     pub cost: RwSignal<Option<CostResult>>,
     pub cost_progress: RwSignal<Option<(f64, f64)>>,
@@ -200,6 +203,8 @@ impl Page {
             notice: RwSignal::new(vec![]),
             asked: StoredValue::new((None, None)),
             cost: RwSignal::new(None),
+            streaming: RwSignal::new(None),
+            streaming_progress: RwSignal::new(None),
             cost_progress: RwSignal::new(None),
             compare_requests: StoredValue::new(vec![]),
             run_id: StoredValue::new(None),
@@ -401,6 +406,17 @@ impl Page {
         if self.run.get_untracked().is_some() && self.lens.get_untracked().is_none() && !self.lens_running.get_untracked() {
             self.lens_running.set(true);
             self.send(Request::Lens { slot: self.slot });
+        }
+    }
+
+    /// `text` under each cache policy (a window of `window` keys, `sinks` first tokens kept).
+    pub fn request_streaming(self, text: String, window: usize, sinks: usize) {
+        if self.streaming_progress.get_untracked().is_none() {
+            self.streaming_progress.set(Some((0.0, 4.0)));
+            self.error.set(None);
+            if self.send(Request::Streaming { text, window, sinks }).is_none() {
+                self.streaming_progress.set(None);
+            }
         }
     }
 
@@ -714,6 +730,11 @@ impl Page {
             Response::Ready => {}
             Response::Progress { phase: p, .. } if p == "knock-out" || p == "lens" => {}
             Response::Progress { phase: p, done, total } if p == "cost" => self.cost_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Progress { phase: p, done, total } if p == "streaming" => self.streaming_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Streaming { streaming, tokens } => {
+                self.streaming_progress.set(None);
+                self.streaming.set(Some(super::streaming::StreamingView { streaming: *streaming, tokens, shipped: false }));
+            }
             Response::Cost { rows, cancelled, gpu } => {
                 self.cost_progress.set(None);
                 self.cost.set(Some(CostResult { rows, cancelled, gpu }));
@@ -884,6 +905,7 @@ impl Page {
                     "similarity" => self.similarity_running.set(false),
                     "knock-out" => self.ablation_running.set(false),
                     "cost" => self.cost_progress.set(None),
+                    "streaming" => self.streaming_progress.set(None),
                     _ => {}
                 }
                 self.fail(format!("{p}: {message}"));

@@ -288,9 +288,12 @@ fn FindHead() -> impl IntoView {
     }
 }
 
-/// Mass on the first token for every head.
+/// Mass on the first token for every head, and why the first tokens matter.
 #[component]
-pub fn SinkView() -> impl IntoView {
+pub fn SinkView(
+    /// Where the site's files are (ending in `/`).
+    base: String,
+) -> impl IntoView {
     let p = page();
     let open = Callback::new(move |(l, h)| p.open_head(l, h));
     view! {
@@ -303,6 +306,7 @@ pub fn SinkView() -> impl IntoView {
                 baseline=Signal::derive(move || p.run.with(|r| r.as_ref().map(|r| r.sink_uniform_baseline).unwrap_or(0.0)))
                 on_open=open/>
             </div>
+            <super::streaming::SinksMatter base=base/>
         </div>
     }
 }

@@ -104,6 +104,10 @@ pub enum Request {
     },
     /// The induction diagnostic: `period` random ids (seeded) repeated twice, run and scored.
     Induction { period: usize, seed: u64 },
+    /// `text` under each KV-cache policy (dense, the last `window` keys, `sinks` first keys
+    /// plus that window, key 0 hidden): log p of every next token; at most
+    /// [`STREAMING_MAX_TOKENS`] tokens are read.
+    Streaming { text: String, window: usize, sinks: usize },
     /// Attention alone timed at n = 128, 256, … ≤ `max_n` on the CPU and (with a GPU) both
     /// GPU kernels; progress after every measurement, stopped by `Cancel`.
     Cost { max_n: usize },
@@ -199,6 +203,8 @@ pub enum Response {
     /// The texts of the tokens `lens` names (`lens.tokens` holds the text's own): `vocab` pairs
     /// every id of its top lists with its text, once.
     Lens { lens: Box<crate::analysis::lens::Lens>, vocab: Vec<(u32, String)> },
+    /// The cache policies over a text, and its tokens' texts.
+    Streaming { streaming: Box<crate::analysis::through_model::Streaming>, tokens: Vec<String> },
     /// The sweep's measurements (partial when `cancelled`); `gpu`: the adapter, when one ran.
     Cost { rows: Vec<crate::analysis::cost::CostRow>, cancelled: bool, gpu: Option<String> },
     /// `next`: the likeliest next tokens before or after, as (text, p before, p after);
@@ -295,6 +301,9 @@ pub struct HeadMap {
     #[serde(default)]
     pub window: Option<usize>,
 }
+
+/// The longest text the cache policies are compared on in the browser (four passes of it).
+pub const STREAMING_MAX_TOKENS: usize = 2048;
 
 /// Where a slot's knocked-out capture is kept (maps under the knock-out).
 pub const fn ablated_slot(slot: u32) -> u32 {

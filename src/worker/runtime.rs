@@ -237,6 +237,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         Request::Similarity { slot } => answer(state, "similarity", |s| s.similarity(slot)),
         Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
         Request::Lens { slot } => run_lens(state, slot).await,
+        Request::Streaming { text, window, sinks } => run_streaming(state, &text, window, sinks).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
         Request::Experiment { experiment } => {
             LONG_JOB.with(|j| j.set(Some("experiment")));
@@ -311,6 +312,32 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
         Ok((before, after)) => {
             let r = state.borrow_mut().session.as_mut().map(|s| s.finish_ablation(slot, &heads, &before, after));
             post(r.unwrap_or_else(|| no_model("knock-out")));
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// The cache policies over `text` (its first [`STREAMING_MAX_TOKENS`] tokens).
+async fn run_streaming(state: &Rc<RefCell<State>>, text: &str, window: usize, sinks: usize) {
+    use super::protocol::STREAMING_MAX_TOKENS;
+    let fail = |m: String| post(Response::Error { phase: "streaming".into(), message: m });
+    let (model, engine, mut ids) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        (session.model.clone(), st.engine.clone(), session.model.tokenizer.encode(text))
+    };
+    ids.truncate(STREAMING_MAX_TOKENS.min(model.config.context_length));
+    if window == 0 || ids.len() <= window + 1 {
+        return fail(format!("the text has {} tokens: the policies differ only after the window of {window}, so it needs more than {}", ids.len(), window + 1));
+    }
+    let out = flows::streaming(&engine, &model, &ids, window, sinks, &WorkerProgress { state, model: &model }).await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    match out {
+        Ok(s) => {
+            let tokens = ids.iter().map(|&id| model.tokenizer.token_text(id)).collect();
+            post(Response::Streaming { streaming: Box::new(s), tokens })
         }
         Err(e) => fail(e.to_string()),
     }
