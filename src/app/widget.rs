@@ -61,13 +61,17 @@ async fn fetch_text_capped(url: &str, max: usize) -> Result<String, String> {
 
 /// Fetches `url` as text on the page's thread.
 pub async fn fetch_text(url: &str) -> Result<String, String> {
-    let w = web_sys::window().ok_or("no window")?;
-    let resp: web_sys::Response = JsFuture::from(w.fetch_with_str(url)).await.map_err(|e| format!("{url}: network error {e:?}"))?.unchecked_into();
-    if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
+    fetch_text_capped(url, usize::MAX).await
+}
+
+/// Sets each checked setting as the element's attribute (`None`: removed, back to its default).
+fn set_attributes(host: &web_sys::HtmlElement, settings: &[(&str, Option<String>)]) {
+    for (name, value) in settings {
+        let _ = match value {
+            Some(v) => host.set_attribute(name, v),
+            None => host.remove_attribute(name),
+        };
     }
-    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
-    Ok(text.as_string().unwrap_or_default())
 }
 
 /// Everything a widget shows, as signals (the handle writes them from attributes).
@@ -791,12 +795,7 @@ impl WidgetHandle {
     fn apply(&self, r: &crate::settings::Restore) {
         let w = self.w;
         self.restoring.set(true);
-        for (name, value) in &r.set {
-            let _ = match value {
-                Some(v) => self.host.set_attribute(name, v),
-                None => self.host.remove_attribute(name),
-            };
-        }
+        set_attributes(&self.host, &r.set);
         self.restoring.set(false);
         w.notice.set((!r.dropped.is_empty()).then(|| format!("Not restored: {}.", r.dropped.join("; "))));
         match w.view.get_untracked() {
@@ -870,12 +869,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     // A saved state (`state` attribute) becomes the attributes it names, before they are read.
     let restored = attr(&host, "state").map(|json| crate::settings::parse_state(&json)).map(|r| match r {
         Ok(r) => {
-            for (name, value) in &r.set {
-                let _ = match value {
-                    Some(v) => host.set_attribute(name, v),
-                    None => host.remove_attribute(name),
-                };
-            }
+            set_attributes(&host, &r.set);
             r.dropped.iter().map(|d| format!("Not restored: {d}.")).collect::<Vec<_>>()
         }
         Err(e) => vec![e],
