@@ -49,6 +49,8 @@ impl Sampling {
 
 /// Most tokens one Generate writes from the page.
 pub const MAX_GEN: usize = 512;
+/// The highest sampling temperature offered.
+pub const MAX_TEMPERATURE: f32 = 5.0;
 
 /// What the page's Generate does, as its URL writes it (`gen`, `temperature`, `top_k`, `top_p`,
 /// `seed`, `chat`).
@@ -66,46 +68,27 @@ impl Default for GenSettings {
 }
 
 impl GenSettings {
-    /// Reads the URL's values; what cannot be used is said in `warnings` and left at its
-    /// default. `gen` is `Some` when the URL asks for a generation.
-    pub fn from_url(get: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> (GenSettings, Option<usize>) {
+    /// The writing settings of checked settings ([`crate::settings::read`]); `gen` is `Some`
+    /// when they ask for a generation.
+    pub fn from_settings(r: &crate::settings::Restore) -> (GenSettings, Option<usize>) {
         let mut s = GenSettings::default();
-        let mut bad = |k: &str, v: &str, why: &str| warnings.push(format!("{k}={} {why}; the default is used", v.chars().take(40).collect::<String>()));
-        let gen = get("gen").and_then(|v| match v.trim().parse::<usize>() {
-            Ok(n) if (1..=MAX_GEN).contains(&n) => Some(n),
-            _ => {
-                bad("gen", &v, &format!("is not a number of tokens from 1 to {MAX_GEN}"));
-                None
-            }
-        });
+        let gen = r.number::<usize>("gen");
         if let Some(n) = gen {
             s.max_tokens = n;
         }
-        if let Some(v) = get("temperature") {
-            match v.trim().parse::<f32>() {
-                Ok(t) if t.is_finite() && (0.0..=5.0).contains(&t) => s.sampling.temperature = t,
-                _ => bad("temperature", &v, "is not a temperature from 0 to 5"),
-            }
+        if let Some(t) = r.number::<f32>("temperature") {
+            s.sampling.temperature = t;
         }
-        if let Some(v) = get("top_k") {
-            match v.trim().parse::<usize>() {
-                Ok(k) => s.sampling.top_k = k,
-                _ => bad("top_k", &v, "is not a whole number (0: all tokens)"),
-            }
+        if let Some(k) = r.number::<usize>("top-k") {
+            s.sampling.top_k = k;
         }
-        if let Some(v) = get("top_p") {
-            match v.trim().parse::<f32>() {
-                Ok(p) if p > 0.0 && p <= 1.0 => s.sampling.top_p = p,
-                _ => bad("top_p", &v, "is not a probability above 0 and at most 1"),
-            }
+        if let Some(p) = r.number::<f32>("top-p") {
+            s.sampling.top_p = p;
         }
-        if let Some(v) = get("seed") {
-            match v.trim().parse::<u64>() {
-                Ok(n) => s.sampling.seed = n,
-                _ => bad("seed", &v, "is not a whole number"),
-            }
+        if let Some(n) = r.number::<u64>("seed") {
+            s.sampling.seed = n;
         }
-        s.chat = get("chat").as_deref() == Some("1");
+        s.chat = r.get("chat") == Some("1");
         (s, gen)
     }
 
@@ -520,9 +503,9 @@ mod tests {
         let s = GenSettings { max_tokens: 30, sampling: Sampling { temperature: 0.7, top_k: 40, top_p: 0.9, seed: 7 }, chat: true };
         let params = s.params();
         let get = |k: &str| params.iter().find(|(p, _)| *p == k).map(|(_, v)| v.clone());
-        let mut w = vec![];
-        let (back, gen) = GenSettings::from_url(&get, &mut w);
-        assert_eq!((back, gen, w.len()), (s, Some(30), 0));
+        let r = crate::settings::read(&get, &[]);
+        let (back, gen) = GenSettings::from_settings(&r);
+        assert_eq!((back, gen, r.dropped.len()), (s, Some(30), 0));
         let bad = |k: &str| match k {
             "gen" => Some("99999".to_string()),
             "temperature" => Some("NaN".into()),
@@ -530,9 +513,9 @@ mod tests {
             "seed" => Some("-1".into()),
             _ => None,
         };
-        let mut w = vec![];
-        let (s, gen) = GenSettings::from_url(&bad, &mut w);
+        let r = crate::settings::read(&bad, &[]);
+        let (s, gen) = GenSettings::from_settings(&r);
         assert_eq!((s, gen), (GenSettings::default(), None));
-        assert_eq!(w.len(), 4, "{w:?}");
+        assert_eq!(r.dropped.len(), 4, "{:?}", r.dropped);
     }
 }

@@ -1,9 +1,10 @@
-//! What a figure shows, as named settings: the attributes of an `<attn-lab>` element, and the
-//! state a widget saves (`el.state`) and restores (`el.restore(…)`, the `state` attribute).
-//! A saved state comes from anyone's page, so it is checked here field by field before any of
-//! it is used: its size, its shape (one JSON object), each value's form and range. What does
-//! not pass is dropped and said; nothing in it is ever run or drawn as markup. Values that
-//! depend on the model (a layer beyond its last one) are clamped later, where it is known.
+//! What a figure shows, as named settings, read in one place with one set of rules: the
+//! playground's URL parameters ([`read`]), the attributes of an `<attn-lab>` element (the
+//! same), and the state a widget saves (`el.state`) and restores (`el.restore(…)`, the `state`
+//! attribute: [`parse_state`]). All of them come from anyone's page, so each value is checked
+//! here (its form and range; a saved state also its size and shape) before any of it is used.
+//! What does not pass is dropped and said; nothing in it is ever run or drawn as markup. Values
+//! that depend on the model (a layer beyond its last one) are clamped later, where it is known.
 
 use serde_json::Value;
 
@@ -14,30 +15,35 @@ pub const TEXT_MAX_CHARS: usize = 100_000;
 
 /// The form a setting's value must have.
 #[derive(Clone, Copy, Debug)]
-enum Form {
+pub enum Form {
     /// Any text up to [`TEXT_MAX_CHARS`].
     Text,
-    /// A short lower-case name (`head`, `knockout`; the widget says which names it knows).
-    Name,
     /// One of these words.
     Choice(&'static [&'static str]),
-    /// A whole number 0 ..= max.
-    Count(u64),
+    /// A whole number min ..= max.
+    Count(u64, u64),
     /// A number in min ..= max.
     Number(f64, f64),
+    /// A probability above 0 and at most 1.
+    Probability,
     /// Heads as `L.H` or `L.*`, comma-separated (empty: none).
     Heads,
     /// true / false (also 1 / 0).
     Flag,
 }
 
-/// Every setting a saved state may hold, by its attribute name.
+/// Every view by name (the app's `View`; a widget draws each, the playground opens the tab
+/// that holds it).
+pub const VIEWS: [&str; 13] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost"];
+
+/// Every setting of a figure, by its attribute name (the URL also writes `q` for `query` and
+/// `top_k`, `top_p` for `top-k`, `top-p`).
 const SETTINGS: [(&str, Form); 18] = [
-    ("view", Form::Name),
+    ("view", Form::Choice(&VIEWS)),
     ("text", Form::Text),
-    ("layer", Form::Count(4096)),
-    ("head", Form::Count(4096)),
-    ("query", Form::Count(1 << 20)),
+    ("layer", Form::Count(0, 4096)),
+    ("head", Form::Count(0, 4096)),
+    ("query", Form::Count(0, 1 << 20)),
     ("scale", Form::Choice(&["linear", "sqrt", "log"])),
     ("palette", Form::Choice(&["blues", "viridis"])),
     ("sink", Form::Choice(&["hide", "show"])),
@@ -45,13 +51,17 @@ const SETTINGS: [(&str, Form); 18] = [
     ("ablate", Form::Heads),
     ("controls", Form::Choice(&["none", "compact", "full"])),
     ("theme", Form::Choice(&["auto", "light", "dark"])),
-    ("gen", Form::Count(4096)),
-    ("temperature", Form::Number(0.0, 10.0)),
-    ("top-k", Form::Count(1 << 20)),
-    ("top-p", Form::Number(0.0, 1.0)),
-    ("seed", Form::Count(u32::MAX as u64)),
+    ("gen", Form::Count(1, crate::generate::MAX_GEN as u64)),
+    ("temperature", Form::Number(0.0, crate::generate::MAX_TEMPERATURE as f64)),
+    ("top-k", Form::Count(0, 1 << 20)),
+    ("top-p", Form::Probability),
+    ("seed", Form::Count(0, u64::MAX)),
     ("chat", Form::Flag),
 ];
+
+/// The playground's own URL parameters (not a figure's settings): the key token heads are
+/// ranked by, where the model runs, and `run=0` (open without running).
+pub const PAGE_PARAMS: [(&str, Form); 3] = [("k", Form::Count(0, 1 << 20)), ("backend", Form::Choice(&["auto", "webgpu", "cpu"])), ("run", Form::Flag)];
 
 /// A checked saved state: each setting to apply (`None`: back to its default), and what was
 /// dropped and why.
@@ -85,21 +95,18 @@ fn check(form: Form, value: &Value) -> Result<Option<String>, String> {
             Some(_) => Err(format!("longer than {TEXT_MAX_CHARS} characters")),
             None => Err("not a text".into()),
         },
-        Form::Name => match value.as_str() {
-            Some(s) if (1..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') => Ok(Some(s.to_string())),
-            _ => Err("not a view name".into()),
-        },
         Form::Choice(words) => match value.as_str() {
-            Some(s) if words.contains(&s) => Ok(Some(s.to_string())),
+            Some(s) if words.contains(&s.trim()) => Ok(Some(s.trim().to_string())),
             _ => Err(format!("not one of {}", words.join(", "))),
         },
-        Form::Count(max) => {
-            // A number, or a number written as text (as attributes are).
+        Form::Count(min, max) => {
+            // A number, or a number written as text (as attributes and URLs are).
             let n = value.as_u64().or_else(|| value.as_str().and_then(|s| s.trim().parse::<u64>().ok()));
             match n {
-                Some(n) if n <= max => Ok(Some(n.to_string())),
-                Some(_) => Err(format!("above {max}")),
-                None => Err("not a whole number 0, 1, 2, …".into()),
+                Some(n) if (min..=max).contains(&n) => Ok(Some(n.to_string())),
+                Some(n) if n > max => Err(format!("above {max}")),
+                Some(_) => Err(format!("below {min}")),
+                None => Err(format!("not a whole number {min}, {}, {}, …", min + 1, min + 2)),
             }
         }
         Form::Number(lo, hi) => {
@@ -107,6 +114,13 @@ fn check(form: Form, value: &Value) -> Result<Option<String>, String> {
             match x {
                 Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(Some(x.to_string())),
                 _ => Err(format!("not a number from {lo} to {hi}")),
+            }
+        }
+        Form::Probability => {
+            let x = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+            match x {
+                Some(x) if x > 0.0 && x <= 1.0 => Ok(Some(x.to_string())),
+                _ => Err("not a probability above 0 and at most 1".into()),
             }
         }
         Form::Heads => match value.as_str() {
@@ -120,6 +134,49 @@ fn check(form: Form, value: &Value) -> Result<Option<String>, String> {
             _ => Err("not true or false".into()),
         },
     }
+}
+
+impl Restore {
+    /// The checked value of setting `name` (None: absent, refused or back to its default).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.set.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_deref())
+    }
+
+    /// A whole-number setting (checked as one).
+    pub fn number<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
+        self.get(name).and_then(|v| v.parse().ok())
+    }
+}
+
+/// The other spelling of a setting in URLs: `q` for `query`, `top_k` for `top-k`.
+fn url_spelling(name: &str) -> Option<String> {
+    match name {
+        "query" => Some("q".into()),
+        n if n.contains('-') => Some(n.replace('-', "_")),
+        _ => None,
+    }
+}
+
+/// Reads every figure setting (and `extra`, e.g. [`PAGE_PARAMS`]) from `get` (a URL's
+/// parameters, an element's attributes), each checked as a saved state's value; what cannot be
+/// used is said with the name as it was written (`layer=x is not a whole number 0, 1, 2, …`)
+/// and left out.
+pub fn read(get: &dyn Fn(&str) -> Option<String>, extra: &[(&'static str, Form)]) -> Restore {
+    let mut out = Restore::default();
+    for &(name, form) in SETTINGS.iter().chain(extra) {
+        let found = get(name).map(|v| (name.to_string(), v)).or_else(|| url_spelling(name).and_then(|n| get(&n).map(|v| (n, v))));
+        let Some((written, raw)) = found else { continue };
+        // An empty value (`layer=`, `view=""`) is the default, as if absent; an empty text is a text.
+        if raw.trim().is_empty() && !matches!(form, Form::Text) {
+            continue;
+        }
+        let value = Value::String(raw);
+        match check(form, &value) {
+            Ok(v) => out.set.push((name, v)),
+            Err(why) => out.dropped.push(format!("{written}={} is {why}", shown(&value))),
+        }
+    }
+    out
 }
 
 /// Reads a saved state (`el.state` as JSON). A state that is not one JSON object of at most
@@ -162,7 +219,7 @@ mod tests {
         // (state, what is applied, the words of what is dropped)
         let table: &[(&str, Option<Option<&str>>, &str)] = &[
             (r#"{"view":"inside"}"#, Some(Some("inside")), ""),
-            (r#"{"view":"<script>"}"#, None, "view=<script> is not a view name"),
+            (r#"{"view":"<script>"}"#, None, "view=<script> is not one of head, model"),
             (r#"{"text":"<img src=x onerror=alert(1)>"}"#, Some(Some("<img src=x onerror=alert(1)>")), ""),
             (r#"{"text":7}"#, None, "text=7 is not a text"),
             (r#"{"layer":3}"#, Some(Some("3")), ""),
@@ -186,8 +243,8 @@ mod tests {
             (r#"{"theme":"dark"}"#, Some(Some("dark")), ""),
             (r#"{"gen":32}"#, Some(Some("32")), ""),
             (r#"{"temperature":0.7}"#, Some(Some("0.7")), ""),
-            (r#"{"temperature":1e308}"#, None, "is not a number from 0 to 10"),
-            (r#"{"top-p":1.5}"#, None, "not a number from 0 to 1"),
+            (r#"{"temperature":1e308}"#, None, "is not a number from 0 to 5"),
+            (r#"{"top-p":1.5}"#, None, "not a probability above 0 and at most 1"),
             (r#"{"top-k":40}"#, Some(Some("40")), ""),
             (r#"{"seed":"7"}"#, Some(Some("7")), ""),
             (r#"{"chat":true}"#, Some(Some("1")), ""),
@@ -207,6 +264,66 @@ mod tests {
         // Every setting is in the table (a new one gets a row).
         for (name, _) in SETTINGS {
             assert!(table.iter().any(|(json, _, _)| json.contains(&format!("\"{name}\""))), "{name} untested");
+        }
+    }
+
+    /// A URL's parameters or an element's attributes, as `get` reads them.
+    fn from(pairs: &[(&str, &str)]) -> Restore {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        read(&|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()), &PAGE_PARAMS)
+    }
+
+    #[test]
+    fn url_and_attributes_read_with_the_same_rules() {
+        // (written, the value used, the words of what is refused)
+        let table: &[(&[(&str, &str)], &str, Option<&str>, &str)] = &[
+            (&[("layer", "3")], "layer", Some("3"), ""),
+            (&[("layer", " 3 ")], "layer", Some("3"), ""),
+            (&[("layer", "x")], "layer", None, "layer=x is not a whole number 0, 1, 2"),
+            (&[("head", "-1")], "head", None, "head=-1 is not a whole number"),
+            (&[("layer", "")], "layer", None, ""),
+            (&[("q", "5")], "query", Some("5"), ""),
+            (&[("query", "5")], "query", Some("5"), ""),
+            (&[("q", "last")], "query", None, "q=last is not a whole number"),
+            (&[("view", "knockout")], "view", Some("knockout"), ""),
+            (&[("view", "bogus<b>")], "view", None, "view=bogus<b> is not one of head, model, sinks"),
+            (&[("view", "")], "view", None, ""),
+            (&[("text", "")], "text", Some(""), ""),
+            (&[("scale", "weird")], "scale", None, "scale=weird is not one of linear, sqrt, log"),
+            (&[("whatif", "zzz")], "whatif", None, "whatif=zzz is not one of"),
+            (&[("gen", "0")], "gen", None, "gen=0 is below 1"),
+            (&[("gen", "513")], "gen", None, "gen=513 is above 512"),
+            (&[("gen", "16")], "gen", Some("16"), ""),
+            (&[("temperature", "6")], "temperature", None, "temperature=6 is not a number from 0 to 5"),
+            (&[("temperature", "NaN")], "temperature", None, "not a number from 0 to 5"),
+            (&[("top_p", "0")], "top-p", None, "top_p=0 is not a probability above 0"),
+            (&[("top-p", "0.9")], "top-p", Some("0.9"), ""),
+            (&[("top_k", "40")], "top-k", Some("40"), ""),
+            (&[("seed", "18446744073709551615")], "seed", Some("18446744073709551615"), ""),
+            (&[("chat", "1")], "chat", Some("1"), ""),
+            (&[("backend", "quantum")], "backend", None, "backend=quantum is not one of auto, webgpu, cpu"),
+            (&[("backend", "cpu")], "backend", Some("cpu"), ""),
+            (&[("run", "0")], "run", Some("0"), ""),
+            (&[("k", "2")], "k", Some("2"), ""),
+            (&[("ablate", "14.5,0.*")], "ablate", Some("14.5,0.*"), ""),
+        ];
+        for (pairs, name, used, refused) in table {
+            let r = from(pairs);
+            assert_eq!(r.get(name), *used, "{pairs:?}");
+            if refused.is_empty() {
+                assert!(r.dropped.is_empty(), "{pairs:?}: {:?}", r.dropped);
+            } else {
+                assert_eq!(r.dropped.len(), 1, "{pairs:?}");
+                assert!(r.dropped[0].contains(refused), "{pairs:?}: {:?}", r.dropped);
+            }
+        }
+        // The writing settings come through the same rules.
+        let (g, asked) = crate::generate::GenSettings::from_settings(&from(&[("gen", "8"), ("temperature", "0.5"), ("top_k", "3"), ("top_p", "0.5"), ("seed", "9"), ("chat", "1")]));
+        assert_eq!(asked, Some(8));
+        assert_eq!((g.max_tokens, g.sampling.temperature, g.sampling.top_k, g.sampling.top_p, g.sampling.seed, g.chat), (8, 0.5, 3, 0.5, 9, true));
+        // A saved state and an attribute agree on every value they both accept.
+        for (json, attrs) in [(r#"{"layer":3}"#, [("layer", "3")]), (r#"{"top-p":0.5}"#, [("top-p", "0.5")]), (r#"{"whatif":"norope"}"#, [("whatif", "norope")])] {
+            assert_eq!(parse_state(json).unwrap().set, from(&attrs).set, "{json}");
         }
     }
 

@@ -32,7 +32,35 @@ pub struct MapStyle {
     pub what_if: WhatIf,
 }
 
+impl MapStyle {
+    /// The style checked settings ask for (`scale`, `palette`, `sink`, `whatif`; defaults for
+    /// what they leave out).
+    pub fn of(s: &crate::settings::Restore) -> MapStyle {
+        MapStyle {
+            colour: ColourScale::parse(s.get("scale").unwrap_or_default()),
+            palette: s.get("palette").and_then(Palette::parse).unwrap_or_default(),
+            hide_sink: s.get("sink") == Some("hide"),
+            what_if: s.get("whatif").and_then(WhatIf::from_param).unwrap_or_default(),
+        }
+    }
+}
+
 impl Look {
+    /// Signals holding the style checked settings ask for.
+    pub fn of(s: &crate::settings::Restore) -> Look {
+        let m = MapStyle::of(s);
+        Look { colour: RwSignal::new(m.colour), palette: RwSignal::new(m.palette), hide_sink: RwSignal::new(m.hide_sink), what_if: RwSignal::new(m.what_if) }
+    }
+
+    /// Shows the style checked settings ask for.
+    pub fn set_style(&self, s: &crate::settings::Restore) {
+        let m = MapStyle::of(s);
+        self.colour.set(m.colour);
+        self.palette.set(m.palette);
+        self.hide_sink.set(m.hide_sink);
+        self.what_if.set(m.what_if);
+    }
+
     pub fn style(&self) -> MapStyle {
         MapStyle { colour: self.colour.get(), palette: self.palette.get(), hide_sink: self.hide_sink.get(), what_if: self.what_if.get() }
     }

@@ -219,16 +219,11 @@ impl View {
     /// The playground's tab that holds this view.
     fn tab(self) -> View {
         match self {
-            View::Inside => View::Head,
+            // The head tab holds the token strip and the model's writing too.
+            View::Inside | View::Tokens | View::Generate => View::Head,
             View::Similarity | View::KnockOut => View::Patterns,
             v => v,
         }
-    }
-
-    /// Drawn from the page's own state ([`state::Page`]) also in a widget: the views whose
-    /// components read it from context.
-    fn from_page_state(self) -> bool {
-        matches!(self, View::Inside | View::Patterns | View::Similarity | View::KnockOut | View::Cost)
     }
 }
 
@@ -246,14 +241,8 @@ struct UrlState {
     key: Option<usize>,
     /// `?model=smollm2|gemma3`.
     model: Option<String>,
-    /// `?scale=linear|sqrt|log`.
-    colour: heatmap::ColourScale,
-    /// `?palette=blues|viridis`.
-    palette: heatmap::Palette,
-    /// `?sink=hide`.
-    hide_sink: bool,
-    /// `?whatif=unscaled|unmasked|norope`.
-    what_if: crate::analysis::explain::WhatIf,
+    /// `?scale=`, `?palette=`, `?sink=hide`, `?whatif=`: how maps are drawn.
+    style: heatmap::MapStyle,
     /// `?ablate=L.H,L.*`: heads knocked out.
     ablate: Option<String>,
     /// `?backend=webgpu|cpu`.
@@ -267,70 +256,32 @@ struct UrlState {
     asked: (Option<usize>, Option<usize>),
 }
 
-/// The URL parameter `key` unused because `value` is not one of `allowed`.
-fn not_one_of(key: &str, value: &str, allowed: &str) -> String {
-    let shown: String = value.chars().take(40).collect();
-    format!("{key}={shown} is not one of {allowed}; the default is used")
-}
-
 fn read_url() -> UrlState {
     let params = web_sys::window()
         .and_then(|w| w.location().search().ok())
         .and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok());
     let get = |k: &str| params.as_ref().and_then(|p| p.get(k));
-    let mut warnings = vec![];
-    let mut number = |k: &str| -> Option<usize> {
-        let v = get(k)?;
-        match v.trim().parse::<usize>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                warnings.push(format!("{k}={} is not a {k} number (0, 1, 2, …); {k} 0 is shown", v.chars().take(40).collect::<String>()));
-                None
-            }
-        }
-    };
-    let (layer, head, query, key) = (number("layer"), number("head"), number("q"), number("k"));
-    let view = get("view").unwrap_or_default();
-    // The playground's tabs (the token strip alone is a widget's view).
-    // (A widget's part of a tab opens that tab.)
-    let parsed_view = View::parse(&view).filter(|v| !matches!(v, View::Tokens | View::Generate)).map(View::tab);
-    if !view.is_empty() && parsed_view.is_none() {
-        warnings.push(not_one_of("view", &view, "head, model, sinks, position, patterns, lens, cost, lab"));
-    }
-    let scale = get("scale").unwrap_or_default();
-    if !scale.is_empty() && heatmap::ColourScale::parse(&scale).as_str() != scale {
-        warnings.push(not_one_of("scale", &scale, "linear, sqrt, log"));
-    }
-    let palette = get("palette").unwrap_or_default();
-    if !palette.is_empty() && heatmap::Palette::parse(&palette).is_none() {
-        warnings.push(not_one_of("palette", &palette, "blues, viridis"));
-    }
-    let whatif = get("whatif").unwrap_or_default();
-    if !whatif.is_empty() && crate::analysis::explain::WhatIf::from_param(&whatif).is_none() {
-        warnings.push(not_one_of("whatif", &whatif, "unscaled, unmasked, norope"));
-    }
-    let backend = get("backend").unwrap_or_default();
-    if !backend.is_empty() && crate::worker::protocol::BackendChoice::parse(&backend) == crate::worker::protocol::BackendChoice::Auto {
-        warnings.push(not_one_of("backend", &backend, "webgpu, cpu"));
-    }
-    let (gen, gen_asked) = crate::generate::GenSettings::from_url(&get, &mut warnings);
+    // Every figure setting read and checked as a widget's attributes are.
+    let s = crate::settings::read(&get, &crate::settings::PAGE_PARAMS);
+    let warnings: Vec<String> = s.dropped.iter().map(|d| format!("{d}; the default is used")).collect();
+    let (layer, head) = (s.number("layer"), s.number("head"));
+    let (gen, gen_asked) = crate::generate::GenSettings::from_settings(&s);
+    // The playground opens the tab that holds a widget's view.
+    let view = s.get("view").and_then(View::parse).map(View::tab).unwrap_or(View::Head);
     UrlState {
         gen,
         gen_asked,
-        text: get("text"),
+        text: s.get("text").map(String::from),
         layer: layer.unwrap_or(0),
         head: head.unwrap_or(0),
-        view: parsed_view.unwrap_or(View::Head),
-        run: get("run").as_deref() != Some("0"),
-        query,
-        key,
+        view,
+        run: s.get("run") != Some("0"),
+        query: s.number("query"),
+        key: s.number("k"),
         model: get("model"),
-        colour: heatmap::ColourScale::parse(&scale),
-        palette: heatmap::Palette::parse(&palette).unwrap_or_default(),
-        hide_sink: get("sink").as_deref() == Some("hide"),
-        what_if: crate::analysis::explain::WhatIf::from_param(&whatif).unwrap_or_default(),
-        ablate: get("ablate").filter(|a| !a.trim().is_empty()),
-        backend: crate::worker::protocol::BackendChoice::parse(&backend),
+        style: heatmap::MapStyle::of(&s),
+        ablate: s.get("ablate").map(String::from),
+        backend: crate::worker::protocol::BackendChoice::parse(s.get("backend").unwrap_or_default()),
         warnings,
         asked: (layer, head),
     }
@@ -491,7 +442,7 @@ pub fn Playground(
     asset_base: Option<String>,
 ) -> impl IntoView {
     let url = read_url();
-    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, (url.colour, url.palette), url.hide_sink, url.what_if, url.ablate.clone(), url.gen);
+    let p = Page::new(url.text.clone().unwrap_or_else(|| EXAMPLE.to_string()), url.layer, url.head, url.view, url.run, url.style, url.ablate.clone(), url.gen);
     provide_context(p);
     provide_context(p.look);
     provide_context(p.writer());

@@ -11,9 +11,9 @@ use std::rc::Rc;
 use super::client::Client;
 use super::engine::{Engine, ModelState};
 use super::experiment::Outcome;
-use super::heatmap::{ColourScale, Look};
+use super::heatmap::Look;
 use super::{Phase, View, MAX_SIDE};
-use crate::analysis::explain::{Explain, MapView, WhatIf};
+use crate::analysis::explain::{Explain, MapView};
 use crate::analysis::heads::{Ablation, Similarity};
 use crate::worker::protocol::{ablated_slot, BackendChoice, HeadMap, ModelSummary, Request, Response, RunResult};
 
@@ -63,6 +63,9 @@ pub struct Page {
     pub query: RwSignal<Option<usize>>,
     pub run: RwSignal<Option<RunResult>>,
     pub map: RwSignal<Option<HeadMap>>,
+    /// What is shown was drawn from a saved figure (a widget's `result-src`), not by the model:
+    /// the first live result replaces it.
+    pub poster: RwSignal<bool>,
     /// The selected head's exact rows (short inputs), for exports.
     pub rows: RwSignal<Option<Vec<Vec<f32>>>>,
     pub thumbs: RwSignal<Option<Vec<HeadMap>>>,
@@ -160,7 +163,7 @@ pub struct Page {
 
 impl Page {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, (colour, palette): (ColourScale, super::heatmap::Palette), hide_sink: bool, what_if: WhatIf, ablate: Option<String>, gen: crate::generate::GenSettings) -> Self {
+    pub fn new(text: String, layer: usize, head: usize, view: View, run: bool, style: super::heatmap::MapStyle, ablate: Option<String>, gen: crate::generate::GenSettings) -> Self {
         Page {
             phase: RwSignal::new(Phase::LoadingModel),
             progress: RwSignal::new((String::from("download"), 0.0, None)),
@@ -173,13 +176,14 @@ impl Page {
             query: RwSignal::new(None),
             run: RwSignal::new(None),
             map: RwSignal::new(None),
+            poster: RwSignal::new(false),
             rows: RwSignal::new(None),
             thumbs: RwSignal::new(None),
             error: RwSignal::new(None),
             exp_progress: RwSignal::new(None),
             exp_outcome: RwSignal::new(None),
             embed_open: RwSignal::new(false),
-            look: Look { colour: RwSignal::new(colour), palette: RwSignal::new(palette), hide_sink: RwSignal::new(hide_sink), what_if: RwSignal::new(what_if) },
+            look: Look { colour: RwSignal::new(style.colour), palette: RwSignal::new(style.palette), hide_sink: RwSignal::new(style.hide_sink), what_if: RwSignal::new(style.what_if) },
             explain: RwSignal::new(None),
             head_scores: RwSignal::new(None),
             induction: RwSignal::new(None),
@@ -405,7 +409,9 @@ impl Page {
     pub fn request_lens(self) {
         if self.run.get_untracked().is_some() && self.lens.get_untracked().is_none() && !self.lens_running.get_untracked() {
             self.lens_running.set(true);
-            self.send(Request::Lens { slot: self.slot });
+            if self.send(Request::Lens { slot: self.slot }).is_some() {
+                self.phase.set(Phase::Running);
+            }
         }
     }
 
@@ -534,7 +540,7 @@ impl Page {
             return;
         }
         self.begin_run();
-        let req = self.writer().request(self.text.get_untracked(), ids, forced, (self.layer.get_untracked(), self.head.get_untracked(), self.max_side), 0);
+        let req = self.writer().request(self.text.get_untracked(), ids, forced, (self.layer.get_untracked(), self.head.get_untracked(), self.max_side), self.slot);
         let id = self.send(req);
         self.run_id.set_value(id);
         self.run_pending.set_value(id.is_some());
@@ -571,7 +577,7 @@ impl Page {
 
     /// The same steps again without the cache, for their times.
     pub fn generate_without_cache(self) {
-        if let Some(req) = self.writer().replay_request(0) {
+        if let Some(req) = self.writer().replay_request(self.slot) {
             let id = self.send(req);
             self.nocache_id.set_value(id);
         }
@@ -599,6 +605,9 @@ impl Page {
     /// Asks for the selected query's row explained.
     /// (Once per run, head and query: a new result, a new head map and a new query all ask.)
     pub fn request_explain(self) {
+        if !self.shows_explain() {
+            return;
+        }
         let (Some(q), Some(m)) = (self.query.get_untracked(), self.map.get_untracked()) else { return };
         let query = q.min(m.n_tokens.saturating_sub(1));
         let key = (self.run_seq.get_value(), m.layer, m.head, query);
@@ -607,6 +616,47 @@ impl Page {
         }
         if self.send(Request::Explain { layer: m.layer, head: m.head, query, slot: self.slot }).is_some() {
             self.explained.set_value(Some(key));
+        }
+    }
+
+    /// The selected query's row step by step is drawn: in the playground's head tab (its
+    /// "Inside this head" part), or in a figure of that part alone.
+    fn shows_explain(self) -> bool {
+        match self.view.get_untracked() {
+            View::Inside => true,
+            View::Head => self.is_playground(),
+            _ => false,
+        }
+    }
+
+    /// The playground (all views in one page), not one figure of a widget.
+    fn is_playground(self) -> bool {
+        self.slot == 0
+    }
+
+    /// Thumbnails of every head for the views that draw them; the figure is `running` until
+    /// they come (a widget's model view is done when its thumbnails are drawn).
+    fn request_thumbs(self) {
+        if self.send(Request::Thumbs { side: 24, slot: self.slot }).is_some() && self.view.get_untracked() == View::Model {
+            self.phase.set(Phase::Running);
+        }
+    }
+
+    /// An answer a view waited for came: done, unless a run or a generation is still under way.
+    fn view_answered(self) {
+        if self.phase.get_untracked() == Phase::Running && !self.run_pending.get_value() && !self.gen_pending.get_value() {
+            self.phase.set(Phase::Done);
+        }
+    }
+
+    /// A lost-in-the-middle experiment (the figure is `running` until its results come).
+    pub fn start_experiment(self, e: crate::analysis::position::Experiment) {
+        self.exp_progress.set(Some((0.0, 1.0)));
+        self.error.set(None);
+        if self.send(Request::Experiment { experiment: e }).is_some() {
+            self.phase.set(Phase::Running);
+        } else {
+            self.exp_progress.set(None);
         }
     }
 
@@ -635,8 +685,12 @@ impl Page {
 
     pub fn choose_view(self, v: View) {
         self.view.set(v);
+        // A saved figure is drawn from what it holds (the worker has no run of it).
+        if self.poster.get_untracked() {
+            return;
+        }
         if v == View::Model && self.thumbs.get_untracked().is_none() && self.run.get_untracked().is_some() {
-            self.send(Request::Thumbs { side: 24, slot: self.slot });
+            self.request_thumbs();
         }
         self.request_query_rows();
         if v == View::Lens {
@@ -647,10 +701,14 @@ impl Page {
                 self.send(Request::Heads { slot: self.slot });
             }
             if self.thumbs.get_untracked().is_none() {
-                self.send(Request::Thumbs { side: 24, slot: self.slot });
+                self.request_thumbs();
             }
             self.auto_similarity();
         }
+        if v == View::Similarity && self.similarity.get_untracked().is_none() {
+            self.request_similarity();
+        }
+        self.request_explain();
     }
 
     pub fn tokens(self) -> Signal<Vec<String>> {
@@ -744,6 +802,8 @@ impl Page {
             Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
                 self.exp_progress.set(None);
                 self.exp_outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
+                self.poster.set(false);
+                self.view_answered();
             }
             Response::Loaded { model, backend, adapter, note } => self.on_loaded(model, backend, adapter, note),
             Response::Token { ms, .. } if self.nocache_id.get_value() == Some(id) => self.writer().on_replay(Some(ms), None),
@@ -797,10 +857,11 @@ impl Page {
                 }
                 self.query_rows.set(None);
                 self.run.set(Some(r));
+                self.poster.set(false);
                 // A generation's first result is the prompt's: the page runs on while it writes.
                 self.phase.set(if self.gen_pending.get_value() { Phase::Running } else { Phase::Done });
                 if self.view.get_untracked() == View::Model {
-                    self.send(Request::Thumbs { side: 24, slot: self.slot });
+                    self.request_thumbs();
                     self.request_query_rows();
                 }
                 self.head_scores.set(None);
@@ -812,7 +873,7 @@ impl Page {
                 match self.view.get_untracked() {
                     View::Patterns => {
                         self.send(Request::Heads { slot: self.slot });
-                        self.send(Request::Thumbs { side: 24, slot: self.slot });
+                        self.request_thumbs();
                         self.auto_similarity();
                     }
                     // A widget of the similarity alone asks whatever the text's length.
@@ -871,6 +932,7 @@ impl Page {
                 if self.run.with_untracked(|r| r.as_ref().is_some_and(|r| r.report.ids == lens.ids)) {
                     self.lens.set(Some(super::lens::LensView { lens: *lens, vocab: vocab.into_iter().collect() }));
                 }
+                self.view_answered();
             }
             Response::Ablation { ablation, tokens, next, changed } => {
                 self.ablation_running.set(false);
@@ -885,7 +947,12 @@ impl Page {
                 self.ablation.set(Some(KnockOut { ablation: *ablation, tokens, next, changed }));
                 self.request_compare();
             }
-            Response::Thumbs { thumbs } => self.thumbs.set(Some(thumbs)),
+            Response::Thumbs { thumbs } => {
+                self.thumbs.set(Some(thumbs));
+                self.view_answered();
+            }
+            // The worker let go of this figure's run (many widgets, long texts): run it again.
+            Response::Error { ref phase, ref message } if matches!(phase.as_str(), "map" | "thumbnails") && message == "run a text first" && self.run.with_untracked(|r| r.is_some()) && !self.poster.get_untracked() && !self.run_pending.get_value() => self.start_run(),
             Response::Error { phase: p, message } => {
                 if matches!(p.as_str(), "load" | "open" | "download") {
                     // The old model stays loaded, and what it showed stays.

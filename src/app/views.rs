@@ -319,7 +319,7 @@ pub fn PositionView() -> impl IntoView {
     view! {
         <div class="panel" class:hidden=move || p.view.get() != View::Position>
             <LostInTheMiddle
-                on_start=Callback::new(move |e| { p.exp_progress.set(Some((0.0, 1.0))); p.error.set(None); p.send(Request::Experiment { experiment: e }); })
+                on_start=Callback::new(move |e| p.start_experiment(e))
                 on_cancel=Callback::new(move |_| { p.send(Request::Cancel); })
                 progress=p.exp_progress
                 outcome=p.exp_outcome

@@ -7,9 +7,9 @@
 //! `el.dataset.source` `static` (drawn from `result-src`) or `live`; `el.dataset.view` the view
 //! shown; `el.exportJson()`; an `attnlab-statechange` event on every change.
 //!
-//! Inside, patterns, similarity, knock-out and cost are drawn by the playground's own
-//! components from its state ([`Page`]), which here shares the widget's signals and talks to
-//! the page's engine in the widget's slot.
+//! A widget is one figure of the playground's state ([`Page`]): the same requests, answers
+//! and components, on the page's shared engine in the widget's own slot; `W` adds what only an
+//! element has (its attributes, a poster from `result-src`, a tour).
 
 use std::rc::Rc;
 
@@ -26,7 +26,7 @@ use super::panels::{ModelView, SinkPanel, TokenStrip};
 use super::state::Page;
 use super::{download, download_url, export_json, Phase, View, DEFAULT_MODEL_URL};
 use crate::worker::figure::{parse_report, run_from_report, thumbs_from_report};
-use crate::worker::protocol::{HeadMap, Request, Response, RunResult};
+use crate::worker::protocol::{HeadMap, RunResult};
 
 /// The widget's styles, inside its shadow root (nothing leaks in or out).
 const WIDGET_CSS: &str = include_str!("../../www/widget.css");
@@ -103,18 +103,10 @@ struct W {
     error: RwSignal<Option<String>>,
     notice: RwSignal<Option<String>>,
     model: RwSignal<ModelState>,
-    /// The latest request whose answer is still wanted (older answers are dropped).
-    latest: StoredValue<u64>,
-    /// A run waits for the model.
-    pending_run: StoredValue<bool>,
-    /// How the latest run's map is shown (sent with it).
-    run_view: StoredValue<crate::analysis::explain::MapView>,
-    slot: u32,
     /// `view="generate"`: what Generate does (attributes `gen`, `temperature`, `top-k`,
     /// `top-p`, `seed`, `chat`), what was written, and whether tokens are still coming.
     gen: RwSignal<crate::generate::GenSettings>,
     generation: RwSignal<Option<super::generate::GenLive>>,
-    gen_pending: StoredValue<bool>,
     writer: StoredValue<Option<super::generate::Writer>>,
     /// `tour=`: the guided tour and the step shown.
     tour: RwSignal<Option<crate::tour::Tour>>,
@@ -125,18 +117,6 @@ struct W {
 
 thread_local! {
     static NEXT_SLOT: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
-}
-
-/// The `whatif` attribute: unscaled|unmasked|norope.
-fn parse_what_if(v: Option<&str>) -> crate::analysis::explain::WhatIf {
-    v.and_then(crate::analysis::explain::WhatIf::from_param).unwrap_or_default()
-}
-
-impl W {
-    /// What the worker applies to this widget's maps.
-    fn map_view(&self) -> crate::analysis::explain::MapView {
-        crate::analysis::explain::MapView { what_if: self.look.what_if.get_untracked(), hide_sink: self.look.hide_sink.get_untracked() }
-    }
 }
 
 fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
@@ -160,37 +140,32 @@ pub const WIDGET_VIEWS: [View; 13] = [
     View::Cost,
 ];
 
-/// The `view` attribute, or the words for one the widget does not draw.
-fn parse_view(s: &str) -> Result<View, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(View::Head);
-    }
-    match View::parse(s).filter(|v| WIDGET_VIEWS.contains(v)) {
-        Some(v) => Ok(v),
-        None => {
-            let shown: String = s.chars().take(40).collect();
-            let names: Vec<&str> = WIDGET_VIEWS.iter().map(|v| v.as_str()).collect();
-            Err(format!("unknown view ‘{shown}’: one of {}", names.join(", ")))
-        }
+/// The element's settings, read and checked as the playground's URL ([`crate::settings::read`]).
+fn settings(host: &web_sys::HtmlElement) -> crate::settings::Restore {
+    crate::settings::read(&|k| attr(host, k), &[])
+}
+
+/// What was refused of setting `name` (its words), if anything.
+fn refused<'a>(s: &'a crate::settings::Restore, name: &str) -> Option<&'a String> {
+    let spelled = [format!("{name}="), format!("{}=", name.replace('-', "_"))];
+    s.dropped.iter().find(|d| spelled.iter().any(|p| d.starts_with(p.as_str())))
+}
+
+/// The view the settings name (none: `head`), or the words for one the widget does not draw.
+fn widget_view(s: &crate::settings::Restore) -> Result<View, String> {
+    match (s.get("view").and_then(View::parse), refused(s, "view")) {
+        (Some(v), _) if WIDGET_VIEWS.contains(&v) => Ok(v),
+        (_, Some(why)) => Err(why.clone()),
+        _ => Ok(View::Head),
     }
 }
 
-fn parse_controls(s: &str) -> Controls {
+fn parse_controls(s: Option<&str>) -> Controls {
     match s {
-        "none" => Controls::None,
-        "full" => Controls::Full,
+        Some("none") => Controls::None,
+        Some("full") => Controls::Full,
         _ => Controls::Compact,
     }
-}
-
-/// The writing settings from the element's attributes (`top-k` or `top_k`, …); what cannot
-/// be used is the notice.
-fn gen_settings(host: &web_sys::HtmlElement) -> (crate::generate::GenSettings, Vec<String>) {
-    let mut warnings = vec![];
-    let get = |k: &str| attr(host, k).or_else(|| attr(host, &k.replace('_', "-")));
-    let (s, _) = crate::generate::GenSettings::from_url(&get, &mut warnings);
-    (s, warnings)
 }
 
 /// The widget's text: the `text` attribute, else the element's own text content.
@@ -202,8 +177,8 @@ fn host_text(host: &web_sys::HtmlElement) -> String {
 #[wasm_bindgen]
 pub struct WidgetHandle {
     w: W,
-    /// The playground's state and actions for the views drawn from it
-    /// ([`View::from_page_state`]), sharing `w`'s signals.
+    /// The playground's state and actions, sharing `w`'s signals: every request of the
+    /// widget goes through it.
     page: Page,
     host: web_sys::HtmlElement,
     base: String,
@@ -233,25 +208,7 @@ impl WidgetHandle {
         match Engine::get(&self.model_url(), &self.base, backend) {
             Ok(e) => {
                 let state = e.state.clone();
-                let me = self.clone_ref();
-                self.owner.with(|| {
-                    Effect::new(move |_| {
-                        let s = state.get();
-                        w.model.set(s.clone());
-                        match s {
-                            ModelState::Ready { .. } if w.pending_run.get_value() => {
-                                w.pending_run.set_value(false);
-                                me.send_live();
-                            }
-                            ModelState::Failed(msg) if w.pending_run.get_value() => {
-                                w.pending_run.set_value(false);
-                                w.error.set(Some(msg));
-                                w.phase.set(Phase::Error);
-                            }
-                            _ => {}
-                        }
-                    });
-                });
+                self.owner.with(|| Effect::new(move |_| w.model.set(state.get())));
                 *self.engine.borrow_mut() = Some(e.clone());
                 Some(e)
             }
@@ -267,35 +224,17 @@ impl WidgetHandle {
         WidgetHandle { w: self.w, page: self.page, host: self.host.clone(), base: self.base.clone(), owner: self.owner.clone(), engine: self.engine.clone(), restoring: self.restoring.clone() }
     }
 
-    /// Runs the widget's text live (loading the model first when needed).
+    /// Runs the widget's text live (loading the model first when needed), as the playground
+    /// does: through the figure's [`Page`] on the page's engine, in the widget's slot.
     fn go_live(&self) {
-        let w = self.w;
+        let (w, p) = (self.w, self.page);
         // Lost in the middle starts from its own button; the lab needs no model.
         if matches!(w.view.get_untracked(), View::Position | View::Lab) {
             return;
         }
         let Some(engine) = self.engine() else { return };
         w.error.set(None);
-        if w.view.get_untracked().from_page_state() {
-            return self.page_live(engine);
-        }
-        match engine.state.get_untracked() {
-            ModelState::Ready { .. } => self.send_live(),
-            ModelState::Failed(msg) => {
-                w.error.set(Some(msg));
-                w.phase.set(Phase::Error);
-            }
-            ModelState::Loading { .. } => {
-                w.pending_run.set_value(true);
-                w.phase.set(Phase::LoadingModel);
-            }
-        }
-    }
-
-    /// A view drawn from the page's state runs as the playground does, through the page's
-    /// engine (the cost of attention needs the model only: its sweep starts from its button).
-    fn page_live(&self, engine: Rc<Engine>) {
-        let (w, p) = (self.w, self.page);
+        w.notice.update(|n| if n.as_deref().is_some_and(|n| n.starts_with("This figure holds")) { *n = None });
         self.owner.with(|| p.attach(engine.clone()));
         if let ModelState::Failed(msg) = engine.state.get_untracked() {
             w.error.set(Some(msg));
@@ -316,208 +255,38 @@ impl WidgetHandle {
         if !loaded {
             w.phase.set(Phase::LoadingModel);
         }
-        p.start_run();
-    }
-
-    /// What a live figure asks for: a run, or in `view="generate"` a run and the writing.
-    fn send_live(&self) {
-        if self.w.view.get_untracked() == View::Generate {
-            self.send_generate(None, vec![]);
+        // The `query` attribute picks the row of every run (clamped to its text).
+        p.asked_query.set_value(w.query_attr.get_untracked());
+        if w.view.get_untracked() == View::Generate {
+            p.start_generate(vec![]);
         } else {
-            self.send_run();
+            p.start_run();
         }
-    }
-
-    /// The writing state and actions of this widget (see [`super::generate::Writer`]).
-    fn writer(&self) -> super::generate::Writer {
-        self.w.writer.get_value().expect("the writer is set when the widget mounts")
-    }
-
-    /// The model writes after the widget's text (or exactly after `ids`, a branch).
-    fn send_generate(&self, ids: Option<Vec<u32>>, forced: Vec<u32>) {
-        let w = self.w;
-        let Some(engine) = self.engine() else { return };
-        let text = w.text.get_untracked();
-        if text.trim().is_empty() && ids.is_none() {
-            w.error.set(Some("no text: give the element a text attribute or text content".into()));
-            w.phase.set(Phase::Error);
-            return;
-        }
-        w.phase.set(Phase::Running);
-        w.notice.set(None);
-        w.error.set(None);
-        let req = self.writer().request(text, ids, forced, (w.layer.get_untracked(), w.head.get_untracked(), WIDGET_SIDE), w.slot);
-        let me = self.clone_ref();
-        w.gen_pending.set_value(true);
-        let id = engine.request(req, move |r| me.on_response(r));
-        w.latest.set_value(id);
-    }
-
-    /// The same steps without the cache, for their times.
-    fn replay(&self) {
-        let Some(engine) = self.engine() else { return };
-        let writer = self.writer();
-        let Some(req) = writer.replay_request(self.w.slot) else { return };
-        engine.request(req, move |r| match r {
-            Response::Token { ms, .. } => writer.on_replay(Some(ms), None),
-            Response::Generated { generation } => writer.on_replay(None, Some(&generation)),
-            _ => writer.on_replay(None, None),
-        });
-    }
-
-    fn send_run(&self) {
-        let w = self.w;
-        w.generation.set(None);
-        w.gen_pending.set_value(false);
-        let Some(engine) = self.engine() else { return };
-        let text = w.text.get_untracked();
-        if text.trim().is_empty() {
-            w.error.set(Some("no text: give the element a text attribute or text content".into()));
-            w.phase.set(Phase::Error);
-            return;
-        }
-        w.phase.set(Phase::Running);
-        w.notice.set(None);
-        let me = self.clone_ref();
-        w.run_view.set_value(w.map_view());
-        let id = engine.request(Request::Run { text, layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, slot: w.slot, view: w.map_view() }, move |r| me.on_response(r));
-        w.latest.set_value(id);
-    }
-
-    fn on_response(&self, r: Response) {
-        let w = self.w;
-        match r {
-            Response::Token { t, n_prompt, token, ms, kv_cache_bytes, map } => self.writer().on_token(t, n_prompt, token, ms, kv_cache_bytes, map, w.run, w.map),
-            Response::Generated { generation } => {
-                w.gen_pending.set_value(false);
-                self.writer().on_generated(&generation);
-            }
-            Response::Superseded => {
-                w.gen_pending.set_value(false);
-                self.writer().on_failed();
-            }
-            // A generation's first result is the prompt's: the widget runs on while it writes.
-            Response::Result { run } if w.gen_pending.get_value() => {
-                let run = *run;
-                w.map.set(Some(run.map.clone()));
-                w.run.set(Some(run));
-                w.poster.set(false);
-            }
-            Response::Result { run } => {
-                let run = *run;
-                let key = crate::analysis::HeadId::key(run.map.layer, run.map.head);
-                w.rows.set(run.report.attention.get(&key).cloned());
-                w.map.set(Some(run.map.clone()));
-                let n = run.report.ids.len();
-                w.query.set(Some(w.query_attr.get_untracked().map(|q| q.min(n.saturating_sub(1))).unwrap_or(n.saturating_sub(1))));
-                w.thumbs.set(None);
-                w.lens.set(None);
-                w.run.set(Some(run));
-                w.poster.set(false);
-                if w.view.get_untracked() == View::Model {
-                    self.request_thumbs();
-                } else if w.view.get_untracked() == View::Lens {
-                    self.request_lens();
-                } else if w.map_view() != w.run_view.get_value() {
-                    // The view (sink hidden, a what-if) changed while the run was under way.
-                    self.redraw_head();
-                } else {
-                    w.phase.set(Phase::Done);
-                }
-            }
-            Response::Head { map, exact_rows } => {
-                if map.rows == (0, map.n_tokens) && map.cols == (0, map.n_tokens) {
-                    w.rows.set(exact_rows);
-                }
-                w.map.set(Some(map));
-                w.phase.set(Phase::Done);
-            }
-            Response::Thumbs { thumbs } => {
-                w.thumbs.set(Some(thumbs));
-                w.phase.set(Phase::Done);
-            }
-            Response::Lens { lens, vocab } => {
-                w.lens_running.set(false);
-                w.lens.set(Some(super::lens::LensView { lens: *lens, vocab: vocab.into_iter().collect() }));
-                w.phase.set(Phase::Done);
-            }
-            // The worker dropped this widget's capture (many widgets, long texts): run again.
-            Response::Error { phase, .. } if phase == "map" || phase == "thumbnails" => self.send_run(),
-            Response::Error { phase, message } => {
-                w.gen_pending.set_value(false);
-                w.lens_running.set(false);
-                self.writer().on_failed();
-                w.error.set(Some(format!("{phase}: {message}")));
-                w.phase.set(Phase::Error);
-            }
-            Response::TooLong { n, why, .. } => {
-                w.gen_pending.set_value(false);
-                self.writer().on_failed();
-                w.error.set(Some(format!("the text has {n} tokens: {why}")));
-                w.phase.set(Phase::Error);
-            }
-            _ => {}
-        }
-    }
-
-    /// The logit lens of the widget's run (the worker keeps the run's pass).
-    fn request_lens(&self) {
-        let w = self.w;
-        let Some(engine) = self.engine() else { return };
-        w.phase.set(Phase::Running);
-        w.lens_running.set(true);
-        let me = self.clone_ref();
-        let id = engine.request(Request::Lens { slot: w.slot }, move |r| me.on_response(r));
-        w.latest.set_value(id);
-    }
-
-    fn request_thumbs(&self) {
-        let w = self.w;
-        let Some(engine) = self.engine() else { return };
-        w.phase.set(Phase::Running);
-        let me = self.clone_ref();
-        let id = engine.request(Request::Thumbs { side: 24, slot: w.slot }, move |r| me.on_response(r));
-        w.latest.set_value(id);
     }
 
     /// Layer or head changed: redraw from what the widget has, without a new run.
     fn redraw_head(&self) {
         let w = self.w;
-        if w.view.get_untracked().from_page_state() && !w.poster.get_untracked() {
+        if !w.poster.get_untracked() {
             return self.page.request_head(None);
         }
+        // A poster holds some heads' maps: those are drawn, the others need the model.
         let Some(run) = w.run.get_untracked() else { return };
         let (l, h) = (w.layer.get_untracked(), w.head.get_untracked());
-        if w.poster.get_untracked() {
-            let (r, found) = run_from_report(&run.report, l, h, WIDGET_SIDE);
-            if found {
-                w.rows.set(run.report.attention.get(&crate::analysis::HeadId::key(l, h)).cloned());
-                w.map.set(Some(r.map));
-                w.notice.set(None);
-            } else {
-                w.notice.set(Some(format!("This figure holds {} only: press Run live for layer {l} head {h}.", held_list(&run))));
-            }
-            return;
+        let (r, found) = run_from_report(&run.report, l, h, WIDGET_SIDE);
+        if found {
+            w.rows.set(run.report.attention.get(&crate::analysis::HeadId::key(l, h)).cloned());
+            w.map.set(Some(r.map));
+            w.notice.set(None);
+        } else {
+            w.notice.set(Some(format!("This figure holds {} only: press Run live for layer {l} head {h}.", held_list(&run))));
         }
-        let Some(engine) = self.engine() else { return };
-        w.phase.set(Phase::Running);
-        let me = self.clone_ref();
-        let id = engine.request(Request::Head { layer: l, head: h, max_side: WIDGET_SIDE, rows: None, cols: None, slot: w.slot, view: w.map_view() }, move |r| me.on_response(r));
-        w.latest.set_value(id);
     }
 
     fn zoom(&self, rows: (usize, usize), cols: (usize, usize)) {
-        let w = self.w;
-        if w.poster.get_untracked() {
-            return;
+        if !self.w.poster.get_untracked() {
+            self.page.request_head(Some((rows, cols)));
         }
-        if w.view.get_untracked().from_page_state() {
-            return self.page.request_head(Some((rows, cols)));
-        }
-        let Some(engine) = self.engine() else { return };
-        w.phase.set(Phase::Running);
-        let me = self.clone_ref();
-        engine.request(Request::Head { layer: w.layer.get_untracked(), head: w.head.get_untracked(), max_side: WIDGET_SIDE, rows: Some(rows), cols: Some(cols), slot: w.slot, view: w.map_view() }, move |r| me.on_response(r));
     }
 
     /// Loads the figure of `result-src` (no model download).
@@ -569,58 +338,24 @@ impl WidgetHandle {
     }
 
     fn start_experiment(&self, e: crate::analysis::position::Experiment) {
-        let w = self.w;
         let Some(engine) = self.engine() else { return };
-        w.exp_progress.set(Some((0.0, 1.0)));
-        w.error.set(None);
-        w.phase.set(Phase::Running);
-        engine.request(Request::Experiment { experiment: e }, move |r| match r {
-            Response::Progress { done, total, .. } => w.exp_progress.set(Some((done, total.unwrap_or(done)))),
-            Response::Experiment { experiment, rows, cancelled, elapsed_ms } => {
-                w.exp_progress.set(None);
-                w.outcome.set(Some(Outcome { experiment, rows, cancelled, elapsed_ms, backend: None, shipped: false }));
-                w.poster.set(false);
-                w.phase.set(Phase::Done);
-            }
-            Response::Error { phase, message } => {
-                w.exp_progress.set(None);
-                w.error.set(Some(format!("{phase}: {message}")));
-                w.phase.set(Phase::Error);
-            }
-            _ => {}
-        });
+        self.owner.with(|| self.page.attach(engine));
+        self.page.start_experiment(e);
     }
 }
 
-/// The writing state of widget `w` and its actions, through its handle `hv`.
-fn widget_writer(w: W, hv: StoredValue<WidgetHandle, LocalStorage>) -> super::generate::Writer {
-    let model = Signal::derive(move || match w.model.get() {
-        ModelState::Ready { model, .. } => Some(model),
-        _ => None,
-    });
+/// The writing state and actions of the widget's figure: the playground's, except that the
+/// first Generate of an idle widget starts it (attaching it to the page's engine).
+fn widget_writer(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> super::generate::Writer {
     super::generate::Writer {
-        gen: w.gen,
-        live: w.generation,
-        model,
-        busy: Signal::derive(move || matches!(w.phase.get(), Phase::Running | Phase::LoadingModel)),
         start: Callback::new(move |_| {
-            hv.with_value(|h| if matches!(w.phase.get_untracked(), Phase::Idle) { h.go_live() } else { h.send_generate(None, vec![]) })
+            if w.phase.get_untracked() == Phase::Idle {
+                hv.with_value(|h| h.go_live())
+            } else {
+                page.start_generate(vec![])
+            }
         }),
-        stop: Callback::new(move |_| {
-            hv.with_value(|h| {
-                if let Some(e) = h.engine.borrow().as_ref() {
-                    e.cancel()
-                }
-            })
-        }),
-        branch: Callback::new(move |(t, tok)| {
-            hv.with_value(|h| {
-                if let Some((ids, forced)) = h.writer().branch_from(t, tok) {
-                    h.send_generate(Some(ids), forced);
-                }
-            })
-        }),
-        without_cache: Callback::new(move |_| hv.with_value(|h| h.replay())),
+        ..page.writer()
     }
 }
 
@@ -642,7 +377,11 @@ impl WidgetHandle {
     pub fn set(&self, name: &str) {
         let (w, host) = (self.w, &self.host);
         let quiet = self.restoring.get();
-        let num = |n: &str| attr(host, n).and_then(|v| v.trim().parse::<usize>().ok());
+        let s = settings(host);
+        if let Some(why) = refused(&s, name) {
+            w.notice.set(Some(format!("{why}; the default is used")));
+        }
+        let num = |n: &str| s.number::<usize>(n);
         let limits = match w.model.get_untracked() {
             ModelState::Ready { model, .. } => Some((model.n_layer, model.n_head)),
             _ => w.run.get_untracked().map(|r| (r.report.n_layers, r.report.n_heads)),
@@ -667,29 +406,13 @@ impl WidgetHandle {
                 }
             }
             "view" => {
-                let v = match parse_view(&attr(host, "view").unwrap_or_default()) {
-                    Ok(v) => {
-                        w.notice.set(None);
-                        v
-                    }
-                    Err(e) => {
-                        w.notice.set(Some(e));
-                        return;
-                    }
-                };
-                w.view.set(v);
+                let Ok(v) = widget_view(&s) else { return };
                 if quiet {
+                    w.view.set(v);
                     return;
                 }
-                if v.from_page_state() && !matches!(w.phase.get_untracked(), Phase::Idle) {
-                    return self.go_live();
-                }
-                if v == View::Model && w.thumbs.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
-                    self.request_thumbs();
-                }
-                if v == View::Lens && w.lens.get_untracked().is_none() && w.run.get_untracked().is_some() && !w.poster.get_untracked() {
-                    self.request_lens();
-                }
+                // What the new view needs of the run (thumbnails, the lens, scores) is asked for.
+                self.page.choose_view(v);
                 if v == View::Position && w.outcome.get_untracked().is_none() {
                     self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base));
                 }
@@ -697,18 +420,12 @@ impl WidgetHandle {
                     w.phase.set(Phase::Done);
                 }
             }
-            "controls" => w.controls.set(parse_controls(&attr(host, "controls").unwrap_or_default())),
-            "gen" | "temperature" | "top-k" | "top_k" | "top-p" | "top_p" | "seed" | "chat" => {
-                let (s, warnings) = gen_settings(host);
-                w.gen.set(s);
-                w.notice.set((!warnings.is_empty()).then(|| warnings.join("; ")));
-            }
-            "theme" => w.theme.set(attr(host, "theme").unwrap_or_else(|| "auto".into())),
-            "scale" => w.look.colour.set(super::heatmap::ColourScale::parse(&attr(host, "scale").unwrap_or_default())),
-            "palette" => w.look.palette.set(super::heatmap::Palette::parse(&attr(host, "palette").unwrap_or_default()).unwrap_or_default()),
+            "controls" => w.controls.set(parse_controls(s.get("controls"))),
+            "gen" | "temperature" | "top-k" | "top_k" | "top-p" | "top_p" | "seed" | "chat" => w.gen.set(crate::generate::GenSettings::from_settings(&s).0),
+            "theme" => w.theme.set(s.get("theme").unwrap_or("auto").to_string()),
+            "scale" | "palette" => w.look.set_style(&s),
             "sink" | "whatif" => {
-                w.look.hide_sink.set(attr(host, "sink").as_deref() == Some("hide"));
-                w.look.what_if.set(parse_what_if(attr(host, "whatif").as_deref()));
+                w.look.set_style(&s);
                 if w.run.get_untracked().is_some() && !w.poster.get_untracked() && !quiet {
                     self.redraw_head();
                 }
@@ -719,7 +436,7 @@ impl WidgetHandle {
                     self.go_live();
                 }
             }
-            "ablate" => self.page.set_knock_out(&attr(host, "ablate").unwrap_or_default()),
+            "ablate" => self.page.set_knock_out(s.get("ablate").unwrap_or_default()),
             "present" => w.present.set(host.has_attribute("present")),
             "tour" => {
                 if let Some(src) = attr(host, "tour") {
@@ -874,9 +591,10 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         }
         Err(e) => vec![e],
     });
-    let num = |n: &str| attr(&host, n).and_then(|v| v.trim().parse::<usize>().ok());
-    let view = parse_view(&attr(&host, "view").unwrap_or_default());
-    let gen = gen_settings(&host);
+    let s = settings(&host);
+    let num = |n: &str| s.number::<usize>(n);
+    let view = widget_view(&s);
+    let gen = crate::generate::GenSettings::from_settings(&s).0;
     let w = owner.with(|| W {
         text: RwSignal::new(host_text(&host)),
         layer: RwSignal::new(num("layer").unwrap_or(0)),
@@ -884,14 +602,9 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         query: RwSignal::new(None),
         query_attr: RwSignal::new(num("query")),
         view: RwSignal::new(view.clone().unwrap_or(View::Head)),
-        controls: RwSignal::new(parse_controls(&attr(&host, "controls").unwrap_or_default())),
-        theme: RwSignal::new(attr(&host, "theme").unwrap_or_else(|| "auto".into())),
-        look: super::heatmap::Look {
-            colour: RwSignal::new(super::heatmap::ColourScale::parse(&attr(&host, "scale").unwrap_or_default())),
-            palette: RwSignal::new(super::heatmap::Palette::parse(&attr(&host, "palette").unwrap_or_default()).unwrap_or_default()),
-            hide_sink: RwSignal::new(attr(&host, "sink").as_deref() == Some("hide")),
-            what_if: RwSignal::new(parse_what_if(attr(&host, "whatif").as_deref())),
-        },
+        controls: RwSignal::new(parse_controls(s.get("controls"))),
+        theme: RwSignal::new(s.get("theme").unwrap_or("auto").to_string()),
+        look: super::heatmap::Look::of(&s),
         phase: RwSignal::new(Phase::Idle),
         poster: RwSignal::new(false),
         run: RwSignal::new(None),
@@ -905,19 +618,16 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         error: RwSignal::new(None),
         notice: RwSignal::new(None),
         model: RwSignal::new(ModelState::Loading { phase: "download".into(), done: 0.0, total: None }),
-        latest: StoredValue::new(0),
-        pending_run: StoredValue::new(false),
-        run_view: StoredValue::new(Default::default()),
-        slot,
-        gen: RwSignal::new(gen.0),
+        gen: RwSignal::new(gen),
         generation: RwSignal::new(None),
-        gen_pending: StoredValue::new(false),
         writer: StoredValue::new(None),
         tour: RwSignal::new(None),
         step: RwSignal::new(0),
         present: RwSignal::new(host.has_attribute("present")),
     });
-    let notices: Vec<String> = gen.1.into_iter().chain(restored.unwrap_or_default()).collect();
+    // What the attributes hold that cannot be used (an unknown view is the widget's error).
+    let refused = s.dropped.iter().filter(|d| !d.starts_with("view=")).map(|d| format!("{d}; the default is used."));
+    let notices: Vec<String> = refused.chain(restored.unwrap_or_default()).collect();
     if !notices.is_empty() {
         w.notice.set(Some(notices.join(" ")));
     }
@@ -926,7 +636,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
 
     // Mounting also starts Leptos' task executor, which effects need.
     let hv = owner.with(|| StoredValue::new_local(handle.clone_ref()));
-    w.writer.set_value(Some(widget_writer(w, hv)));
+    w.writer.set_value(Some(widget_writer(w, page, hv)));
     let unmount = owner.with(|| leptos::mount::mount_to(container, move || view! { <Widget w=w page=page hv=hv/> }));
     std::mem::forget(unmount);
 
@@ -1002,9 +712,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         // Inside one head: a token picked in the strip explains its row.
         Effect::new(move |_| {
             w.query.track();
-            if w.view.get_untracked() == View::Inside {
-                page.request_explain();
-            }
+            page.request_explain();
         });
         // The cost of attention is drawn once the model is loaded (nothing to run).
         Effect::new(move |_| {
@@ -1047,7 +755,7 @@ type Selection = (Vec<u32>, usize, usize, usize);
 /// has loaded, as the playground's `?ablate=`.
 fn page_state(w: W, host: &web_sys::HtmlElement, slot: u32) -> Page {
     let ablate = attr(host, "ablate").filter(|a| !a.trim().is_empty());
-    let mut p = Page::new(String::new(), 0, 0, View::Head, false, Default::default(), false, Default::default(), ablate, Default::default()).in_slot(slot, WIDGET_SIDE);
+    let mut p = Page::new(String::new(), 0, 0, View::Head, false, Default::default(), ablate, Default::default()).in_slot(slot, WIDGET_SIDE);
     p.text = w.text;
     p.layer = w.layer;
     p.head = w.head;
@@ -1055,6 +763,9 @@ fn page_state(w: W, host: &web_sys::HtmlElement, slot: u32) -> Page {
     p.view = w.view;
     p.look = w.look;
     p.phase = w.phase;
+    p.poster = w.poster;
+    p.exp_progress = w.exp_progress;
+    p.exp_outcome = w.outcome;
     p.run = w.run;
     p.map = w.map;
     p.rows = w.rows;

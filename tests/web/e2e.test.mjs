@@ -512,7 +512,7 @@ test('hostile URL parameters are clamped or refused with a message, and the page
   try {
     assert.equal(await runUntilDone(page), 'done');
     const notice = await page.textContent('.notice');
-    for (const m of [/head=-1 is not a head number/, /view=bogus<b> is not one of/, /scale=weird is not one of/, /whatif=zzz is not one of/, /backend=quantum is not one of/, /layer=999 is beyond this model's 30 layers; layer 29 is shown/, /ablate=99\.99 is not heads of this model/]) {
+    for (const m of [/head=-1 is not a whole number 0, 1, 2/, /view=bogus<b> is not one of/, /scale=weird is not one of/, /whatif=zzz is not one of/, /backend=quantum is not one of/, /layer=999 is beyond this model's 30 layers; layer 29 is shown/, /ablate=99\.99 is not heads of this model/]) {
       assert.match(notice, m);
     }
     assert.equal(await page.$$eval('.notice b', (b) => b.length), 0, 'markup in a parameter stays text');

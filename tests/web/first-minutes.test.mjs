@@ -284,7 +284,7 @@ test('an unknown view and a host that blocks cross-origin loads say why in the w
     const page = await browser.newPage();
     await page.goto(host.url + 'bogus.html');
     await page.waitForFunction(() => document.getElementById('bogus').dataset.state === 'error', null, { timeout: 60_000 });
-    assert.match(await page.locator('#bogus .aw-error').textContent(), /unknown view ‘bogus’: one of head, model, sinks, position, tokens/);
+    assert.match(await page.locator('#bogus .aw-error').textContent(), /view=bogus is not one of head, model, sinks, position, tokens/);
     assert.equal(await page.locator('#bogus canvas[role=img]').isVisible(), false, 'no head map in its place');
     await page.goto(host.url + 'cors.html');
     await page.waitForFunction(() => document.getElementById('cors').dataset.state === 'error', null, { timeout: 60_000 });

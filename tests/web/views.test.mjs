@@ -172,7 +172,7 @@ test('el.state restores the same view on another element; hostile states stay in
     await page.evaluate(() => document.getElementById('copy').restore({ text: '<img src=x onerror="window.__pwned=1">hi', view: '<script>window.__pwned=2</script>', whatif: 'javascript:alert(1)', layer: -3, onclick: 'window.__pwned=3' }));
     assert.equal(await until(page, 'copy'), 'done');
     const notice = await page.locator('#copy .aw-notice').first().textContent();
-    for (const m of [/view=<script>.* is not a view name/, /whatif=javascript:alert\(1\) is not one of/, /layer=-3 is not a whole number/, /onclick is not a setting/]) assert.match(notice, m);
+    for (const m of [/view=<script>.* is not one of head/, /whatif=javascript:alert\(1\) is not one of/, /layer=-3 is not a whole number/, /onclick is not a setting/]) assert.match(notice, m);
     assert.equal(await page.evaluate(() => document.getElementById('copy').shadowRoot.querySelectorAll('img, script').length), 0);
     assert.match(await page.evaluate(() => document.getElementById('copy').state.text), /^<img src=x onerror/);
     for (const bad of ['[1, 2]', '{"view": ', 'x'.repeat(300 * 1024)]) {
@@ -274,7 +274,7 @@ test('a guided tour steps forward and back with the keyboard, each step showing 
     assert.deepEqual(await page.$$eval('#evil .tour a', (a) => a.map((x) => x.getAttribute('href'))), ['https://example.org/']);
     assert.equal(await page.evaluate(() => document.getElementById('evil').shadowRoot.querySelectorAll('.tour img, .tour script').length), 0);
     const notice = await page.locator('#evil .aw-notice').first().textContent();
-    for (const m of [/step 1: layer=99999 is above/, /step 1: whatif=javascript:x is not one of/, /step 1: onload is not a setting/, /step 2: view=<b>head<\/b> is not a view name/]) assert.match(notice, m);
+    for (const m of [/step 1: layer=99999 is above/, /step 1: whatif=javascript:x is not one of/, /step 1: onload is not a setting/, /step 2: view=<b>head<\/b> is not one of head/]) assert.match(notice, m);
     // Too large and broken tours: refused with the reason; the figure stays.
     await page.waitForSelector('#huge .aw-notice');
     assert.match(await page.locator('#huge .aw-notice').first().textContent(), /The tour could not be used: .*at most 256 KB/);
