@@ -6,7 +6,8 @@
 //! - [`backends`]: CPU and GPU implementations of those operations.
 //! - [`analysis`]: exact quantities from the capture, reports, experiments.
 //! - [`generate`]: the model writes — prefill, then one token per step over the KV cache.
-//! - [`settings`]: a figure's settings as an embed saves and restores them, checked;
+//! - [`poster`]: a figure drawn from an exported report (a course page's "poster", no model).
+//! - [`settings`]: a figure's settings (URL, element attributes, saved states), checked;
 //!   [`tour`]: guided tours (steps of settings and Markdown captions), checked.
 //! - [`flows`]: the long runs (knock-out, induction, experiment, cost sweep) written once for
 //!   the worker, the CLI and the tests.
@@ -16,6 +17,7 @@ pub mod backends;
 pub mod flows;
 pub mod generate;
 pub mod model;
+pub mod poster;
 pub mod settings;
 pub mod tour;
 pub mod util;

@@ -10,8 +10,10 @@ use serde_json::Value;
 
 /// The largest saved state read (bytes of JSON).
 pub const STATE_MAX_BYTES: usize = 256 * 1024;
-/// The longest text a saved state may hold (characters).
-pub const TEXT_MAX_CHARS: usize = 100_000;
+/// The longest text read (characters): about what a browser's address bar holds (a URL's
+/// text beyond what the model reads gets the page's offer to cut it; a saved state is capped
+/// by [`STATE_MAX_BYTES`] first).
+pub const TEXT_MAX_CHARS: usize = 2_000_000;
 
 /// The form a setting's value must have.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +32,8 @@ pub enum Form {
     Heads,
     /// true / false (also 1 / 0).
     Flag,
+    /// Short lower-case names, comma-separated (the widget says which it knows).
+    Names,
 }
 
 /// Every view by name (the app's `View`; a widget draws each, the playground opens the tab
@@ -38,7 +42,7 @@ pub const VIEWS: [&str; 13] = ["head", "model", "sinks", "position", "tokens", "
 
 /// Every setting of a figure, by its attribute name (the URL also writes `q` for `query` and
 /// `top_k`, `top_p` for `top-k`, `top-p`).
-const SETTINGS: [(&str, Form); 18] = [
+const SETTINGS: [(&str, Form); 19] = [
     ("view", Form::Choice(&VIEWS)),
     ("text", Form::Text),
     ("layer", Form::Count(0, 4096)),
@@ -51,6 +55,7 @@ const SETTINGS: [(&str, Form); 18] = [
     ("ablate", Form::Heads),
     ("controls", Form::Choice(&["none", "compact", "full"])),
     ("theme", Form::Choice(&["auto", "light", "dark"])),
+    ("panels", Form::Names),
     ("gen", Form::Count(1, crate::generate::MAX_GEN as u64)),
     ("temperature", Form::Number(0.0, crate::generate::MAX_TEMPERATURE as f64)),
     ("top-k", Form::Count(0, 1 << 20)),
@@ -126,6 +131,10 @@ fn check(form: Form, value: &Value) -> Result<Option<String>, String> {
         Form::Heads => match value.as_str() {
             Some(s) if s.len() <= 2000 && s.bytes().all(|b| b.is_ascii_digit() || b",.* ".contains(&b)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
             _ => Err("not heads written as L.H or L.*, comma-separated".into()),
+        },
+        Form::Names => match value.as_str() {
+            Some(s) if s.len() <= 200 && s.bytes().all(|b| b.is_ascii_lowercase() || b",- ".contains(&b)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            _ => Err("not names (a-z) separated by commas".into()),
         },
         Form::Flag => match value {
             Value::Bool(b) => Ok(Some(if *b { "1" } else { "0" }.into())),
@@ -241,6 +250,8 @@ mod tests {
             (r#"{"ablate":"14.5;drop"}"#, None, "ablate=14.5;drop is not heads"),
             (r#"{"controls":"full"}"#, Some(Some("full")), ""),
             (r#"{"theme":"dark"}"#, Some(Some("dark")), ""),
+            (r#"{"panels":"map,steps"}"#, Some(Some("map,steps")), ""),
+            (r#"{"panels":"<b>map</b>"}"#, None, "panels=<b>map</b> is not names (a-z) separated by commas"),
             (r#"{"gen":32}"#, Some(Some("32")), ""),
             (r#"{"temperature":0.7}"#, Some(Some("0.7")), ""),
             (r#"{"temperature":1e308}"#, None, "is not a number from 0 to 5"),
@@ -334,8 +345,10 @@ mod tests {
         assert!(parse_state("").unwrap_err().contains("not JSON"));
         let huge = format!("{{\"text\":\"{}\"}}", "a".repeat(STATE_MAX_BYTES));
         assert!(parse_state(&huge).unwrap_err().contains("at most 256 KB"));
-        let long = format!("{{\"text\":\"{}\"}}", "a".repeat(TEXT_MAX_CHARS + 1));
-        assert!(parse_state(&long).unwrap().dropped[0].contains("longer than"));
+        let long = format!("{{\"text\":\"{}\"}}", "a".repeat(200_000));
+        assert_eq!(parse_state(&long).unwrap().get("text").map(str::len), Some(200_000));
+        let url = "a".repeat(TEXT_MAX_CHARS + 1);
+        assert!(read(&|k| (k == "text").then(|| url.clone()), &[]).dropped[0].contains("longer than"));
         // Deep nesting is refused by the JSON reader (its recursion limit), not a crash.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse_state(&deep).is_err());

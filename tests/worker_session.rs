@@ -89,7 +89,7 @@ fn slots_keep_each_widgets_capture_apart() {
 
 #[test]
 fn posters_draw_the_same_maps_as_the_live_path() {
-    use attnlab::worker::figure::{map_from_rows, parse_report, run_from_report, thumbs_from_report};
+    use attnlab::poster::{map_from_rows, parse_report, run_from_report, thumbs_from_report};
     let mut s = session();
     let text = "the cat ab the dog ".repeat(6);
     let Response::Result { run } = run_on_cpu(&mut s, 0, &text, 1, 3, 16) else { panic!() };

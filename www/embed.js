@@ -7,7 +7,8 @@
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
 // position|tokens|generate|lens|lab|inside|patterns|similarity|knockout|cost), ablate (heads
 // knocked out: 14.5,0.*), state (a saved el.state), tour (a guided tour's JSON URL), present
-// (large type for a projector), controls (none|compact|full), loading (lazy|eager), model-src,
+// (large type for a projector), panels (the parts of the view kept: map,steps for inside,
+// grid for patterns, …), controls (none|compact|full), loading (lazy|eager), model-src,
 // result-src, theme (auto|light|dark), scale (linear|sqrt|log: the colour scale of maps),
 // palette (blues|viridis: the colours),
 // sink (hide: rows renormalised without key 0), whatif (unscaled|unmasked|norope), backend
@@ -21,7 +22,7 @@ const SCRIPT = document.currentScript?.src
   ?? [...document.querySelectorAll('script[src]')].map((s) => s.src).reverse().find((s) => /\/embed\.js([?#]|$)/.test(s))
   ?? location.href;
 const BASE = new URL('./', SCRIPT).href;
-const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend', 'gen', 'temperature', 'top-k', 'top-p', 'seed', 'chat', 'ablate', 'state', 'tour', 'present'];
+const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend', 'gen', 'temperature', 'top-k', 'top-p', 'seed', 'chat', 'ablate', 'state', 'tour', 'present', 'panels'];
 
 /** Words for a failed start: a blocked cross-origin load says what the host must send. */
 function whyNot(e) {

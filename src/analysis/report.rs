@@ -158,3 +158,20 @@ pub fn build_report(model: &Model, text: &str, toks: &[Token], out: &ForwardOutp
         timings_ms: ReportTimings { tokenize: tokenize_ms, forward: forward_ms, analysis, total: tokenize_ms + forward_ms + analysis },
     })
 }
+
+/// Per layer: mean over heads of the sink mass on key 0.
+pub fn sink_per_layer(sink_mass_key0: &[Vec<Option<f32>>]) -> Vec<f32> {
+    sink_mass_key0
+        .iter()
+        .map(|hs| {
+            let v: Vec<f32> = hs.iter().flatten().copied().collect();
+            if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 }
+        })
+        .collect()
+}
+
+/// What a query spreading evenly would give key 0, averaged like the sink mass: mean over
+/// rows i = 1..n−1 of 1/(i+1).
+pub fn uniform_baseline(n: usize) -> f32 {
+    if n > 1 { (1..n).map(|i| 1.0 / (i as f32 + 1.0)).sum::<f32>() / (n - 1) as f32 } else { 0.0 }
+}

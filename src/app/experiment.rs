@@ -31,7 +31,7 @@ pub const SHIPPED_POSITION: &str = "figures/position-kv.json";
 
 /// Fetches a result written by `attnlab position --json` (or the shipped one).
 pub async fn shipped_outcome(url: &str) -> Result<Outcome, String> {
-    let text = super::widget::fetch_text(url).await?;
+    let text = super::fetch::fetch_text(url).await?;
     let mut o: Outcome = serde_json::from_str(&text).map_err(|e| format!("{url}: not an `attnlab position --json` result: {e}"))?;
     if o.rows.is_empty() {
         return Err(format!("{url}: the result holds no rows"));

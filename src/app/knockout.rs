@@ -100,15 +100,20 @@ const EXAMPLE_STORY: &str = "On the default sentence, layer 13 head 8 reads, fro
 pub fn KnockOutPanel() -> impl IntoView {
     let p = expect_context::<Page>();
     let layer_pick = RwSignal::new(0usize);
+    let head_pick = RwSignal::new(0usize);
     let is_example = move || p.text.get() == super::EXAMPLE && p.model.with(|m| m.as_ref().is_some_and(|m| m.architecture == "llama" && m.n_layer == 30 && m.n_head == 9));
     view! {
         <section class="knockout">
             <h3>"Knock heads out"</h3>
-            <p class="muted">"Some heads matter more than others. Knocking a head out sets its output to zero at every position (before the layer's output projection) and runs the model again: what the model then gets wrong is what that head was doing. Turn on “Pick heads” and click or tap cells of the grid (or thumbnails in All heads) — or shift-click them — or pick a whole layer."</p>
+            <p class="muted">"Some heads matter more than others. Knocking a head out sets its output to zero at every position (before the layer's output projection) and runs the model again: what the model then gets wrong is what that head was doing. Pick a head by its layer and number, or a whole layer; in the playground also turn on “Pick heads” and click or tap cells of the grid (or thumbnails in All heads), or shift-click them."</p>
             <div class="knockout-controls">
                 <label>"layer "<select on:change=move |ev| layer_pick.set(event_target_value(&ev).parse().unwrap_or(0))>
                     {move || (0..p.model.with(|m| m.as_ref().map(|m| m.n_layer).unwrap_or(0))).map(|l| view! { <option value=l.to_string()>{l}</option> }).collect_view()}
                 </select></label>
+                <label>"head "<select class="head-pick" on:change=move |ev| head_pick.set(event_target_value(&ev).parse().unwrap_or(0))>
+                    {move || (0..p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(0))).map(|h| view! { <option value=h.to_string()>{h}</option> }).collect_view()}
+                </select></label>
+                <button class="pick-head" on:click=move |_| { let (l, h) = (layer_pick.get_untracked(), head_pick.get_untracked()); if !p.picked.with_untracked(|k| k.contains(&(l, h))) { p.toggle_pick(l, h) } }>"Pick this head"</button>
                 <PickMode/>
                 <button on:click=move |_| { let n = p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head).unwrap_or(0)); let l = layer_pick.get_untracked(); p.picked.update(|k| { k.retain(|x| x.0 != l); k.extend((0..n).map(|h| (l, h))); k.sort_unstable(); }) }>"Pick the whole layer"</button>
                 <span class="picked-list">{move || { let k = p.picked.get(); if k.is_empty() { "Nothing picked.".to_string() } else { format!("Picked: {}", crate::analysis::heads::heads_spec(&k, p.model.with(|m| m.as_ref().map(|m| m.n_head).unwrap_or(usize::MAX)))) } }}</span>

@@ -15,6 +15,7 @@ mod cost;
 mod embed_dialog;
 mod engine;
 mod experiment;
+mod fetch;
 mod generate;
 mod heatmap;
 mod inside;

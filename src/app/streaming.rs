@@ -71,7 +71,7 @@ pub fn SinksMatter(
     let (poster, license) = (format!("{base}{SHIPPED}"), format!("{base}{SHIPPED_TEXT}"));
     // The saved run, unless the reader's own arrived first.
     leptos::task::spawn_local(async move {
-        if let Ok(text) = super::widget::fetch_text(&poster).await {
+        if let Ok(text) = super::fetch::fetch_text(&poster).await {
             if let Ok(s) = serde_json::from_str::<Streaming>(&text) {
                 if p.streaming.with_untracked(|v| v.is_none()) {
                     p.streaming.set(Some(StreamingView { streaming: s, tokens: vec![], shipped: true }));
@@ -83,7 +83,7 @@ pub fn SinksMatter(
         p.streaming_progress.set(Some((0.0, 4.0)));
         let license = license.clone();
         leptos::task::spawn_local(async move {
-            match super::widget::fetch_text(&license).await {
+            match super::fetch::fetch_text(&license).await {
                 Ok(t) => {
                     p.streaming_progress.set(None);
                     p.request_streaming(t, window.get_untracked(), sinks.get_untracked())

@@ -17,7 +17,6 @@ use leptos::html;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::engine::{resolve, Engine, ModelState};
 use super::experiment::{shipped_outcome, LostInTheMiddle, Outcome, SHIPPED_POSITION};
@@ -25,7 +24,8 @@ use super::heatmap::{png_2x, Heatmap};
 use super::panels::{ModelView, SinkPanel, TokenStrip};
 use super::state::Page;
 use super::{download, download_url, export_json, Phase, View, DEFAULT_MODEL_URL};
-use crate::worker::figure::{parse_report, run_from_report, thumbs_from_report};
+use super::fetch::{fetch_text, fetch_text_capped};
+use crate::poster::{parse_report, run_from_report, thumbs_from_report};
 use crate::worker::protocol::{HeadMap, RunResult};
 
 /// The widget's styles, inside its shadow root (nothing leaks in or out).
@@ -38,30 +38,6 @@ pub enum Controls {
     None,
     Compact,
     Full,
-}
-
-/// Fetches `url` as text, refusing more than `max` bytes (by its announced length before
-/// reading it, and by what arrived).
-async fn fetch_text_capped(url: &str, max: usize) -> Result<String, String> {
-    let w = web_sys::window().ok_or("no window")?;
-    let resp: web_sys::Response = JsFuture::from(w.fetch_with_str(url)).await.map_err(|e| format!("{url}: network error {e:?}"))?.unchecked_into();
-    if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
-    }
-    let too_big = |n: f64| format!("{url} is {:.1} MB; at most {} KB are read", n / 1e6, max / 1024);
-    if let Some(n) = resp.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<f64>().ok()).filter(|n| *n > max as f64) {
-        return Err(too_big(n));
-    }
-    let text = JsFuture::from(resp.text().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?.as_string().unwrap_or_default();
-    if text.len() > max {
-        return Err(too_big(text.len() as f64));
-    }
-    Ok(text)
-}
-
-/// Fetches `url` as text on the page's thread.
-pub async fn fetch_text(url: &str) -> Result<String, String> {
-    fetch_text_capped(url, usize::MAX).await
 }
 
 /// Sets each checked setting as the element's attribute (`None`: removed, back to its default).
@@ -111,8 +87,14 @@ struct W {
     /// `tour=`: the guided tour and the step shown.
     tour: RwSignal<Option<crate::tour::Tour>>,
     step: RwSignal<usize>,
+    /// embed.js asked the figure to start (scrolled near, or eager).
+    started: StoredValue<bool>,
+    /// A tour is being fetched (the figure starts with its first step).
+    tour_loading: StoredValue<bool>,
     /// `present`: large type and strong contrast (presenting to a room).
     present: RwSignal<bool>,
+    /// `panels`: the parts of the view kept (None: all of them).
+    panels: RwSignal<Option<Vec<String>>>,
 }
 
 thread_local! {
@@ -368,7 +350,10 @@ fn held_list(run: &RunResult) -> String {
 impl WidgetHandle {
     /// The reader scrolled near it (`loading="lazy"`), or it is eager: start the figure.
     pub fn start(&self) {
-        if self.w.phase.get_untracked() == Phase::Idle {
+        let w = self.w;
+        w.started.set_value(true);
+        // A tour on its way sets the figure first (its first step says what to run).
+        if w.phase.get_untracked() == Phase::Idle && !w.tour_loading.get_value() {
             self.go_live();
         }
     }
@@ -407,6 +392,8 @@ impl WidgetHandle {
             }
             "view" => {
                 let Ok(v) = widget_view(&s) else { return };
+                w.view.set(v);
+                self.set_panels(&s);
                 if quiet {
                     w.view.set(v);
                     return;
@@ -416,8 +403,8 @@ impl WidgetHandle {
                 if v == View::Position && w.outcome.get_untracked().is_none() {
                     self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base));
                 }
-                if v == View::Lab && matches!(w.phase.get_untracked(), Phase::Idle) {
-                    w.phase.set(Phase::Done);
+                if v == View::Lab {
+                    self.show_lab();
                 }
             }
             "controls" => w.controls.set(parse_controls(s.get("controls"))),
@@ -438,6 +425,7 @@ impl WidgetHandle {
             }
             "ablate" => self.page.set_knock_out(s.get("ablate").unwrap_or_default()),
             "present" => w.present.set(host.has_attribute("present")),
+            "panels" => self.set_panels(&s),
             "tour" => {
                 if let Some(src) = attr(host, "tour") {
                     self.load_tour(resolve(&src, &super::engine::page_base()));
@@ -480,6 +468,7 @@ impl WidgetHandle {
             "ablate": crate::analysis::heads::heads_spec(&p.knocked.get_untracked(), n_head),
             "controls": match w.controls.get_untracked() { Controls::None => "none", Controls::Compact => "compact", Controls::Full => "full" },
             "theme": w.theme.get_untracked(),
+            "panels": w.panels.get_untracked().map(|p| p.join(",")),
         });
         if w.view.get_untracked() == View::Generate {
             for (k, v) in w.gen.get_untracked().params() {
@@ -517,10 +506,35 @@ impl WidgetHandle {
         w.notice.set((!r.dropped.is_empty()).then(|| format!("Not restored: {}.", r.dropped.join("; "))));
         match w.view.get_untracked() {
             View::Position if w.outcome.get_untracked().is_none() => self.load_outcome(format!("{}{SHIPPED_POSITION}", self.base)),
-            View::Lab if w.phase.get_untracked() == Phase::Idle => w.phase.set(Phase::Done),
+            View::Lab => self.show_lab(),
             _ if w.phase.get_untracked() != Phase::Idle => self.go_live(),
             _ => {}
         }
+    }
+
+    /// The lab needs no model: drawn at once (what an earlier view failed at is no longer shown).
+    fn show_lab(&self) {
+        let w = self.w;
+        w.error.set(None);
+        if w.phase.get_untracked() != Phase::Running {
+            w.phase.set(Phase::Done);
+        }
+    }
+
+    /// Keeps the parts of the view that `panels` names; names the view does not have are said.
+    fn set_panels(&self, s: &crate::settings::Restore) {
+        let w = self.w;
+        let Some(list) = s.get("panels") else { return w.panels.set(None) };
+        let view = w.view.get_untracked();
+        let names: Vec<String> = list.split(',').map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+        let parts = panel_names(view);
+        let unknown: Vec<&String> = names.iter().filter(|n| !parts.contains(&n.as_str())).collect();
+        if !unknown.is_empty() {
+            let shown: Vec<String> = unknown.iter().take(4).map(|n| format!("‘{}’", n.chars().take(20).collect::<String>())).collect();
+            let said = format!("panels: {} not a part of the {} view (its parts: {}).", shown.join(", "), view.as_str(), parts.join(", "));
+            w.notice.update(|n| *n = Some(n.take().map(|old| format!("{old} {said}")).unwrap_or(said)));
+        }
+        w.panels.set(Some(names));
     }
 
     /// Shows step `k` of the tour.
@@ -534,6 +548,7 @@ impl WidgetHandle {
     /// step; a tour that cannot be used leaves the figure as it is and says why.
     fn load_tour(&self, url: String) {
         let me = self.clone_ref();
+        self.w.tour_loading.set_value(true);
         leptos::task::spawn_local(async move {
             let w = me.w;
             let parsed = fetch_text_capped(&url, crate::tour::TOUR_MAX_BYTES).await.and_then(|t| crate::tour::parse_tour(&t));
@@ -547,6 +562,10 @@ impl WidgetHandle {
                     }
                 }
                 Err(e) => w.notice.set(Some(format!("The tour could not be used: {e}."))),
+            }
+            w.tour_loading.set_value(false);
+            if w.started.get_value() {
+                me.start();
             }
         });
     }
@@ -624,6 +643,9 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         tour: RwSignal::new(None),
         step: RwSignal::new(0),
         present: RwSignal::new(host.has_attribute("present")),
+        panels: RwSignal::new(None),
+        started: StoredValue::new(false),
+        tour_loading: StoredValue::new(false),
     });
     // What the attributes hold that cannot be used (an unknown view is the widget's error).
     let refused = s.dropped.iter().filter(|d| !d.starts_with("view=")).map(|d| format!("{d}; the default is used."));
@@ -633,6 +655,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     }
     let page = owner.with(|| page_state(w, &host, slot));
     let handle = WidgetHandle { w, page, host: host.clone(), base, owner: owner.clone(), engine: Rc::default(), restoring: Rc::default() };
+    handle.set_panels(&s);
 
     // Mounting also starts Leptos' task executor, which effects need.
     let hv = owner.with(|| StoredValue::new_local(handle.clone_ref()));
@@ -745,6 +768,44 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     // Live figures start from embed.js: lazy ones when scrolled near, eager ones a moment after
     // mounting (see there).
     Ok(handle)
+}
+
+/// The parts of each view that `panels` can keep, and where they are in the widget.
+const PANELS: &[(View, &str, &str)] = &[
+    (View::Head, "map", ".aw-body"),
+    (View::Head, "tokens", ".tokens"),
+    (View::Inside, "map", ".aw-body"),
+    (View::Inside, "tokens", ".tokens"),
+    (View::Inside, "controls", ".look-controls"),
+    (View::Inside, "steps", ".inside ol.steps"),
+    (View::Inside, "table", ".steps-table, .whatif-summary"),
+    (View::Patterns, "scores", ".pattern-controls"),
+    (View::Patterns, "grid", ".pattern-body"),
+    (View::Patterns, "induction", ".induction-seq, .induction-maps"),
+    (View::Patterns, "knockout", ".knockout"),
+    (View::Patterns, "similarity", ".similarity"),
+    (View::KnockOut, "controls", ".knockout-controls"),
+    (View::KnockOut, "next", ".next-compare"),
+    (View::KnockOut, "strip", ".delta-strip"),
+    (View::KnockOut, "maps", ".changed, .compare-pick, .compare-maps"),
+    (View::Generate, "controls", ".aw-controls"),
+    (View::Generate, "map", ".aw-body"),
+    (View::Generate, "tokens", ".gen-tokens, .gen-alternatives, .gen-step"),
+    (View::Generate, "times", ".gen-speed, .gen-times"),
+];
+/// Parts of every view.
+const COMMON_PANELS: [(&str, &str); 3] = [("title", ".aw-bar"), ("caption", ".aw-caption"), ("exports", ".aw-foot")];
+
+/// The names `panels` can use in `view`.
+fn panel_names(view: View) -> Vec<&'static str> {
+    PANELS.iter().filter(|p| p.0 == view).map(|p| p.1).chain(COMMON_PANELS.iter().map(|p| p.0)).collect()
+}
+
+/// The style that hides the parts of `view` that `panels` does not keep.
+fn panels_css(view: View, panels: Option<&[String]>) -> String {
+    let Some(keep) = panels else { return String::new() };
+    let parts = PANELS.iter().filter(|p| p.0 == view).map(|p| (p.1, p.2)).chain(COMMON_PANELS);
+    parts.filter(|(name, _)| !keep.iter().any(|k| k == name)).map(|(_, sel)| format!("{sel}{{display:none!important}}")).collect()
 }
 
 /// What a reader has chosen: (the run's token ids, layer, head, query).
@@ -886,6 +947,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
     };
     view! {
         <div class=theme_class data-view=move || w.view.get().as_str() on:keydown=on_key>
+            <style>{move || panels_css(w.view.get(), w.panels.get().as_deref())}</style>
             <div class="aw-bar">
                 <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut) => super::tab_name(v).into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {

@@ -1,8 +1,7 @@
 //! The engine's Web Worker: the page never runs the model on its own thread.
 //! [`protocol`] is the message format, [`wire`] how it crosses, [`session`] the browser-independent handling (tested
-//! natively), [`figure`] the figures drawn from an exported report, `runtime` the wasm glue (fetch with progress, Cache API, WebGPU or CPU).
+//! natively), `runtime` the wasm glue (fetch with progress, Cache API, WebGPU or CPU).
 
-pub mod figure;
 pub mod protocol;
 pub mod session;
 pub mod wire;

@@ -176,8 +176,8 @@ impl Session {
         report.backend = backend_name.to_string();
         let Some(trace) = out.trace else { return error("analysis", "the forward pass kept no attention capture") };
         let n = trace.n_tokens;
-        let sink_per_layer = super::figure::sink_per_layer(&report.sink_mass_key0);
-        let sink_uniform_baseline = super::figure::uniform_baseline(n);
+        let sink_per_layer = crate::analysis::report::sink_per_layer(&report.sink_mass_key0);
+        let sink_uniform_baseline = crate::analysis::report::uniform_baseline(n);
         let map = match head_map(&trace, layer, head, max_side, None, None) {
             Ok(m) => m,
             Err(e) => return error("analysis", e),

@@ -20,11 +20,11 @@ const site = await serve(new URL('../../dist', import.meta.url).pathname, { pref
 const course = (base) => `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <link rel="icon" href="data:,"><title>course</title><script type="module" src="${base}embed.js"></script></head><body>
 <h1>A lesson on another origin</h1>
-<attn-lab id="inside" view="inside" text="${explain.text}" layer="${explain.layer}" head="${explain.head}" whatif="unscaled" loading="eager"></attn-lab>
+<attn-lab id="inside" view="inside" text="${explain.text}" layer="${explain.layer}" head="${explain.head}" whatif="unscaled" panels="map,tokens,table,title" loading="eager"></attn-lab>
 <attn-lab id="patterns" view="patterns" text="${heads.text}" loading="eager" controls="none"></attn-lab>
 <attn-lab id="similarity" view="similarity" text="${reference.cases[0].text}" loading="eager"></attn-lab>
 <attn-lab id="knockout" view="knockout" text="${ablate.text}" ablate="${ablate.heads.join(',')}" loading="eager"></attn-lab>
-<attn-lab id="cost" view="cost" loading="eager"></attn-lab>
+<attn-lab id="cost" view="cost" panels="caption,nonsense" loading="eager"></attn-lab>
 </body></html>`;
 const host = await serve(null, { pages: { '/lesson.html': course(site.url) } });
 test.after(() => {
@@ -102,6 +102,9 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
     assert.equal(sel.row.length, 5);
     sel.row.forEach((p, j) => assert.ok(Math.abs(p - row[j]) < 1e-4, `event row ${j}: ${p} vs table ${row[j]}`));
     assert.equal((await page.evaluate(() => window.__posted)).filter((m) => m.type === 'explain' && m.slot === run.slot).length, 2);
+    // `panels` kept the map, tokens, table and title: the what-if buttons and the narrated steps are hidden.
+    for (const sel of ['canvas[role=img]', '.tokens', '.steps-table', '.aw-bar']) assert.equal(await page.locator(`#inside ${sel}`).first().isVisible(), true, sel);
+    for (const sel of ['.look-controls', 'ol.steps', '.aw-caption', '.aw-foot']) assert.equal(await page.locator(`#inside ${sel}`).first().isVisible(), false, sel);
 
     // Head patterns: every head scored with transformers' numbers.
     await page.waitForSelector('#patterns .pattern-grid .pattern-cell');
@@ -124,6 +127,10 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
     assert.ok(await page.locator('#cost .flop-split tr').count() >= 3);
     assert.ok(await page.locator('#cost .kv-table tr').count() >= 2);
     assert.equal(await page.locator('#cost button.run-cost').isEnabled(), true);
+    // A part the view does not have is named, with the parts it has.
+    assert.match(await page.locator('#cost .aw-notice').first().textContent(), /panels: ‘nonsense’ not a part of the cost view \(its parts: title, caption, exports\)/);
+    assert.equal(await page.locator('#cost .aw-caption').isVisible(), true);
+    assert.equal(await page.locator('#cost .aw-foot').isVisible(), false);
 
     // A phone: no widget makes the course page scroll sideways.
     await noSidewaysScroll(page);

@@ -1,28 +1,11 @@
 //! Figures from an exported report (`attnlab inspect --json`, the page's JSON button): a
-//! course page's "poster" draws these without downloading the model. Pure functions, shared
-//! with the live path so both draw the same numbers.
+//! course page's "poster" draws these without downloading the model, with the numbers the
+//! live path draws (the sink per layer and its baseline are [`crate::analysis::report`]'s).
 
 use crate::analysis::HeadId;
 use crate::analysis::report::InspectReport;
 
-use super::protocol::{HeadMap, MapRegion, RunResult};
-
-/// Per layer: mean over heads of the sink mass on key 0.
-pub fn sink_per_layer(sink_mass_key0: &[Vec<Option<f32>>]) -> Vec<f32> {
-    sink_mass_key0
-        .iter()
-        .map(|hs| {
-            let v: Vec<f32> = hs.iter().flatten().copied().collect();
-            if v.is_empty() { 0.0 } else { v.iter().sum::<f32>() / v.len() as f32 }
-        })
-        .collect()
-}
-
-/// What a query spreading evenly would give key 0, averaged like the sink mass: mean over
-/// rows i = 1..n−1 of 1/(i+1).
-pub fn uniform_baseline(n: usize) -> f32 {
-    if n > 1 { (1..n).map(|i| 1.0 / (i as f32 + 1.0)).sum::<f32>() / (n - 1) as f32 } else { 0.0 }
-}
+use crate::worker::protocol::{HeadMap, MapRegion, RunResult};
 
 /// A head's map from its exact rows (row i holds keys 0..=i): exact when `n ≤ max_side`,
 /// max-pooled into blocks otherwise, like the live map.
@@ -85,8 +68,8 @@ pub fn run_from_report(report: &InspectReport, layer: usize, head: usize, max_si
     let run = RunResult {
         report: report.clone(),
         map,
-        sink_per_layer: sink_per_layer(&report.sink_mass_key0),
-        sink_uniform_baseline: uniform_baseline(n),
+        sink_per_layer: crate::analysis::report::sink_per_layer(&report.sink_mass_key0),
+        sink_uniform_baseline: crate::analysis::report::uniform_baseline(n),
         next_tokens: vec![],
         memory_bytes: None,
     };
