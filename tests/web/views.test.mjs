@@ -140,6 +140,33 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
   }
 });
 
+test('every view reaches done in a course page on another origin (the site in a subfolder) and names itself', async () => {
+  const views = ['head', 'model', 'sinks', 'position', 'tokens', 'generate', 'lens', 'lab', 'inside', 'patterns', 'similarity', 'knockout', 'cost'];
+  const text = 'The cat sat on the mat because it was warm.';
+  const figures = views.map((v) => `<attn-lab id="v-${v}" view="${v}" text="${text}" layer="3" head="4" gen="3" temperature="0" loading="eager"></attn-lab>`).join('\n');
+  const every = await serve(null, { pages: { '/every.html': `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${site.url}embed.js"></script></head><body>${figures}</body></html>` } });
+  const before = site.count(MODEL);
+  const { browser, page, errors } = await browse();
+  try {
+    await page.goto(every.url + 'every.html');
+    for (const v of views) {
+      assert.equal(await until(page, `v-${v}`), 'done', `${v}: ${await page.locator(`#v-${v} .aw-error`).allTextContents()}`);
+      assert.equal(await page.evaluate((v) => document.getElementById(`v-${v}`).dataset.view, v), v);
+    }
+    assert.equal(site.count(MODEL) - before, 1, 'one model download for the thirteen figures');
+    // What each view is done with is on screen.
+    assert.equal(await page.locator('#v-model .thumb').count(), 270);
+    assert.equal(await page.locator('#v-sinks .sink-cell').count(), 270);
+    assert.ok(await page.locator('#v-lens .lens-cell').count() > 100);
+    assert.equal(await page.locator('#v-generate .gen-token').count(), 3);
+    assert.equal(await page.evaluate(() => document.getElementById('v-position').dataset.source), 'static');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    every.close();
+  }
+});
+
 test('el.state restores the same view on another element; hostile states stay inert and say what was dropped', async () => {
   const { browser, page, errors } = await browse();
   try {
