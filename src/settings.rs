@@ -38,7 +38,7 @@ pub enum Form {
 
 /// Every view by name (the app's `View`; a widget draws each, the playground opens the tab
 /// that holds it).
-pub const VIEWS: [&str; 13] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost"];
+pub const VIEWS: [&str; 14] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost", "streaming"];
 
 /// Every setting of a figure, by its attribute name (the URL also writes `q` for `query` and
 /// `top_k`, `top_p` for `top-k`, `top-p`).

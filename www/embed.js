@@ -5,7 +5,7 @@
 // and be used from other origins. A classic script loads even from a host that sends no CORS
 // headers, so a blocked load of the rest can be explained in the widget's box.
 // Attributes: text (or the element's text), layer, head, query, view (head|model|sinks|
-// position|tokens|generate|lens|lab|inside|patterns|similarity|knockout|cost), ablate (heads
+// position|tokens|generate|lens|lab|inside|patterns|similarity|knockout|cost|streaming), ablate (heads
 // knocked out: 14.5,0.*), state (a saved el.state), tour (a guided tour's JSON URL), present
 // (large type for a projector), panels (the parts of the view kept: map,steps for inside,
 // grid for patterns, …), controls (none|compact|full), loading (lazy|eager), model-src,

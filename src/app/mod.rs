@@ -94,6 +94,7 @@ pub fn tab_name(v: View) -> &'static str {
         View::Inside => "Inside one head",
         View::Similarity => "How alike the heads are",
         View::KnockOut => "Knock heads out",
+        View::Streaming => "Why sinks matter",
     }
 }
 
@@ -173,6 +174,8 @@ pub enum View {
     Lens,
     /// One query's row step by step (the playground shows it under the head's map).
     Inside,
+    /// A long text through four KV caches (in the playground's attention sink tab).
+    Streaming,
     /// Every pair of heads compared (in the playground's head patterns tab).
     Similarity,
     /// Heads knocked out and what the model then gets wrong (in the head patterns tab).
@@ -195,6 +198,7 @@ impl View {
             View::Inside => "inside",
             View::Similarity => "similarity",
             View::KnockOut => "knockout",
+            View::Streaming => "streaming",
         }
     }
     /// Every view by its URL name (`None`: not a view).
@@ -213,6 +217,7 @@ impl View {
             "inside" => View::Inside,
             "similarity" => View::Similarity,
             "knockout" => View::KnockOut,
+            "streaming" => View::Streaming,
             _ => return None,
         })
     }
@@ -223,6 +228,7 @@ impl View {
             // The head tab holds the token strip and the model's writing too.
             View::Inside | View::Tokens | View::Generate => View::Head,
             View::Similarity | View::KnockOut => View::Patterns,
+            View::Streaming => View::Sinks,
             v => v,
         }
     }

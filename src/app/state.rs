@@ -422,6 +422,8 @@ impl Page {
             self.error.set(None);
             if self.send(Request::Streaming { text, window, sinks }).is_none() {
                 self.streaming_progress.set(None);
+            } else {
+                self.phase.set(Phase::Running);
             }
         }
     }
@@ -792,6 +794,7 @@ impl Page {
             Response::Streaming { streaming, tokens } => {
                 self.streaming_progress.set(None);
                 self.streaming.set(Some(super::streaming::StreamingView { streaming: *streaming, tokens, shipped: false }));
+                self.view_answered();
             }
             Response::Cost { rows, cancelled, gpu } => {
                 self.cost_progress.set(None);

@@ -106,7 +106,7 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
 }
 
 /// The views a widget draws (`view=` attribute; empty or absent: `head`).
-pub const WIDGET_VIEWS: [View; 13] = [
+pub const WIDGET_VIEWS: [View; 14] = [
     View::Head,
     View::Model,
     View::Sinks,
@@ -120,6 +120,7 @@ pub const WIDGET_VIEWS: [View; 13] = [
     View::Similarity,
     View::KnockOut,
     View::Cost,
+    View::Streaming,
 ];
 
 /// The element's settings, read and checked as the playground's URL ([`crate::settings::read`]).
@@ -224,7 +225,7 @@ impl WidgetHandle {
             return;
         }
         let loaded = p.model.with_untracked(|m| m.is_some());
-        if w.view.get_untracked() == View::Cost {
+        if matches!(w.view.get_untracked(), View::Cost | View::Streaming) {
             // Ready once loaded; an effect in `mount_widget` makes that done.
             w.phase.set(if loaded { Phase::Done } else { Phase::LoadingModel });
             return;
@@ -739,7 +740,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         });
         // The cost of attention is drawn once the model is loaded (nothing to run).
         Effect::new(move |_| {
-            if w.view.get() == View::Cost && w.phase.get() == Phase::Ready {
+            if matches!(w.view.get(), View::Cost | View::Streaming) && w.phase.get() == Phase::Ready {
                 w.phase.set(Phase::Done);
             }
         });
@@ -871,8 +872,9 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
         }
         hv.with_value(|h| h.redraw_head());
     };
+    let base = hv.with_value(|h| h.base.clone());
     let playground_href = {
-        let base = hv.with_value(|h| h.base.clone());
+        let base = base.clone();
         move || {
             let p = web_sys::UrlSearchParams::new().ok();
             let q = p.map(|p| {
@@ -937,6 +939,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
             View::Position => "Lost in the middle: how well the model recalls an answer depending on where it sits in the prompt.".to_string(),
             View::Lab => "Attention from scratch: five words of a toy vocabulary, each step of the formula softmax(QKᵀ ÷ √d)·V as a small matrix (hover a cell for its value). Change a word, re-roll the weights or switch the mask and everything updates.".to_string(),
             View::Patterns => format!("Every head of {model_name} scored by what it looks at: the first token, the previous token, itself, or spread out (entropy). Hover a cell for the head's map; the induction diagnostic runs a repeated random sequence."),
+            View::Streaming => format!("{model_name} reads a long text with four caches: every earlier token, only the last W, the first S kept beside the last W (StreamingLLM), and every token but the first. Lower perplexity is better."),
             View::Cost => "What attention costs as the text grows: measured on this machine (time and memory against n, log-log), the model's own arithmetic split, and the memory the KV cache needs.".to_string(),
             View::Inside => format!("Layer {} · head {} of {model_name}, one query's row step by step: q·k, ÷√d, the mask, softmax, and what each key's value adds. Click a token to explain its row; the what-ifs show the row without a step.", w.layer.get(), w.head.get()),
             View::Similarity => format!("Every pair of heads of {model_name} compared on this text (Jensen–Shannon distance between their rows, averaged): dark squares on the diagonal are heads that look at the same tokens."),
@@ -949,7 +952,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
         <div class=theme_class data-view=move || w.view.get().as_str() on:keydown=on_key>
             <style>{move || panels_css(w.view.get(), w.panels.get().as_deref())}</style>
             <div class="aw-bar">
-                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut) => super::tab_name(v).into() }}</strong>
+                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut | View::Streaming) => super::tab_name(v).into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {
                     (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
                     (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),
@@ -964,7 +967,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
                 {(w.controls.get() != Controls::None).then(|| view! { <div class="aw-controls"><super::generate::GenerateControls/></div> })}
                 <super::generate::GenerationPanel/>
             })}
-            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab | View::Cost)).then(|| {
+            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab | View::Cost | View::Streaming)).then(|| {
                 view! {
                     <div class="aw-controls">
                         {(w.controls.get() == Controls::Full).then(|| view! {
@@ -1007,6 +1010,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
                 View::Similarity => view! { <super::similarity::SimilarityView/> }.into_any(),
                 View::KnockOut => view! { <super::knockout::KnockOutPanel/> }.into_any(),
                 View::Cost => view! { <super::cost::CostView/> }.into_any(),
+                View::Streaming => view! { <super::streaming::SinksMatter base=base.clone()/> }.into_any(),
                 _ => ().into_any(),
             }}
             {move || { let n = page.notice.get(); (!n.is_empty()).then(|| view! { <p class="aw-notice">{n.join(" ")}</p> }) }}
