@@ -66,6 +66,19 @@ pub async fn ablation(engine: &Engine, model: &Model, ids: &[u32], heads: &[(usi
     Ok((before, after))
 }
 
+/// The plain pass and the pass with `what` inside the attention of layers `first..=last`,
+/// each scoring the last `max_positions` predictions at most (what-ifs other than the plain
+/// mask run on the CPU: the GPU kernels know the causal mask and windows only).
+pub async fn whatif(engine: &Engine, model: &Model, ids: &[u32], what: crate::model::arch::AttnChange, (first, last): (usize, usize), max_positions: Option<usize>, progress: &impl Progress) -> Result<(ForwardOutput, ForwardOutput), EngineError> {
+    let opts = ForwardOptions { capture_attention: false, logits_for: crate::analysis::heads::prediction_logits(ids.len(), max_positions), ..Default::default() };
+    progress.step("what-if", 0.0, Some(2.0));
+    let before = forward(engine, model, ids, &opts, progress).await?;
+    progress.step("what-if", 1.0, Some(2.0));
+    progress.pause().await;
+    let after = forward(engine, model, ids, &ForwardOptions { change: Some((what, first, last)), ..opts }, progress).await?;
+    Ok((before, after))
+}
+
 /// The four cache policies of [`crate::analysis::through_model::policies`] over `ids`, one
 /// pass each (policies other than dense run on the CPU: the GPU kernels know the causal mask
 /// and windows only).

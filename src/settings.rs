@@ -34,6 +34,8 @@ pub enum Form {
     Flag,
     /// Short lower-case names, comma-separated (the widget says which it knows).
     Names,
+    /// Layers: `all`, `L` or `A-B` (checked against the model where it is known).
+    Layers,
 }
 
 /// Every view by name (the app's `View`; a widget draws each, the playground opens the tab
@@ -42,7 +44,7 @@ pub const VIEWS: [&str; 14] = ["head", "model", "sinks", "position", "tokens", "
 
 /// Every setting of a figure, by its attribute name (the URL also writes `q` for `query` and
 /// `top_k`, `top_p` for `top-k`, `top-p`).
-const SETTINGS: [(&str, Form); 19] = [
+const SETTINGS: [(&str, Form); 21] = [
     ("view", Form::Choice(&VIEWS)),
     ("text", Form::Text),
     ("layer", Form::Count(0, 4096)),
@@ -53,6 +55,8 @@ const SETTINGS: [(&str, Form); 19] = [
     ("sink", Form::Choice(&["hide", "show"])),
     ("whatif", Form::Choice(&["none", "unscaled", "unmasked", "norope"])),
     ("ablate", Form::Heads),
+    ("through", Form::Choice(&["none", "unscaled", "dmodel", "unmasked", "norope", "nosink"])),
+    ("through-layers", Form::Layers),
     ("controls", Form::Choice(&["none", "compact", "full"])),
     ("theme", Form::Choice(&["auto", "light", "dark"])),
     ("panels", Form::Names),
@@ -132,6 +136,13 @@ fn check(form: Form, value: &Value) -> Result<Option<String>, String> {
             Some(s) if s.len() <= 2000 && s.bytes().all(|b| b.is_ascii_digit() || b",.* ".contains(&b)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
             _ => Err("not heads written as L.H or L.*, comma-separated".into()),
         },
+        Form::Layers => {
+            let num = |p: &str| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+            match value.as_str().map(str::trim) {
+                Some(s) if s == "all" || num(s) || s.split_once('-').is_some_and(|(a, b)| num(a) && num(b)) => Ok(Some(s.to_string())),
+                _ => Err("not layers written as all, L or A-B".into()),
+            }
+        }
         Form::Names => match value.as_str() {
             Some(s) if s.len() <= 200 && s.bytes().all(|b| b.is_ascii_lowercase() || b",- ".contains(&b)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
             _ => Err("not names (a-z) separated by commas".into()),
@@ -248,6 +259,11 @@ mod tests {
             (r#"{"ablate":"14.5, 0.*"}"#, Some(Some("14.5, 0.*")), ""),
             (r#"{"ablate":""}"#, Some(None), ""),
             (r#"{"ablate":"14.5;drop"}"#, None, "ablate=14.5;drop is not heads"),
+            (r#"{"through":"nosink"}"#, Some(Some("nosink")), ""),
+            (r#"{"through":"explode"}"#, None, "through=explode is not one of none, unscaled"),
+            (r#"{"through-layers":"3-7"}"#, Some(Some("3-7")), ""),
+            (r#"{"through-layers":"15"}"#, Some(Some("15")), ""),
+            (r#"{"through-layers":"3-"}"#, None, "through-layers=3- is not layers"),
             (r#"{"controls":"full"}"#, Some(Some("full")), ""),
             (r#"{"theme":"dark"}"#, Some(Some("dark")), ""),
             (r#"{"panels":"map,steps"}"#, Some(Some("map,steps")), ""),
@@ -317,6 +333,8 @@ mod tests {
             (&[("run", "0")], "run", Some("0"), ""),
             (&[("k", "2")], "k", Some("2"), ""),
             (&[("ablate", "14.5,0.*")], "ablate", Some("14.5,0.*"), ""),
+            (&[("through_layers", "all")], "through-layers", Some("all"), ""),
+            (&[("through_layers", "1-2-3")], "through-layers", None, "through_layers=1-2-3 is not layers"),
         ];
         for (pairs, name, used, refused) in table {
             let r = from(pairs);

@@ -65,6 +65,32 @@ fn what_ifs_through_the_model_match_transformers() {
     }
 }
 
+/// The page's path (the worker's flow on the CPU engine, compared as a knock-out is) gives
+/// transformers' numbers too.
+#[test]
+fn the_pages_what_if_flow_matches_transformers() {
+    use attnlab::analysis::heads::{compare, Predictions};
+    use attnlab::analysis::through_model::parse_layers;
+    use attnlab::backends::engine::Engine;
+    use attnlab::flows::Silent;
+    let r = reference("whatif-smollm2.json");
+    let model = common::real_model();
+    for case in r["cases"].as_array().unwrap() {
+        let ids: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let what = AttnChange::parse(case["what"].as_str().unwrap()).unwrap();
+        let layers = case["layers"].as_str().unwrap();
+        let range = parse_layers(layers, model.config.n_layer).unwrap();
+        let (before, after) = pollster::block_on(attnlab::flows::whatif(&Engine::cpu(), &model, &ids, what, range, Some(1024), &Silent)).unwrap();
+        let c = compare(&ids, &[], &Predictions::of(&ids, &before), &Predictions::of(&ids, &after));
+        let want = case["kl_last"].as_f64().unwrap();
+        assert!((c.kl_last as f64 - want).abs() <= 2e-3 * want.max(1.0), "{} in {layers}: KL {} vs {want}", what.name(), c.kl_last);
+        let d = case["delta_logprob"].as_array().unwrap();
+        assert_eq!(c.delta_logprob.len(), d.len());
+        let worst = c.delta_logprob.iter().zip(d).map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs()).fold(0.0, f64::max);
+        assert!(worst <= 5e-3, "{} in {layers}: Δ log p differs by {worst}", what.name());
+    }
+}
+
 #[test]
 fn policies_mean_what_they_say_on_a_tiny_model() {
     use attnlab::backends::{Backend, ForwardOptions, LogitsFor};

@@ -37,6 +37,8 @@ pub struct EmbedState {
     pub gen: Vec<(&'static str, String)>,
     /// Heads knocked out (`L.H,L.*`), when any are.
     pub ablate: Option<String>,
+    /// A what-if through the model and its layers, when one is applied.
+    pub through: Option<(&'static str, String)>,
 }
 
 impl EmbedState {
@@ -63,6 +65,10 @@ impl EmbedState {
         a.extend(self.gen.iter().map(|(k, v)| (*k, v.clone())));
         if let Some(h) = &self.ablate {
             a.push(("ablate", h.clone()));
+        }
+        if let Some((w, l)) = &self.through {
+            a.push(("through", w.to_string()));
+            a.push(("through-layers", l.clone()));
         }
         if let Some(b) = &self.backend {
             a.push(("backend", b.clone()));

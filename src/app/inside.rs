@@ -156,6 +156,7 @@ pub fn InsideHead() -> impl IntoView {
                     <p class="muted">{format!("Output of the head (before the output projection): a {}-dimensional vector of norm {out_norm:.3}; entropy of the row {:.3} nats.", e.head_dim, e.entropy)}</p>
                 }
             })}
+            <super::through::ThroughModel/>
         </section>
     }
 }

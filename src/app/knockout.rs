@@ -16,13 +16,13 @@ fn delta_colour(d: f32) -> String {
     format!("background:rgb({},{},{})", r as u8, g as u8, b as u8)
 }
 
-/// The next-token distribution before and after, as paired bars.
-fn next_table(k: &KnockOut) -> impl IntoView {
+/// The next-token distribution before and after (`after`: what changed), as paired bars.
+pub(super) fn next_table(k: &KnockOut, after: &'static str) -> impl IntoView {
     let max = k.next.iter().fold(1e-9f32, |m, (_, b, a)| m.max(*b).max(*a));
     view! {
         <table class="next-compare">
             <caption class="muted">{format!("Next token after the text — KL(before ‖ after) = {:.4} nats", k.ablation.kl_last)}</caption>
-            <thead><tr><th scope="col">"token"</th><th scope="col">"plain run"</th><th scope="col">"knocked out"</th></tr></thead>
+            <thead><tr><th scope="col">"token"</th><th scope="col">"plain run"</th><th scope="col">{after}</th></tr></thead>
             <tbody>
                 {k.next.iter().map(|(t, b, a)| view! {
                     <tr>
@@ -37,7 +37,7 @@ fn next_table(k: &KnockOut) -> impl IntoView {
 }
 
 /// The text with each token coloured by Δ log p of predicting it.
-fn delta_strip(k: &KnockOut) -> impl IntoView {
+pub(super) fn delta_strip(k: &KnockOut) -> impl IntoView {
     let a = &k.ablation;
     let mut worst: Vec<(usize, f32)> = a.delta_logprob.iter().enumerate().map(|(i, d)| (a.first_position + i + 1, *d)).collect();
     worst.sort_by(|x, y| x.1.total_cmp(&y.1));
@@ -129,7 +129,7 @@ pub fn KnockOutPanel() -> impl IntoView {
             {move || p.ablation.get().map(|k| view! {
                 <p><strong>{format!("Knocked out: {}", k.ablation.heads.join(", "))}</strong></p>
                 <div class="knockout-result">
-                    {next_table(&k)}
+                    {next_table(&k, "knocked out")}
                     <div>
                         <h4>"Which tokens got harder to predict"</h4>
                         <p class="muted">{if k.ablation.first_position > 0 { format!("Change in log p of each token given the text before it (the last {} predictions are scored).", k.ablation.delta_logprob.len()) } else { "Change in log p of each token given the text before it.".to_string() }}</p>

@@ -27,6 +27,7 @@ mod panels;
 mod similarity;
 mod state;
 mod streaming;
+mod through;
 mod tour_view;
 mod views;
 mod widget;
@@ -250,6 +251,9 @@ struct UrlState {
     model: Option<String>,
     /// `?scale=`, `?palette=`, `?sink=hide`, `?whatif=`: how maps are drawn.
     style: heatmap::MapStyle,
+    /// `?through=unscaled|dmodel|unmasked|norope|nosink&through_layers=all|L|A-B`: a what-if
+    /// through the model, in those layers.
+    through: Option<(crate::model::arch::AttnChange, String)>,
     /// `?ablate=L.H,L.*`: heads knocked out.
     ablate: Option<String>,
     /// `?backend=webgpu|cpu`.
@@ -261,6 +265,12 @@ struct UrlState {
     warnings: Vec<String>,
     /// `layer` and `head` as asked (checked against the model once it is loaded).
     asked: (Option<usize>, Option<usize>),
+}
+
+/// The what-if through the model that checked settings ask for (`through`, `through-layers`).
+pub fn through_of(s: &crate::settings::Restore) -> Option<(crate::model::arch::AttnChange, String)> {
+    let what = crate::model::arch::AttnChange::parse(s.get("through")?)?;
+    Some((what, s.get("through-layers").unwrap_or("all").to_string()))
 }
 
 fn read_url() -> UrlState {
@@ -288,6 +298,7 @@ fn read_url() -> UrlState {
         model: get("model"),
         style: heatmap::MapStyle::of(&s),
         ablate: s.get("ablate").map(String::from),
+        through: through_of(&s),
         backend: crate::worker::protocol::BackendChoice::parse(s.get("backend").unwrap_or_default()),
         warnings,
         asked: (layer, head),
@@ -295,7 +306,7 @@ fn read_url() -> UrlState {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>, Option<usize>), view: View, style: heatmap::MapStyle, ablate: &str, gen: Option<crate::generate::GenSettings>) {
+fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>, Option<usize>), view: View, style: heatmap::MapStyle, extra: &[(&str, String)], gen: Option<crate::generate::GenSettings>) {
     let Some(w) = web_sys::window() else { return };
     let Ok(p) = web_sys::UrlSearchParams::new() else { return };
     // A whole chapter does not go into the address bar (browsers cap URLs at ~2 MB, and it is
@@ -322,8 +333,9 @@ fn write_url(text: &str, layer: usize, head: usize, (query, key): (Option<usize>
     if let Some(w) = style.what_if.param() {
         p.append("whatif", w);
     }
-    if !ablate.is_empty() {
-        p.append("ablate", ablate);
+    // Heads knocked out, a what-if through the model.
+    for (k, v) in extra.iter().filter(|(_, v)| !v.is_empty()) {
+        p.append(k, v);
     }
     // A generation on screen: its settings, so the link writes the same text.
     for (k, v) in gen.map(|g| g.params()).unwrap_or_default() {
@@ -467,6 +479,7 @@ pub fn Playground(
     };
     p.set_url_warnings(url.warnings.clone(), url.asked);
     p.asked_query.set_value(url.query);
+    p.through.set(url.through.clone());
     p.key.set(url.key);
     p.start(&base, model_url);
 
@@ -496,7 +509,9 @@ pub fn Playground(
         let last = p.run.with(|r| r.as_ref().map(|r| r.report.ids.len().saturating_sub(1)));
         let q = p.query.get().filter(|q| Some(*q) != last);
         let gen = p.generation.with(|g| g.is_some()).then(|| p.gen.get());
-        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &ablate, gen);
+        let (through, layers) = p.through.get().map(|(w, l)| (w.name().to_string(), l)).unwrap_or_default();
+        let extra = [("ablate", ablate), ("through", through), ("through_layers", layers)];
+        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &extra, gen);
     });
     {
         let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));

@@ -15,6 +15,7 @@ use super::heatmap::Look;
 use super::{Phase, View, MAX_SIDE};
 use crate::analysis::explain::{Explain, MapView};
 use crate::analysis::heads::{Ablation, Similarity};
+use crate::model::arch::AttnChange;
 use crate::worker::protocol::{ablated_slot, BackendChoice, HeadMap, ModelSummary, Request, Response, RunResult};
 
 
@@ -107,6 +108,12 @@ pub struct Page {
     /// The head compared before/after the knock-out, and its two maps.
     pub compare: RwSignal<(usize, usize)>,
     pub compare_maps: RwSignal<(Option<HeadMap>, Option<HeadMap>)>,
+    /// A what-if through the whole model, in some layers (`?through=`, `?through_layers=`):
+    /// applied to every run of the text, like a knock-out.
+    pub through: RwSignal<Option<(AttnChange, String)>>,
+    /// Its comparison with the plain pass (what, layers, the comparison).
+    pub through_result: RwSignal<Option<(AttnChange, String, KnockOut)>>,
+    pub through_running: RwSignal<bool>,
     /// The cache policies over a long text (first the shipped run), and the progress of a new one.
     pub streaming: RwSignal<Option<super::streaming::StreamingView>>,
     pub streaming_progress: RwSignal<Option<(f64, f64)>>,
@@ -208,6 +215,9 @@ impl Page {
             asked: StoredValue::new((None, None)),
             cost: RwSignal::new(None),
             streaming: RwSignal::new(None),
+            through: RwSignal::new(None),
+            through_result: RwSignal::new(None),
+            through_running: RwSignal::new(false),
             streaming_progress: RwSignal::new(None),
             cost_progress: RwSignal::new(None),
             compare_requests: StoredValue::new(vec![]),
@@ -379,6 +389,23 @@ impl Page {
         }
     }
 
+    /// Runs the text with `what` inside the attention of `layers` (None: back to the plain
+    /// model), and every later run of the text too.
+    pub fn set_through(self, t: Option<(AttnChange, String)>) {
+        self.through.set(t);
+        self.reapply_through();
+    }
+
+    /// The what-if through the model against the current run.
+    fn reapply_through(self) {
+        self.through_result.set(None);
+        self.through_running.set(false);
+        let Some((what, layers)) = self.through.get_untracked() else { return };
+        if self.run.with_untracked(|r| r.is_some()) && !self.poster.get_untracked() && self.send(Request::WhatIf { what, layers, slot: self.slot }).is_some() {
+            self.through_running.set(true);
+        }
+    }
+
     /// Back to the plain run: nothing knocked out or picked.
     pub fn reset_knock_out(self) {
         self.picked.set(vec![]);
@@ -492,6 +519,8 @@ impl Page {
         self.lens_running.set(false);
         self.ablation.set(None);
         self.ablation_running.set(false);
+        self.through_result.set(None);
+        self.through_running.set(false);
         self.compare_maps.set((None, None));
         self.induction.set(None);
         self.induction_running.set(false);
@@ -788,7 +817,7 @@ impl Page {
     fn on_response(self, id: u64, r: Response) {
         match r {
             Response::Ready => {}
-            Response::Progress { phase: p, .. } if p == "knock-out" || p == "lens" => {}
+            Response::Progress { phase: p, .. } if matches!(p.as_str(), "knock-out" | "lens" | "what-if") => {}
             Response::Progress { phase: p, done, total } if p == "cost" => self.cost_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } if p == "streaming" => self.streaming_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Streaming { streaming, tokens } => {
@@ -883,8 +912,9 @@ impl Page {
                     View::Similarity => self.request_similarity(),
                     _ => {}
                 }
-                // The knock-out follows the text.
+                // The knock-out and the what-if through the model follow the text.
                 self.reapply_knock_out();
+                self.reapply_through();
                 // A head or a view chosen while the run was under way needs its own map.
                 let changed = (self.layer.get_untracked(), self.head.get_untracked()) != (map_layer, map_head);
                 if changed || self.map_view() != self.run_view.get_value() {
@@ -950,6 +980,13 @@ impl Page {
                 self.ablation.set(Some(KnockOut { ablation: *ablation, tokens, next, changed }));
                 self.request_compare();
             }
+            Response::WhatIf { what, layers, comparison, tokens, next } => {
+                // A later choice (or none) supersedes this answer.
+                if self.through.get_untracked().as_ref() == Some(&(what, layers.clone())) {
+                    self.through_running.set(false);
+                    self.through_result.set(Some((what, layers, KnockOut { ablation: *comparison, tokens, next, changed: vec![] })));
+                }
+            }
             Response::Thumbs { thumbs } => {
                 self.thumbs.set(Some(thumbs));
                 self.view_answered();
@@ -974,6 +1011,7 @@ impl Page {
                     "induction" => self.induction_running.set(false),
                     "similarity" => self.similarity_running.set(false),
                     "knock-out" => self.ablation_running.set(false),
+                    "what-if" => self.through_running.set(false),
                     "cost" => self.cost_progress.set(None),
                     "streaming" => self.streaming_progress.set(None),
                     _ => {}

@@ -425,6 +425,8 @@ impl WidgetHandle {
                 }
             }
             "ablate" => self.page.set_knock_out(s.get("ablate").unwrap_or_default()),
+            "through" | "through-layers" | "through_layers" if quiet => self.page.through.set(super::through_of(&s)),
+            "through" | "through-layers" | "through_layers" => self.page.set_through(super::through_of(&s)),
             "present" => w.present.set(host.has_attribute("present")),
             "panels" => self.set_panels(&s),
             "tour" => {
@@ -470,6 +472,8 @@ impl WidgetHandle {
             "controls": match w.controls.get_untracked() { Controls::None => "none", Controls::Compact => "compact", Controls::Full => "full" },
             "theme": w.theme.get_untracked(),
             "panels": w.panels.get_untracked().map(|p| p.join(",")),
+            "through": p.through.get_untracked().map(|t| t.0.name()).unwrap_or("none"),
+            "through-layers": p.through.get_untracked().map(|t| t.1),
         });
         if w.view.get_untracked() == View::Generate {
             for (k, v) in w.gen.get_untracked().params() {
@@ -655,6 +659,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
         w.notice.set(Some(notices.join(" ")));
     }
     let page = owner.with(|| page_state(w, &host, slot));
+    page.through.set(super::through_of(&s));
     let handle = WidgetHandle { w, page, host: host.clone(), base, owner: owner.clone(), engine: Rc::default(), restoring: Rc::default() };
     handle.set_panels(&s);
 
@@ -780,6 +785,7 @@ const PANELS: &[(View, &str, &str)] = &[
     (View::Inside, "controls", ".look-controls"),
     (View::Inside, "steps", ".inside ol.steps"),
     (View::Inside, "table", ".steps-table, .whatif-summary"),
+    (View::Inside, "through", ".through"),
     (View::Patterns, "scores", ".pattern-controls"),
     (View::Patterns, "grid", ".pattern-body"),
     (View::Patterns, "induction", ".induction-seq, .induction-maps"),

@@ -96,6 +96,15 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// The last run of `slot` again with `what` changed inside the attention of `layers`
+    /// (`all`, `L` or `A-B`), compared with the plain pass (at most
+    /// [`super::session::ABLATION_POSITIONS`] predictions scored).
+    WhatIf {
+        what: crate::model::arch::AttnChange,
+        layers: String,
+        #[serde(default)]
+        slot: u32,
+    },
     /// The logit lens of the last run of `slot`: what each layer would predict, at the last
     /// [`crate::analysis::lens::LENS_MAX_POSITIONS`] positions at most.
     Lens {
@@ -210,6 +219,9 @@ pub enum Response {
     /// `next`: the likeliest next tokens before or after, as (text, p before, p after);
     /// `changed`: the heads whose maps moved most, as (layer, head, largest |Δp| of a cell).
     Ablation { ablation: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)>, changed: Vec<(usize, usize, f32)> },
+    /// A what-if through the model compared with the plain pass (`comparison.heads` is empty),
+    /// with the text's tokens and the likeliest next tokens as (text, p plain, p with it).
+    WhatIf { what: crate::model::arch::AttnChange, layers: String, comparison: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)> },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
     /// The text is longer than a run can take: `n` tokens where `max` fit (`why` says what

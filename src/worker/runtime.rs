@@ -236,6 +236,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         Request::Heads { slot } => answer(state, "heads", |s| s.heads(slot)),
         Request::Similarity { slot } => answer(state, "similarity", |s| s.similarity(slot)),
         Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
+        Request::WhatIf { what, layers, slot } => run_whatif(state, slot, what, &layers).await,
         Request::Lens { slot } => run_lens(state, slot).await,
         Request::Streaming { text, window, sinks } => run_streaming(state, &text, window, sinks).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
@@ -312,6 +313,33 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
         Ok((before, after)) => {
             let r = state.borrow_mut().session.as_mut().map(|s| s.finish_ablation(slot, &heads, &before, after));
             post(r.unwrap_or_else(|| no_model("knock-out")));
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+/// The run of `slot` with `what` inside the attention of `layers`, against the plain pass.
+async fn run_whatif(state: &Rc<RefCell<State>>, slot: u32, what: crate::model::arch::AttnChange, layers: &str) {
+    use super::session::ABLATION_POSITIONS;
+    let fail = |m: String| post(Response::Error { phase: "what-if".into(), message: m });
+    let (model, engine, ids, range) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        let range = match crate::analysis::through_model::parse_layers(layers, session.model.config.n_layer) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        let Some(ids) = session.run_ids(slot) else { return fail("run a text first".into()) };
+        (session.model.clone(), st.engine.clone(), ids, range)
+    };
+    let out = flows::whatif(&engine, &model, &ids, what, range, Some(ABLATION_POSITIONS), &WorkerProgress { state, model: &model }).await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    match out {
+        Ok((before, after)) => {
+            let r = state.borrow().session.as_ref().map(|s| s.finish_whatif(slot, what, layers, &before, &after));
+            post(r.unwrap_or_else(|| no_model("what-if")));
         }
         Err(e) => fail(e.to_string()),
     }

@@ -260,17 +260,7 @@ impl Session {
         }
         let (pb, pa) = (Predictions::of(&ids, before), Predictions::of(&ids, &after));
         let ablation = compare(&ids, heads, &pb, &pa);
-        let tok = &self.model.tokenizer;
-        let probs = |l: &[f32]| -> Vec<f32> {
-            let z = crate::analysis::report::log_sum_exp(l);
-            l.iter().map(|v| (v - z).exp()).collect()
-        };
-        let (b, a) = (probs(&pb.last), probs(&pa.last));
-        let mut next: Vec<u32> = ablation.last_logits_top_before.iter().take(8).chain(ablation.last_logits_top.iter().take(8)).map(|(id, _)| *id).collect();
-        next.sort_by(|x, y| b[*y as usize].max(a[*y as usize]).total_cmp(&b[*x as usize].max(a[*x as usize])));
-        next.dedup();
-        let next = next.into_iter().map(|id| (tok.token_text(id), b[id as usize], a[id as usize])).collect();
-        let tokens = ids.iter().map(|&id| tok.token_text(id)).collect();
+        let (tokens, next) = self.in_words(&ids, &ablation, &pb, &pa);
         let mut changed = vec![];
         if let Some(trace) = after.trace {
             if let Some(plain) = self.trace(slot) {
@@ -279,6 +269,36 @@ impl Session {
             self.keep(super::protocol::ablated_slot(slot), trace, ids);
         }
         Response::Ablation { ablation: Box::new(ablation), tokens, next, changed }
+    }
+
+    /// The text's tokens and the likeliest next tokens before or after a change, as (text,
+    /// p before, p after), likeliest first.
+    fn in_words(&self, ids: &[u32], c: &crate::analysis::heads::Ablation, pb: &crate::analysis::heads::Predictions, pa: &crate::analysis::heads::Predictions) -> (Vec<String>, Vec<(String, f32, f32)>) {
+        let tok = &self.model.tokenizer;
+        let probs = |l: &[f32]| -> Vec<f32> {
+            let z = crate::analysis::report::log_sum_exp(l);
+            l.iter().map(|v| (v - z).exp()).collect()
+        };
+        let (b, a) = (probs(&pb.last), probs(&pa.last));
+        let mut next: Vec<u32> = c.last_logits_top_before.iter().take(8).chain(c.last_logits_top.iter().take(8)).map(|(id, _)| *id).collect();
+        next.sort_by(|x, y| b[*y as usize].max(a[*y as usize]).total_cmp(&b[*x as usize].max(a[*x as usize])));
+        next.dedup();
+        let next = next.into_iter().map(|id| (tok.token_text(id), b[id as usize], a[id as usize])).collect();
+        (ids.iter().map(|&id| tok.token_text(id)).collect(), next)
+    }
+
+    /// A what-if through the model (the passes of [`crate::flows::whatif`]) compared with the
+    /// plain pass of the run of `slot`.
+    pub fn finish_whatif(&self, slot: u32, what: crate::model::arch::AttnChange, layers: &str, before: &ForwardOutput, after: &ForwardOutput) -> Response {
+        use crate::analysis::heads::{compare, Predictions};
+        let Some(ids) = self.run_ids(slot) else { return error("what-if", "run a text first") };
+        if before.logits.nrows() == 0 || after.logits.nrows() == 0 {
+            return error("what-if", "the passes kept no logits");
+        }
+        let (pb, pa) = (Predictions::of(&ids, before), Predictions::of(&ids, after));
+        let comparison = compare(&ids, &[], &pb, &pa);
+        let (tokens, next) = self.in_words(&ids, &comparison, &pb, &pa);
+        Response::WhatIf { what, layers: layers.to_string(), comparison: Box::new(comparison), tokens, next }
     }
 
     /// The `k` best heads' maps of an induction run, best first.
