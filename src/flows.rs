@@ -66,6 +66,34 @@ pub async fn ablation(engine: &Engine, model: &Model, ids: &[u32], heads: &[(usi
     Ok((before, after))
 }
 
+/// Attention is not the effect: for each head of `heads` knocked out alone, how much the
+/// log-probability of the token after `query` (ids[query + 1]) changes (Δ log p, after minus
+/// plain; negative: the model needed that head). One pass per head, after the plain one;
+/// stops early (keeping the heads done) when `progress` says so.
+pub async fn head_effects(engine: &Engine, model: &Model, ids: &[u32], query: usize, heads: &[(usize, usize)], progress: &impl Progress) -> Result<Swept<(usize, usize, f32)>, String> {
+    let Some(&target) = ids.get(query + 1) else { return Err(format!("token {query} is the last one: there is no next token to predict")) };
+    let logp = |out: &ForwardOutput| -> Result<f32, String> {
+        let row = out.logits_at(query).ok_or("the pass kept no logits")?;
+        let row: Vec<f32> = row.to_vec();
+        Ok(row[target as usize] - crate::analysis::report::log_sum_exp(&row))
+    };
+    let opts = |ablate: Vec<(usize, usize)>| ForwardOptions { capture_attention: false, logits_for: LogitsFor::Positions(vec![query]), ablate, ..Default::default() };
+    let total = heads.len() as f64 + 1.0;
+    progress.step("effects", 0.0, Some(total));
+    let plain = logp(&forward(engine, model, ids, &opts(vec![]), progress).await.map_err(|e| e.to_string())?)?;
+    let mut rows = vec![];
+    for &(l, h) in heads {
+        progress.pause().await;
+        if progress.cancelled() {
+            return Ok(Swept { rows, cancelled: true });
+        }
+        let after = logp(&forward(engine, model, ids, &opts(vec![(l, h)]), progress).await.map_err(|e| e.to_string())?)?;
+        rows.push((l, h, after - plain));
+        progress.step("effects", rows.len() as f64 + 1.0, Some(total));
+    }
+    Ok(Swept { rows, cancelled: false })
+}
+
 /// The plain pass and the pass with `what` inside the attention of layers `first..=last`,
 /// each scoring the last `max_positions` predictions at most (what-ifs other than the plain
 /// mask run on the CPU: the GPU kernels know the causal mask and windows only).

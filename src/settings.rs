@@ -302,8 +302,9 @@ mod tests {
 
     #[test]
     fn url_and_attributes_read_with_the_same_rules() {
-        // (written, the value used, the words of what is refused)
-        let table: &[(&[(&str, &str)], &str, Option<&str>, &str)] = &[
+        // (written, the setting, the value used, the words of what is refused)
+        type Row<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<&'a str>, &'a str);
+        let table: &[Row] = &[
             (&[("layer", "3")], "layer", Some("3"), ""),
             (&[("layer", " 3 ")], "layer", Some("3"), ""),
             (&[("layer", "x")], "layer", None, "layer=x is not a whole number 0, 1, 2"),

@@ -5,6 +5,7 @@
 //!   every position's log p within 5e-3, perplexities within 0.5%;
 //! - what-ifs inside attention (unscaled, dmodel, unmasked, norope, nosink; all layers and
 //!   layer 15): KL at the last position within 2e-3 (relative above 1), every Δ log p within 5e-3;
+//! - one head knocked out alone moves each next token's log p as transformers' knock-out does;
 //! - and the policies' own logic on a tiny model: a window as long as the text is dense, no
 //!   sinks is the plain window, each policy's mask as written.
 
@@ -89,6 +90,29 @@ fn the_pages_what_if_flow_matches_transformers() {
         let worst = c.delta_logprob.iter().zip(d).map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs()).fold(0.0, f64::max);
         assert!(worst <= 5e-3, "{} in {layers}: Δ log p differs by {worst}", what.name());
     }
+}
+
+/// Attention against effect: one head knocked out alone moves log p of the next token as
+/// transformers' knock-out of that head does (`ablate.json`, head 14.5), at every query.
+#[test]
+fn a_heads_effect_on_one_prediction_matches_transformers_knock_out() {
+    use attnlab::backends::engine::Engine;
+    use attnlab::flows::{head_effects, Silent};
+    let r = reference("ablate.json");
+    let case = &r["cases"][0];
+    assert_eq!(case["heads"][0], "14.5");
+    let model = common::real_model();
+    let ids: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let want = case["delta_logprob"].as_array().unwrap();
+    for q in [0, 4, 7] {
+        let swept = pollster::block_on(head_effects(&Engine::cpu(), &model, &ids, q, &[(14, 5), (0, 0)], &Silent)).unwrap();
+        assert!(!swept.cancelled);
+        assert_eq!((swept.rows[0].0, swept.rows[0].1), (14, 5));
+        let (ours, theirs) = (swept.rows[0].2 as f64, want[q].as_f64().unwrap());
+        assert!((ours - theirs).abs() <= 2e-3, "query {q}: Δ log p {ours} vs transformers {theirs}");
+    }
+    // The last token has no next one to predict.
+    assert!(pollster::block_on(head_effects(&Engine::cpu(), &model, &ids, ids.len() - 1, &[(0, 0)], &Silent)).unwrap_err().contains("last one"));
 }
 
 #[test]

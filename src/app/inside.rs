@@ -157,6 +157,7 @@ pub fn InsideHead() -> impl IntoView {
                 }
             })}
             <super::through::ThroughModel/>
+            <super::effect::AttentionVsEffect/>
         </section>
     }
 }

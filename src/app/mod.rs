@@ -12,6 +12,7 @@
 
 mod client;
 mod cost;
+mod effect;
 mod embed_dialog;
 mod engine;
 mod experiment;

@@ -45,6 +45,16 @@ pub struct KnockOut {
     pub changed: Vec<(usize, usize, f32)>,
 }
 
+/// Every head's effect on one prediction (see [`crate::flows::head_effects`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effects {
+    pub query: usize,
+    /// The token after the query (what the model predicts there).
+    pub target: String,
+    pub rows: Vec<(usize, usize, f32)>,
+    pub cancelled: bool,
+}
+
 /// Texts up to this many tokens get the head-similarity matrix as soon as the patterns tab opens.
 const AUTO_SIMILARITY_TOKENS: usize = 64;
 
@@ -114,6 +124,10 @@ pub struct Page {
     /// Its comparison with the plain pass (what, layers, the comparison).
     pub through_result: RwSignal<Option<(AttnChange, String, KnockOut)>>,
     pub through_running: RwSignal<bool>,
+    /// Every head knocked out alone: (query, the token after it, (layer, head, Δ log p), cut
+    /// short), and the progress of a measurement under way.
+    pub effects: RwSignal<Option<Effects>>,
+    pub effects_progress: RwSignal<Option<(f64, f64)>>,
     /// The cache policies over a long text (first the shipped run), and the progress of a new one.
     pub streaming: RwSignal<Option<super::streaming::StreamingView>>,
     pub streaming_progress: RwSignal<Option<(f64, f64)>>,
@@ -216,6 +230,8 @@ impl Page {
             cost: RwSignal::new(None),
             streaming: RwSignal::new(None),
             through: RwSignal::new(None),
+            effects: RwSignal::new(None),
+            effects_progress: RwSignal::new(None),
             through_result: RwSignal::new(None),
             through_running: RwSignal::new(false),
             streaming_progress: RwSignal::new(None),
@@ -406,6 +422,23 @@ impl Page {
         }
     }
 
+    /// Knocks every head out alone and measures Δ log p of the token after the selected query;
+    /// the query's row in every head comes too (attention against effect).
+    pub fn request_effects(self) {
+        let Some(q) = self.query.get_untracked() else { return };
+        if self.effects_progress.get_untracked().is_some() || self.run.with_untracked(|r| r.is_none()) || self.poster.get_untracked() {
+            return;
+        }
+        self.effects.set(None);
+        if self.send(Request::Effects { query: q, slot: self.slot }).is_some() {
+            self.effects_progress.set(Some((0.0, 1.0)));
+            self.phase.set(Phase::Running);
+            if !self.query_rows.with_untracked(|r| r.as_ref().is_some_and(|(rq, _)| *rq == q)) {
+                self.send(Request::QueryRows { query: q, slot: self.slot });
+            }
+        }
+    }
+
     /// Back to the plain run: nothing knocked out or picked.
     pub fn reset_knock_out(self) {
         self.picked.set(vec![]);
@@ -521,6 +554,8 @@ impl Page {
         self.ablation_running.set(false);
         self.through_result.set(None);
         self.through_running.set(false);
+        self.effects.set(None);
+        self.effects_progress.set(None);
         self.compare_maps.set((None, None));
         self.induction.set(None);
         self.induction_running.set(false);
@@ -820,6 +855,12 @@ impl Page {
             Response::Progress { phase: p, .. } if matches!(p.as_str(), "knock-out" | "lens" | "what-if") => {}
             Response::Progress { phase: p, done, total } if p == "cost" => self.cost_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } if p == "streaming" => self.streaming_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Progress { phase: p, done, total } if p == "effects" => self.effects_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Effects { query, target, effects, cancelled } => {
+                self.effects_progress.set(None);
+                self.effects.set(Some(Effects { query, target, rows: effects, cancelled }));
+                self.view_answered();
+            }
             Response::Streaming { streaming, tokens } => {
                 self.streaming_progress.set(None);
                 self.streaming.set(Some(super::streaming::StreamingView { streaming: *streaming, tokens, shipped: false }));
@@ -1012,6 +1053,7 @@ impl Page {
                     "similarity" => self.similarity_running.set(false),
                     "knock-out" => self.ablation_running.set(false),
                     "what-if" => self.through_running.set(false),
+                    "effects" => self.effects_progress.set(None),
                     "cost" => self.cost_progress.set(None),
                     "streaming" => self.streaming_progress.set(None),
                     _ => {}

@@ -786,6 +786,7 @@ const PANELS: &[(View, &str, &str)] = &[
     (View::Inside, "steps", ".inside ol.steps"),
     (View::Inside, "table", ".steps-table, .whatif-summary"),
     (View::Inside, "through", ".through"),
+    (View::Inside, "effects", ".effects"),
     (View::Patterns, "scores", ".pattern-controls"),
     (View::Patterns, "grid", ".pattern-body"),
     (View::Patterns, "induction", ".induction-seq, .induction-maps"),

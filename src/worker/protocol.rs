@@ -105,6 +105,13 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// Every head of the model knocked out alone on the last run of `slot`: Δ log p of the
+    /// token after `query` (progress after each head; `Cancel` keeps the heads done).
+    Effects {
+        query: usize,
+        #[serde(default)]
+        slot: u32,
+    },
     /// The logit lens of the last run of `slot`: what each layer would predict, at the last
     /// [`crate::analysis::lens::LENS_MAX_POSITIONS`] positions at most.
     Lens {
@@ -222,6 +229,9 @@ pub enum Response {
     /// A what-if through the model compared with the plain pass (`comparison.heads` is empty),
     /// with the text's tokens and the likeliest next tokens as (text, p plain, p with it).
     WhatIf { what: crate::model::arch::AttnChange, layers: String, comparison: Box<crate::analysis::heads::Ablation>, tokens: Vec<String>, next: Vec<(String, f32, f32)> },
+    /// Per head (layer, head, Δ log p of the token after `query`, `target`, when that head
+    /// alone is knocked out); partial when `cancelled`.
+    Effects { query: usize, target: String, effects: Vec<(usize, usize, f32)>, cancelled: bool },
     /// An experiment's results (partial when `cancelled`).
     Experiment { experiment: Experiment, rows: Vec<ResultRow>, cancelled: bool, elapsed_ms: f64 },
     /// The text is longer than a run can take: `n` tokens where `max` fit (`why` says what

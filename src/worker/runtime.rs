@@ -237,6 +237,11 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         Request::Similarity { slot } => answer(state, "similarity", |s| s.similarity(slot)),
         Request::Ablate { heads, slot } => run_ablation(state, slot, heads).await,
         Request::WhatIf { what, layers, slot } => run_whatif(state, slot, what, &layers).await,
+        Request::Effects { query, slot } => {
+            LONG_JOB.with(|j| j.set(Some("head effects")));
+            run_effects(state, slot, query).await;
+            LONG_JOB.with(|j| j.set(None));
+        }
         Request::Lens { slot } => run_lens(state, slot).await,
         Request::Streaming { text, window, sinks } => run_streaming(state, &text, window, sinks).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
@@ -315,6 +320,28 @@ async fn run_ablation(state: &Rc<RefCell<State>>, slot: u32, heads: Vec<(usize, 
             post(r.unwrap_or_else(|| no_model("knock-out")));
         }
         Err(e) => fail(e.to_string()),
+    }
+}
+
+/// Every head knocked out alone on the run of `slot`: Δ log p of the token after `query`.
+async fn run_effects(state: &Rc<RefCell<State>>, slot: u32, query: usize) {
+    CANCEL.with(|c| c.set(false));
+    let fail = |m: String| post(Response::Error { phase: "effects".into(), message: m });
+    let (model, engine, ids) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        let Some(ids) = session.run_ids(slot) else { return fail("run a text first".into()) };
+        (session.model.clone(), st.engine.clone(), ids)
+    };
+    let c = &model.config;
+    let heads: Vec<(usize, usize)> = (0..c.n_layer).flat_map(|l| (0..c.n_head).map(move |h| (l, h))).collect();
+    let out = flows::head_effects(&engine, &model, &ids, query, &heads, &WorkerProgress { state, model: &model }).await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    match out {
+        Ok(swept) => post(Response::Effects { query, target: model.tokenizer.token_text(ids[query + 1]), effects: swept.rows, cancelled: swept.cancelled }),
+        Err(e) => fail(e),
     }
 }
 

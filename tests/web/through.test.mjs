@@ -77,3 +77,36 @@ test('a what-if through the model changes the prediction as transformers says, t
     await browser.close();
   }
 });
+
+test('attention against effect: every head knocked out alone, its point where transformers puts it', async () => {
+  const ablate = JSON.parse(fs.readFileSync(new URL('../data/ablate.json', import.meta.url))).cases[0];
+  assert.deepEqual(ablate.heads, ['14.5']);
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${site.url}?backend=cpu&text=${encodeURIComponent(ablate.text)}&layer=14&head=5&q=7`);
+    await page.waitForFunction(() => document.documentElement.dataset.attnlabState === 'done', null, { timeout: 240_000 });
+    await page.click('.run-effects');
+    await page.waitForSelector('.effects-controls progress');
+    await page.waitForSelector('.effects-chart circle', { timeout: 300_000 });
+    assert.equal(await page.locator('.effects-chart circle.effect-point').count(), 270);
+    // Head 14.5 (the larger point: the head shown) moves log p of "hungry" as transformers' knock-out does.
+    const title = await page.locator('.effects-chart circle.current title').textContent();
+    assert.match(title, /^layer 14 head 5: attention [0-9.]+, Δ log p/);
+    const d = Number(title.match(/Δ log p ([-+0-9.]+)/)[1]);
+    assert.ok(Math.abs(d - ablate.delta_logprob[7]) <= 5e-3, `Δ log p ${d} vs transformers ${ablate.delta_logprob[7]}`);
+    // Axes, words, another key, an export.
+    assert.match(await page.locator('.effects-chart').getAttribute('aria-label'), /attention from " was" to .* against the change in log p of " hungry"/);
+    assert.match(await page.locator('.effects-finding').textContent(), /Look most at .*Needed most for " hungry"/);
+    await page.selectOption('.effects-key', '4');
+    await page.waitForFunction(() => /to " cat"/.test(document.querySelector('.effects-chart')?.getAttribute('aria-label') ?? ''));
+    const download = page.waitForEvent('download');
+    await page.click('.effects .exports button');
+    assert.match((await download).suggestedFilename(), /attention-vs-effect\.csv$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
