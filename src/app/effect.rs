@@ -43,12 +43,18 @@ pub fn AttentionVsEffect() -> impl IntoView {
     let chosen_key = RwSignal::new(None::<usize>);
     let hover = RwSignal::new(None::<(usize, usize, f32, f32)>);
     let tokens = p.tokens();
-    // The key: chosen here, else the one "find the head" ranks by, else the token the query's
-    // heads read most (not the first, not itself).
+    // The key: chosen here, else the token the head shown reads most (not the first, not
+    // itself), else the one the query's heads read most.
     let key = Memo::new(move |_| {
         let e = p.effects.get()?;
-        let from_rows = p.query_rows.with(|r| r.as_ref().filter(|(q, _)| *q == e.query).and_then(|(q, rows)| crate::analysis::heads::likeliest_key(rows, *q)));
-        chosen_key.get().or(p.key.get()).filter(|k| *k <= e.query).or(from_rows)
+        let n_head = p.model.with(|m| m.as_ref().map(|m| m.n_head))?;
+        let (l, h) = (p.layer.get(), p.head.get());
+        let from_rows = p.query_rows.with(|r| {
+            let (q, rows) = r.as_ref().filter(|(q, _)| *q == e.query)?;
+            let row = rows.get(l * n_head + h)?;
+            (1..*q).max_by(|a, b| row[*a].total_cmp(&row[*b])).or_else(|| crate::analysis::heads::likeliest_key(rows, *q))
+        });
+        chosen_key.get().filter(|k| *k <= e.query).or(from_rows).or(Some(0))
     });
     let n_runs = move || p.model.with(|m| m.as_ref().map(|m| m.n_layer * m.n_head + 1).unwrap_or(0));
     let (w, h, left, right, top, bottom) = (560.0f64, 300.0f64, 56.0f64, 16.0f64, 12.0f64, 44.0f64);
@@ -75,8 +81,9 @@ pub fn AttentionVsEffect() -> impl IntoView {
                 let pts = points(&e, &rows, n_head, k);
                 let tok = |i: usize| toks.get(i).cloned().unwrap_or_default();
                 let (key_text, query_text) = (tok(k), tok(e.query));
-                let ymin = pts.iter().map(|p| p.3).fold(0.0f32, f32::min).min(-0.1) as f64;
-                let ymax = pts.iter().map(|p| p.3).fold(0.0f32, f32::max).max(0.1) as f64;
+                let (lo, hi) = (pts.iter().map(|p| p.3).fold(0.0f32, f32::min).min(-0.1) as f64, pts.iter().map(|p| p.3).fold(0.0f32, f32::max).max(0.1) as f64);
+                // A margin, so that no point sits on the axis.
+                let (ymin, ymax) = (lo - 0.06 * (hi - lo), hi + 0.06 * (hi - lo));
                 let x = move |a: f64| left + (w - left - right) * a;
                 let y = move |d: f64| top + (h - top - bottom) * (ymax - d) / (ymax - ymin);
                 let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0].into_iter().find(|s| (ymax - ymin) / s <= 6.0).unwrap_or(10.0);
