@@ -39,6 +39,8 @@ pub struct EmbedState {
     pub ablate: Option<String>,
     /// A what-if through the model and its layers, when one is applied.
     pub through: Option<(&'static str, String)>,
+    /// The parts of the view kept (`panels`; None: all of them).
+    pub panels: Option<String>,
 }
 
 impl EmbedState {
@@ -69,6 +71,9 @@ impl EmbedState {
         if let Some((w, l)) = &self.through {
             a.push(("through", w.to_string()));
             a.push(("through-layers", l.clone()));
+        }
+        if let Some(p) = &self.panels {
+            a.push(("panels", p.clone()));
         }
         if let Some(b) = &self.backend {
             a.push(("backend", b.clone()));
@@ -128,9 +133,17 @@ pub fn EmbedDialog(
     figure: Signal<Option<String>>,
     on_close: Callback<()>,
 ) -> impl IntoView {
-    let element = element_snippet(&base, &state);
-    let iframe = iframe_snippet(&base, &state);
-    let preview = format!("{base}embed.html?{}", state.query_string());
+    // The parts of the view the author keeps (none ticked: the whole view).
+    let parts = super::View::parse(state.view).map(super::widget::panel_names).unwrap_or_default();
+    let kept = RwSignal::new(Vec::<&'static str>::new());
+    let current = {
+        let state = state.clone();
+        move || EmbedState { panels: kept.with(|k| (!k.is_empty()).then(|| k.join(","))), ..state.clone() }
+    };
+    let (element, iframe, preview) = {
+        let (c1, c2, c3, b1, b2, b3) = (current.clone(), current.clone(), current, base.clone(), base.clone(), base.clone());
+        (Memo::new(move |_| element_snippet(&b1, &c1())), Memo::new(move |_| iframe_snippet(&b2, &c2())), Memo::new(move |_| format!("{b3}embed.html?{}", c3().query_string())))
+    };
     let copied = RwSignal::new(None::<&'static str>);
     let dialog: NodeRef<html::Div> = NodeRef::new();
     Effect::new(move |_| {
@@ -138,7 +151,6 @@ pub fn EmbedDialog(
             let _ = d.focus();
         }
     });
-    let (e2, i2) = (element.clone(), iframe.clone());
     view! {
         <div class="modal-backdrop" on:click=move |_| on_close.run(())>
             <div class="modal" role="dialog" aria-modal="true" aria-labelledby="embed-title" tabindex="-1" node_ref=dialog
@@ -147,17 +159,24 @@ pub fn EmbedDialog(
                 <h2 id="embed-title">"Embed this figure"</h2>
                 {unsupported.map(|tab| view! { <p class="notice embed-unsupported">{format!("The “{tab}” tab cannot be embedded yet: these snippets show the map of layer {} head {}, with your text, query token and settings.", state.layer, state.head)}</p> })}
                 <p class="muted">"Paste either snippet into a course page. The element needs scripts; the iframe works where a learning platform strips them (Canvas, Moodle). The model (94 MB for SmolLM2, 253 MB for Gemma 3) downloads once per reader, only when a figure runs."</p>
+                <h3>"Parts"</h3>
+                <p class="muted">"Tick the parts of the figure to keep (none ticked: all of it), e.g. only the map and the table beside a paragraph that explains the rest."</p>
+                <div class="embed-parts">
+                    {parts.into_iter().map(|name| view! {
+                        <label><input type="checkbox" value=name prop:checked=move || kept.with(|k| k.contains(&name)) on:change=move |ev| { let on = event_target_checked(&ev); kept.update(|k| { k.retain(|x| *x != name); if on { k.push(name) } }) }/>{format!(" {name} ")}</label>
+                    }).collect_view()}
+                </div>
                 <h3>"Element"</h3>
-                <textarea class="snippet snippet-element" readonly rows="3" prop:value=element.clone()></textarea>
-                <button on:click=move |_| { copy(&e2); copied.set(Some("element")) }>{move || if copied.get() == Some("element") { "Copied" } else { "Copy element" }}</button>
+                <textarea class="snippet snippet-element" readonly rows="3" prop:value=move || element.get()></textarea>
+                <button on:click=move |_| { copy(&element.get_untracked()); copied.set(Some("element")) }>{move || if copied.get() == Some("element") { "Copied" } else { "Copy element" }}</button>
                 <h3>"Iframe"</h3>
-                <textarea class="snippet snippet-iframe" readonly rows="3" prop:value=iframe.clone()></textarea>
-                <button on:click=move |_| { copy(&i2); copied.set(Some("iframe")) }>{move || if copied.get() == Some("iframe") { "Copied" } else { "Copy iframe" }}</button>
+                <textarea class="snippet snippet-iframe" readonly rows="3" prop:value=move || iframe.get()></textarea>
+                <button on:click=move |_| { copy(&iframe.get_untracked()); copied.set(Some("iframe")) }>{move || if copied.get() == Some("iframe") { "Copied" } else { "Copy iframe" }}</button>
                 <h3>"Instant poster"</h3>
                 <p class="muted">"Save the figure's JSON beside your page and add result-src=\"figure.json\" to the element: it draws at once, with no model download, until a reader presses Run live."</p>
                 <button disabled=move || figure.get().is_none() on:click=move |_| if let Some(f) = figure.get_untracked() { download("attnlab-figure.json", "application/json", &f) }>"Download figure JSON"</button>
                 <h3>"Preview"</h3>
-                <iframe class="embed-preview" src=preview title="preview of the embedded figure"></iframe>
+                <iframe class="embed-preview" src=move || preview.get() title="preview of the embedded figure"></iframe>
                 <div class="modal-actions"><button class="primary" on:click=move |_| on_close.run(())>"Close"</button></div>
             </div>
         </div>

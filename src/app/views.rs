@@ -366,6 +366,7 @@ pub fn EmbedView(
             gen,
             ablate: Some(crate::analysis::heads::heads_spec(&p.knocked.get_untracked(), p.model.with_untracked(|m| m.as_ref().map(|m| m.n_head)).unwrap_or(usize::MAX))).filter(|s| !s.is_empty()),
             through: p.through.get_untracked().map(|(w, l)| (w.name(), l)),
+            panels: None,
         };
         (state, (!supported).then(|| super::tab_name(v)))
     };

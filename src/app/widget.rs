@@ -805,7 +805,7 @@ const PANELS: &[(View, &str, &str)] = &[
 const COMMON_PANELS: [(&str, &str); 3] = [("title", ".aw-bar"), ("caption", ".aw-caption"), ("exports", ".aw-foot")];
 
 /// The names `panels` can use in `view`.
-fn panel_names(view: View) -> Vec<&'static str> {
+pub(super) fn panel_names(view: View) -> Vec<&'static str> {
     PANELS.iter().filter(|p| p.0 == view).map(|p| p.1).chain(COMMON_PANELS.iter().map(|p| p.0)).collect()
 }
 

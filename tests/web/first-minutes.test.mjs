@@ -259,6 +259,15 @@ test('the Embed dialog carries query, scale, sink and what-if; pasted into anoth
     let differ = 0;
     for (let i = 0; i < mine.data.length; i += 4) if (Math.abs(mine.data[i] - drawn.data[i]) + Math.abs(mine.data[i + 1] - drawn.data[i + 1]) + Math.abs(mine.data[i + 2] - drawn.data[i + 2]) > 6) differ++;
     assert.ok(differ / (mine.data.length / 4) < 0.002, `${differ} map pixels differ`);
+    // Parts: the ticked ones become `panels`, in both snippets and the preview.
+    await page.check('.embed-parts input[value=map]');
+    await page.check('.embed-parts input[value=tokens]');
+    assert.match(await page.inputValue('.snippet-element'), /panels="map,tokens"/);
+    assert.match(await page.inputValue('.snippet-iframe'), /panels=map%2Ctokens/);
+    assert.match(await page.getAttribute('.embed-preview', 'src'), /panels=map%2Ctokens/);
+    await page.uncheck('.embed-parts input[value=map]');
+    await page.uncheck('.embed-parts input[value=tokens]');
+    assert.doesNotMatch(await page.inputValue('.snippet-element'), /panels=/);
     // Every tab embeds as its own view (head patterns too, with nothing said against it).
     await page.keyboard.press('Escape');
     await tab(page, 'Head patterns');
