@@ -15,6 +15,10 @@
 // Query row qi is position t = past + qi and sees keys ..= t.
 // Sliding window (window > 0): position t sees keys t + 1 − window ..= t; tiles wholly older
 // than the workgroup's first query's window are never loaded, so a windowed layer costs O(n·w).
+// Key rules (cache policies, what-ifs; all 0 by default): `sinks` keys 0 .. sinks stay visible
+// whatever the window; `hide_first` hides key 0 from every position after the first;
+// `unmasked` drops the causal mask and the window (every key 0 .. past + n). `scale` is the
+// what-if's when it changes it. Which key a position sees is [`sees`], for both kernels.
 // Dispatch: (ceil(n / q_tile), n_kv, 1) with q_tile = WG / group.
 //
 // The host prepends `const HEAD_DIM: u32 = …;` and expands the `UNROLLED_*` markers into
@@ -30,6 +34,10 @@ struct Params {
     scale: f32,
     window: u32,
     past: u32,
+    sinks: u32,
+    hide_first: u32,
+    unmasked: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,6 +50,15 @@ struct Params {
 const WG: u32 = FLASH_WG; // invocations: (query, head-in-group) pairs
 const HD4: u32 = HEAD_DIM / 4u;
 const NEG_BIG: f32 = -3.0e38;
+
+// Whether the query at position t sees key `key` (p.past + p.n keys in the cache).
+fn sees(t: u32, key: u32) -> bool {
+    if (p.unmasked != 0u) {
+        return key < p.past + p.n;
+    }
+    let in_window = p.window == 0u || t - key < p.window || key < p.sinks;
+    return key <= t && in_window && !(p.hide_first != 0u && key == 0u && t > 0u);
+}
 
 var<workgroup> k_tile: array<vec4<f32>, BC * HD4>; // (BC, HEAD_DIM)
 var<workgroup> v_tile: array<vec4<f32>, BC * HD4>; // (BC, HEAD_DIM)
@@ -66,14 +83,21 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     var m = NEG_BIG;
     var l = 0.0;
     let t = p.past + qi; // this row's position
-    let last_t = p.past + min(q0 + p.q_tile, p.n) - 1u; // uniform across the workgroup
+    // The newest key any row here sees (uniform across the workgroup), and this row's.
+    var last_t = p.past + min(q0 + p.q_tile, p.n) - 1u;
+    var last = t;
+    if (p.unmasked != 0u) {
+        last_t = p.past + p.n - 1u;
+        last = last_t;
+    }
     let t0 = p.past + q0;
+    let banded = p.window > 0u && p.sinks == 0u && p.unmasked == 0u;
     var k_start = 0u;
-    if (p.window > 0u && t0 + 1u > p.window) {
+    if (banded && t0 + 1u > p.window) {
         k_start = ((t0 + 1u - p.window) / BC) * BC; // uniform: the oldest key any row here sees
     }
     var first = 0u; // this row's oldest visible key
-    if (p.window > 0u && t + 1u > p.window) {
+    if (banded && t + 1u > p.window) {
         first = t + 1u - p.window;
     }
     for (var k0 = k_start; k0 <= last_t; k0 += BC) {
@@ -90,12 +114,12 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             v_tile[s] = vv;
         }
         workgroupBarrier();
-        if (in_range && k0 <= t && k0 + BC > first) {
+        if (in_range && k0 <= last && k0 + BC > first) {
             var scores: array<f32, BC>;
             var tile_max = NEG_BIG;
             for (var j = 0u; j < BC; j++) {
                 var s = NEG_BIG;
-                if (k0 + j <= t && k0 + j >= first) {
+                if (sees(t, k0 + j)) {
                     let kb = j * HD4;
                     s = (UNROLLED_DOT) * p.scale;
                 }
@@ -107,7 +131,7 @@ fn flash_attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
             l = l * corr;
             UNROLLED_RESCALE
             for (var j = 0u; j < BC; j++) {
-                if (k0 + j <= t && k0 + j >= first) {
+                if (sees(t, k0 + j)) {
                     let pj = exp(scores[j] - m_new);
                     l += pj;
                     let kb = j * HD4;
@@ -171,11 +195,6 @@ var<workgroup> dp: array<f32, DECODE_ROWS * DECODE_CHUNK>; // (rows, chunk): sco
 var<workgroup> dred: array<f32, DECODE_ROWS * WG>; // (rows, WG): reductions
 var<workgroup> dacc: array<vec4<f32>, DECODE_ROWS * WG>; // (KSPLIT, rows, HEAD_DIM): strand sums
 
-// Whether the query at position t sees key `key` (causal, and the sliding window if any).
-fn decode_sees(t: u32, key: u32) -> bool {
-    return key <= t && (p.window == 0u || t - key < p.window);
-}
-
 @compute @workgroup_size(FLASH_WG, 1, 1)
 fn decode_chunks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let h0 = wg.x * DECODE_HEADS;
@@ -200,14 +219,14 @@ fn decode_chunks(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         let j = t * WG + li;
         let key = k0 + j;
         var sc: array<f32, DECODE_ROWS>;
-        // Keys some query sees: the window of the first, up to the last.
-        if (key < kv_len && (p.window == 0u || key + p.window > p.past)) {
+        // Keys some query sees: the window of the first (and the sinks), up to the last.
+        if (key < kv_len && (p.window == 0u || key + p.window > p.past || key < p.sinks || p.unmasked != 0u)) {
             let kb = key * kv_row4 + g * HD4;
             UNROLLED_DECODE_DOTS
         }
         for (var r = 0u; r < DECODE_ROWS; r++) {
             var s = NEG_BIG;
-            if (decode_sees(p.past + r / DECODE_HEADS, key)) {
+            if (sees(p.past + r / DECODE_HEADS, key)) {
                 s = sc[r] * p.scale;
             }
             dp[r * DECODE_CHUNK + j] = s;

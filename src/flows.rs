@@ -95,8 +95,7 @@ pub async fn head_effects(engine: &Engine, model: &Model, ids: &[u32], query: us
 }
 
 /// The plain pass and the pass with `what` inside the attention of layers `first..=last`,
-/// each scoring the last `max_positions` predictions at most (what-ifs other than the plain
-/// mask run on the CPU: the GPU kernels know the causal mask and windows only).
+/// each scoring the last `max_positions` predictions at most.
 pub async fn whatif(engine: &Engine, model: &Model, ids: &[u32], what: crate::model::arch::AttnChange, (first, last): (usize, usize), max_positions: Option<usize>, progress: &impl Progress) -> Result<(ForwardOutput, ForwardOutput), EngineError> {
     let opts = ForwardOptions { capture_attention: false, logits_for: crate::analysis::heads::prediction_logits(ids.len(), max_positions), ..Default::default() };
     progress.step("what-if", 0.0, Some(2.0));
@@ -107,9 +106,46 @@ pub async fn whatif(engine: &Engine, model: &Model, ids: &[u32], what: crate::mo
     Ok((before, after))
 }
 
+/// What the model writes after `ids` under each of `variants` (a cache policy, a what-if):
+/// greedy, `max_tokens` tokens each, past the end-of-text token, one generation after the
+/// other on the engine's GPU when it has one (the CPU when it fails, said once). `on_written`
+/// hears each variant's generation as it ends; stops between tokens when `progress` says so
+/// (the variant under way is then dropped).
+pub async fn write_on(engine: &Engine, model: &Model, ids: &[u32], variants: &[crate::generate::Variant], max_tokens: usize, progress: &impl Progress, mut on_written: impl FnMut(usize, crate::generate::Generation)) -> Result<Swept<crate::generate::Generation>, String> {
+    use crate::generate::{capacity, Decoder, GenOptions, Generator};
+    let total = (variants.len() * max_tokens) as f64;
+    let mut rows = vec![];
+    for (v, &variant) in variants.iter().enumerate() {
+        let o = GenOptions { max_tokens, ignore_eos: true, variant, ..Default::default() };
+        let cap = capacity(model, ids.len(), &o);
+        let gpu = engine.gpu();
+        let decoder = match gpu.as_deref() {
+            Some(g) => Decoder::gpu(g, model, cap),
+            None => Decoder::cpu(model, cap),
+        };
+        let mut g = Generator::new(decoder, model, ids, &o)?;
+        let mut told = false;
+        while g.next().await?.is_some() {
+            if let (Some(note), false) = (g.note(), told) {
+                told = true;
+                engine.leave_gpu(note);
+                progress.note(note);
+            }
+            progress.step("writing", (v * max_tokens + g.generated().len()) as f64, Some(total));
+            progress.pause().await;
+            if progress.cancelled() {
+                return Ok(Swept { rows, cancelled: true });
+            }
+        }
+        let done = g.finish();
+        on_written(v, done.clone());
+        rows.push(done);
+    }
+    Ok(Swept { rows, cancelled: false })
+}
+
 /// The four cache policies of [`crate::analysis::through_model::policies`] over `ids`, one
-/// pass each (policies other than dense run on the CPU: the GPU kernels know the causal mask
-/// and windows only).
+/// pass each.
 pub async fn streaming(engine: &Engine, model: &Model, ids: &[u32], window: usize, sinks: usize, progress: &impl Progress) -> Result<crate::analysis::through_model::Streaming, EngineError> {
     use crate::analysis::heads::Predictions;
     use crate::analysis::through_model::{policies, prediction_options, PolicyRun, Streaming};

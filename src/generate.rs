@@ -12,6 +12,7 @@ use crate::analysis::HeadId;
 use crate::backends::cpu::CpuBackend;
 use crate::backends::gpu::{GpuBackend, GpuBuf};
 use crate::backends::{EngineError, ForwardOptions, LogitsFor, StepOutput};
+use crate::model::arch::{AttnChange, CachePolicy};
 use crate::model::capture::{AttentionTrace, LayerTrace};
 use crate::model::{KvCache, Model};
 use crate::util::Clock;
@@ -230,6 +231,69 @@ pub struct GenOptions {
     /// Without the cache: every step runs the whole text so far again (each step's time
     /// then grows with the text; the tokens are the same). Keeps no attention rows.
     pub recompute: bool,
+    /// How the model writes: a cache policy in every layer and a what-if in some (see
+    /// [`Variant`]); attention rows are kept for the model's own attention only.
+    pub variant: Variant,
+}
+
+/// The model as it writes: which cached keys each step reads ([`CachePolicy`]: the keys a
+/// window leaves out are never read, as if evicted; positions stay the tokens' own) and a
+/// change inside the attention of layers `first ..= last` ([`AttnChange`]). Without the causal
+/// mask every earlier token's keys change when a new token arrives, so no cache can hold them:
+/// such a generation runs the whole text again at every step ([`Variant::needs_recompute`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Variant {
+    #[serde(default)]
+    pub policy: CachePolicy,
+    #[serde(default)]
+    pub change: Option<(AttnChange, usize, usize)>,
+}
+
+impl Variant {
+    pub fn policy(policy: CachePolicy) -> Variant {
+        Variant { policy, change: None }
+    }
+    pub fn change(what: AttnChange, first: usize, last: usize) -> Variant {
+        Variant { policy: CachePolicy::Dense, change: Some((what, first, last)) }
+    }
+    /// The model's own attention.
+    pub fn is_plain(&self) -> bool {
+        *self == Variant::default()
+    }
+    pub fn needs_recompute(&self) -> bool {
+        matches!(self.change, Some((AttnChange::Unmasked, ..)))
+    }
+    /// `dense`, `window 256`, `sinks+window 4+256`, `no-key0`, `unscaled in layers 0–29`, …
+    /// (`plain` for the model's own attention).
+    pub fn name(&self) -> String {
+        let policy = match self.policy {
+            CachePolicy::Window { window } => format!("window {window}"),
+            CachePolicy::SinksWindow { sinks, window } => format!("sinks+window {sinks}+{window}"),
+            p => p.name().to_string(),
+        };
+        match self.change {
+            None if self.policy == CachePolicy::Dense => "plain".into(),
+            None => policy,
+            Some((what, a, b)) => {
+                let layers = if a == b { format!("layer {a}") } else { format!("layers {a}–{b}") };
+                let change = format!("{} in {layers}", what.name());
+                if self.policy == CachePolicy::Dense { change } else { format!("{policy}, {change}") }
+            }
+        }
+    }
+    /// Keys the query at position `i` reads in a layer without a window of its own.
+    pub fn keys_read(&self, i: usize) -> usize {
+        let n = i + 1;
+        match (self.change, self.policy) {
+            (Some((AttnChange::Nosink, ..)), _) | (_, CachePolicy::NoKey0) => n - (i > 0) as usize,
+            (_, CachePolicy::Dense) => n,
+            (_, CachePolicy::Window { window }) => n.min(window),
+            (_, CachePolicy::SinksWindow { sinks, window }) => n.min(window + sinks),
+        }
+    }
+    fn options(&self, opts: ForwardOptions) -> ForwardOptions {
+        ForwardOptions { policy: self.policy, change: self.change, ..opts }
+    }
 }
 
 /// One decoding step: the token chosen, its probability, and the 8 largest logits before
@@ -308,6 +372,14 @@ pub fn check(model: &Model, ids: &[u32], o: &GenOptions) -> Result<(), String> {
     if let Some(t) = o.forced.iter().chain(ids).find(|&&t| t as usize >= c.vocab_size) {
         return Err(format!("token {t} is not in this model's vocabulary of {} tokens", c.vocab_size));
     }
+    if let Some((what, a, b)) = o.variant.change {
+        if a > b || b >= c.n_layer {
+            return Err(format!("{} in layers {a}–{b}: this model has layers 0–{}", what.name(), c.n_layer - 1));
+        }
+    }
+    if matches!(o.variant.policy, CachePolicy::Window { window: 0 } | CachePolicy::SinksWindow { window: 0, .. }) {
+        return Err("a window must hold at least one key".into());
+    }
     if ids.len() + o.max_tokens + 1 > c.context_length {
         return Err(format!("{} prompt tokens + {} new ones do not fit this model's context of {} tokens", ids.len(), o.max_tokens, c.context_length));
     }
@@ -342,7 +414,9 @@ impl<'a> Generator<'a> {
     /// Checks the request; nothing runs until [`Generator::next`].
     pub fn new(decoder: Decoder<'a>, model: &'a Model, ids: &[u32], o: &GenOptions) -> Result<Self, String> {
         check(model, ids, o)?;
-        let capture = !o.heads.is_empty() && !o.recompute;
+        let mut o = o.clone();
+        o.recompute |= o.variant.needs_recompute();
+        let capture = !o.heads.is_empty() && !o.recompute && o.variant.is_plain();
         Ok(Generator { model, decoder, o: o.clone(), rng: Rng::new(o.sampling.seed), ids: ids.to_vec(), generated: vec![], steps: vec![], timings: GenTimings::default(), trace: AttentionTrace::new(&model.config, 0), capture, finish: None, note: None })
     }
 
@@ -399,7 +473,7 @@ impl<'a> Generator<'a> {
     /// One model step over what the cache lacks; on the GPU failing, the cache is rebuilt on
     /// the CPU from every token so far and the step runs there (said in [`Generator::note`]).
     async fn run_step(&mut self) -> Result<StepOutput, String> {
-        let opts = ForwardOptions { capture_attention: self.capture, logits_for: LogitsFor::Last, ..Default::default() };
+        let opts = self.o.variant.options(ForwardOptions { capture_attention: self.capture, logits_for: LogitsFor::Last, ..Default::default() });
         let all: Vec<u32> = self.ids.iter().chain(&self.generated).copied().collect();
         if self.o.recompute {
             self.decoder.clear();

@@ -12,7 +12,7 @@ mod common;
 use attnlab::backends::gpu::context::GpuContext;
 use attnlab::backends::gpu::GpuBackend;
 use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions, LogitsFor};
-use attnlab::generate::{generate, sample, Decoder, GenOptions, Generation, Rng, Sampling};
+use attnlab::generate::{generate, sample, Decoder, GenOptions, Generation, Rng, Sampling, Variant};
 use attnlab::Model;
 use serde_json::Value;
 
@@ -116,6 +116,70 @@ fn with_and_without_the_cache_the_rows_agree() {
         let best = row.iter().enumerate().fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
         assert_eq!(tok as usize, best, "token {i}");
     }
+}
+
+/// The model writes under a cache policy or a what-if: each step reads only the keys its rule
+/// leaves (as if the others were evicted; positions stay the tokens' own), and what it writes
+/// equals one pass over the whole text under the same rule (the pass `tests/through_model.rs`
+/// holds to transformers'): every token that pass's argmax, its probability the pass's. Without
+/// the causal mask no cache can hold the keys: each step reads the whole text again, and equals
+/// a pass over the text so far. On the CPU and the GPU (flash-decoding with sinks, key 0
+/// hidden, other scales and layers without RoPE over a 300-token cache).
+#[test]
+fn writing_under_a_cache_policy_or_a_what_if_equals_one_pass_under_it() {
+    use attnlab::model::arch::{AttnChange, CachePolicy};
+    let model = common::real_model();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/Apache-2.0.txt")).unwrap();
+    let ids = model.tokenizer.encode(&text)[..300].to_vec();
+    let last = model.config.n_layer - 1;
+    let gpu = GpuBackend::with_context(GpuContext::new_blocking().unwrap_or_else(|e| panic!("{e}: GPU tests need an adapter (WGPU_BACKEND=vulkan, mesa-vulkan-drivers)")));
+    let n_new = 8;
+    let plain = greedy(Decoder::cpu(&model, 320), &model, &ids, n_new, vec![]);
+    let variants = [
+        Variant::policy(CachePolicy::Window { window: 64 }),
+        Variant::policy(CachePolicy::SinksWindow { sinks: 4, window: 64 }),
+        Variant::policy(CachePolicy::NoKey0),
+        Variant::change(AttnChange::Unscaled, 0, last),
+        Variant::change(AttnChange::Nosink, 10, 20),
+        Variant::change(AttnChange::Norope, 0, last),
+        Variant::change(AttnChange::Unmasked, 0, last),
+    ];
+    let mut changed = 0;
+    for v in variants {
+        let o = GenOptions { max_tokens: n_new, ignore_eos: true, variant: v, heads: vec![(0, 0)], ..Default::default() };
+        let g = pollster::block_on(generate(Decoder::cpu(&model, 320), &model, &ids, &o, &mut |_| {})).unwrap();
+        assert!(g.attention[&attnlab::analysis::HeadId::key(0, 0)].is_empty(), "{}: rows are kept for the model's own attention only", v.name());
+        let all: Vec<u32> = ids.iter().chain(&g.generated).copied().collect();
+        let pass = |upto: usize, at: usize| {
+            let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::Positions(vec![at]), policy: v.policy, change: v.change, ..Default::default() };
+            CpuBackend::new().forward(&model, &all[..upto], &opts).unwrap().logits.row(0).to_vec()
+        };
+        let whole = (!v.needs_recompute()).then(|| {
+            let opts = ForwardOptions { capture_attention: false, logits_for: LogitsFor::All, policy: v.policy, change: v.change, ..Default::default() };
+            CpuBackend::new().forward(&model, &all, &opts).unwrap()
+        });
+        for (t, step) in g.steps.iter().enumerate() {
+            let at = ids.len() - 1 + t;
+            let row = match &whole {
+                Some(out) => out.logits.row(at).to_vec(),
+                None => pass(at + 1, at),
+            };
+            let lse = attnlab::analysis::report::log_sum_exp(&row);
+            let best = row.iter().enumerate().fold(0, |b, (j, &x)| if x > row[b] { j } else { b });
+            assert_eq!(step.token as usize, best, "{}: token {t}", v.name());
+            assert!(((row[best] - lse).exp() - step.prob).abs() <= 1e-3, "{}: token {t} p {} vs the pass's {}", v.name(), step.prob, (row[best] - lse).exp());
+        }
+        // The GPU writes the same.
+        let on_gpu = pollster::block_on(generate(Decoder::gpu(&gpu, &model, 320), &model, &ids, &o, &mut |_| {})).unwrap();
+        assert_eq!(on_gpu.generated, g.generated, "{} on the GPU", v.name());
+        let worst = on_gpu.steps.iter().zip(&g.steps).map(|(a, b)| (a.prob - b.prob).abs()).fold(0.0, f32::max);
+        assert!(worst <= 2e-3, "{} on the GPU: probabilities differ by {worst}", v.name());
+        changed += (g.generated != plain.generated) as usize;
+    }
+    assert!(changed >= 3, "only {changed} of the variants changed what the model writes");
+    // A window as long as the text writes what dense attention writes.
+    let o = GenOptions { max_tokens: n_new, ignore_eos: true, variant: Variant::policy(CachePolicy::Window { window: 400 }), ..Default::default() };
+    assert_eq!(pollster::block_on(generate(Decoder::cpu(&model, 320), &model, &ids, &o, &mut |_| {})).unwrap().generated, plain.generated);
 }
 
 #[test]

@@ -618,11 +618,48 @@ fn flash_decoding_over_long_caches_matches_the_cpu() {
     }
     // Workgroups of 1 to 4 query heads sharing each key (SmolLM2's 3 at n = 1, Gemma's 4).
     assert_eq!(heads_per_workgroup.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
-    // Other key rules (cache policies, what-ifs) are the flash kernel's.
-    let step = AttnShape { n: 1, past: 1000, n_head: 9, n_kv: 3, head_dim: 64, window: None, ..Default::default() };
-    assert!(ops::splits_decode(step));
-    let sinks = attnlab::model::arch::KeyRule { sinks: 4, ..Default::default() };
-    assert!(!ops::splits_decode(AttnShape { keys: sinks, window: Some(256), ..step }));
+}
+
+/// Cache policies and what-ifs inside the kernels: sinks kept beside a window, key 0 hidden,
+/// no causal mask (keys after the query too), another scale — in prefills (flash, first tile
+/// mid-way through a cache) and decoding steps (flash-decoding over chunks wholly outside the
+/// window), GQA at head 64 and MQA at head 256, against the CPU's attention under the same rule.
+#[test]
+fn key_rules_in_flash_and_flash_decoding_match_the_cpu() {
+    use attnlab::model::arch::KeyRule;
+    let ctx = ctx();
+    let rules = [
+        (KeyRule { sinks: 4, ..Default::default() }, Some(100)),
+        (KeyRule { sinks: 1, ..Default::default() }, Some(1)),
+        (KeyRule { hide_first: true, ..Default::default() }, None),
+        (KeyRule { hide_first: true, ..Default::default() }, Some(64)),
+        (KeyRule { unmasked: true, ..Default::default() }, None),
+        (KeyRule { unmasked: true, score_dim: Some(1), ..Default::default() }, Some(64)),
+        (KeyRule { score_dim: Some(576), ..Default::default() }, None),
+    ];
+    let mut decoded = 0;
+    for (keys, window) in rules {
+        for (n, past, n_head, n_kv, hd) in [(1, 0, 9, 3, 64), (70, 0, 9, 3, 64), (300, 0, 4, 1, 256), (40, 200, 9, 3, 64), (1, 999, 9, 3, 64), (4, 1300, 4, 1, 256)] {
+            let shape = AttnShape { n, past, n_head, n_kv, head_dim: hd, window, keys };
+            let kv = past + n;
+            let q = common::values(n * n_head * hd, 81, 2.0);
+            let k = common::values(kv * n_kv * hd, 82, 2.0);
+            let v = common::values(kv * n_kv * hd, 83, 1.0);
+            let (mut o_ref, mut lse_ref) = (vec![0.0; n * n_head * hd], vec![0.0; n * n_head]);
+            cpu::causal_attention(shape, &q, &k, &v, &mut o_ref, &mut lse_ref);
+            let (qb, kb, vb) = (ctx.upload("q", &q), ctx.upload("k", &k), ctx.upload("v", &v));
+            let (o, l) = (ctx.scratch("o", q.len()), ctx.scratch("lse", n * n_head));
+            let mut enc = ctx.encoder("key rules");
+            decoded += ops::splits_decode(shape) as usize;
+            ops::attention(ctx, &mut enc, shape, &qb, &kb, &vb, &o, &l);
+            let out = read(ctx, &[(&o, q.len()), (&l, n * n_head)], enc);
+            // Unscaled scores are √hd times larger, and so is their rounding.
+            let grow = (shape.scale() * (hd as f32).sqrt()).max(1.0);
+            let (eo, el) = (max_diff(&out[0], &o_ref), max_diff(&out[1], &lse_ref));
+            assert!(eo < 1e-5 * grow && el < 1e-4 * grow, "{keys:?} window {window:?}, n={n} past={past} head {hd}: out err {eo}, lse err {el}");
+        }
+    }
+    assert_eq!(decoded, 2 * 7, "the two decoding steps of each rule take flash-decoding");
 }
 
 /// One query over caches longer than one invocation can walk on lavapipe, which stops an

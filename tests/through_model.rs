@@ -6,6 +6,8 @@
 //! - what-ifs inside attention (unscaled, dmodel, unmasked, norope, nosink; all layers and
 //!   layer 15): KL at the last position within 2e-3 (relative above 1), every Δ log p within 5e-3;
 //! - one head knocked out alone moves each next token's log p as transformers' knock-out does;
+//! - the same on the GPU (lavapipe on CI): the what-ifs, and the policies over the license
+//!   text's first 512 tokens (a causal model's log p at i reads tokens ..= i + 1 only);
 //! - and the policies' own logic on a tiny model: a window as long as the text is dense, no
 //!   sinks is the plain window, each policy's mask as written.
 
@@ -48,14 +50,47 @@ fn cache_policies_match_transformers_on_the_license_text() {
 
 #[test]
 fn what_ifs_through_the_model_match_transformers() {
+    what_ifs_match_on(&CpuBackend::new());
+}
+
+fn gpu() -> attnlab::backends::gpu::GpuBackend {
+    use attnlab::backends::gpu::{context::GpuContext, GpuBackend};
+    GpuBackend::with_context(GpuContext::new_blocking().unwrap_or_else(|e| panic!("{e}: GPU tests need an adapter (WGPU_BACKEND=vulkan, mesa-vulkan-drivers)")))
+}
+
+#[test]
+fn what_ifs_on_the_gpu_match_transformers() {
+    what_ifs_match_on(&gpu());
+}
+
+/// Window 256 and 4 sinks over 512 tokens: windows, sinks and key 0 hidden in the GPU's
+/// kernels (prefill tiles wholly outside a window, tiles with sinks) against transformers.
+#[test]
+fn cache_policies_on_the_gpu_match_transformers() {
+    let r = reference("streaming-smollm2.json");
+    let model = common::real_model();
+    let n = 512;
+    let ids: Vec<u32> = r["ids"].as_array().unwrap()[..n].iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    let (window, sinks) = (r["window"].as_u64().unwrap() as usize, r["sinks"].as_u64().unwrap() as usize);
+    let s = streaming(&gpu(), &model, &ids, window, sinks, |_| {}).unwrap();
+    for (name, want) in r["policies"].as_object().unwrap() {
+        let ours = &s.policies[name].logp;
+        assert_eq!(ours.len(), n - 1);
+        let worst = ours.iter().zip(want["logp"].as_array().unwrap()).map(|(a, b)| (*a as f64 - b.as_f64().unwrap()).abs()).fold(0.0, f64::max);
+        assert!(worst <= 5e-3, "{name} on the GPU: log p differs by {worst}");
+    }
+    let p = |n: &str| s.policies[n].ppl_after_window;
+    assert!(p("window") > 1.5 * p("dense"), "window {} vs dense {}", p("window"), p("dense"));
+}
+
+fn what_ifs_match_on(b: &impl attnlab::backends::Backend) {
     let r = reference("whatif-smollm2.json");
     let model = common::real_model();
-    let b = CpuBackend::new();
     for case in r["cases"].as_array().unwrap() {
         let ids: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
         let what = AttnChange::parse(case["what"].as_str().unwrap()).unwrap();
         let layers = case["layers"].as_str().unwrap();
-        let w = whatif(&b, &model, &ids, what, layers).unwrap();
+        let w = whatif(b, &model, &ids, what, layers).unwrap();
         let want = case["kl_last"].as_f64().unwrap();
         let tol = 2e-3 * want.max(1.0);
         assert!((w.kl_last - want).abs() <= tol, "{} in {layers}: KL {} vs {want}", what.name(), w.kl_last);

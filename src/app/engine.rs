@@ -53,6 +53,8 @@ fn is_final(r: &Response, stream: &mut Stream) -> bool {
         return false;
     }
     match (stream, r) {
+        // Writing under several variants: one answer after each.
+        (Stream::One, Response::Written { written, total, cancelled }) => *cancelled || written.len() >= *total,
         (Stream::One, _) | (_, Response::Error { .. } | Response::Superseded | Response::TooLong { .. }) => true,
         (Stream::Writing { replay, generated }, Response::Generated { .. }) => {
             *generated = true;

@@ -32,6 +32,7 @@ mod through;
 mod tour_view;
 mod views;
 mod widget;
+mod write_on;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;

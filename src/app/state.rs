@@ -131,6 +131,10 @@ pub struct Page {
     /// The cache policies over a long text (first the shipped run), and the progress of a new one.
     pub streaming: RwSignal<Option<super::streaming::StreamingView>>,
     pub streaming_progress: RwSignal<Option<(f64, f64)>>,
+    /// What the model wrote under each variant of a panel's "write on" (the sinks panel's
+    /// caches, the what-if through the model), and the progress of a writing under way.
+    pub written: RwSignal<Option<super::write_on::Written>>,
+    pub writing: RwSignal<Option<(f64, f64)>>,
     /// The cost-of-attention sweep's answer, and its progress while it runs.
     pub cost: RwSignal<Option<CostResult>>,
     pub cost_progress: RwSignal<Option<(f64, f64)>>,
@@ -232,6 +236,8 @@ impl Page {
             through: RwSignal::new(None),
             effects: RwSignal::new(None),
             effects_progress: RwSignal::new(None),
+            written: RwSignal::new(None),
+            writing: RwSignal::new(None),
             through_result: RwSignal::new(None),
             through_running: RwSignal::new(false),
             streaming_progress: RwSignal::new(None),
@@ -488,6 +494,22 @@ impl Page {
         }
     }
 
+    /// The model writes on after `text` (`None`: the current run's text) under each of
+    /// `variants`, for the panel `owner` ("sinks", "through").
+    pub fn request_write_on(self, owner: &'static str, text: Option<String>, variants: Vec<crate::generate::Variant>) {
+        use super::write_on::{Written, WRITE_TOKENS};
+        if self.writing.get_untracked().is_some() || (text.is_none() && self.run.with_untracked(|r| r.is_none())) {
+            return;
+        }
+        let total = variants.len();
+        self.error.set(None);
+        if self.send(Request::WriteOn { text, variants, max_tokens: WRITE_TOKENS, slot: self.slot }).is_some() {
+            self.written.set(Some(Written { owner, rows: vec![], total, cancelled: false }));
+            self.writing.set(Some((0.0, (total * WRITE_TOKENS) as f64)));
+            self.phase.set(Phase::Running);
+        }
+    }
+
     /// Every pair of heads compared, clustered.
     pub fn request_similarity(self) {
         if self.run.get_untracked().is_some() && !self.similarity_running.get_untracked() {
@@ -557,6 +579,10 @@ impl Page {
         self.effects.set(None);
         self.effects_progress.set(None);
         self.compare_maps.set((None, None));
+        // What was written after the old text (the sinks panel writes after its own).
+        if self.written.with_untracked(|w| w.as_ref().is_some_and(|w| w.owner == "through")) && self.writing.get_untracked().is_none() {
+            self.written.set(None);
+        }
         self.induction.set(None);
         self.induction_running.set(false);
         self.cost.set(None);
@@ -856,6 +882,19 @@ impl Page {
             Response::Progress { phase: p, done, total } if p == "cost" => self.cost_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } if p == "streaming" => self.streaming_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } if p == "effects" => self.effects_progress.set(Some((done, total.unwrap_or(done)))),
+            Response::Progress { phase: p, done, total } if p == "writing" => self.writing.set(Some((done, total.unwrap_or(done)))),
+            Response::Written { written, total, cancelled } => {
+                if written.len() >= total || cancelled {
+                    self.writing.set(None);
+                    self.view_answered();
+                }
+                self.written.update(|w| {
+                    if let Some(w) = w {
+                        w.rows = written;
+                        w.cancelled = cancelled;
+                    }
+                });
+            }
             Response::Effects { query, target, effects, cancelled } => {
                 self.effects_progress.set(None);
                 self.effects.set(Some(Effects { query, target, rows: effects, cancelled }));
@@ -1054,6 +1093,7 @@ impl Page {
                     "knock-out" => self.ablation_running.set(false),
                     "what-if" => self.through_running.set(false),
                     "effects" => self.effects_progress.set(None),
+                    "writing" => self.writing.set(None),
                     "cost" => self.cost_progress.set(None),
                     "streaming" => self.streaming_progress.set(None),
                     _ => {}

@@ -7,7 +7,10 @@
 use leptos::prelude::*;
 
 use super::state::Page;
-use crate::analysis::through_model::{perplexity, Streaming};
+use super::write_on::WrittenRows;
+use crate::analysis::through_model::{perplexity, policies, Streaming};
+use crate::generate::Variant;
+use crate::worker::protocol::WrittenText;
 
 /// The saved run shown first, and the text it was computed on.
 pub const SHIPPED: &str = "figures/streaming-license.json";
@@ -59,6 +62,18 @@ fn csv(v: &StreamingView) -> String {
     out
 }
 
+/// A row of "write on": the cache in words.
+fn row_label(row: &WrittenText) -> String {
+    let name = row.variant.policy.name();
+    let words = POLICIES.iter().find(|p| p.0 == name).map(|p| p.1).unwrap_or(name);
+    let words = match row.variant.policy {
+        crate::model::arch::CachePolicy::Window { window } => words.replace('W', &window.to_string()),
+        crate::model::arch::CachePolicy::SinksWindow { sinks, window } => words.replace('S', &sinks.to_string()).replace('W', &window.to_string()),
+        _ => words.to_string(),
+    };
+    format!("{words} ({name})")
+}
+
 #[component]
 pub fn SinksMatter(
     /// Where the site's files are (ending in `/`).
@@ -79,7 +94,24 @@ pub fn SinksMatter(
             }
         }
     });
+    // Which text the chart is on (the license text first): the one "write on" continues.
+    let on_license = RwSignal::new(true);
+    let license_url = license.clone();
+    let write = move || {
+        let variants: Vec<Variant> = policies(window.get_untracked(), sinks.get_untracked()).into_iter().map(Variant::policy).collect();
+        if !on_license.get_untracked() {
+            return p.request_write_on("sinks", Some(p.text.get_untracked()), variants);
+        }
+        let url = license_url.clone();
+        leptos::task::spawn_local(async move {
+            match super::fetch::fetch_text(&url).await {
+                Ok(t) => p.request_write_on("sinks", Some(t), variants),
+                Err(e) => p.error.set(Some(e)),
+            }
+        });
+    };
     let run_license = move || {
+        on_license.set(true);
         p.streaming_progress.set(Some((0.0, 4.0)));
         let license = license.clone();
         leptos::task::spawn_local(async move {
@@ -104,7 +136,9 @@ pub fn SinksMatter(
                 <label>"window W "<input type="number" min="16" max="1024" step="16" prop:value=move || window.get() on:change=move |ev| window.set(event_target_value(&ev).parse::<usize>().unwrap_or(256).clamp(16, 1024))/></label>
                 <label>"first tokens kept S "<input type="number" min="0" max="64" prop:value=move || sinks.get() on:change=move |ev| sinks.set(event_target_value(&ev).parse::<usize>().unwrap_or(4).min(64))/></label>
                 <button class="run-streaming" on:click=move |_| run_license() disabled=move || p.model.get().is_none() || p.streaming_progress.get().is_some()>"Run on the license text"</button>
-                <button on:click=move |_| p.request_streaming(p.text.get_untracked(), window.get_untracked(), sinks.get_untracked()) disabled=move || p.model.get().is_none() || p.streaming_progress.get().is_some()>"Run on your text"</button>
+                <button class="run-streaming-yours" on:click=move |_| { on_license.set(false); p.request_streaming(p.text.get_untracked(), window.get_untracked(), sinks.get_untracked()) } disabled=move || p.model.get().is_none() || p.streaming_progress.get().is_some()>"Run on your text"</button>
+                <button class="write-streaming" on:click=move |_| write() disabled=move || p.model.get().is_none() || p.writing.get().is_some()
+                    title="What the model writes after the text under each cache">{move || if on_license.get() { "Let it write on after the license text" } else { "Let it write on after your text" }}</button>
                 {move || p.streaming_progress.get().map(|(d, t)| view! { <progress max=t value=d></progress><span class="muted">{format!(" cache {} of 4 (each reads the whole text)", (d as usize + 1).min(4))}</span> })}
             </div>
             {move || p.streaming.get().map(|v| {
@@ -173,6 +207,11 @@ pub fn SinksMatter(
                     <div class="exports"><button on:click=move |_| super::download("attnlab-cache-policies.csv", "text/csv", &csv(&v))>"CSV"</button></div>
                 }
             })}
+            {move || p.written.with(|w| w.as_ref().is_some_and(|w| w.owner == "sinks")).then(|| view! {
+                <h4>"What the model writes under each cache"</h4>
+                <p class="muted">"The same text, continued under each cache: keys outside the cache are never read, as if they had been dropped, and every token keeps its own position. After the license text, the window alone soon falls into a loop; with its first four tokens kept the model writes on sensibly again — StreamingLLM's point, on this model. Try it on your own text too."</p>
+            })}
+            <WrittenRows owner="sinks" label=row_label/>
         </section>
     }
 }

@@ -7,7 +7,10 @@
 use leptos::prelude::*;
 
 use super::state::Page;
+use super::write_on::WrittenRows;
 use crate::analysis::explain::WhatIf;
+use crate::generate::Variant;
+use crate::worker::protocol::WrittenText;
 use crate::model::arch::AttnChange;
 
 /// Each change in the reader's words.
@@ -32,6 +35,14 @@ fn layers_words(layers: &str) -> String {
     }
 }
 
+/// A row of "write on": the plain model, or the change and its layers.
+fn row_label(row: &WrittenText) -> String {
+    match row.variant.change {
+        None => "the model as it is".into(),
+        Some((what, a, b)) => format!("{} in {}", words(what), if a == b { format!("layer {a}") } else { format!("layers {a}–{b}") }),
+    }
+}
+
 #[component]
 pub fn ThroughModel() -> impl IntoView {
     let p = expect_context::<Page>();
@@ -44,14 +55,21 @@ pub fn ThroughModel() -> impl IntoView {
     let what = RwSignal::new(p.through.get_untracked().map(|t| t.0).unwrap_or(shown));
     let layers = RwSignal::new(p.through.get_untracked().map(|t| t.1).unwrap_or_else(|| "all".into()));
     let problem = RwSignal::new(None::<String>);
-    let run = move || {
+    let checked = move || {
         let n_layer = p.model.with_untracked(|m| m.as_ref().map(|m| m.n_layer)).unwrap_or(0);
-        match crate::analysis::through_model::parse_layers(&layers.get_untracked(), n_layer) {
-            Ok(_) => {
-                problem.set(None);
-                p.set_through(Some((what.get_untracked(), layers.get_untracked().trim().to_string())));
-            }
-            Err(e) => problem.set(Some(e)),
+        let r = crate::analysis::through_model::parse_layers(&layers.get_untracked(), n_layer);
+        problem.set(r.as_ref().err().cloned());
+        r.ok()
+    };
+    let run = move || {
+        if checked().is_some() {
+            p.set_through(Some((what.get_untracked(), layers.get_untracked().trim().to_string())));
+        }
+    };
+    // The articles' "garbage generation": what the model writes after the text, with and without.
+    let write = move || {
+        if let Some((a, b)) = checked() {
+            p.request_write_on("through", None, vec![Variant::default(), Variant::change(what.get_untracked(), a, b)]);
         }
     };
     view! {
@@ -73,6 +91,8 @@ pub fn ThroughModel() -> impl IntoView {
                     {move || if p.through_running.get() { "Running the model twice…" } else { "Run the model with it" }}
                 </button>
                 <button class="reset-through" on:click=move |_| p.set_through(None) disabled=move || p.through.with(|t| t.is_none())>"Back to the plain model"</button>
+                <button class="write-through" on:click=move |_| write() disabled=move || p.run.get().is_none() || p.model.get().is_none() || p.writing.get().is_some()
+                    title="What the model writes after the text, with the change and without">"Let it write on, with and without"</button>
             </div>
             {move || problem.get().map(|e| view! { <p class="notice">{e}</p> })}
             {move || p.through_result.get().map(|(w, l, k)| {
@@ -93,6 +113,11 @@ pub fn ThroughModel() -> impl IntoView {
                     </div>
                 }
             })}
+            {move || p.written.with(|w| w.as_ref().is_some_and(|w| w.owner == "through")).then(|| view! {
+                <h4>"What the model writes with the change"</h4>
+                <p class="muted">"Without the causal mask the keys of every earlier token change each time a token is added, so no cache can hold them: each step then reads the whole text again. The other changes write over the cache as the model always does."</p>
+            })}
+            <WrittenRows owner="through" label=row_label/>
         </section>
     }
 }

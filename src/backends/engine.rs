@@ -61,9 +61,6 @@ impl Engine {
                     *self.gpu.lock().expect("engine lock") = None;
                     *self.note.lock().expect("engine lock") = Some(format!("the GPU failed ({why}); running on the CPU"));
                 }
-                // A pass the GPU kernels do not do yet (cache policies, what-ifs): this one
-                // on the CPU, the GPU kept for the rest.
-                Err(EngineError::Unsupported(_)) => {}
                 r => return r,
             }
         }

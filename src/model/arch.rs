@@ -85,6 +85,16 @@ pub enum CachePolicy {
 }
 
 impl CachePolicy {
+    /// The policy named `name` ([`CachePolicy::name`]) with this window and these sinks.
+    pub fn parse(name: &str, window: usize, sinks: usize) -> Option<CachePolicy> {
+        Some(match name.trim() {
+            "dense" => CachePolicy::Dense,
+            "window" => CachePolicy::Window { window },
+            "sinks+window" => CachePolicy::SinksWindow { sinks, window },
+            "no-key0" => CachePolicy::NoKey0,
+            _ => return None,
+        })
+    }
     /// The policy's name in reports (`dense`, `window`, `sinks+window`, `no-key0`).
     pub fn name(&self) -> &'static str {
         match self {

@@ -153,6 +153,18 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// The model writes on, greedily, `max_tokens` tokens after `text` (its first
+    /// [`STREAMING_MAX_TOKENS`] tokens; `None`: the run of `slot`) under each of `variants` (a
+    /// cache policy, a what-if), one after the other: `Progress` ("writing") per token, and
+    /// `Written` with every variant done so far after each. Stopped by `Cancel`.
+    WriteOn {
+        #[serde(default)]
+        text: Option<String>,
+        variants: Vec<crate::generate::Variant>,
+        max_tokens: usize,
+        #[serde(default)]
+        slot: u32,
+    },
     /// Stops a running experiment, sweep or generation after its current step (handled out
     /// of turn).
     Cancel,
@@ -244,6 +256,8 @@ pub enum Response {
     Token { t: usize, n_prompt: usize, token: GenToken, ms: f64, kv_cache_bytes: usize, map: Option<HeadMap> },
     /// The generation ended (see [`GenSummary::finish`]).
     Generated { generation: Box<GenSummary> },
+    /// What the model wrote under each variant so far (`total` were asked for).
+    Written { written: Vec<WrittenText>, total: usize, cancelled: bool },
     /// A queued run that a later run of the same slot replaced before it started.
     Superseded,
     /// Something failed; `phase` says what was being done. The worker stays usable.
@@ -258,6 +272,28 @@ pub struct GenToken {
     pub text: String,
     pub prob: f32,
     pub top: Vec<(u32, String, f32)>,
+}
+
+/// What the model wrote under one variant of [`Request::WriteOn`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WrittenText {
+    pub variant: crate::generate::Variant,
+    /// [`crate::generate::Variant::name`].
+    pub name: String,
+    pub tokens: Vec<GenToken>,
+    pub text_out: String,
+    /// Keys the last token's query read in each layer (a layer's own window aside).
+    pub keys_read: usize,
+    /// Every step read the whole text again (no causal mask: no cache can hold the keys).
+    pub recompute: bool,
+}
+
+impl WrittenText {
+    /// The first token where this row departs from `first` (`None`: the same tokens).
+    pub fn departs_from(&self, first: &WrittenText) -> Option<usize> {
+        let n = self.tokens.len().max(first.tokens.len());
+        (0..n).find(|&t| self.tokens.get(t).map(|x| x.id) != first.tokens.get(t).map(|x| x.id))
+    }
 }
 
 /// What a generation wrote and how long each step took.
@@ -401,4 +437,22 @@ pub struct RunResult {
     /// The worker's WebAssembly memory after the run, in bytes (browser only).
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ids: &[u32]) -> WrittenText {
+        let tokens = ids.iter().map(|&id| GenToken { id, text: id.to_string(), prob: 0.5, top: vec![] }).collect();
+        WrittenText { variant: crate::generate::Variant::default(), name: format!("{ids:?}"), tokens, text_out: String::new(), keys_read: 1, recompute: false }
+    }
+
+    #[test]
+    fn a_written_row_departs_at_its_first_different_token() {
+        let first = row(&[1, 2, 3]);
+        assert_eq!(row(&[1, 2, 3]).departs_from(&first), None);
+        assert_eq!(row(&[1, 5, 3]).departs_from(&first), Some(1));
+        assert_eq!(row(&[1, 2]).departs_from(&first), Some(2), "a shorter row departs where it ends");
+    }
 }

@@ -243,6 +243,11 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             LONG_JOB.with(|j| j.set(None));
         }
         Request::Lens { slot } => run_lens(state, slot).await,
+        Request::WriteOn { text, variants, max_tokens, slot } => {
+            LONG_JOB.with(|j| j.set(Some("writing")));
+            write_on(state, slot, text, variants, max_tokens).await;
+            LONG_JOB.with(|j| j.set(None));
+        }
         Request::Streaming { text, window, sinks } => run_streaming(state, &text, window, sinks).await,
         Request::Induction { period, seed } => run_induction(state, period, seed).await,
         Request::Experiment { experiment } => {
@@ -369,6 +374,44 @@ async fn run_whatif(state: &Rc<RefCell<State>>, slot: u32, what: crate::model::a
             post(r.unwrap_or_else(|| no_model("what-if")));
         }
         Err(e) => fail(e.to_string()),
+    }
+}
+
+/// The model writes after `text` (or the run of `slot`) under each variant, one after the other.
+async fn write_on(state: &Rc<RefCell<State>>, slot: u32, text: Option<String>, variants: Vec<crate::generate::Variant>, max_tokens: usize) {
+    use super::protocol::{WrittenText, STREAMING_MAX_TOKENS};
+    CANCEL.with(|c| c.set(false));
+    let fail = |m: String| post(Response::Error { phase: "writing".into(), message: m });
+    let (model, engine, mut ids) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        let ids = match &text {
+            Some(t) => session.model.tokenizer.encode(t),
+            None => match session.run_ids(slot) {
+                Some(ids) => ids,
+                None => return fail("run a text first".into()),
+            },
+        };
+        (session.model.clone(), st.engine.clone(), ids)
+    };
+    ids.truncate(STREAMING_MAX_TOKENS.min(model.config.context_length.saturating_sub(max_tokens + 1)));
+    let total = variants.len();
+    let mut written = vec![];
+    let progress = WorkerProgress { state, model: &model };
+    let out = flows::write_on(&engine, &model, &ids, &variants, max_tokens, &progress, |v, g| {
+        let variant = variants[v];
+        let tokens: Vec<super::protocol::GenToken> = g.steps.iter().map(|s| gen_token(&model, s)).collect();
+        written.push(WrittenText { variant, name: variant.name(), keys_read: variant.keys_read(ids.len() + g.generated.len() - 2), recompute: variant.needs_recompute(), text_out: g.text_out, tokens });
+        post(Response::Written { written: written.clone(), total, cancelled: false });
+    })
+    .await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    match out {
+        Ok(swept) if swept.cancelled => post(Response::Written { written, total, cancelled: true }),
+        Ok(_) => {}
+        Err(e) => fail(e),
     }
 }
 

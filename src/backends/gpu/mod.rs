@@ -80,10 +80,6 @@ impl GpuBackend {
     pub async fn forward_async(&self, model: &Model, ids: &[u32], opts: &ForwardOptions) -> Result<ForwardOutput, EngineError> {
         validate_input(model, ids, opts)?;
         check_shapes(model)?;
-        // The WGSL attention kernels know the causal mask and windows only.
-        if opts.policy != crate::model::arch::CachePolicy::Dense || opts.change.is_some() {
-            return Err(EngineError::Unsupported("cache policies and what-ifs through the model run on the CPU for now (--backend cpu)".into()));
-        }
         Ok(self.run(model, ids, opts).await?)
     }
 
@@ -98,9 +94,6 @@ impl GpuBackend {
     /// queries and log-sum-exps.
     pub async fn step_async(&self, model: &Model, ids: &[u32], cache: &mut KvCache<GpuBuf>, opts: &ForwardOptions) -> Result<StepOutput, EngineError> {
         validate_step(model, ids, cache.len, cache.capacity)?;
-        if opts.policy != crate::model::arch::CachePolicy::Dense || opts.change.is_some() {
-            return Err(EngineError::Unsupported("cache policies and what-ifs through the model run on the CPU for now".into()));
-        }
         check_shapes(model)?;
         self.ctx.check_lost()?;
         let ctx = &self.ctx;

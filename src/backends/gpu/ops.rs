@@ -278,6 +278,19 @@ struct AttnParams {
     scale: f32,
     window: u32,
     past: u32,
+    /// The key rule ([`crate::model::arch::KeyRule`]): sinks kept, key 0 hidden (0/1), no causal mask (0/1).
+    sinks: u32,
+    hide_first: u32,
+    unmasked: u32,
+    _pad: u32,
+}
+
+impl AttnParams {
+    /// The parameters of `s` (`first`: flash's queries per workgroup, decode's first chunk).
+    fn of(s: AttnShape, first: usize) -> AttnParams {
+        let k = s.keys;
+        AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: first as u32, scale: s.scale(), window: s.window.unwrap_or(0) as u32, past: s.past as u32, sinks: k.sinks as u32, hide_first: k.hide_first as u32, unmasked: k.unmasked as u32, _pad: 0 }
+    }
 }
 
 /// Query positions per flash workgroup.
@@ -292,18 +305,16 @@ pub fn flash_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     assert!(s.group() <= FLASH_WG as usize, "more than {FLASH_WG} query heads per KV head");
     let kern = ctx.kernel(&format!("flash/{}", s.head_dim), || sources::with_head_dim(sources::FLASH_ATTENTION, s.head_dim, DotOperands::RegistersAndTile), "flash_attention", &[Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite]);
     let q_tile = flash_q_tile(s);
-    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: q_tile as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, past: s.past as u32 };
-    let u = ctx.uniform("flash params", &p);
+    let u = ctx.uniform("flash params", &AttnParams::of(s, q_tile));
     // q·k and p·v over the causal (or windowed) pairs of every query head.
     let pairs = crate::model::arch::causal_pairs(s.kv_len(), s.window) - crate::model::arch::causal_pairs(s.past, s.window);
     let work = Work { flops: 4.0 * s.head_dim as f64 * pairs * s.n_head as f64, bytes: 4.0 * (s.n * 2 * s.n_head * s.head_dim + s.kv_len() * 2 * s.n_kv * s.head_dim + s.n * s.n_head) as f64 };
     ctx.dispatch_work(enc, "flash attention", &kern, &[&u, q, k, v, o, lse], ((s.n as u32).div_ceil(q_tile as u32), s.n_kv as u32, 1), work);
 }
 
-/// Whether a call takes the flash-decoding path: few new queries over a long cache, under the
-/// causal mask and the layer's sliding window only (its kernel knows no other key rule).
+/// Whether a call takes the flash-decoding path: few new queries over a long cache.
 pub fn splits_decode(s: AttnShape) -> bool {
-    s.n >= 1 && s.n <= DECODE_MAX_N as usize && s.kv_len() >= DECODE_MIN_KEYS && s.keys == crate::model::arch::KeyRule::default()
+    s.n >= 1 && s.n <= DECODE_MAX_N as usize && s.kv_len() >= DECODE_MIN_KEYS
 }
 
 /// The chunks of [`DECODE_CHUNK`] keys a decode call reads: (first, count). The first is the
@@ -343,7 +354,6 @@ pub fn attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape,
 #[allow(clippy::too_many_arguments)]
 pub fn decode_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer) {
     assert!((1..=DECODE_MAX_N as usize).contains(&s.n), "flash-decoding takes 1 to {DECODE_MAX_N} queries, not {}", s.n);
-    assert_eq!(s.keys, crate::model::arch::KeyRule::default(), "flash-decoding: the causal mask and a window only");
     let (first, chunks) = decode_chunks(s);
     assert!(chunks <= 65_535, "{} keys: more chunks than one dispatch dimension holds", s.kv_len());
     // The chunk kernel is built for this n and its heads per workgroup (its loops over rows
@@ -353,8 +363,7 @@ pub fn decode_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Att
     let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
     let k_chunks = ctx.kernel(&format!("decode/chunks/{}/{}/{heads}", s.head_dim, s.n), src, "decode_chunks", &slots);
     let k_merge = ctx.kernel(&format!("decode/merge/{}", s.head_dim), src, "decode_merge", &slots);
-    let p = AttnParams { n: s.n as u32, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: first as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: s.window.unwrap_or(0) as u32, past: s.past as u32 };
-    let u = ctx.uniform("decode params", &p);
+    let u = ctx.uniform("decode params", &AttnParams::of(s, first));
     let parts = chunks * s.n * s.n_head;
     let (part_o, part_ml) = (ctx.scratch("decode partial outputs", parts * s.head_dim), ctx.scratch("decode partial max and sum", parts * 2));
     let b: [&wgpu::Buffer; 8] = [&u, q, k, v, o, lse, &part_o, &part_ml];
@@ -382,7 +391,7 @@ pub fn naive_scratch_bytes(ctx: &GpuContext, s: AttnShape) -> usize {
 /// (at least `naive_scratch_bytes`).
 pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: AttnShape, q: &wgpu::Buffer, k: &wgpu::Buffer, v: &wgpu::Buffer, o: &wgpu::Buffer, lse: &wgpu::Buffer, scratch: &wgpu::Buffer) {
     let slots = [Slot::Uniform, Slot::Read, Slot::Read, Slot::Read, Slot::ReadWrite, Slot::ReadWrite, Slot::ReadWrite];
-    assert!(s.window.is_none(), "the naive kernel (a benchmark baseline) has no sliding window");
+    assert!(s.window.is_none() && s.keys == crate::model::arch::KeyRule::default(), "the naive kernel (a benchmark baseline) has no sliding window and no key rule");
     let src = || sources::with_head_dim(sources::NAIVE_ATTENTION, s.head_dim, DotOperands::Storage);
     let k_scores = ctx.kernel(&format!("naive/scores/{}", s.head_dim), src, "scores", &slots);
     let k_softmax = ctx.kernel(&format!("naive/softmax/{}", s.head_dim), src, "softmax", &slots);
@@ -392,7 +401,7 @@ pub fn naive_attention(ctx: &GpuContext, enc: &mut wgpu::CommandEncoder, s: Attn
     let mut h0 = 0;
     while h0 < s.n_head {
         let heads = per_pass.min(s.n_head - h0) as u32;
-        let p = AttnParams { n, n_head: s.n_head as u32, n_kv: s.n_kv as u32, group: s.group() as u32, q_tile_or_h0: h0 as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), window: 0, past: 0 };
+        let p = AttnParams::of(AttnShape { window: None, past: 0, ..s }, h0);
         let u = ctx.uniform("naive params", &p);
         let b: [&wgpu::Buffer; 7] = [&u, q, k, v, o, lse, scratch];
         ctx.dispatch(enc, "naive scores", &k_scores, &b, (n.div_ceil(NAIVE_TILE), n.div_ceil(NAIVE_TILE), heads));

@@ -192,6 +192,20 @@ enum Command {
         /// Heads whose attention rows of the generated tokens are reported: `L.H,L.*`.
         #[arg(long, default_value = "")]
         heads: String,
+        /// Which cached keys each step reads: dense, window (the last --window), sinks+window
+        /// (also the first --sinks), no-key0.
+        #[arg(long, default_value = "dense")]
+        policy: String,
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        #[arg(long, default_value_t = 4)]
+        sinks: usize,
+        /// A what-if inside attention while the model writes: unscaled, dmodel, unmasked,
+        /// norope or nosink (in --layers).
+        #[arg(long)]
+        what: Option<String>,
+        #[arg(long, default_value = "all")]
+        layers: String,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
         #[arg(long)]
@@ -285,9 +299,10 @@ enum Command {
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Tokenize { text, json } => tokenize::run(&cli.model, &text, json),
-        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, stop, chat, heads, backend: choice, json } => {
+        Command::Generate { text, max_tokens, temperature, top_k, top_p, seed, ignore_eos, stop, chat, heads, policy, window, sinks, what, layers, backend: choice, json } => {
             let sampling = attnlab::generate::Sampling { temperature, top_k, top_p, seed };
-            generate::run(&cli.model, &text, (max_tokens, sampling, ignore_eos, stop), chat, &heads, choice, json)
+            let variant = generate::Writing { policy, window, sinks, what, layers };
+            generate::run(&cli.model, &text, (max_tokens, sampling, ignore_eos, stop), chat, &heads, &variant, choice, json)
         }
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
