@@ -63,7 +63,7 @@ pub fn WrittenRows(owner: &'static str, label: fn(&WrittenText) -> String) -> im
                                             {row.tokens.iter().enumerate().map(|(t, tok)| {
                                                 let alts = tok.top.iter().map(|(_, s, q)| format!("{s:?} {:.1}%", q * 100.0)).collect::<Vec<_>>().join(", ");
                                                 let title = format!("token {}: {:?}, probability {:.1}%; the likeliest were {alts}", t + 1, tok.text, tok.prob * 100.0);
-                                                view! { <span class="wtok" class:departed=from.is_some_and(|f| t >= f) tabindex="0" title=title.clone() aria-label=title>{tok.text.replace('\n', "⏎")}</span> }
+                                                view! { <span class="wtok" class:departed=from.is_some_and(|f| t >= f) data-id=tok.id tabindex="0" title=title.clone() aria-label=title>{tok.text.replace('\n', "⏎")}</span> }
                                             }).collect_view()}
                                         </td>
                                         <td class="num">{row.keys_read.to_string()}{row.recompute.then_some(" (no cache)")}</td>
