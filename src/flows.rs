@@ -144,6 +144,20 @@ pub async fn write_on(engine: &Engine, model: &Model, ids: &[u32], variants: &[c
     Ok(Swept { rows, cancelled: false })
 }
 
+/// A word through the layers ([`crate::analysis::vectors`]): token `a_at` of `a_ids` against
+/// token `b_at` of `b_ids`, one pass per text keeping the residual stream at that token.
+pub async fn word_vectors(engine: &Engine, model: &Model, (a_ids, a_at): (&[u32], usize), (b_ids, b_at): (&[u32], usize), progress: &impl Progress) -> Result<crate::analysis::vectors::WordVectors, EngineError> {
+    use crate::analysis::vectors::{check_at, compare_sides, side_options};
+    check_at(a_ids, a_at, "first")?;
+    check_at(b_ids, b_at, "second")?;
+    progress.step("vectors", 0.0, Some(2.0));
+    let a_out = forward(engine, model, a_ids, &side_options(a_at), progress).await?;
+    progress.step("vectors", 1.0, Some(2.0));
+    progress.pause().await;
+    let b_out = forward(engine, model, b_ids, &side_options(b_at), progress).await?;
+    Ok(compare_sides(model, (a_ids, a_at, &a_out), (b_ids, b_at, &b_out)))
+}
+
 /// The four cache policies of [`crate::analysis::through_model::policies`] over `ids`, one
 /// pass each.
 pub async fn streaming(engine: &Engine, model: &Model, ids: &[u32], window: usize, sinks: usize, progress: &impl Progress) -> Result<crate::analysis::through_model::Streaming, EngineError> {

@@ -116,3 +116,62 @@ fn cli_lens_json_and_table() {
     let bad = std::process::Command::new(bin).args(["lens", "--text", "x", "--positions", "0"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--positions"));
 }
+
+/// A word through the layers: the residual stream kept at one position is the pass's own
+/// (the last block's output through the final norm is what the lens unembeds, and its top-1
+/// the model's prediction there); the same token starts as the same vector (cosine 1 after
+/// the embedding) and every layer's cosine is a plain recomputation from the two residuals;
+/// the GPU's equal the CPU's. Queries and keys as points: each query's links are its row's two
+/// largest weights, and the coordinates are the PCA of the head's 2n vectors.
+#[test]
+fn a_word_through_the_layers_and_queries_and_keys_as_points() {
+    use attnlab::analysis::vectors::{cosine, find_word, qk_points, side_options, word_vectors};
+    let model = common::real_model();
+    let tok = &model.tokenizer;
+    let (a, b) = (tok.encode("She sat on the bank of the river."), tok.encode("She deposited cash at the bank."));
+    let at = |ids: &[u32]| find_word(&ids.iter().map(|&i| tok.token_text(i)).collect::<Vec<_>>(), "bank").unwrap();
+    let (a_at, b_at) = (at(&a), at(&b));
+    assert_eq!((tok.token_text(a[a_at]), tok.token_text(b[b_at])), (" bank".to_string(), " bank".to_string()));
+    let cpu = CpuBackend::new();
+    let v = word_vectors(&cpu, &model, (&a, a_at), (&b, b_at)).unwrap();
+    let n_layer = model.config.n_layer;
+    assert_eq!((v.cosine.len(), v.a.norms.len(), v.a.nearest.len()), (n_layer + 1, n_layer + 1, n_layer));
+    assert!((v.cosine[0] - 1.0).abs() < 1e-6, "the same token starts as the same vector: {}", v.cosine[0]);
+    // Plain recomputation from each pass's kept residual stream.
+    let (oa, ob) = (cpu.forward(&model, &a, &side_options(a_at)).unwrap(), cpu.forward(&model, &b, &side_options(b_at)).unwrap());
+    for l in 0..=n_layer {
+        let (x, y) = (&oa.residual[l], &ob.residual[l]);
+        let dot: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        let plain = dot / (x.iter().map(|p| p * p).sum::<f32>().sqrt() * y.iter().map(|q| q * q).sum::<f32>().sqrt());
+        assert!((v.cosine[l] - plain).abs() < 1e-5, "layer {l}: {} vs {plain}", v.cosine[l]);
+        assert!((v.a.norms[l] - x.iter().map(|p| p * p).sum::<f32>().sqrt()).abs() < 1e-3);
+    }
+    assert!(v.cosine[n_layer] < 0.9, "context separates the two banks by the last layer: {}", v.cosine[n_layer]);
+    // The last block's output is the model's own: its lens top-1 is the model's prediction.
+    let full = cpu.forward(&model, &a, &ForwardOptions { capture_attention: false, logits_for: LogitsFor::All, ..Default::default() }).unwrap();
+    let row = full.logits.row(a_at);
+    let best = row.iter().enumerate().fold(0, |m, (j, &x)| if x > row[m] { j } else { m });
+    assert_eq!(v.a.nearest[n_layer - 1][0].0 as usize, best);
+    // The GPU's vectors.
+    let gpu = GpuBackend::with_context(GpuContext::new_blocking().expect("an adapter (lavapipe on CI)"));
+    let g = word_vectors(&gpu, &model, (&a, a_at), (&b, b_at)).unwrap();
+    let worst = g.cosine.iter().zip(&v.cosine).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+    assert!(worst < 1e-3, "GPU cosines differ by {worst}");
+    assert!((cosine(&oa.residual[3], &ob.residual[3]) - v.cosine[3]).abs() < 1e-6);
+
+    // Queries and keys of head 15.0 as points.
+    let ids = tok.encode("The dog chased the cat because it was hungry.");
+    let out = cpu.forward(&model, &ids, &ForwardOptions::default()).unwrap();
+    let t = out.trace.unwrap();
+    let tokens: Vec<String> = ids.iter().map(|&i| tok.token_text(i)).collect();
+    let p = qk_points(&t, &tokens, 15, 0).unwrap();
+    assert_eq!((p.queries.len(), p.keys.len()), (ids.len(), ids.len()));
+    assert!(p.explained[0] >= p.explained[1] && p.explained[0] + p.explained[1] <= 1.0 + 1e-6);
+    for i in 0..ids.len() {
+        let row = t.row(15, 0, i).unwrap();
+        let top = row.iter().enumerate().fold(0, |m, (j, &x)| if x > row[m] { j } else { m });
+        let first = p.links.iter().find(|l| l.0 == i).unwrap();
+        assert_eq!((first.1, first.2), (top, row[top]), "query {i}");
+    }
+    assert!(qk_points(&t, &tokens, 15, 99).is_err() && qk_points(&t, &tokens, 99, 0).is_err());
+}

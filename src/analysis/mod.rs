@@ -12,5 +12,6 @@ pub mod minilab;
 pub mod position;
 pub mod report;
 pub mod through_model;
+pub mod vectors;
 
 pub use head_id::HeadId;

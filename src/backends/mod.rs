@@ -57,6 +57,9 @@ pub struct ForwardOutput {
     /// Per layer with `ForwardOptions::lens`: the block's output at those positions through the
     /// final norm (positions, d).
     pub lens: Vec<Vec<f32>>,
+    /// With `ForwardOptions::lens`: the residual stream at those positions, not normed — the
+    /// embedding, then every block's output (`n_layer + 1` of (positions, d)).
+    pub residual: Vec<Vec<f32>>,
     pub timings: ForwardTimings,
 }
 

@@ -296,7 +296,7 @@ pub struct ForwardOptions {
     /// A what-if inside layers `first ..= last`.
     pub change: Option<(AttnChange, usize, usize)>,
     /// Keep every block's output at these positions through the final norm (the logit lens's
-    /// input: (positions, d) per layer).
+    /// input: (positions, d) per layer), and the residual stream there as it is.
     pub lens: Option<Vec<usize>>,
 }
 
@@ -394,6 +394,9 @@ pub struct Recorded<B> {
     /// Per layer with [`ForwardOptions::lens`]: the block's output at those positions through
     /// the final norm (positions, d).
     pub lens: Vec<B>,
+    /// With [`ForwardOptions::lens`]: the residual stream itself at those positions (positions,
+    /// d), not normed — the embedding first, then every block's output (`n_layer + 1`).
+    pub residual: Vec<B>,
 }
 
 impl<B> Recorded<B> {

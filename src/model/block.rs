@@ -160,6 +160,12 @@ impl Transformer {
         // Each residual add is fused with the norm that follows it (`add_norm`), so `xn`
         // enters every layer as attn_norm(x) and leaves the last one as output_norm(x).
         o.norm(&self.layers[0].attn_norm, &x, &mut xn);
+        let mut residual = Vec::new();
+        if let Some(rows) = &opts.lens {
+            let mut picked = o.buffer("embedding rows", rows.len() * d); // (rows, d): x before block 0
+            o.gather_rows(&x, d, rows, &mut picked);
+            residual.push(picked);
+        }
         for (i, l) in self.layers.iter().enumerate() {
             let mut cap = spare.take().unwrap_or_else(|| LayerCapture { q: o.buffer("q", n * q_dim), k: o.buffer("k (the cache's)", 0), v: o.buffer("v (the cache's)", 0), lse: o.buffer("lse", n * c.n_head) });
             l.attn_q.forward(o, &xn, n, &mut cap.q);
@@ -212,6 +218,7 @@ impl Transformer {
                 let mut h = o.buffer("lens", rows.len() * d); // output_norm of those rows
                 o.norm(&self.output_norm, &picked, &mut h);
                 lens.push(h);
+                residual.push(picked);
             }
             if opts.capture_attention {
                 layers.push(cap);
@@ -221,6 +228,6 @@ impl Transformer {
         }
         cache.len = start + n;
         let (logits, positions, argmax) = record_logits(o, &xn, n, d, self.output(), opts);
-        Recorded { hidden: xn, logits, positions, argmax, layers, lens }
+        Recorded { hidden: xn, logits, positions, argmax, layers, lens, residual }
     }
 }

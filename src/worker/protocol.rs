@@ -165,6 +165,23 @@ pub enum Request {
         #[serde(default)]
         slot: u32,
     },
+    /// A word through the layers: the token `word` (or the positions given) in each of two
+    /// texts, their residual vectors compared layer by layer.
+    Vectors {
+        a: String,
+        b: String,
+        #[serde(default)]
+        word: String,
+        #[serde(default)]
+        at: (Option<usize>, Option<usize>),
+    },
+    /// One head's queries and keys of the run of `slot` as points on two axes.
+    Qk {
+        layer: usize,
+        head: usize,
+        #[serde(default)]
+        slot: u32,
+    },
     /// Stops a running experiment, sweep or generation after its current step (handled out
     /// of turn).
     Cancel,
@@ -258,6 +275,8 @@ pub enum Response {
     Generated { generation: Box<GenSummary> },
     /// What the model wrote under each variant so far (`total` were asked for).
     Written { written: Vec<WrittenText>, total: usize, cancelled: bool },
+    Vectors { vectors: Box<crate::analysis::vectors::WordVectors> },
+    Qk { points: Box<crate::analysis::vectors::QkPoints> },
     /// A queued run that a later run of the same slot replaced before it started.
     Superseded,
     /// Something failed; `phase` says what was being done. The worker stays usable.
@@ -362,6 +381,9 @@ pub struct HeadMap {
 
 /// The longest text the cache policies are compared on in the browser (four passes of it).
 pub const STREAMING_MAX_TOKENS: usize = 2048;
+
+/// Most tokens of each text a word's vectors are read from (two passes of a page's worker).
+pub const VECTORS_MAX_TOKENS: usize = 2048;
 
 /// Where a slot's knocked-out capture is kept (maps under the knock-out).
 pub const fn ablated_slot(slot: u32) -> u32 {

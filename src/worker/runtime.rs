@@ -243,6 +243,8 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
             LONG_JOB.with(|j| j.set(None));
         }
         Request::Lens { slot } => run_lens(state, slot).await,
+        Request::Vectors { a, b, word, at } => run_vectors(state, &a, &b, &word, at).await,
+        Request::Qk { layer, head, slot } => answer(state, "queries and keys", |s| s.qk(slot, layer, head)),
         Request::WriteOn { text, variants, max_tokens, slot } => {
             LONG_JOB.with(|j| j.set(Some("writing")));
             write_on(state, slot, text, variants, max_tokens).await;
@@ -412,6 +414,41 @@ async fn write_on(state: &Rc<RefCell<State>>, slot: u32, text: Option<String>, v
         Ok(swept) if swept.cancelled => post(Response::Written { written, total, cancelled: true }),
         Ok(_) => {}
         Err(e) => fail(e),
+    }
+}
+
+/// A word through the layers of two texts: `word` in each (or the positions given).
+async fn run_vectors(state: &Rc<RefCell<State>>, a: &str, b: &str, word: &str, at: (Option<usize>, Option<usize>)) {
+    let fail = |m: String| post(Response::Error { phase: "vectors".into(), message: m });
+    let (model, engine) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        (session.model.clone(), st.engine.clone())
+    };
+    let tok = &model.tokenizer;
+    let mut sides = vec![];
+    for (text, at, which) in [(a, at.0, "first"), (b, at.1, "second")] {
+        let ids = tok.encode(text);
+        if ids.is_empty() || ids.len() > super::protocol::VECTORS_MAX_TOKENS {
+            return fail(format!("the {which} text has {} tokens: write 1 to {}", ids.len(), super::protocol::VECTORS_MAX_TOKENS));
+        }
+        let tokens: Vec<String> = ids.iter().map(|&id| tok.token_text(id)).collect();
+        let pos = match at {
+            Some(p) => p,
+            None => match crate::analysis::vectors::find_word(&tokens, word) {
+                Some(p) => p,
+                None => return fail(format!("“{}” is not a word of the {which} text: pick one of its tokens", word.trim())),
+            },
+        };
+        sides.push((ids, pos));
+    }
+    let out = flows::word_vectors(&engine, &model, (&sides[0].0, sides[0].1), (&sides[1].0, sides[1].1), &WorkerProgress { state, model: &model }).await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    match out {
+        Ok(v) => post(Response::Vectors { vectors: Box::new(v) }),
+        Err(e) => fail(e.to_string()),
     }
 }
 

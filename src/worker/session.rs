@@ -245,6 +245,17 @@ impl Session {
         }
     }
 
+    /// Head `(layer, head)`'s queries and keys of the run of `slot` as points.
+    pub fn qk(&self, slot: u32, layer: usize, head: usize) -> Response {
+        let Some(t) = self.trace(slot) else { return error("queries and keys", "run a text first") };
+        let Some(ids) = self.run_ids(slot) else { return error("queries and keys", "run a text first") };
+        let tokens: Vec<String> = ids.iter().map(|&id| self.model.tokenizer.token_text(id)).collect();
+        match crate::analysis::vectors::qk_points(t, &tokens, layer, head) {
+            Ok(points) => Response::Qk { points: Box::new(points) },
+            Err(e) => error("queries and keys", e),
+        }
+    }
+
     /// The token ids of the last run of `slot`.
     pub fn run_ids(&self, slot: u32) -> Option<Vec<u32>> {
         self.ids.iter().find(|(s, _)| *s == slot).map(|(_, ids)| ids.clone())

@@ -197,6 +197,7 @@ impl Backend for CpuBackend {
             trace,
             argmax: rec.argmax.map(|a| a.iter().map(|&v| v as u32).collect()),
             lens: rec.lens,
+            residual: rec.residual,
             timings: ForwardTimings { embed_ms: o.embed_ms, layers_ms: logits_at - o.embed_ms, logits_ms: total_ms - logits_at, total_ms },
         })
     }

@@ -160,7 +160,7 @@ impl GpuBackend {
             if let Some(a) = &rec.argmax {
                 reads.push((&a.buf, 0, a.len));
             }
-            for h in &rec.lens {
+            for h in rec.lens.iter().chain(&rec.residual) {
                 reads.push((&h.buf, 0, h.len));
             }
             for l in &rec.layers {
@@ -183,6 +183,7 @@ impl GpuBackend {
         let logits = Array2::from_shape_vec((rec.positions.len(), vocab), logits_flat).expect("logits are (positions, vocab)");
         let argmax = rec.argmax.as_ref().map(|_| data.next().expect("argmax staged").iter().map(|&v| v as u32).collect());
         let lens = rec.lens.iter().map(|_| data.next().expect("lens staged")).collect();
+        let residual = rec.residual.iter().map(|_| data.next().expect("residual staged")).collect();
         let trace = opts.capture_attention.then(|| {
             let mut t = AttentionTrace::new(c, n);
             for _ in 0..c.n_layer {
@@ -209,6 +210,7 @@ impl GpuBackend {
             trace,
             argmax,
             lens,
+            residual,
             // GPU work is asynchronous: "layers" is submit-to-readback time, "embed" the
             // weight upload (zero once resident) plus recording.
             timings: ForwardTimings { embed_ms: record_ms, layers_ms: gpu_ms, logits_ms: total_ms - record_ms - gpu_ms, total_ms },

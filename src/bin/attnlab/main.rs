@@ -18,6 +18,7 @@ mod lens;
 mod position;
 mod through;
 mod tokenize;
+mod vectors;
 
 use std::process::ExitCode;
 
@@ -138,6 +139,44 @@ enum Command {
         /// Unembed at most the last N positions (each costs one vocabulary-wide product per layer).
         #[arg(long, default_value_t = attnlab::analysis::lens::LENS_MAX_POSITIONS)]
         positions: usize,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A word through the layers: one token in each of two texts, the cosine similarity of
+    /// their residual vectors after the embedding and every block, and their nearest tokens.
+    Vectors {
+        /// The first text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        /// The second text.
+        #[arg(long)]
+        other: String,
+        /// The token compared (its last occurrence in each text).
+        #[arg(long, default_value = "bank")]
+        word: String,
+        /// Or the positions: in the first text …
+        #[arg(long)]
+        at_a: Option<usize>,
+        /// … and in the second.
+        #[arg(long)]
+        at_b: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One head's queries and keys as points: projected together onto their two principal
+    /// axes, with what each query reads most.
+    Qk {
+        /// The text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        layer: usize,
+        #[arg(long)]
+        head: usize,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
         #[arg(long)]
@@ -307,6 +346,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Inspect { text, backend: choice, heads, json, truncate } => inspect::run(&cli.model, &text, choice, &heads, json, truncate),
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
         Command::Streaming { text, window, sinks, max_tokens, backend: choice, json } => through::run_streaming(&cli.model, &text, window, sinks, max_tokens, choice, json),
+        Command::Vectors { text, other, word, at_a, at_b, backend: choice, json } => vectors::run_vectors(&cli.model, &text, &other, &word, (at_a, at_b), choice, json),
+        Command::Qk { text, layer, head, backend: choice, json } => vectors::run_qk(&cli.model, &text, layer, head, choice, json),
         Command::Lens { text, positions, backend: choice, json } => lens::run(&cli.model, &text, positions, choice, json),
         Command::Whatif { text, what, layers, backend: choice, json } => through::run_whatif(&cli.model, &text, &what, &layers, choice, json),
         Command::Heads { text, similarity, induction, period, seed, ids, backend: choice, json } => heads::run(&cli.model, text.as_deref(), similarity, induction, period, seed, ids.as_deref(), choice, json),
