@@ -40,11 +40,11 @@ pub enum Form {
 
 /// Every view by name (the app's `View`; a widget draws each, the playground opens the tab
 /// that holds it).
-pub const VIEWS: [&str; 14] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost", "streaming"];
+pub const VIEWS: [&str; 16] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost", "streaming", "vectors", "qk"];
 
 /// Every setting of a figure, by its attribute name (the URL also writes `q` for `query` and
 /// `top_k`, `top_p` for `top-k`, `top-p`).
-const SETTINGS: [(&str, Form); 21] = [
+const SETTINGS: [(&str, Form); 24] = [
     ("view", Form::Choice(&VIEWS)),
     ("text", Form::Text),
     ("layer", Form::Count(0, 4096)),
@@ -66,6 +66,9 @@ const SETTINGS: [(&str, Form); 21] = [
     ("top-p", Form::Probability),
     ("seed", Form::Count(0, u64::MAX)),
     ("chat", Form::Flag),
+    ("first", Form::Text),
+    ("second", Form::Text),
+    ("word", Form::Text),
 ];
 
 /// The playground's own URL parameters (not a figure's settings): the key token heads are
@@ -276,6 +279,9 @@ mod tests {
             (r#"{"seed":"7"}"#, Some(Some("7")), ""),
             (r#"{"chat":true}"#, Some(Some("1")), ""),
             (r#"{"chat":"maybe"}"#, None, "chat=maybe is not true or false"),
+            (r#"{"first":"She sat on the bank."}"#, Some(Some("She sat on the bank.")), ""),
+            (r#"{"second":["a"]}"#, None, "second=[\"a\"] is not a text"),
+            (r#"{"word":"bank"}"#, Some(Some("bank")), ""),
             (r#"{"onclick":"alert(1)"}"#, None, "onclick is not a setting"),
         ];
         for (json, applied, dropped) in table {

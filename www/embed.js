@@ -22,7 +22,7 @@ const SCRIPT = document.currentScript?.src
   ?? [...document.querySelectorAll('script[src]')].map((s) => s.src).reverse().find((s) => /\/embed\.js([?#]|$)/.test(s))
   ?? location.href;
 const BASE = new URL('./', SCRIPT).href;
-const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend', 'gen', 'temperature', 'top-k', 'top-p', 'seed', 'chat', 'ablate', 'state', 'tour', 'present', 'panels', 'through', 'through-layers'];
+const ATTRIBUTES = ['text', 'layer', 'head', 'query', 'view', 'controls', 'loading', 'model-src', 'result-src', 'theme', 'scale', 'palette', 'sink', 'whatif', 'backend', 'gen', 'temperature', 'top-k', 'top-p', 'seed', 'chat', 'ablate', 'state', 'tour', 'present', 'panels', 'through', 'through-layers', 'first', 'second', 'word'];
 
 /** Words for a failed start: a blocked cross-origin load says what the host must send. */
 function whyNot(e) {

@@ -339,7 +339,7 @@ fn StepTimes(live: GenLive) -> impl IntoView {
     let n = with.len().max(without.len());
     // The prefill dwarfs the steps: the chart's scale starts at step 1 (the prefill is given in words).
     let ymax = with.iter().chain(&without).skip(1).cloned().fold(0.0f64, f64::max).max(with.iter().skip(1).cloned().fold(0.0, f64::max)).max(1e-3);
-    let ymax = nice(ymax);
+    let ymax = super::nice(ymax);
     let x = move |i: usize| left + (w - left - right) * (i as f64 - 1.0) / ((n - 1).max(2) as f64 - 1.0);
     let y = move |v: f64| top + (h - top - bottom) * (1.0 - (v / ymax).min(1.05));
     let path = |vals: &[f64]| vals.iter().enumerate().skip(1).map(|(i, v)| format!("{}{:.1},{:.1}", if i == 1 { "M" } else { "L" }, x(i), y(*v))).collect::<String>();
@@ -388,8 +388,3 @@ fn StepTimes(live: GenLive) -> impl IntoView {
     .into_any()
 }
 
-/// A round axis maximum at or above `v` (1, 2 or 5 × a power of ten).
-fn nice(v: f64) -> f64 {
-    let p = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
-}

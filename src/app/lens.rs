@@ -67,6 +67,7 @@ pub fn LensPanel() -> impl IntoView {
         <div class="panel lens" class:hidden=move || p.view.get() != super::View::Lens>
             <p class="muted">"Each layer adds to a vector for every token (the residual stream). Reading that vector through the model's last step — its final norm and its vocabulary — after each layer shows what the model would predict if it stopped there (the “logit lens”). Rows are layers, columns the tokens read; each cell is the likeliest next token at that layer, darker when surer."</p>
             <LensFigure lens=p.lens running=p.lens_running empty=empty/>
+            <super::vectors::WordVectorsPanel/>
         </div>
     }
 }

@@ -31,6 +31,7 @@ mod streaming;
 mod through;
 mod tour_view;
 mod views;
+mod vectors;
 mod widget;
 mod write_on;
 
@@ -81,6 +82,12 @@ pub fn corrected(ev: &web_sys::Event, current: usize, count: Option<usize>) -> u
     n
 }
 
+/// A round axis value at or above `v` (1, 2 or 5 × a power of ten): axis maxima and tick steps.
+pub fn nice(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
+}
+
 /// A view's tab label.
 pub fn tab_name(v: View) -> &'static str {
     match v {
@@ -98,6 +105,8 @@ pub fn tab_name(v: View) -> &'static str {
         View::Similarity => "How alike the heads are",
         View::KnockOut => "Knock heads out",
         View::Streaming => "Why sinks matter",
+        View::Vectors => "A word through the layers",
+        View::Qk => "Queries and keys",
     }
 }
 
@@ -183,6 +192,10 @@ pub enum View {
     Similarity,
     /// Heads knocked out and what the model then gets wrong (in the head patterns tab).
     KnockOut,
+    /// One word in two texts, layer by layer (in the playground's layer-by-layer tab).
+    Vectors,
+    /// One head's queries and keys as points (in the playground's head tab).
+    Qk,
 }
 
 impl View {
@@ -202,6 +215,8 @@ impl View {
             View::Similarity => "similarity",
             View::KnockOut => "knockout",
             View::Streaming => "streaming",
+            View::Vectors => "vectors",
+            View::Qk => "qk",
         }
     }
     /// Every view by its URL name (`None`: not a view).
@@ -221,6 +236,8 @@ impl View {
             "similarity" => View::Similarity,
             "knockout" => View::KnockOut,
             "streaming" => View::Streaming,
+            "vectors" => View::Vectors,
+            "qk" => View::Qk,
             _ => return None,
         })
     }
@@ -229,7 +246,8 @@ impl View {
     fn tab(self) -> View {
         match self {
             // The head tab holds the token strip and the model's writing too.
-            View::Inside | View::Tokens | View::Generate => View::Head,
+            View::Inside | View::Tokens | View::Generate | View::Qk => View::Head,
+            View::Vectors => View::Lens,
             View::Similarity | View::KnockOut => View::Patterns,
             View::Streaming => View::Sinks,
             v => v,
@@ -256,6 +274,8 @@ struct UrlState {
     /// `?through=unscaled|dmodel|unmasked|norope|nosink&through_layers=all|L|A-B`: a what-if
     /// through the model, in those layers.
     through: Option<(crate::model::arch::AttnChange, String)>,
+    /// `?first=`, `?second=`, `?word=`: a word through the layers.
+    pair: (String, String, String),
     /// `?ablate=L.H,L.*`: heads knocked out.
     ablate: Option<String>,
     /// `?backend=webgpu|cpu`.
@@ -301,6 +321,7 @@ fn read_url() -> UrlState {
         style: heatmap::MapStyle::of(&s),
         ablate: s.get("ablate").map(String::from),
         through: through_of(&s),
+        pair: vectors::pair_of(&s),
         backend: crate::worker::protocol::BackendChoice::parse(s.get("backend").unwrap_or_default()),
         warnings,
         asked: (layer, head),
@@ -482,6 +503,7 @@ pub fn Playground(
     p.set_url_warnings(url.warnings.clone(), url.asked);
     p.asked_query.set_value(url.query);
     p.through.set(url.through.clone());
+    p.pair.set(url.pair.clone());
     p.key.set(url.key);
     p.start(&base, model_url);
 
@@ -512,7 +534,11 @@ pub fn Playground(
         let q = p.query.get().filter(|q| Some(*q) != last);
         let gen = p.generation.with(|g| g.is_some()).then(|| p.gen.get());
         let (through, layers) = p.through.get().map(|(w, l)| (w.name().to_string(), l)).unwrap_or_default();
-        let extra = [("ablate", ablate), ("through", through), ("through_layers", layers)];
+        // The word through the layers, when it is not the default one.
+        let (first, second, word) = p.pair.get();
+        let (df, ds, dw) = vectors::default_pair();
+        let keep = |v: String, d: String| if v == d { String::new() } else { v };
+        let extra = [("ablate", ablate), ("through", through), ("through_layers", layers), ("first", keep(first, df)), ("second", keep(second, ds)), ("word", keep(word, dw))];
         write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &extra, gen);
     });
     {

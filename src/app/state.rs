@@ -131,6 +131,14 @@ pub struct Page {
     /// The cache policies over a long text (first the shipped run), and the progress of a new one.
     pub streaming: RwSignal<Option<super::streaming::StreamingView>>,
     pub streaming_progress: RwSignal<Option<(f64, f64)>>,
+    /// A word through the layers: the two texts and the word (`first`, `second`, `word`), the
+    /// answer, and whether one is under way.
+    pub pair: RwSignal<(String, String, String)>,
+    pub vectors: RwSignal<Option<crate::analysis::vectors::WordVectors>>,
+    pub vectors_running: RwSignal<bool>,
+    /// The shown head's queries and keys as points (the current run), and whether asked.
+    pub qk: RwSignal<Option<crate::analysis::vectors::QkPoints>>,
+    pub qk_running: RwSignal<bool>,
     /// What the model wrote under each variant of a panel's "write on" (the sinks panel's
     /// caches, the what-if through the model), and the progress of a writing under way.
     pub written: RwSignal<Option<super::write_on::Written>>,
@@ -237,6 +245,11 @@ impl Page {
             effects: RwSignal::new(None),
             effects_progress: RwSignal::new(None),
             written: RwSignal::new(None),
+            pair: RwSignal::new(super::vectors::default_pair()),
+            vectors: RwSignal::new(None),
+            vectors_running: RwSignal::new(false),
+            qk: RwSignal::new(None),
+            qk_running: RwSignal::new(false),
             writing: RwSignal::new(None),
             through_result: RwSignal::new(None),
             through_running: RwSignal::new(false),
@@ -506,6 +519,32 @@ impl Page {
         if self.send(Request::WriteOn { text, variants, max_tokens: WRITE_TOKENS, slot: self.slot }).is_some() {
             self.written.set(Some(Written { owner, rows: vec![], total, cancelled: false }));
             self.writing.set(Some((0.0, (total * WRITE_TOKENS) as f64)));
+            self.phase.set(Phase::Running);
+        }
+    }
+
+    /// A word through the layers of the two texts of `pair`.
+    pub fn request_vectors(self) {
+        if self.vectors_running.get_untracked() || self.poster.get_untracked() || self.model.with_untracked(|m| m.is_none()) {
+            return;
+        }
+        let (a, b, word) = self.pair.get_untracked();
+        self.error.set(None);
+        if self.send(Request::Vectors { a, b, word, at: (None, None) }).is_some() {
+            self.vectors_running.set(true);
+            self.phase.set(Phase::Running);
+        }
+    }
+
+    /// The shown head's queries and keys as points, unless they are on screen already.
+    pub fn request_qk(self) {
+        let (layer, head) = (self.layer.get_untracked(), self.head.get_untracked());
+        let shown = self.qk.with_untracked(|q| q.as_ref().is_some_and(|q| (q.layer, q.head) == (layer, head)));
+        if shown || self.qk_running.get_untracked() || self.poster.get_untracked() || self.run.with_untracked(|r| r.is_none()) {
+            return;
+        }
+        if self.send(Request::Qk { layer, head, slot: self.slot }).is_some() {
+            self.qk_running.set(true);
             self.phase.set(Phase::Running);
         }
     }
@@ -788,6 +827,12 @@ impl Page {
         if v == View::Lens {
             self.request_lens();
         }
+        if v == View::Qk {
+            self.request_qk();
+        }
+        if v == View::Vectors && self.vectors.with_untracked(|x| x.is_none()) && self.run.with_untracked(|r| r.is_some()) {
+            self.request_vectors();
+        }
         if v == View::Patterns && self.run.get_untracked().is_some() {
             if self.head_scores.get_untracked().is_none() {
                 self.send(Request::Heads { slot: self.slot });
@@ -883,6 +928,18 @@ impl Page {
             Response::Progress { phase: p, done, total } if p == "streaming" => self.streaming_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } if p == "effects" => self.effects_progress.set(Some((done, total.unwrap_or(done)))),
             Response::Progress { phase: p, done, total } if p == "writing" => self.writing.set(Some((done, total.unwrap_or(done)))),
+            Response::Vectors { vectors } => {
+                self.vectors_running.set(false);
+                self.vectors.set(Some(*vectors));
+                self.view_answered();
+            }
+            Response::Qk { points } => {
+                self.qk_running.set(false);
+                self.qk.set(Some(*points));
+                // The head changed meanwhile: ask for the one shown.
+                self.request_qk();
+                self.view_answered();
+            }
             Response::Written { written, total, cancelled } => {
                 if written.len() >= total || cancelled {
                     self.writing.set(None);
@@ -981,6 +1038,12 @@ impl Page {
                 self.lens.set(None);
                 if self.view.get_untracked() == View::Lens {
                     self.request_lens();
+                }
+                self.qk.set(None);
+                match self.view.get_untracked() {
+                    View::Qk => self.request_qk(),
+                    View::Vectors if self.vectors.with_untracked(|v| v.is_none()) => self.request_vectors(),
+                    _ => {}
                 }
                 match self.view.get_untracked() {
                     View::Patterns => {
@@ -1094,6 +1157,8 @@ impl Page {
                     "what-if" => self.through_running.set(false),
                     "effects" => self.effects_progress.set(None),
                     "writing" => self.writing.set(None),
+                    "vectors" => self.vectors_running.set(false),
+                    "queries and keys" => self.qk_running.set(false),
                     "cost" => self.cost_progress.set(None),
                     "streaming" => self.streaming_progress.set(None),
                     _ => {}

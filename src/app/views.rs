@@ -188,6 +188,7 @@ pub fn HeadView() -> impl IntoView {
             </div>
             <div class="head-map-scroll"><Heatmap map=p.map tokens=tokens query=p.query on_zoom=on_zoom canvas_ref=canvas_ref/></div>
             <super::inside::InsideHead/>
+            <super::vectors::QkPanel/>
             {move || p.model.get().and_then(|m| m.layer_window.iter().flatten().next().copied()).map(|w| view! {
                 <p class="muted window-note">{format!("Full vs sliding window: in a global layer every query is compared with every earlier key, so the work grows with n²; in a local layer only with the last {w}, so it grows with n·{w} and keys further back get exactly zero (the dashed edge on inputs longer than {w} tokens). This model has a global layer every sixth; information from far back reaches later tokens through them.")}</p>
             })}
