@@ -274,6 +274,8 @@ struct UrlState {
     /// `?through=unscaled|dmodel|unmasked|norope|nosink&through_layers=all|L|A-B`: a what-if
     /// through the model, in those layers.
     through: Option<(crate::model::arch::AttnChange, String)>,
+    /// `?view=qk`: the head tab with its queries and keys as points.
+    qk: bool,
     /// `?first=`, `?second=`, `?word=`: a word through the layers.
     pair: (String, String, String),
     /// `?ablate=L.H,L.*`: heads knocked out.
@@ -308,6 +310,7 @@ fn read_url() -> UrlState {
     // The playground opens the tab that holds a widget's view.
     let view = s.get("view").and_then(View::parse).map(View::tab).unwrap_or(View::Head);
     UrlState {
+        qk: s.get("view") == Some("qk"),
         gen,
         gen_asked,
         text: s.get("text").map(String::from),
@@ -504,6 +507,7 @@ pub fn Playground(
     p.asked_query.set_value(url.query);
     p.through.set(url.through.clone());
     p.pair.set(url.pair.clone());
+    p.show_qk.set(url.qk);
     p.key.set(url.key);
     p.start(&base, model_url);
 
@@ -539,7 +543,8 @@ pub fn Playground(
         let (df, ds, dw) = vectors::default_pair();
         let keep = |v: String, d: String| if v == d { String::new() } else { v };
         let extra = [("ablate", ablate), ("through", through), ("through_layers", layers), ("first", keep(first, df)), ("second", keep(second, ds)), ("word", keep(word, dw))];
-        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), p.view.get(), p.look.style(), &extra, gen);
+        let view = if p.view.get() == View::Head && p.show_qk.get() { View::Qk } else { p.view.get() };
+        write_url(&p.text.get(), p.layer.get(), p.head.get(), (q, p.key.get()), view, p.look.style(), &extra, gen);
     });
     {
         let export = Closure::<dyn Fn() -> JsValue>::new(move || p.export().map(|j| JsValue::from_str(&j)).unwrap_or(JsValue::NULL));

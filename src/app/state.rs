@@ -139,6 +139,8 @@ pub struct Page {
     /// The shown head's queries and keys as points (the current run), and whether asked.
     pub qk: RwSignal<Option<crate::analysis::vectors::QkPoints>>,
     pub qk_running: RwSignal<bool>,
+    /// The playground's head tab shows the points (`?view=qk`, or asked for there).
+    pub show_qk: RwSignal<bool>,
     /// What the model wrote under each variant of a panel's "write on" (the sinks panel's
     /// caches, the what-if through the model), and the progress of a writing under way.
     pub written: RwSignal<Option<super::write_on::Written>>,
@@ -250,6 +252,7 @@ impl Page {
             vectors_running: RwSignal::new(false),
             qk: RwSignal::new(None),
             qk_running: RwSignal::new(false),
+            show_qk: RwSignal::new(false),
             writing: RwSignal::new(None),
             through_result: RwSignal::new(None),
             through_running: RwSignal::new(false),
@@ -830,7 +833,7 @@ impl Page {
         if v == View::Qk {
             self.request_qk();
         }
-        if v == View::Vectors && self.vectors.with_untracked(|x| x.is_none()) && self.run.with_untracked(|r| r.is_some()) {
+        if matches!(v, View::Vectors | View::Lens) && self.vectors.with_untracked(|x| x.is_none()) && self.run.with_untracked(|r| r.is_some()) {
             self.request_vectors();
         }
         if v == View::Patterns && self.run.get_untracked().is_some() {
@@ -1042,7 +1045,7 @@ impl Page {
                 self.qk.set(None);
                 match self.view.get_untracked() {
                     View::Qk => self.request_qk(),
-                    View::Vectors if self.vectors.with_untracked(|v| v.is_none()) => self.request_vectors(),
+                    View::Vectors | View::Lens if self.vectors.with_untracked(|v| v.is_none()) => self.request_vectors(),
                     _ => {}
                 }
                 match self.view.get_untracked() {

@@ -162,7 +162,7 @@ pub fn QkPanel() -> impl IntoView {
         p.layer.track();
         p.head.track();
         p.run.track();
-        if p.view.get() == super::View::Qk || p.qk.with(|q| q.is_some()) {
+        if p.view.get() == super::View::Qk || p.show_qk.get() {
             p.request_qk();
         }
     });
@@ -171,10 +171,10 @@ pub fn QkPanel() -> impl IntoView {
         <section class="qk" aria-labelledby="qk-title">
             <h3 id="qk-title">"Queries and keys as points"</h3>
             <p class="muted">"Each token asks with its query and is found by its key. Here the shown head's query and key of every token become points: the two axes along which these vectors differ most (principal components). A query lands near the keys it matches strongly only in part — the scores use every dimension, this picture two — so lines join each query to the keys it actually reads most."</p>
-            {move || (p.qk.with(|q| q.is_none()) && p.view.get() != super::View::Qk).then(|| view! {
-                <button class="show-qk" on:click=move |_| p.request_qk() disabled=move || p.run.get().is_none() || p.qk_running.get()>"Show this head's queries and keys"</button>
+            {move || (!p.show_qk.get() && p.view.get() != super::View::Qk).then(|| view! {
+                <button class="show-qk" on:click=move |_| p.show_qk.set(true) disabled=move || p.run.get().is_none()>"Show this head's queries and keys"</button>
             })}
-            {move || p.qk.get().map(|q| {
+            {move || p.qk.get().filter(|_| p.show_qk.get() || p.view.get() == super::View::Qk).map(|q| {
                 let all: Vec<[f32; 2]> = q.queries.iter().chain(&q.keys).copied().collect();
                 let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
                 for c in &all {

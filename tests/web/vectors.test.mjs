@@ -1,0 +1,84 @@
+// What the model knows at each layer (issue 26): "A word through the layers" — one word in two
+// texts, their residual vectors compared after the embedding and every block — and "Queries and
+// keys as points" — the shown head's queries and keys on their two principal axes. The numbers
+// are the native ones (`tests/lens.rs` checks them against a plain recomputation and the GPU);
+// here: they are drawn with axes, hover values, keyboard, the URL and CSV exports. Debian's
+// Chromium, headless, CPU path (WebGPU off).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { serve, launchChromium, NO_WEBGPU_ARGS } from './serve.mjs';
+
+const site = await serve(new URL('../../dist', import.meta.url).pathname);
+test.after(() => site.close());
+const done = (page) => page.waitForFunction(() => document.documentElement.dataset.attnlabState === 'done', null, { timeout: 240_000 });
+
+test('a word through the layers: the two banks start as one vector and drift apart; the URL keeps the pair', async () => {
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${site.url}?backend=cpu&view=vectors`);
+    await done(page);
+    await page.waitForSelector('.vectors-chart .cos-point');
+    assert.equal(await page.locator('.vectors-chart .cos-point').count(), 31, 'the embedding and 30 layers');
+    const finding = await page.locator('.vectors-finding').textContent();
+    assert.match(finding, /^“ bank” in the first text and “ bank” in the second: cosine 1\.00 after the embedding, 0\.[0-8]\d after the last layer, lowest 0\.\d\d after layer \d+\.$/);
+    // Hover and keyboard give a layer's values and the nearest tokens.
+    await page.focus('.vectors-chart');
+    await page.keyboard.press('ArrowRight');
+    assert.match(await page.locator('.vectors .hover-readout').textContent(), /^after layer 0: cosine 0\.9\d\d; the first would predict “ and” \d+%/);
+    assert.equal(await page.locator('.vectors-nearest tbody tr').count(), 30);
+    // Another pair: the URL keeps it, a link reopens it.
+    await page.fill('.vectors-b', 'The bank raised its rates.');
+    await page.dispatchEvent('.vectors-b', 'change');
+    await page.click('.run-vectors');
+    await page.waitForFunction(() => /“ bank” in the second/.test(document.querySelector('.vectors-finding')?.textContent ?? '') && /second=The\+bank/.test(location.search), null, { timeout: 120_000 });
+    const again = await browser.newPage();
+    again.on('pageerror', (e) => errors.push(String(e)));
+    await again.goto(page.url());
+    await done(again);
+    assert.equal(await again.inputValue('.vectors-b'), 'The bank raised its rates.');
+    // A word missing from a text is said in words.
+    await again.fill('.vectors-word', 'river');
+    await again.dispatchEvent('.vectors-word', 'change');
+    await again.click('.run-vectors');
+    await again.waitForFunction(() => /“river” is not a word of the second text/.test(document.body.textContent));
+    const download = page.waitForEvent('download');
+    await page.click('.vectors .exports button');
+    assert.match((await download).suggestedFilename(), /attnlab-word-through-layers\.csv$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('queries and keys as points: every token twice, links to what each query reads most, hover names them', async () => {
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${site.url}?backend=cpu&view=qk&layer=15&head=0&text=${encodeURIComponent('The dog chased the cat because it was hungry.')}`);
+    await done(page);
+    await page.waitForSelector('.qk-chart .qk-key');
+    assert.equal(await page.locator('.qk-chart .qk-key').count(), 10);
+    assert.equal(await page.locator('.qk-chart .qk-query').count(), 10);
+    assert.equal(await page.locator('.qk-chart .qk-link').count(), 20, 'two links per query');
+    assert.equal(await page.locator('.qk-chart .qk-link.strong').count(), 2, 'the picked query (the last token) drawn strong');
+    assert.match(await page.locator('.qk-chart').getAttribute('aria-label'), /layer 15 head 0/);
+    assert.match(await page.locator('.qk-chart text >> nth=-1').textContent(), /./);
+    await page.locator('.qk-chart .qk-query >> nth=6').hover();
+    assert.match(await page.locator('.qk .hover-readout').textContent(), /^query of “ it” \(token 6\) reads most “.+” \d+%, “.+” \d+%$/);
+    // Another head: the points follow.
+    await page.goto(`${site.url}?backend=cpu&view=qk&layer=3&head=2&text=${encodeURIComponent('The dog chased the cat because it was hungry.')}`);
+    await done(page);
+    await page.waitForFunction(() => /layer 3 head 2/.test(document.querySelector('.qk-chart')?.getAttribute('aria-label') ?? ''));
+    const download = page.waitForEvent('download');
+    await page.click('.qk .exports button');
+    assert.match((await download).suggestedFilename(), /attnlab-qk-L3-H2\.csv$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
