@@ -40,7 +40,7 @@ pub enum Form {
 
 /// Every view by name (the app's `View`; a widget draws each, the playground opens the tab
 /// that holds it).
-pub const VIEWS: [&str; 16] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost", "streaming", "vectors", "qk"];
+pub const VIEWS: [&str; 17] = ["head", "model", "sinks", "position", "tokens", "generate", "lens", "lab", "inside", "patterns", "similarity", "knockout", "cost", "streaming", "vectors", "qk", "compare"];
 
 /// Every setting of a figure, by its attribute name (the URL also writes `q` for `query` and
 /// `top_k`, `top_p` for `top-k`, `top-p`).

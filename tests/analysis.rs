@@ -2,7 +2,7 @@
 
 mod common;
 
-use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions};
+use attnlab::backends::{cpu::CpuBackend, Backend, ForwardOptions, LogitsFor};
 use attnlab::Model;
 
 fn trace(n: usize) -> attnlab::model::capture::AttentionTrace {
@@ -157,4 +157,44 @@ fn what_if_rows_come_from_one_place_and_keep_the_window() {
         }
     }
     assert!(t.rows_with(1, 2, WhatIf::Unscaled.scoring()).unwrap().row(30).is_err());
+}
+
+/// Two texts side by side: a minimal pair's rows are compared from the word where the texts
+/// part; the distance of every head is the mean JS distance of its aligned rows (recomputed
+/// plainly here), symmetric, 0 for identical texts, ranked largest first; the next tokens are
+/// each text's own.
+#[test]
+fn two_texts_compared_head_by_head() {
+    use attnlab::analysis::compare::{compare_texts, first_difference};
+    let model = common::real_model();
+    let tok = &model.tokenizer;
+    let (a, b) = (tok.encode("The trophy didn't fit in the suitcase because it was too big."), tok.encode("The trophy didn't fit in the suitcase because it was too small."));
+    let cpu = CpuBackend::new();
+    let ab = compare_texts(&cpu, &model, &a, &b).unwrap();
+    let ba = compare_texts(&cpu, &model, &b, &a).unwrap();
+    let from = first_difference(&a, &b);
+    assert_eq!((ab.from, ab.to), (from, a.len().min(b.len())));
+    assert_eq!(tok.token_text(a[from]), " big");
+    assert_eq!(ab.heads.len(), model.config.n_layer * model.config.n_head);
+    assert!(ab.heads.windows(2).all(|w| w[0].2 >= w[1].2), "ranked largest first");
+    let d = |c: &attnlab::analysis::compare::TextCompare, l: usize, h: usize| c.heads.iter().find(|x| (x.0, x.1) == (l, h)).unwrap().2;
+    for (l, h, v) in &ab.heads {
+        assert!((v - d(&ba, *l, *h)).abs() < 1e-6, "{l}.{h}: not symmetric");
+    }
+    // The top head's distance, recomputed plainly from both traces.
+    let (l, h, top) = ab.heads[0];
+    let opts = ForwardOptions { logits_for: LogitsFor::Last, ..Default::default() };
+    let (ta, tb) = (cpu.forward(&model, &a, &opts).unwrap().trace.unwrap(), cpu.forward(&model, &b, &opts).unwrap().trace.unwrap());
+    let js = |p: &[f32], q: &[f32]| {
+        let kl = |x: &[f32], y: &[f32]| x.iter().zip(y).filter(|(u, _)| **u > 0.0).map(|(u, v)| *u as f64 * (*u as f64 / (0.5 * (*u as f64 + *v as f64))).ln()).sum::<f64>();
+        (0.5 * kl(p, q) + 0.5 * kl(q, p)).sqrt()
+    };
+    let plain = (from..ab.to).map(|i| js(&ta.row(l, h, i).unwrap(), &tb.row(l, h, i).unwrap())).sum::<f64>() / (ab.to - from) as f64;
+    assert!((top as f64 - plain).abs() < 1e-5, "{l}.{h}: {top} vs {plain}");
+    assert!(top > 0.05, "a minimal pair moves some head: {top}");
+    assert_ne!(ab.next[0], ab.next[1]);
+    // Identical texts: nothing to compare, every head 0.
+    let same = compare_texts(&cpu, &model, &a, &a).unwrap();
+    assert_eq!((same.from, same.to), (a.len(), a.len()));
+    assert!(same.heads.iter().all(|x| x.2 == 0.0));
 }

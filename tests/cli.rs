@@ -111,3 +111,31 @@ fn full_context_or_a_clear_refusal() {
     assert!(v["last_logsumexp"].as_f64().unwrap().is_finite());
     assert!(v["sink_mass_key0"].as_array().unwrap().iter().flat_map(|l| l.as_array().unwrap()).all(|m| m.as_f64().is_some_and(|m| (0.0..=1.0).contains(&m))));
 }
+
+/// The commands of the articles' claims and of the vectors: `vectors`, `qk`, `compare` print
+/// their documented JSON; `generate --policy` / `--what` write under them (and refuse nonsense
+/// in words).
+#[test]
+fn vectors_qk_compare_and_writing_under_a_variant() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (ok, out, err) = attnlab(args, None);
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let v = json(&["vectors", "--text", "She sat on the bank of the river.", "--other", "She deposited cash at the bank.", "--json"]);
+    assert_eq!(v["cosine"].as_array().unwrap().len(), 31);
+    assert_eq!((v["a"]["at"].as_u64(), v["b"]["at"].as_u64()), (Some(4), Some(5)));
+    assert_eq!(v["a"]["nearest"].as_array().unwrap().len(), 30);
+    let q = json(&["qk", "--text", "The dog chased the cat because it was hungry.", "--layer", "15", "--head", "0", "--json"]);
+    assert_eq!((q["queries"].as_array().unwrap().len(), q["keys"].as_array().unwrap().len()), (10, 10));
+    let c = json(&["compare", "--text", "The trophy didn't fit in the suitcase because it was too big.", "--other", "The trophy didn't fit in the suitcase because it was too small.", "--json"]);
+    assert_eq!((c["from"].as_u64(), c["to"].as_u64(), c["heads"].as_array().unwrap().len()), (Some(13), Some(15), 270));
+    let g = json(&["generate", "--text", "The capital of France is", "--max-tokens", "4", "--policy", "no-key0", "--json"]);
+    assert_eq!(g["generated"].as_array().unwrap().len(), 4);
+    let (ok, _, err) = attnlab(&["generate", "--text", "Hi", "--policy", "lru"], None);
+    assert!(!ok && err.contains("--policy lru: one of dense, window, sinks+window, no-key0"), "{err}");
+    let (ok, _, err) = attnlab(&["generate", "--text", "Hi", "--what", "unscaled", "--layers", "40"], None);
+    assert!(!ok && err.contains("this model has layers 0 to 29"), "{err}");
+    let (ok, _, err) = attnlab(&["vectors", "--text", "a b c", "--other", "d e f"], None);
+    assert!(!ok && err.contains("\"bank\" is not a token of --text"), "{err}");
+}

@@ -467,16 +467,17 @@ pub fn similarity_over(scores: &HeadScores, n_head: usize, sampled: Option<(usiz
     Some(Similarity { distance: d, order, groups, threshold: ALIKE_BELOW, summary, rows: sampled.map(|s| s.0) })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
 /// The definition, plainly: Jensen–Shannon distance (√ of the divergence, natural log).
-fn js_distance(p: &[f32], q: &[f32]) -> f32 {
+pub fn js_distance(p: &[f32], q: &[f32]) -> f32 {
     let kl = |a: &[f32], m: &[f64]| a.iter().zip(m).filter(|(x, _)| **x > 0.0).map(|(x, m)| *x as f64 * (*x as f64 / m).ln()).sum::<f64>();
     let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| 0.5 * (*a as f64 + *b as f64)).collect();
     (0.5 * kl(p, &m) + 0.5 * kl(q, &m)).max(0.0).sqrt() as f32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
 
 
     /// Two pairs, interleaved: {0, 2} at 0.1 and {1, 3} at 0.2. By hand (UPGMA): merge 0+2 at

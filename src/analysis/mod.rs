@@ -3,6 +3,7 @@
 //! inside one head ([`explain`]), head patterns ([`heads`]), positions, cost, colours.
 
 pub mod colour;
+pub mod compare;
 pub mod cost;
 pub mod explain;
 pub mod head_id;

@@ -11,6 +11,7 @@
 //! - [`mount_playground`] mounts the whole playground into any element of a page.
 
 mod client;
+mod compare;
 mod cost;
 mod effect;
 mod embed_dialog;
@@ -107,6 +108,7 @@ pub fn tab_name(v: View) -> &'static str {
         View::Streaming => "Why sinks matter",
         View::Vectors => "A word through the layers",
         View::Qk => "Queries and keys",
+        View::Compare => "Two texts",
     }
 }
 
@@ -196,6 +198,8 @@ pub enum View {
     Vectors,
     /// One head's queries and keys as points (in the playground's head tab).
     Qk,
+    /// Two texts side by side: the same head on both, the heads that change most.
+    Compare,
 }
 
 impl View {
@@ -217,6 +221,7 @@ impl View {
             View::Streaming => "streaming",
             View::Vectors => "vectors",
             View::Qk => "qk",
+            View::Compare => "compare",
         }
     }
     /// Every view by its URL name (`None`: not a view).
@@ -238,6 +243,7 @@ impl View {
             "streaming" => View::Streaming,
             "vectors" => View::Vectors,
             "qk" => View::Qk,
+            "compare" => View::Compare,
             _ => return None,
         })
     }
@@ -274,6 +280,8 @@ struct UrlState {
     /// `?through=unscaled|dmodel|unmasked|norope|nosink&through_layers=all|L|A-B`: a what-if
     /// through the model, in those layers.
     through: Option<(crate::model::arch::AttnChange, String)>,
+    /// `?first=`, `?second=` for the two texts compared.
+    compare: (String, String),
     /// `?view=qk`: the head tab with its queries and keys as points.
     qk: bool,
     /// `?first=`, `?second=`, `?word=`: a word through the layers.
@@ -325,6 +333,7 @@ fn read_url() -> UrlState {
         ablate: s.get("ablate").map(String::from),
         through: through_of(&s),
         pair: vectors::pair_of(&s),
+        compare: compare::texts_of(&s),
         backend: crate::worker::protocol::BackendChoice::parse(s.get("backend").unwrap_or_default()),
         warnings,
         asked: (layer, head),
@@ -507,6 +516,7 @@ pub fn Playground(
     p.asked_query.set_value(url.query);
     p.through.set(url.through.clone());
     p.pair.set(url.pair.clone());
+    p.compare_texts.set(url.compare.clone());
     p.show_qk.set(url.qk);
     p.key.set(url.key);
     p.start(&base, model_url);
@@ -538,9 +548,13 @@ pub fn Playground(
         let q = p.query.get().filter(|q| Some(*q) != last);
         let gen = p.generation.with(|g| g.is_some()).then(|| p.gen.get());
         let (through, layers) = p.through.get().map(|(w, l)| (w.name().to_string(), l)).unwrap_or_default();
-        // The word through the layers, when it is not the default one.
-        let (first, second, word) = p.pair.get();
-        let (df, ds, dw) = vectors::default_pair();
+        // The word through the layers, or the two texts compared, when not the defaults.
+        let ((first, second, word), (df, ds, dw)) = if p.view.get() == View::Compare {
+            let ((a, b), (da, db)) = (p.compare_texts.get(), compare::default_texts());
+            ((a, b, String::new()), (da, db, String::new()))
+        } else {
+            (p.pair.get(), vectors::default_pair())
+        };
         let keep = |v: String, d: String| if v == d { String::new() } else { v };
         let extra = [("ablate", ablate), ("through", through), ("through_layers", layers), ("first", keep(first, df)), ("second", keep(second, ds)), ("word", keep(word, dw))];
         let view = if p.view.get() == View::Head && p.show_qk.get() { View::Qk } else { p.view.get() };
@@ -615,6 +629,7 @@ pub fn Playground(
             <div class="panel" class:hidden=move || p.view.get() != View::Patterns><patterns::PatternsView/></div>
             <div class="panel" class:hidden=move || p.view.get() != View::Cost><cost::CostView/></div>
             <lens::LensPanel/>
+            <div class="panel" class:hidden=move || p.view.get() != View::Compare><compare::ComparePanel/></div>
             <EmbedView base=base.clone() model_src=embed_model backend=backend_param/>
             <footer class="muted">"Drop a GGUF file (Llama family or Gemma 3) anywhere on the page to load it. Ctrl+Enter runs."</footer>
         </div>

@@ -139,6 +139,11 @@ pub struct Page {
     /// The shown head's queries and keys as points (the current run), and whether asked.
     pub qk: RwSignal<Option<crate::analysis::vectors::QkPoints>>,
     pub qk_running: RwSignal<bool>,
+    /// Two texts side by side (`first`, `second`), the comparison with the shown head's two
+    /// maps, and whether one is under way.
+    pub compare_texts: RwSignal<(String, String)>,
+    pub compared: RwSignal<Option<(crate::analysis::compare::TextCompare, HeadMap, HeadMap)>>,
+    pub compare_running: RwSignal<bool>,
     /// The playground's head tab shows the points (`?view=qk`, or asked for there).
     pub show_qk: RwSignal<bool>,
     /// What the model wrote under each variant of a panel's "write on" (the sinks panel's
@@ -253,6 +258,9 @@ impl Page {
             qk: RwSignal::new(None),
             qk_running: RwSignal::new(false),
             show_qk: RwSignal::new(false),
+            compare_texts: RwSignal::new(super::compare::default_texts()),
+            compared: RwSignal::new(None),
+            compare_running: RwSignal::new(false),
             writing: RwSignal::new(None),
             through_result: RwSignal::new(None),
             through_running: RwSignal::new(false),
@@ -535,6 +543,20 @@ impl Page {
         self.error.set(None);
         if self.send(Request::Vectors { a, b, word, at: (None, None) }).is_some() {
             self.vectors_running.set(true);
+            self.phase.set(Phase::Running);
+        }
+    }
+
+    /// The two texts of `compare_texts` compared, the shown head drawn on both.
+    pub fn request_two_texts(self) {
+        if self.compare_running.get_untracked() || self.poster.get_untracked() || self.model.with_untracked(|m| m.is_none()) {
+            return;
+        }
+        let (a, b) = self.compare_texts.get_untracked();
+        let (layer, head) = (self.layer.get_untracked(), self.head.get_untracked());
+        self.error.set(None);
+        if self.send(Request::Compare { a, b, layer, head, max_side: self.max_side }).is_some() {
+            self.compare_running.set(true);
             self.phase.set(Phase::Running);
         }
     }
@@ -833,6 +855,9 @@ impl Page {
         if v == View::Qk {
             self.request_qk();
         }
+        if v == View::Compare && self.compared.with_untracked(|c| c.is_none()) && self.run.with_untracked(|r| r.is_some()) {
+            self.request_two_texts();
+        }
         if matches!(v, View::Vectors | View::Lens) && self.vectors.with_untracked(|x| x.is_none()) && self.run.with_untracked(|r| r.is_some()) {
             self.request_vectors();
         }
@@ -934,6 +959,12 @@ impl Page {
             Response::Vectors { vectors } => {
                 self.vectors_running.set(false);
                 self.vectors.set(Some(*vectors));
+                self.view_answered();
+            }
+            Response::Compare { compare, maps } => {
+                self.compare_running.set(false);
+                let (a, b) = *maps;
+                self.compared.set(Some((*compare, a, b)));
                 self.view_answered();
             }
             Response::Qk { points } => {
@@ -1046,6 +1077,7 @@ impl Page {
                 match self.view.get_untracked() {
                     View::Qk => self.request_qk(),
                     View::Vectors | View::Lens if self.vectors.with_untracked(|v| v.is_none()) => self.request_vectors(),
+                    View::Compare if self.compared.with_untracked(|c| c.is_none()) => self.request_two_texts(),
                     _ => {}
                 }
                 match self.view.get_untracked() {
@@ -1162,6 +1194,7 @@ impl Page {
                     "writing" => self.writing.set(None),
                     "vectors" => self.vectors_running.set(false),
                     "queries and keys" => self.qk_running.set(false),
+                    "compare" => self.compare_running.set(false),
                     "cost" => self.cost_progress.set(None),
                     "streaming" => self.streaming_progress.set(None),
                     _ => {}

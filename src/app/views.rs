@@ -160,7 +160,7 @@ pub fn Tabs() -> impl IntoView {
     let p = page();
     view! {
         <nav class="tabs" role="tablist">
-            {[View::Head, View::Model, View::Sinks, View::Position, View::Patterns, View::Lens, View::Cost, View::Lab].into_iter().map(|v| view! {
+            {[View::Head, View::Model, View::Sinks, View::Position, View::Patterns, View::Lens, View::Compare, View::Cost, View::Lab].into_iter().map(|v| view! {
                 <button role="tab" aria-selected=move || (p.view.get() == v).to_string() class:active=move || p.view.get() == v on:click=move |_| p.choose_view(v)>
                     {super::tab_name(v)}
                 </button>

@@ -106,7 +106,7 @@ fn attr(host: &web_sys::HtmlElement, name: &str) -> Option<String> {
 }
 
 /// The views a widget draws (`view=` attribute; empty or absent: `head`).
-pub const WIDGET_VIEWS: [View; 16] = [
+pub const WIDGET_VIEWS: [View; 17] = [
     View::Head,
     View::Model,
     View::Sinks,
@@ -123,6 +123,7 @@ pub const WIDGET_VIEWS: [View; 16] = [
     View::Streaming,
     View::Vectors,
     View::Qk,
+    View::Compare,
 ];
 
 /// The element's settings, read and checked as the playground's URL ([`crate::settings::read`]).
@@ -431,6 +432,10 @@ impl WidgetHandle {
             "through" | "through-layers" | "through_layers" => self.page.set_through(super::through_of(&s)),
             "first" | "second" | "word" => {
                 self.page.pair.set(super::vectors::pair_of(&s));
+                self.page.compare_texts.set(super::compare::texts_of(&s));
+                if !quiet && w.view.get_untracked() == View::Compare {
+                    self.page.request_two_texts();
+                }
                 if !quiet && w.view.get_untracked() == View::Vectors {
                     self.page.vectors.set(None);
                     self.page.request_vectors();
@@ -670,6 +675,7 @@ pub fn mount_widget(host: web_sys::HtmlElement, root: web_sys::ShadowRoot, base:
     let page = owner.with(|| page_state(w, &host, slot));
     page.through.set(super::through_of(&s));
     page.pair.set(super::vectors::pair_of(&s));
+    page.compare_texts.set(super::compare::texts_of(&s));
     let handle = WidgetHandle { w, page, host: host.clone(), base, owner: owner.clone(), engine: Rc::default(), restoring: Rc::default() };
     handle.set_panels(&s);
 
@@ -962,6 +968,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
             View::Similarity => format!("Every pair of heads of {model_name} compared on this text (Jensen–Shannon distance between their rows, averaged): dark squares on the diagonal are heads that look at the same tokens."),
             View::KnockOut => format!("Heads of {model_name} knocked out (their output set to zero) and the model run again: the next-token prediction before and after, and which tokens got harder to predict."),
             View::Lens => format!("What {model_name} would predict if it stopped after each layer: every layer's output read through its final norm and vocabulary (the “logit lens”). Rows are layers, columns the tokens; each cell is the likeliest next token, darker when surer."),
+            View::Compare => format!("Two texts through {model_name}: layer {} · head {} drawn on both, and every head ranked by how much its pattern changes between them.", w.layer.get(), w.head.get()),
             View::Vectors => format!("One word in two texts, followed through {model_name}: how alike its two vectors are after each layer (cosine similarity), and what each would make the model predict there."),
             View::Qk => format!("Layer {} · head {} of {model_name}: every token's query (▲) and key (●) on the two axes where they differ most; lines join each query to the keys it reads most.", w.layer.get(), w.head.get()),
             View::Generate => format!("{model_name} continues the text one token at a time: each step computes one new query, key and value per head and reuses the keys and values it cached for the earlier tokens. The map grows a row per token."),
@@ -971,7 +978,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
         <div class=theme_class data-view=move || w.view.get().as_str() on:keydown=on_key>
             <style>{move || panels_css(w.view.get(), w.panels.get().as_deref())}</style>
             <div class="aw-bar">
-                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut | View::Streaming | View::Vectors | View::Qk) => super::tab_name(v).into() }}</strong>
+                <strong class="aw-title">{move || match w.view.get() { View::Head => format!("Layer {} · head {}", w.layer.get(), w.head.get()), View::Model => "All heads".into(), View::Sinks => "Attention sink".into(), View::Lab => "From scratch".into(), View::Patterns => "Head patterns".into(), View::Cost => "Cost of attention".into(), View::Tokens => "Tokens".into(), View::Position => "Lost in the middle".into(), View::Generate => "The model writes".into(), View::Lens => "Layer by layer".into(), v @ (View::Inside | View::Similarity | View::KnockOut | View::Streaming | View::Vectors | View::Qk | View::Compare) => super::tab_name(v).into() }}</strong>
                 {move || match (w.phase.get(), w.poster.get()) {
                     (Phase::Idle, _) => view! { <button class="aw-run" on:click=move |_| run_live()>"Run live"</button><span class="aw-muted">" downloads the model once (94 MB)"</span> }.into_any(),
                     (_, true) if w.view.get() != View::Position => view! { <span class="aw-static">"static"</span><button class="aw-run" on:click=move |_| run_live()>"Run live"</button> }.into_any(),
@@ -986,7 +993,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
                 {(w.controls.get() != Controls::None).then(|| view! { <div class="aw-controls"><super::generate::GenerateControls/></div> })}
                 <super::generate::GenerationPanel/>
             })}
-            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab | View::Cost | View::Streaming | View::Vectors)).then(|| {
+            {move || (w.controls.get() != Controls::None && !matches!(w.view.get(), View::Position | View::Generate | View::Lab | View::Cost | View::Streaming | View::Vectors | View::Compare)).then(|| {
                 view! {
                     <div class="aw-controls">
                         {(w.controls.get() == Controls::Full).then(|| view! {
@@ -1032,6 +1039,7 @@ fn Widget(w: W, page: Page, hv: StoredValue<WidgetHandle, LocalStorage>) -> impl
                 View::Streaming => view! { <super::streaming::SinksMatter base=base.clone()/> }.into_any(),
                 View::Vectors => view! { <super::vectors::WordVectorsPanel/> }.into_any(),
                 View::Qk => view! { <super::vectors::QkPanel/> }.into_any(),
+                View::Compare => view! { <super::compare::ComparePanel/> }.into_any(),
                 _ => ().into_any(),
             }}
             {move || { let n = page.notice.get(); (!n.is_empty()).then(|| view! { <p class="aw-notice">{n.join(" ")}</p> }) }}

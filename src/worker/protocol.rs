@@ -175,6 +175,9 @@ pub enum Request {
         #[serde(default)]
         at: (Option<usize>, Option<usize>),
     },
+    /// Two texts side by side: both run, every head's change between them ranked, head
+    /// `(layer, head)`'s map of each.
+    Compare { a: String, b: String, layer: usize, head: usize, max_side: usize },
     /// One head's queries and keys of the run of `slot` as points on two axes.
     Qk {
         layer: usize,
@@ -277,6 +280,7 @@ pub enum Response {
     Written { written: Vec<WrittenText>, total: usize, cancelled: bool },
     Vectors { vectors: Box<crate::analysis::vectors::WordVectors> },
     Qk { points: Box<crate::analysis::vectors::QkPoints> },
+    Compare { compare: Box<crate::analysis::compare::TextCompare>, maps: Box<(HeadMap, HeadMap)> },
     /// A queued run that a later run of the same slot replaced before it started.
     Superseded,
     /// Something failed; `phase` says what was being done. The worker stays usable.

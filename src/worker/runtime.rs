@@ -244,6 +244,7 @@ async fn handle(state: &Rc<RefCell<State>>, req: Request, bytes: Option<ArrayBuf
         }
         Request::Lens { slot } => run_lens(state, slot).await,
         Request::Vectors { a, b, word, at } => run_vectors(state, &a, &b, &word, at).await,
+        Request::Compare { a, b, layer, head, max_side } => run_compare(state, &a, &b, (layer, head, max_side)).await,
         Request::Qk { layer, head, slot } => answer(state, "queries and keys", |s| s.qk(slot, layer, head)),
         Request::WriteOn { text, variants, max_tokens, slot } => {
             LONG_JOB.with(|j| j.set(Some("writing")));
@@ -414,6 +415,43 @@ async fn write_on(state: &Rc<RefCell<State>>, slot: u32, text: Option<String>, v
         Ok(swept) if swept.cancelled => post(Response::Written { written, total, cancelled: true }),
         Ok(_) => {}
         Err(e) => fail(e),
+    }
+}
+
+/// Two texts side by side: both run with their attention kept, compared head by head.
+async fn run_compare(state: &Rc<RefCell<State>>, a: &str, b: &str, (layer, head, max_side): (usize, usize, usize)) {
+    use crate::backends::{ForwardOptions, LogitsFor};
+    let fail = |m: String| post(Response::Error { phase: "compare".into(), message: m });
+    let (model, engine) = {
+        let st = state.borrow();
+        let Some(session) = st.session.as_ref() else { return fail("no model is loaded".into()) };
+        (session.model.clone(), st.engine.clone())
+    };
+    let (ia, ib) = (model.tokenizer.encode(a), model.tokenizer.encode(b));
+    for (ids, which) in [(&ia, "first"), (&ib, "second")] {
+        if ids.is_empty() || ids.len() > super::protocol::VECTORS_MAX_TOKENS {
+            return fail(format!("the {which} text has {} tokens: write 1 to {}", ids.len(), super::protocol::VECTORS_MAX_TOKENS));
+        }
+    }
+    let opts = ForwardOptions { logits_for: LogitsFor::Last, ..Default::default() };
+    let progress = WorkerProgress { state, model: &model };
+    progress.step("compare", 0.0, Some(2.0));
+    let oa = engine.forward_async(&model, &ia, &opts).await;
+    progress.step("compare", 1.0, Some(2.0));
+    yield_now().await;
+    let ob = engine.forward_async(&model, &ib, &opts).await;
+    if !still_loaded(state, &model) {
+        return post(Response::Superseded);
+    }
+    let (oa, ob) = match (oa, ob) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => return fail(e.to_string()),
+    };
+    let compare = crate::analysis::compare::compare_passes(&model, (&ia, &oa), (&ib, &ob));
+    let map = |o: &crate::backends::ForwardOutput| o.trace.as_ref().ok_or_else(|| "the pass kept no attention".to_string()).and_then(|t| super::session::head_map(t, layer, head, max_side, None, None).map_err(|e| e.to_string()));
+    match (map(&oa), map(&ob)) {
+        (Ok(ma), Ok(mb)) => post(Response::Compare { compare: Box::new(compare), maps: Box::new((ma, mb)) }),
+        (Err(e), _) | (_, Err(e)) => fail(e),
     }
 }
 

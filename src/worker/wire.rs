@@ -64,6 +64,10 @@ impl Floats for Response {
             Response::Induction { maps, .. } => maps.iter_mut().for_each(|m| m.take_floats(out)),
             Response::Similarity { similarity } => take_rows(&mut similarity.distance, out),
             Response::Token { map: Some(map), .. } => map.take_floats(out),
+            Response::Compare { maps, .. } => {
+                maps.0.take_floats(out);
+                maps.1.take_floats(out);
+            }
             _ => {}
         }
     }
@@ -85,6 +89,10 @@ impl Floats for Response {
             Response::Induction { maps, .. } => maps.iter_mut().try_for_each(|m| m.put_floats(from)),
             Response::Similarity { similarity } => put_rows(&mut similarity.distance, from),
             Response::Token { map: Some(map), .. } => map.put_floats(from),
+            Response::Compare { maps, .. } => {
+                maps.0.put_floats(from)?;
+                maps.1.put_floats(from)
+            }
             _ => Ok(()),
         }
     }

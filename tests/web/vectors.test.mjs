@@ -82,3 +82,37 @@ test('queries and keys as points: every token twice, links to what each query re
     await browser.close();
   }
 });
+
+test('two texts side by side: both maps drawn, heads ranked by their change, nothing before the differing word changes', async () => {
+  const browser = await launchChromium(NO_WEBGPU_ARGS);
+  const errors = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${site.url}?backend=cpu&view=compare&layer=2&head=4`);
+    await done(page);
+    await page.waitForSelector('.compare-rank tbody tr');
+    assert.equal(await page.locator('.compare-maps canvas').count(), 2, 'the head drawn on both texts');
+    assert.equal(await page.locator('.compare-rank tbody tr').count(), 12);
+    // The native ranking (tests/analysis.rs holds it to a plain recomputation): 2.4 changes most on the trophy pair.
+    assert.equal(await page.locator('.compare-rank tbody tr >> nth=0').getAttribute('data-head'), '2.4');
+    assert.match(await page.locator('.compare-rank tbody tr >> nth=0').textContent(), /0\.17\d/);
+    assert.match(await page.locator('.compare-finding').textContent(), /The texts part at token 13 \(“big” \/ “small”\).*Layer 2 head 4 ranks 1 of 270/);
+    assert.match(await page.locator('.compare-next').textContent(), /after the second: /);
+    // Another head from the ranking; the URL keeps the view and the head.
+    await page.click('.compare-rank tbody tr >> nth=1 >> button');
+    await page.waitForFunction(() => /layer 9 head 3/.test(document.querySelector('.compare-side h4')?.textContent ?? '') && /view=compare/.test(location.search) && /layer=9/.test(location.search), null, { timeout: 120_000 });
+    // Other texts.
+    await page.fill('.compare-b', 'The trophy did not fit in the suitcase because it was too small.');
+    await page.dispatchEvent('.compare-b', 'change');
+    await page.click('.run-compare');
+    await page.waitForFunction(() => /part at token 2 /.test(document.querySelector('.compare-finding')?.textContent ?? ''), null, { timeout: 120_000 });
+    assert.match(page.url(), /second=The\+trophy\+did\+not/);
+    const download = page.waitForEvent('download');
+    await page.click('.compare .exports button');
+    assert.match((await download).suggestedFilename(), /attnlab-two-texts\.csv$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -141,7 +141,7 @@ test('inside, patterns, similarity, knock-out and cost embed on another origin w
 });
 
 test('every view reaches done in a course page on another origin (the site in a subfolder) and names itself', async () => {
-  const views = ['head', 'model', 'sinks', 'position', 'tokens', 'generate', 'lens', 'lab', 'inside', 'patterns', 'similarity', 'knockout', 'cost', 'streaming', 'vectors', 'qk'];
+  const views = ['head', 'model', 'sinks', 'position', 'tokens', 'generate', 'lens', 'lab', 'inside', 'patterns', 'similarity', 'knockout', 'cost', 'streaming', 'vectors', 'qk', 'compare'];
   const text = 'The cat sat on the mat because it was warm.';
   const figures = views.map((v) => `<attn-lab id="v-${v}" view="${v}" text="${text}" layer="3" head="4" gen="3" temperature="0" loading="eager"></attn-lab>`).join('\n');
   const every = await serve(null, { pages: { '/every.html': `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${site.url}embed.js"></script></head><body>${figures}</body></html>` } });
@@ -153,7 +153,7 @@ test('every view reaches done in a course page on another origin (the site in a 
       assert.equal(await until(page, `v-${v}`), 'done', `${v}: ${await page.locator(`#v-${v} .aw-error`).allTextContents()}`);
       assert.equal(await page.evaluate((v) => document.getElementById(`v-${v}`).dataset.view, v), v);
     }
-    assert.equal(site.count(MODEL) - before, 1, 'one model download for the sixteen figures');
+    assert.equal(site.count(MODEL) - before, 1, 'one model download for the seventeen figures');
     // What each view is done with is on screen.
     assert.equal(await page.locator('#v-model .thumb').count(), 270);
     assert.equal(await page.locator('#v-sinks .sink-cell').count(), 270);
@@ -167,6 +167,7 @@ test('every view reaches done in a course page on another origin (the site in a 
     // A word through the layers (the default pair) and the head's queries and keys.
     assert.equal(await page.locator('#v-vectors .cos-point').count(), 31);
     assert.equal(await page.locator('#v-qk .qk-key').count(), 11);
+    assert.equal(await page.locator('#v-compare .compare-maps canvas').count(), 2);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -10,6 +10,7 @@
 mod ablate;
 mod bench;
 mod common;
+mod compare;
 mod explain;
 mod generate;
 mod heads;
@@ -162,6 +163,23 @@ enum Command {
         /// … and in the second.
         #[arg(long)]
         at_b: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendChoice,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Two texts side by side: which heads' patterns change most between them (mean
+    /// Jensen–Shannon distance of their rows, aligned from the first token where they differ).
+    Compare {
+        /// The first text; `-` reads standard input.
+        #[arg(long)]
+        text: String,
+        /// The second text.
+        #[arg(long)]
+        other: String,
+        /// Heads listed.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: BackendChoice,
         #[arg(long)]
@@ -347,6 +365,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Explain { text, layer, head, query, backend: choice, json } => explain::run(&cli.model, &text, layer, head, query, choice, json),
         Command::Streaming { text, window, sinks, max_tokens, backend: choice, json } => through::run_streaming(&cli.model, &text, window, sinks, max_tokens, choice, json),
         Command::Vectors { text, other, word, at_a, at_b, backend: choice, json } => vectors::run_vectors(&cli.model, &text, &other, &word, (at_a, at_b), choice, json),
+        Command::Compare { text, other, top, backend: choice, json } => compare::run(&cli.model, &text, &other, top, choice, json),
         Command::Qk { text, layer, head, backend: choice, json } => vectors::run_qk(&cli.model, &text, layer, head, choice, json),
         Command::Lens { text, positions, backend: choice, json } => lens::run(&cli.model, &text, positions, choice, json),
         Command::Whatif { text, what, layers, backend: choice, json } => through::run_whatif(&cli.model, &text, &what, &layers, choice, json),
