@@ -49,7 +49,7 @@ pub fn ComparePanel() -> impl IntoView {
     let p = expect_context::<Page>();
     let set = move |i: usize, v: String| p.compare_texts.update(|t| if i == 0 { t.0 = v } else { t.1 = v });
     view! {
-        <section class="compare" aria-labelledby="compare-title">
+        <section class="two-texts" aria-labelledby="compare-title">
             <h3 id="compare-title">"Two texts side by side"</h3>
             <p class="muted">"Write two texts that differ a little. The same head is drawn on both; below, every head is ranked by how much its pattern changes between them — the Jensen–Shannon distance between its rows on the two texts (0: the same, 0.83: nothing in common), averaged from the token where the texts part."</p>
             <div class="compare-controls">

@@ -70,9 +70,11 @@ pub fn WordVectorsPanel() -> impl IntoView {
                 let y = move |c: f64| top + (h - top - bottom) * (1.0 - (c - lo) / (1.0 - lo));
                 let pts: String = v.cosine.iter().enumerate().map(|(l, &c)| format!("{:.1},{:.1}", x(l), y(c as f64))).collect::<Vec<_>>().join(" ");
                 let yticks: Vec<f64> = (0..=((1.0 - lo) / 0.2).round() as usize).map(|k| lo + 0.2 * k as f64).collect();
-                let xticks: Vec<usize> = (0..n).filter(|l| *l == 0 || (l - 1) % 5 == 0 || *l == n - 1).collect();
+                // emb, then layers 5, 10, … and the last (layer 0 would sit on emb).
+                let xticks: Vec<usize> = (0..n).filter(|&l| l == 0 || (l > 1 && (l - 1) % 5 == 0 && l + 2 < n) || l == n - 1).collect();
                 let (ta, tb) = (v.a.tokens[v.a.at].clone(), v.b.tokens[v.b.at].clone());
-                let lowest = v.cosine.iter().enumerate().skip(1).min_by(|a, b| a.1.total_cmp(b.1)).map(|(l, c)| (l - 1, *c));
+                // The lowest point, when it is not the last layer's.
+                let lowest = v.cosine.iter().enumerate().skip(1).min_by(|a, b| a.1.total_cmp(b.1)).filter(|(l, _)| *l != n - 1).map(|(l, c)| (l - 1, *c));
                 let finding = format!(
                     "{} in the first text and {} in the second: cosine {:.2} after the embedding, {:.2} after the last layer{}.",
                     shown(&ta), shown(&tb), v.cosine[0], v.cosine[n - 1],
