@@ -103,6 +103,7 @@ pub fn WordVectorsPanel() -> impl IntoView {
                     ev.prevent_default();
                 };
                 let csv = vectors_csv(&v);
+                let json = serde_json::to_string_pretty(&v).unwrap_or_default();
                 let rows = v.clone();
                 view! {
                     <figure class="vectors-figure">
@@ -136,7 +137,10 @@ pub fn WordVectorsPanel() -> impl IntoView {
                             </tbody>
                         </table>
                     </details>
-                    <div class="exports"><button on:click=move |_| super::download("attnlab-word-through-layers.csv", "text/csv", &csv)>"CSV"</button></div>
+                    <div class="exports">
+                        <button on:click=move |_| super::download("attnlab-word-through-layers.csv", "text/csv", &csv)>"CSV"</button>
+                        <button on:click=move |_| super::download("attnlab-word-through-layers.json", "application/json", &json)>"JSON"</button>
+                    </div>
                 }
             })}
         </section>
@@ -213,6 +217,8 @@ pub fn QkPanel() -> impl IntoView {
                     }).unwrap_or_else(|| "Hover a point: which token it is, and what its query reads (or whose queries read its key).".into())
                 };
                 let csv = qk_csv(&q);
+                let json = serde_json::to_string_pretty(&q).unwrap_or_default();
+                let name = format!("attnlab-qk-L{}-H{}", q.layer, q.head);
                 view! {
                     <figure class="qk-figure">
                         <svg class="qk-chart" viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("queries and keys of layer {} head {} on two axes", q.layer, q.head) on:mouseleave=move |_| hover.set(None)>
@@ -239,7 +245,10 @@ pub fn QkPanel() -> impl IntoView {
                             <p class="muted">{format!("Layer {} · head {}: the two axes hold {:.0}% of the spread of these {} vectors. Keys are drawn after RoPE, as the scores use them.", q.layer, q.head, (q.explained[0] + q.explained[1]) * 100.0, 2 * n)}</p>
                         </figcaption>
                     </figure>
-                    <div class="exports"><button on:click=move |_| super::download(&format!("attnlab-qk-L{}-H{}.csv", q.layer, q.head), "text/csv", &csv)>"CSV"</button></div>
+                    <div class="exports">
+                        <button on:click={ let name = name.clone(); move |_| super::download(&format!("{name}.csv"), "text/csv", &csv) }>"CSV"</button>
+                        <button on:click=move |_| super::download(&format!("{name}.json"), "application/json", &json)>"JSON"</button>
+                    </div>
                 }
             })}
         </section>

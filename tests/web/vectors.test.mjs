@@ -45,9 +45,11 @@ test('a word through the layers: the two banks start as one vector and drift apa
     await again.dispatchEvent('.vectors-word', 'change');
     await again.click('.run-vectors');
     await again.waitForFunction(() => /“river” is not a word of the second text/.test(document.body.textContent));
-    const download = page.waitForEvent('download');
-    await page.click('.vectors .exports button');
-    assert.match((await download).suggestedFilename(), /attnlab-word-through-layers\.csv$/);
+    for (const [n, ext] of [[0, 'csv'], [1, 'json']]) {
+      const download = page.waitForEvent('download');
+      await page.click(`.vectors .exports button >> nth=${n}`);
+      assert.match((await download).suggestedFilename(), new RegExp(`attnlab-word-through-layers\\.${ext}$`));
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -75,9 +77,11 @@ test('queries and keys as points: every token twice, links to what each query re
     await page.goto(`${site.url}?backend=cpu&view=qk&layer=3&head=2&text=${encodeURIComponent('The dog chased the cat because it was hungry.')}`);
     await done(page);
     await page.waitForFunction(() => /layer 3 head 2/.test(document.querySelector('.qk-chart')?.getAttribute('aria-label') ?? ''));
-    const download = page.waitForEvent('download');
-    await page.click('.qk .exports button');
-    assert.match((await download).suggestedFilename(), /attnlab-qk-L3-H2\.csv$/);
+    for (const [n, ext] of [[0, 'csv'], [1, 'json']]) {
+      const download = page.waitForEvent('download');
+      await page.click(`.qk .exports button >> nth=${n}`);
+      assert.match((await download).suggestedFilename(), new RegExp(`attnlab-qk-L3-H2\\.${ext}$`));
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -100,6 +104,9 @@ test('two texts side by side: both maps drawn, heads ranked by their change, not
     assert.match(await page.locator('.compare-rank tbody tr >> nth=0').textContent(), /0\.17\d/);
     assert.match(await page.locator('.compare-finding').textContent(), /The texts part at token 13 \(“big” \/ “small”\).*Layer 2 head 4 ranks 1 of 270/);
     assert.match(await page.locator('.compare-next').textContent(), /after the second: /);
+    // The difference cell by cell where the texts can differ: rows 13 and 14 over their keys.
+    assert.equal(await page.locator('.compare-diff rect.diff-cell').count(), 14 + 15);
+    assert.match(await page.locator('.compare-diff rect.diff-cell >> nth=0').textContent(), /^row "big\/small" \(13\) → key "The" \(0\): [0-9.]+ on the first text, [0-9.]+ on the second \([-+][0-9.]+\)$/);
     // Another head from the ranking; the URL keeps the view and the head.
     await page.click('.compare-rank tbody tr >> nth=1 >> button');
     await page.waitForFunction(() => /layer 9 head 3/.test(document.querySelector('.compare-side h4')?.textContent ?? '') && /view=compare/.test(location.search) && /layer=9/.test(location.search), null, { timeout: 120_000 });
@@ -109,9 +116,11 @@ test('two texts side by side: both maps drawn, heads ranked by their change, not
     await page.click('.run-compare');
     await page.waitForFunction(() => /part at token 2 /.test(document.querySelector('.compare-finding')?.textContent ?? ''), null, { timeout: 120_000 });
     assert.match(page.url(), /second=The\+trophy\+did\+not/);
-    const download = page.waitForEvent('download');
-    await page.click('.two-texts .exports button');
-    assert.match((await download).suggestedFilename(), /attnlab-two-texts\.csv$/);
+    for (const [n, ext] of [[0, 'csv'], [1, 'json']]) {
+      const download = page.waitForEvent('download');
+      await page.click(`.two-texts .exports button >> nth=${n}`);
+      assert.match((await download).suggestedFilename(), new RegExp(`attnlab-two-texts\\.${ext}$`));
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
